@@ -1,0 +1,449 @@
+"""The mask list and the streaming redactor.
+
+A secret is masked not only as itself but in every form a program is likely to print it in
+(:func:`mask_forms`). :class:`MaskList` collects those forms for every value of a job and
+announces them to the CI platform (:meth:`MaskList.github_commands`); :class:`StreamRedactor`
+replaces them in a byte stream that arrives in arbitrary chunks.
+
+Limits, all on purpose:
+
+* values shorter than :data:`MIN_SECRET_LENGTH` bytes are not masked at all: masking ``"1"``
+  would destroy every log without protecting anything (they are reported by name instead);
+* lines of a multi-line value shorter than ``min_line_length`` are not masked on their own;
+* base64 fragments taken from inside a longer base64 stream (offsets 1 and 2, and the stable
+  part at offset 0) are masked only when at least :data:`MIN_BASE64_FRAGMENT` characters long;
+* a secret that itself contains the replacement string can be re-formed by the replacement
+  and its neighbours; do not choose a replacement that occurs in a secret.
+
+Nothing in this module ever prints, logs or puts a value in an exception message or ``repr``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_MIN_LINE_LENGTH",
+    "DEFAULT_REPLACEMENT",
+    "MIN_BASE64_FRAGMENT",
+    "MIN_SECRET_LENGTH",
+    "MaskList",
+    "PatternSet",
+    "StreamRedactor",
+    "mask_forms",
+]
+
+import base64
+import bisect
+import json
+import re
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias
+
+import ahocorasick_rs
+
+#: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
+MIN_SECRET_LENGTH = 3
+#: Lines of a multi-line value shorter than this are not masked on their own.
+DEFAULT_MIN_LINE_LENGTH = 4
+#: Base64 fragments cut out of a longer stream must have at least this many characters
+#: (36 bits): shorter ones would match unrelated base64 text all the time.
+MIN_BASE64_FRAGMENT = 6
+#: What a masked occurrence is replaced with.
+DEFAULT_REPLACEMENT = b"***"
+
+_B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
+# Go's encoding/json (and others that guard against HTML injection) escape these.
+_HTML_SAFE_JSON = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
+
+def _base64_forms(value: bytes) -> set[bytes]:
+    """Standard and URL-safe base64, padded and not, and the stream fragments at 3 offsets.
+
+    Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
+    bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
+    only the characters wholly inside the value's bits are the same whatever surrounds it:
+    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
+    """
+    forms: set[bytes] = set()
+    std = base64.b64encode(value)
+    url = std.translate(_B64_TO_URLSAFE)
+    forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
+    n = len(value)
+    for k in range(3):
+        encoded = base64.b64encode(bytes(k) + value)
+        fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
+        if len(fragment) >= MIN_BASE64_FRAGMENT:
+            forms.add(fragment)
+            forms.add(fragment.translate(_B64_TO_URLSAFE))
+    return forms
+
+
+def _url_forms(value: bytes) -> set[bytes]:
+    """``quote`` (with and without ``/`` kept) and ``quote_plus``, in both hex-digit cases."""
+    forms = {
+        urllib.parse.quote(value, safe="").encode("ascii"),
+        urllib.parse.quote(value).encode("ascii"),
+        urllib.parse.quote_plus(value).encode("ascii"),
+    }
+    # Some encoders write %2f rather than %2F; both decode to the same secret.
+    forms |= {_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), f) for f in forms}
+    return forms
+
+
+def _json_forms(value: bytes) -> set[bytes]:
+    """The value as the inside of a JSON string (``json.dumps`` without the quotes)."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not text: it cannot be inside a JSON document as it is.
+        return set()
+    ascii_form = json.dumps(text, ensure_ascii=True)[1:-1]
+    raw_form = json.dumps(text, ensure_ascii=False)[1:-1]
+    html_safe = raw_form
+    for char, escape in _HTML_SAFE_JSON:
+        html_safe = html_safe.replace(char, escape)
+    return {
+        ascii_form.encode("ascii"),
+        raw_form.encode("utf-8"),
+        html_safe.encode("utf-8"),
+    }
+
+
+def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) -> set[bytes]:
+    """Every byte pattern to mask for one secret ``value``; empty when the value is too short.
+
+    The forms are: the value; for a multi-line value each line of at least ``min_line_length``
+    bytes and the value with CRLF line ends (a pseudo-terminal turns ``\\n`` into ``\\r\\n``);
+    base64 (standard and URL-safe, padded and unpadded, and the fragments that appear when the
+    value sits at any of the three offsets of a longer base64 stream); base64 of the standard
+    base64 (double encoding); hex in both cases; URL-encoding (``quote``, ``quote_plus``);
+    the inside of a JSON string (``ensure_ascii`` on and off).
+    """
+    if len(value) < MIN_SECRET_LENGTH:
+        return set()
+    forms = {value}
+    if b"\n" in value or b"\r" in value:
+        lines = value.splitlines()
+        forms.update(line for line in lines if len(line) >= max(min_line_length, 1))
+        crlf = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        forms.add(crlf)
+    forms |= _base64_forms(value)
+    forms |= _base64_forms(base64.b64encode(value))
+    forms.add(value.hex().encode("ascii"))
+    forms.add(value.hex().upper().encode("ascii"))
+    forms |= _url_forms(value)
+    forms |= _json_forms(value)
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+# Above this many pattern bytes the scanner uses a (slower, smaller) NFA instead of a DFA:
+# the DFA scans ~3x faster but takes ~150 bytes of memory per pattern byte.
+_DFA_MAX_PATTERN_BYTES = 2_000_000
+# Suffixes at least this long are found as candidates with an automaton over pattern prefixes
+# of this length, shorter ones with a set lookup.
+_PREFIX_KEY = 4
+
+
+class PatternSet:
+    """A compiled, immutable set of patterns, shared by every :class:`StreamRedactor` using it.
+
+    Holds the leftmost-longest scanner, the data needed to find how much of a stream's end
+    may still become a match, and (built on first need) an overlapping matcher used only
+    around matches to cover secrets that overlap each other.
+    """
+
+    __slots__ = ("_overlap", "_prefix_scan", "_scan", "_short_prefixes", "_sorted", "maxlen")
+
+    def __init__(self, patterns: Iterable[bytes]) -> None:
+        unique = sorted({bytes(p) for p in patterns if p})
+        self._sorted: tuple[bytes, ...] = tuple(unique)
+        #: Length of the longest pattern, 0 when there is none.
+        self.maxlen: int = max((len(p) for p in unique), default=0)
+        self._scan: ahocorasick_rs.BytesAhoCorasick | None = None
+        self._overlap: ahocorasick_rs.BytesAhoCorasick | None = None
+        self._prefix_scan: ahocorasick_rs.BytesAhoCorasick | None = None
+        self._short_prefixes: frozenset[bytes] = frozenset()
+        if not unique:
+            return
+        total = sum(len(p) for p in unique)
+        implementation = (
+            ahocorasick_rs.Implementation.DFA if total <= _DFA_MAX_PATTERN_BYTES else None
+        )
+        # Leftmost-longest, so a secret that contains another (a value and its own lines)
+        # is replaced whole, never cut into a mask and a visible rest.
+        self._scan = ahocorasick_rs.BytesAhoCorasick(
+            unique,
+            matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
+            implementation=implementation,
+        )
+        keys = {p[:_PREFIX_KEY] for p in unique if len(p) > _PREFIX_KEY}
+        if keys:
+            self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(sorted(keys))
+        self._short_prefixes = frozenset(
+            p[:i] for p in unique for i in range(1, min(len(p), _PREFIX_KEY))
+        )
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def __repr__(self) -> str:
+        # Counts only: the patterns are secrets.
+        return f"<PatternSet {len(self._sorted)} patterns>"
+
+    def _is_proper_prefix(self, tail: bytes) -> bool:
+        """Whether ``tail`` is a prefix of some pattern, and shorter than that pattern."""
+        patterns = self._sorted
+        # The smallest pattern >= tail starts with tail if any pattern does; if it *is* tail,
+        # the next one is the smallest that could extend it.
+        i = bisect.bisect_left(patterns, tail)
+        if i < len(patterns) and patterns[i] == tail:
+            i += 1
+        return i < len(patterns) and patterns[i].startswith(tail)
+
+    def hold_start(self, data: Buffer) -> int:
+        """Start of the longest suffix of ``data`` that is a proper prefix of some pattern.
+
+        Returns ``len(data)`` when no suffix can still grow into a match: everything may be
+        emitted. Only this suffix has to be held back, so interactive output is not delayed.
+        """
+        n = len(data)
+        lo = max(0, n - self.maxlen + 1)
+        if self._prefix_scan is not None and n - lo >= _PREFIX_KEY:
+            # All keys have the same length, so overlapping matches come in start order.
+            tail = data[lo:]
+            for _, start, _ in self._prefix_scan.find_matches_as_indexes(tail, overlapping=True):
+                if self._is_proper_prefix(bytes(tail[start:])):
+                    return lo + start
+        for start in range(max(lo, n - _PREFIX_KEY + 1), n):
+            if bytes(data[start:]) in self._short_prefixes:
+                return start
+        return n
+
+    def spans(self, data: Buffer) -> list[tuple[int, int]]:
+        """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence.
+
+        The leftmost-longest scan finds at least one match overlapping every occurrence, so
+        occurrences it skipped (a secret overlapping another) can only lie within
+        ``maxlen - 1`` bytes of one of its matches; only those windows are searched again
+        with an overlapping matcher, and the union of everything found is masked.
+        """
+        if self._scan is None:
+            return []
+        matches = self._scan.find_matches_as_indexes(data)
+        if not matches:
+            return []
+        n = len(data)
+        reach = self.maxlen - 1
+        windows: list[list[int]] = []
+        for _, start, end in matches:
+            lo, hi = max(0, start - reach), min(n, end + reach)
+            if windows and lo <= windows[-1][1]:
+                windows[-1][1] = max(windows[-1][1], hi)
+            else:
+                windows.append([lo, hi])
+        if self._overlap is None:
+            self._overlap = ahocorasick_rs.BytesAhoCorasick(self._sorted)
+        found: list[tuple[int, int]] = []
+        for lo, hi in windows:
+            window = data[lo:hi]
+            found.extend(
+                (lo + s, lo + e)
+                for _, s, e in self._overlap.find_matches_as_indexes(window, overlapping=True)
+            )
+        found.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in found:
+            if merged and start <= merged[-1][1]:
+                if end > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], end)
+            else:
+                merged.append((start, end))
+        return merged
+
+
+class StreamRedactor:
+    """Replaces every occurrence of any pattern in a stream that arrives in chunks.
+
+    :meth:`feed` returns what can be emitted now; it holds back only the longest end of the
+    data seen so far that could still become a secret when more arrives (plus any match that
+    reaches into it). :meth:`flush` returns the rest at the end of the stream. A secret split
+    across any number of chunks is replaced as if it had arrived in one piece; secrets that
+    overlap each other are masked as their union, so no fragment of either shows.
+    """
+
+    def __init__(
+        self,
+        patterns: Iterable[bytes] | PatternSet,
+        replacement: bytes = DEFAULT_REPLACEMENT,
+    ) -> None:
+        self._set = patterns if isinstance(patterns, PatternSet) else PatternSet(patterns)
+        self.replacement = bytes(replacement)
+        self._passthrough = len(self._set) == 0
+        self._pending = b""
+
+    def __repr__(self) -> str:
+        return f"<StreamRedactor {len(self._set)} patterns, {len(self._pending)} bytes held>"
+
+    @property
+    def pending(self) -> int:
+        """How many bytes are currently held back."""
+        return len(self._pending)
+
+    def _render(self, data: Buffer, end: int, spans: Sequence[tuple[int, int]]) -> bytes:
+        """``data[:end]`` with every span starting before ``end`` replaced."""
+        if not spans or spans[0][0] >= end:
+            return bytes(data[:end])
+        pieces: list[Buffer] = []
+        pos = 0
+        for start, stop in spans:
+            if start >= end:
+                break
+            pieces.append(data[pos:start])
+            pieces.append(self.replacement)
+            pos = stop
+        if pos < end:
+            pieces.append(data[pos:end])
+        return b"".join(pieces)
+
+    def feed(self, chunk: Buffer) -> bytes:
+        """Take the next chunk of the stream; return the redacted bytes safe to emit now."""
+        if self._passthrough:
+            return chunk if isinstance(chunk, bytes) else bytes(chunk)
+        data: Buffer = self._pending + chunk if self._pending else chunk
+        n = len(data)
+        cut = self._set.hold_start(data)
+        spans = self._set.spans(data)
+        if spans and spans[-1][1] > cut:
+            # A match reaching into the held end is kept whole and found again next time,
+            # so it is never emitted half-replaced.
+            for start, end in spans:
+                if end > cut:
+                    cut = min(cut, start)
+                    break
+        if cut == n and not spans:
+            self._pending = b""
+            return data if isinstance(data, bytes) else bytes(data)
+        out = self._render(data, cut, spans)
+        self._pending = bytes(data[cut:])
+        return out
+
+    def flush(self) -> bytes:
+        """End of stream: return everything still held back, redacted."""
+        data, self._pending = self._pending, b""
+        if not data:
+            return b""
+        return self._render(data, len(data), self._set.spans(data))
+
+
+class MaskList:
+    """Every value a job must not print, with the forms to mask for each.
+
+    Values are added with the name of their variable so that problems (a value too short to
+    mask) are reported by name. Nothing here ever exposes a value except :attr:`patterns` and
+    :meth:`github_commands`, which exist to hand the values to the redactor and the runner.
+    """
+
+    def __init__(
+        self,
+        *,
+        replacement: bytes | str = DEFAULT_REPLACEMENT,
+        min_line_length: int = DEFAULT_MIN_LINE_LENGTH,
+    ) -> None:
+        self.replacement: bytes = (
+            replacement.encode("utf-8") if isinstance(replacement, str) else bytes(replacement)
+        )
+        self.min_line_length = min_line_length
+        # Insertion-ordered, each value before its encodings, so GitHub learns the plain value first.
+        self._values: dict[bytes, None] = {}
+        self._forms: dict[bytes, None] = {}
+        self._short: list[str] = []
+        self._warnings: list[str] = []
+        self._compiled: PatternSet | None = None
+
+    def __repr__(self) -> str:
+        return f"<MaskList {len(self._values)} values, {len(self._forms)} patterns>"
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def add(self, value: bytes | str, *, name: str | None = None) -> None:
+        """Register one secret value (``str`` is taken as UTF-8). ``name`` is used in warnings."""
+        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        label = name or "<unnamed>"
+        if not raw:
+            return  # nothing to leak
+        if len(raw) < MIN_SECRET_LENGTH:
+            self._short.append(label)
+            self._warnings.append(
+                f"{label}: value shorter than {MIN_SECRET_LENGTH} bytes is not masked"
+            )
+            return
+        if raw in self._values:
+            return
+        forms = mask_forms(raw, min_line_length=self.min_line_length)
+        short_lines = [line for line in raw.splitlines() if 0 < len(line) < self.min_line_length]
+        if short_lines and len(raw.splitlines()) > 1:
+            self._warnings.append(
+                f"{label}: {len(short_lines)} line(s) shorter than {self.min_line_length} "
+                "bytes are not masked on their own"
+            )
+        self._values[raw] = None
+        self._forms[raw] = None
+        for form in sorted(forms, key=lambda f: (-len(f), f)):
+            self._forms[form] = None
+        self._compiled = None
+
+    @property
+    def patterns(self) -> frozenset[bytes]:
+        """Every byte pattern to replace in output."""
+        return frozenset(self._forms)
+
+    @property
+    def short_values(self) -> list[str]:
+        """Names of the values too short to be masked at all."""
+        return list(self._short)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Human-readable warnings for ``plan``; they name variables, never values."""
+        return list(self._warnings)
+
+    def compiled(self) -> PatternSet:
+        """The compiled patterns, built once and shared by every redactor."""
+        if self._compiled is None:
+            self._compiled = PatternSet(self._forms)
+        return self._compiled
+
+    def redactor(self) -> StreamRedactor:
+        """A fresh :class:`StreamRedactor` for one output stream."""
+        return StreamRedactor(self.compiled(), self.replacement)
+
+    def redact(self, data: bytes) -> bytes:
+        """``data`` with every pattern replaced (one complete piece, not a stream)."""
+        redactor = self.redactor()
+        return redactor.feed(data) + redactor.flush()
+
+    def redact_text(self, text: str) -> str:
+        """Like :meth:`redact` for text (error messages, log records)."""
+        raw = text.encode("utf-8", "surrogateescape")
+        return self.redact(raw).decode("utf-8", "surrogateescape")
+
+    def github_commands(self) -> list[str]:
+        """``::add-mask::`` lines (without newline) for every form GitHub can be told about.
+
+        The runner unescapes ``%25``, ``%0D`` and ``%0A``, so those are escaped (``%`` first).
+        Forms that are not UTF-8 cannot be written as a workflow command and are left out;
+        their hex, base64 and URL forms are ASCII and always included.
+        """
+        commands: list[str] = []
+        for form in self._forms:
+            try:
+                text = form.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            commands.append(f"::add-mask::{escaped}")
+        return commands
