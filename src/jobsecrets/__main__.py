@@ -1,0 +1,5 @@
+"""``python -m jobsecrets``."""
+
+from .cli import main
+
+main()

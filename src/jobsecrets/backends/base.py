@@ -1,0 +1,256 @@
+"""The backend interface every secret store implements, and the value types it returns.
+
+A backend answers two questions, vals-style: "give me the document at this path" (:meth:`Backend.read`,
+one read per path whatever the number of variables that name it) and "may I read it?"
+(:meth:`Backend.check_access`). Everything with a lifetime it obtains (leases, its own login token) is
+described by :class:`Lease` / :class:`TokenRecord` so the ledger can renew and revoke it later, possibly from
+another process (``jobsecrets revoke``).
+
+Modules that implement a backend must not import their client library (hvac, boto3) at module level:
+``jobsecrets plan`` loads every backend class to validate options and must stay fast.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessCheck",
+    "Backend",
+    "BackendContext",
+    "Document",
+    "Lease",
+    "ReadRequest",
+    "TokenRecord",
+]
+
+import abc
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from ..errors import ConfigError, JobSecretsError
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease on a dynamic secret. ``lease_id`` is not a secret (it cannot read the value)."""
+
+    backend: str
+    lease_id: str
+    ttl: int
+    renewable: bool
+    path: str = ""
+    obtained_at: float = field(default_factory=time.time)
+
+    @property
+    def expires_at(self) -> float:
+        """Unix time at which the lease runs out unless renewed."""
+        return self.obtained_at + self.ttl
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A login token jobsecrets obtained and must revoke.
+
+    ``token`` is sensitive: it is kept in memory and, for ``export``/``revoke`` across steps, in the
+    0600 state file only; it is never printed. ``accessor`` is safe to show.
+    """
+
+    backend: str
+    token: str = field(repr=False)
+    accessor: str = ""
+    ttl: int = 0
+    renewable: bool = False
+    obtained_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """One read: a path and, for write-style engines, its parameters.
+
+    ``variables`` names the variables that want this document, for error messages.
+    ``options`` holds per-secret backend options (e.g. ``kv_version``, ``version_stage``).
+    """
+
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    variables: tuple[str, ...] = ()
+    ref: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """A hashable identity: one read per key."""
+        return (self.path, _freeze(self.params), _freeze(self.options))
+
+    def describe(self) -> str:
+        """A human description without any value: the variables and the reference."""
+        names = ", ".join(self.variables) if self.variables else "?"
+        return f"{names} ({self.ref or self.path})"
+
+
+def _freeze(mapping: Mapping[str, Any]) -> str:
+    return repr(sorted((str(k), repr(v)) for k, v in mapping.items()))
+
+
+@dataclass(frozen=True)
+class Document:
+    """What one read returns.
+
+    ``data`` is a mapping of fields (Vault, JSON secrets), or a ``str``/``bytes`` whole value.
+    ``version`` and ``updated`` feed policy checks; ``lease`` is set for leased (dynamic) reads.
+    """
+
+    data: Mapping[str, Any] | str | bytes = field(repr=False)
+    lease: Lease | None = None
+    version: str | None = None
+    updated: datetime | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AccessCheck:
+    """Whether a path may be read, found without reading its value."""
+
+    allowed: bool
+    detail: str = ""
+
+
+@dataclass
+class BackendContext:
+    """What a backend gets from the outside world.
+
+    ``identity`` returns the CI job's OIDC token for an audience (raises ``IdentityError``);
+    ``env`` is the environment to read configuration from; ``timeout`` bounds one request.
+    """
+
+    env: Mapping[str, str]
+    identity: Callable[[str | None], str] | None = None
+    timeout: float = 10.0
+    deadline: float | None = None
+    spec_dir: str = "."
+
+    def remaining(self) -> float:
+        """Seconds left before the overall deadline (``timeout`` when there is none)."""
+        if self.deadline is None:
+            return self.timeout
+        return max(0.1, min(self.timeout, self.deadline - time.monotonic()))
+
+
+class Backend(abc.ABC):
+    """Base class of every backend. Subclasses are registered under the entry-point group
+    ``jobsecrets.backends`` with their ``type_name`` as the entry-point name.
+    """
+
+    #: The ``type:`` value in the spec.
+    type_name: ClassVar[str] = ""
+    #: Backend option name -> one-line description. Unknown options are spec errors.
+    OPTIONS: ClassVar[Mapping[str, str]] = {}
+    #: Per-secret option name -> one-line description (long-form keys besides ref/file/optional/params).
+    SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {}
+    #: True when ``params`` (write-style reads) are meaningful for this backend.
+    SUPPORTS_PARAMS: ClassVar[bool] = False
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
+        self.name = name
+        self.options = dict(options)
+        self.context = context
+
+    # ---- static description: no network, no client import -------------------------------
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
+        """Return problems with the backend's options (unknown keys are checked by the spec)."""
+        return []
+
+    @classmethod
+    def validate_secret(cls, path: str, options: Mapping[str, Any]) -> list[str]:
+        """Return problems with one secret's path and options."""
+        return []
+
+    @classmethod
+    def describe_auth(cls, options: Mapping[str, Any]) -> str:
+        """How this backend will sign in, for ``plan`` (e.g. ``jwt (role ci-deploy)``)."""
+        return "default"
+
+    # ---- runtime ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def login(self) -> None:
+        """Sign in. Called once per backend before any read."""
+
+    @abc.abstractmethod
+    def read(self, request: ReadRequest) -> Document:
+        """Read one document. Raises ``SecretNotFound``, ``AccessDenied`` or ``BackendError``."""
+
+    def read_many(
+        self, requests: Sequence[ReadRequest], max_workers: int = 8
+    ) -> list[Document | JobSecretsError]:
+        """Read several documents; the default runs :meth:`read` concurrently.
+
+        Returns one result per request, in order: a document or the error for that request.
+        Backends with a batch API (AWS ``BatchGetSecretValue``) override this.
+        """
+
+        def one(request: ReadRequest) -> Document | JobSecretsError:
+            try:
+                return self.read(request)
+            except JobSecretsError as error:
+                return error
+
+        if len(requests) <= 1:
+            return [one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(requests))) as pool:
+            return list(pool.map(one, requests))
+
+    def list_prefix(self, prefix: str) -> list[str]:
+        """List the secret paths under ``prefix`` (for prefix selection). Optional."""
+        raise ConfigError(
+            f"backend {self.name!r} ({self.type_name}) does not support prefix selection"
+        )
+
+    def check_access(self, request: ReadRequest) -> AccessCheck:
+        """Say whether ``request`` may be read, without reading a value."""
+        return AccessCheck(True, "not checked: this backend cannot check without reading")
+
+    def exported_variables(self) -> Mapping[str, str]:
+        """Extra variables the backend itself hands to the job (e.g. short-lived AWS credentials).
+
+        They are masked like every other value. Called after :meth:`login`.
+        """
+        return {}
+
+    def identity_info(self) -> Mapping[str, Any]:
+        """Non-secret facts about who we are signed in as (for ``plan --check``)."""
+        return {}
+
+    def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
+        """Renew a lease and return it with its new TTL."""
+        return lease
+
+    def revoke_lease(self, lease_id: str) -> None:
+        """Revoke one lease. Must succeed when the lease is already gone."""
+
+    def renew_token(self) -> None:
+        """Renew the login token jobsecrets obtained, if it is renewable."""
+
+    def token_record(self) -> TokenRecord | None:
+        """The token jobsecrets obtained (and so must revoke), or ``None`` if the user supplied it."""
+        return None
+
+    def resume(self, record: TokenRecord | None) -> None:
+        """Reconnect in a later process (``jobsecrets revoke``) to renew or revoke.
+
+        ``record`` is the token recorded by ``export``, or ``None`` when the user supplied the
+        credentials (then the normal login is repeated). The default logs in again.
+        """
+        if record is None:
+            self.login()
+
+    def revoke_token(self, record: TokenRecord) -> None:
+        """Revoke a token recorded earlier, possibly by another process. Must be idempotent."""
+
+    def close(self) -> None:
+        """Release connections. The ledger revokes; this only frees resources."""

@@ -1,0 +1,536 @@
+"""HashiCorp Vault and OpenBao, through hvac.
+
+Reads: KV v2 and v1 (the mount and its version are found once per mount through
+``sys/internal/ui/mounts``, or given per secret with ``mount``/``kv_version``), any other logical read
+(``database/creds/ROLE``), and write-style reads with ``params`` (``pki/issue/ROLE``). Every leased answer
+becomes a :class:`~jobsecrets.backends.base.Lease` for the ledger.
+
+hvac is imported inside the methods that talk to the server, never at module level, so ``plan`` and
+``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+__all__ = ["VaultBackend"]
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import (
+    AccessDenied,
+    AuthError,
+    BackendError,
+    ConfigError,
+    IdentityError,
+    SecretNotFound,
+)
+from .base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
+
+if TYPE_CHECKING:
+    import hvac
+
+AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
+AUTH_KEYS = {
+    "token": {"method", "token_env"},
+    "approle": {"method", "mount", "role_id_env", "secret_id_env"},
+    "jwt": {"method", "mount", "role", "audience"},
+    "kubernetes": {"method", "mount", "role", "token_file"},
+}
+K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _clean(text: object, limit: int = 200) -> str:
+    """Server text is hostile: strip control characters (terminal escapes) and bound its length."""
+    cleaned = _CONTROL.sub(" ", str(text)).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        # Vault writes RFC 3339 with nanoseconds; fromisoformat (3.10) takes at most microseconds.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class VaultBackend(Backend):
+    """HashiCorp Vault / OpenBao."""
+
+    type_name = "vault"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "address": "server URL; default $VAULT_ADDR",
+        "namespace": "Vault Enterprise / OpenBao namespace; default $VAULT_NAMESPACE",
+        "auth": "how to sign in: {method: token|approle|jwt|kubernetes, ...}",
+        "ca_cert": "PEM CA bundle to verify the server; default $VAULT_CACERT",
+        "tls_skip_verify": "turn TLS verification off (never in production)",
+        "renew_increment": "lease renewal increment (e.g. 5m); default: the lease's own TTL",
+    }
+    SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {
+        "kv_version": "1 or 2: skip mount detection for this secret",
+        "mount": "the KV mount path, when detection is not allowed",
+        "method": "force 'read' or 'write' (default: write when params are given)",
+    }
+    SUPPORTS_PARAMS = True
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
+        super().__init__(name, options, context)
+        env = context.env
+        self.address = str(options.get("address") or env.get("VAULT_ADDR") or "")
+        self.namespace = str(options.get("namespace") or env.get("VAULT_NAMESPACE") or "") or None
+        self.auth: dict[str, Any] = dict(options.get("auth") or {"method": "token"})
+        self._client: hvac.Client | None = None
+        self._client_lock = threading.Lock()
+        self._mounts: dict[str, tuple[str, int | None]] = {}
+        self._mount_lock = threading.Lock()
+        self._token_record: TokenRecord | None = None
+
+    # ---- static description ----------------------------------------------------------------
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
+        """Check types and the auth block."""
+        problems = []
+        for key in ("address", "namespace", "ca_cert"):
+            if key in options and not isinstance(options[key], str):
+                problems.append(f"{key!r} must be a string")
+        address = options.get("address")
+        if isinstance(address, str) and not re.match(r"^https?://", address):
+            problems.append(
+                f"'address' must start with http:// or https:// (got {_clean(address, 60)!r})"
+            )
+        if "tls_skip_verify" in options and not isinstance(options["tls_skip_verify"], bool):
+            problems.append("'tls_skip_verify' must be true or false")
+        if "renew_increment" in options:
+            from ..durations import parse_duration
+
+            try:
+                parse_duration(options["renew_increment"])
+            except ValueError as error:
+                problems.append(f"'renew_increment': {error}")
+        auth = options.get("auth", {"method": "token"})
+        if not isinstance(auth, dict):
+            return [*problems, "'auth' must be a mapping like {method: jwt, role: ci}"]
+        method = auth.get("method", "token")
+        if method not in AUTH_METHODS:
+            return [*problems, f"auth method {method!r} is not one of {', '.join(AUTH_METHODS)}"]
+        for key, value in auth.items():
+            if key not in AUTH_KEYS[method]:
+                problems.append(
+                    f"auth: unknown key {key!r} for method {method} "
+                    f"(known: {', '.join(sorted(AUTH_KEYS[method]))})"
+                )
+            elif not isinstance(value, str):
+                problems.append(f"auth: {key!r} must be a string")
+        if method in ("jwt", "kubernetes") and not auth.get("role"):
+            problems.append(f"auth method {method} needs a 'role'")
+        return problems
+
+    @classmethod
+    def validate_secret(cls, path: str, options: Mapping[str, Any]) -> list[str]:
+        """Check per-secret options."""
+        problems = []
+        if "kv_version" in options and options["kv_version"] not in (1, 2):
+            problems.append("'kv_version' must be 1 or 2")
+        if "mount" in options and (
+            not isinstance(options["mount"], str) or not options["mount"].strip("/")
+        ):
+            problems.append("'mount' must be a non-empty path")
+        if isinstance(options.get("mount"), str) and not path.startswith(
+            options["mount"].strip("/") + "/"
+        ):
+            problems.append(f"path {path!r} is not under mount {options['mount']!r}")
+        if "method" in options and options["method"] not in ("read", "write"):
+            problems.append("'method' must be 'read' or 'write'")
+        if path.endswith("*"):
+            problems.append("prefix selection ('*') is not supported by the vault backend")
+        return problems
+
+    @classmethod
+    def describe_auth(cls, options: Mapping[str, Any]) -> str:
+        """``jwt (role ci, mount jwt)`` and the like."""
+        auth = options.get("auth") or {"method": "token"}
+        method = auth.get("method", "token")
+        if method == "token":
+            return f"token (${auth.get('token_env', 'VAULT_TOKEN')})"
+        if method == "approle":
+            return (
+                f"approle (${auth.get('role_id_env', 'VAULT_ROLE_ID')}, "
+                f"${auth.get('secret_id_env', 'VAULT_SECRET_ID')})"
+            )
+        mount = auth.get("mount", method)
+        return f"{method} (role {auth.get('role')}, mount {mount})"
+
+    # ---- client ------------------------------------------------------------------------------
+
+    def _verify(self) -> bool | str:
+        if self.options.get("tls_skip_verify"):
+            return False
+        ca = self.options.get("ca_cert") or self.context.env.get("VAULT_CACERT")
+        if ca:
+            ca = os.path.join(self.context.spec_dir, os.path.expanduser(str(ca)))
+            if not os.path.exists(ca):
+                raise ConfigError(f"backend {self.name!r}: CA bundle not found: {ca}")
+            return ca
+        return True
+
+    def _new_client(self, token: str | None = None) -> hvac.Client:
+        import hvac
+        import requests.adapters
+
+        if not self.address:
+            raise ConfigError(
+                f"backend {self.name!r}: no Vault address",
+                hint="set 'address:' in the spec or VAULT_ADDR",
+            )
+        client = hvac.Client(
+            url=self.address,
+            token=token,
+            verify=self._verify(),
+            namespace=self.namespace,
+            timeout=self.context.timeout,
+        )
+        # One pooled session for every read: resolution runs many reads at once on one connection pool.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        client.adapter.session.mount("https://", adapter)
+        client.adapter.session.mount("http://", adapter)
+        return client
+
+    @property
+    def client(self) -> hvac.Client:
+        """The signed-in client (``login`` first)."""
+        if self._client is None:
+            raise BackendError(f"backend {self.name!r} is not signed in")
+        return self._client
+
+    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
+        """One API call with hvac's errors mapped onto ours; ``what`` names it in messages."""
+        import hvac.exceptions
+        import requests
+
+        client = self.client
+        try:
+            return client.adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs)
+        except hvac.exceptions.InvalidPath:
+            raise SecretNotFound(f"{what}: not found in {self.name!r}") from None
+        except hvac.exceptions.Forbidden as error:
+            raise AccessDenied(
+                f"{what}: permission denied by {self.name!r} ({self._errors(error)})",
+                hint="check the policies attached to the role jobsecrets signs in with",
+            ) from None
+        except hvac.exceptions.InvalidRequest as error:
+            raise BackendError(
+                f"{what}: rejected by {self.name!r}: {self._errors(error)}"
+            ) from None
+        except hvac.exceptions.VaultError as error:
+            raise BackendError(f"{what}: {self.name!r} failed: {self._errors(error)}") from None
+        except requests.exceptions.SSLError:
+            raise BackendError(
+                f"{what}: TLS verification of {self.address} failed",
+                hint="set 'ca_cert:' (or VAULT_CACERT) to the CA bundle that signed the server",
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise BackendError(
+                f"{what}: cannot reach {self.address}: {type(error).__name__}"
+            ) from None
+
+    @staticmethod
+    def _errors(error: Exception) -> str:
+        errors = getattr(error, "errors", None)
+        if isinstance(errors, list) and errors:
+            return _clean("; ".join(str(e) for e in errors))
+        return type(error).__name__
+
+    # ---- login ---------------------------------------------------------------------------------
+
+    def login(self) -> None:
+        """Sign in with the configured method; only tokens obtained here are later revoked."""
+        with self._client_lock:
+            if self._client is not None:
+                return
+            method = self.auth.get("method", "token")
+            if method == "token":
+                self._client = self._new_client(self._user_token())
+                return
+            self._client = self._new_client()
+            if method == "approle":
+                payload = {
+                    "role_id": self._env_required(self.auth.get("role_id_env", "VAULT_ROLE_ID")),
+                    "secret_id": self._env_required(
+                        self.auth.get("secret_id_env", "VAULT_SECRET_ID")
+                    ),
+                }
+            elif method == "jwt":
+                if self.context.identity is None:
+                    raise IdentityError("no CI identity is available for jwt login")
+                payload = {
+                    "role": self.auth["role"],
+                    "jwt": self.context.identity(self.auth.get("audience")),
+                }
+            else:
+                payload = {"role": self.auth["role"], "jwt": self._k8s_token()}
+            mount = str(self.auth.get("mount", method)).strip("/")
+            try:
+                answer = self._request(
+                    "POST", f"auth/{mount}/login", what=f"login ({method})", json=payload
+                )
+            except (AccessDenied, BackendError, SecretNotFound) as error:
+                self._client = None
+                raise AuthError(
+                    f"backend {self.name!r}: {method} login failed: {error.message}",
+                    hint=self._login_hint(method),
+                ) from None
+            auth = answer.get("auth") if isinstance(answer, dict) else None
+            if not isinstance(auth, dict) or not auth.get("client_token"):
+                self._client = None
+                raise AuthError(f"backend {self.name!r}: {method} login returned no token")
+            self._client.token = auth["client_token"]
+            self._token_record = TokenRecord(
+                backend=self.name,
+                token=auth["client_token"],
+                accessor=str(auth.get("accessor", "")),
+                ttl=int(auth.get("lease_duration") or 0),
+                renewable=bool(auth.get("renewable")),
+            )
+
+    @staticmethod
+    def _login_hint(method: str) -> str:
+        if method == "jwt":
+            return (
+                "run 'jobsecrets plan --check' to see the token's claims; the Vault role's "
+                "bound_claims/bound_audiences must match them"
+            )
+        return "check the role and its credentials"
+
+    def _env_required(self, name: str) -> str:
+        value = self.context.env.get(name)
+        if not value:
+            raise AuthError(f"backend {self.name!r}: ${name} is not set")
+        return value
+
+    def _user_token(self) -> str:
+        env_name = self.auth.get("token_env", "VAULT_TOKEN")
+        token = self.context.env.get(env_name)
+        if token:
+            return token
+        # The file `vault login` / `bao login` leaves behind, for local use.
+        helper = os.path.expanduser("~/.vault-token")
+        if env_name == "VAULT_TOKEN" and os.path.isfile(helper):
+            with open(helper, encoding="utf-8") as handle:
+                token = handle.read().strip()
+            if token:
+                return token
+        raise AuthError(
+            f"backend {self.name!r}: no token: ${env_name} is not set",
+            hint="set it, or use auth: {method: jwt, role: ...} to sign in with the CI identity",
+        )
+
+    def _k8s_token(self) -> str:
+        path = self.auth.get("token_file", K8S_TOKEN_FILE)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError:
+            raise AuthError(
+                f"backend {self.name!r}: cannot read the service-account token {path}"
+            ) from None
+
+    # ---- reads ------------------------------------------------------------------------------------
+
+    def _mount_of(self, path: str, options: Mapping[str, Any]) -> tuple[str, int | None]:
+        """(mount path with trailing '/', KV version or None for other engines)."""
+        if "mount" in options:
+            mount = str(options["mount"]).strip("/") + "/"
+            given = options.get("kv_version")
+            return mount, int(given) if given is not None else 2
+        if "kv_version" in options:
+            # A version with no mount: the first path segment is the mount.
+            return path.split("/", 1)[0] + "/", int(options["kv_version"])
+        with self._mount_lock:
+            for mount, answer in self._mounts.items():
+                if path.startswith(mount):
+                    return answer
+        try:
+            reply = self._request(
+                "GET", f"sys/internal/ui/mounts/{path}", what=f"mount lookup of {path!r}"
+            )
+        except (AccessDenied, SecretNotFound):
+            # Not allowed to look, or no such mount: treat as a plain logical read.
+            return "", None
+        data = reply.get("data", {}) if isinstance(reply, dict) else {}
+        mount = str(data.get("path") or "")
+        version: int | None = None
+        if data.get("type") in ("kv", "generic"):
+            version = 2 if str((data.get("options") or {}).get("version", "1")) == "2" else 1
+        answer = (mount, version)
+        if mount:
+            with self._mount_lock:
+                self._mounts[mount] = answer
+        return answer
+
+    def read(self, request: ReadRequest) -> Document:
+        """One read of one path, whatever the number of fields wanted from it."""
+        what = request.describe()
+        mount, kv_version = self._mount_of(request.path, request.options)
+        method = request.options.get("method") or ("write" if request.params else "read")
+        if kv_version == 2:
+            rest = request.path[len(mount) :]
+            reply = self._request("GET", f"{mount}data/{rest}", what=what)
+            body = reply.get("data") if isinstance(reply, dict) else None
+            if not isinstance(body, dict) or body.get("data") is None:
+                # A deleted or destroyed latest version answers 404-like with metadata only.
+                raise SecretNotFound(f"{what}: no current version in {self.name!r}")
+            meta = body.get("metadata") or {}
+            return Document(
+                data=dict(body["data"]),
+                version=str(meta.get("version", "")) or None,
+                updated=_parse_time(meta.get("created_time")),
+                metadata={
+                    "kv_version": 2,
+                    "mount": mount,
+                    "custom_metadata": meta.get("custom_metadata"),
+                },
+            )
+        if method == "write":
+            reply = self._request("POST", request.path, what=what, json=dict(request.params))
+        else:
+            reply = self._request("GET", request.path, what=what)
+        if not isinstance(reply, dict):
+            # 204 No Content: a write that returns nothing is not a secret.
+            raise SecretNotFound(f"{what}: {self.name!r} returned no data")
+        data = reply.get("data")
+        if not isinstance(data, dict):
+            raise SecretNotFound(f"{what}: {self.name!r} returned no data")
+        lease = None
+        if reply.get("lease_id"):
+            lease = Lease(
+                backend=self.name,
+                lease_id=str(reply["lease_id"]),
+                ttl=int(reply.get("lease_duration") or 0),
+                renewable=bool(reply.get("renewable")),
+                path=request.path,
+            )
+        return Document(
+            data=dict(data),
+            lease=lease,
+            metadata={"kv_version": kv_version, "mount": mount},
+        )
+
+    def check_access(self, request: ReadRequest) -> AccessCheck:
+        """Ask ``sys/capabilities-self`` for the path actually read (``data/`` for KV v2)."""
+        mount, kv_version = self._mount_of(request.path, request.options)
+        path = request.path
+        if kv_version == 2:
+            path = f"{mount}data/{request.path[len(mount) :]}"
+        reply = self._request(
+            "POST",
+            "sys/capabilities-self",
+            what=f"capabilities of {path!r}",
+            json={"paths": [path]},
+        )
+        data = reply.get("data", reply) if isinstance(reply, dict) else {}
+        caps = data.get(path) or data.get("capabilities") or []
+        needed = (
+            "update" if (request.params or request.options.get("method") == "write") else "read"
+        )
+        allowed = ("root" in caps) or (needed in caps and "deny" not in caps)
+        return AccessCheck(allowed, f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}")
+
+    def identity_info(self) -> Mapping[str, Any]:
+        """Non-secret facts about our token: accessor, policies, TTL, display name, metadata."""
+        reply = self._request("GET", "auth/token/lookup-self", what="token lookup")
+        data = reply.get("data", {}) if isinstance(reply, dict) else {}
+        return {
+            "accessor": data.get("accessor"),
+            "display_name": data.get("display_name"),
+            "policies": data.get("policies"),
+            "ttl": data.get("ttl"),
+            "meta": data.get("meta"),
+            "entity_id": data.get("entity_id"),
+        }
+
+    # ---- lifetimes --------------------------------------------------------------------------------
+
+    def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
+        """Renew through ``sys/leases/renew``; the answer's TTL may be shorter (max_ttl)."""
+        payload: dict[str, Any] = {"lease_id": lease.lease_id}
+        if increment:
+            payload["increment"] = increment
+        reply = self._request(
+            "PUT", "sys/leases/renew", what=f"renew lease {lease.lease_id}", json=payload
+        )
+        ttl = int(reply.get("lease_duration") or 0) if isinstance(reply, dict) else lease.ttl
+        return Lease(lease.backend, lease.lease_id, ttl, lease.renewable, lease.path, time.time())
+
+    def revoke_lease(self, lease_id: str) -> None:
+        """Revoke one lease; a lease that is already gone counts as revoked."""
+        try:
+            self._request(
+                "PUT",
+                "sys/leases/revoke",
+                what=f"revoke lease {lease_id}",
+                json={"lease_id": lease_id},
+            )
+        except SecretNotFound:
+            return
+
+    def renew_token(self) -> None:
+        """Renew our own token if we obtained it and it is renewable."""
+        record = self._token_record
+        if record is None or not record.renewable:
+            return
+        reply = self._request("POST", "auth/token/renew-self", what="token renewal", json={})
+        auth = reply.get("auth", {}) if isinstance(reply, dict) else {}
+        self._token_record = TokenRecord(
+            record.backend,
+            record.token,
+            record.accessor,
+            int(auth.get("lease_duration") or record.ttl),
+            bool(auth.get("renewable", record.renewable)),
+        )
+
+    def token_record(self) -> TokenRecord | None:
+        """The token from our own login; ``None`` for a user-supplied token, which is never revoked."""
+        return self._token_record
+
+    def revoke_token(self, record: TokenRecord) -> None:
+        """``auth/token/revoke-self`` with the recorded token; an already invalid token is fine."""
+        if self._client is None:
+            self._client = self._new_client(record.token)
+        client = self._client
+        previous = client.token
+        client.token = record.token
+        try:
+            self._request("POST", "auth/token/revoke-self", what="token revocation", json={})
+        except (AccessDenied, SecretNotFound):
+            # 403 on revoke-self means the token is no longer valid: expired or revoked already.
+            return
+        finally:
+            client.token = previous
+        if self._token_record is not None and self._token_record.token == record.token:
+            self._token_record = None
+
+    def resume(self, record: TokenRecord | None) -> None:
+        """Reconnect in a later process: with our recorded token, or the user's own token."""
+        if record is None:
+            self.login()
+            return
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._new_client(record.token)
+                self._token_record = record
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):  # closing is best effort
+                self._client.adapter.close()

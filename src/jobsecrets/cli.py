@@ -1,0 +1,214 @@
+"""The ``jobsecrets`` command line: ``plan``, ``run``, ``export``, ``revoke``.
+
+Heavy libraries (hvac, boto3) are imported only by the backends, when a command talks to a store:
+``--help``, ``--version`` and ``plan`` never load them (a test guards the import graph).
+"""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ._version import __version__
+from .errors import ChildError, ConfigError, JobSecretsError, RevokeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("jobsecrets")
+
+EXPORT_FORMATS = ("shell", "dotenv", "json", "github", "gitlab")
+
+
+def _split_only(value: tuple[str, ...]) -> list[str] | None:
+    names = [n.strip() for item in value for n in item.split(",") if n.strip()]
+    return names or None
+
+
+def common_options(func: F) -> F:
+    """``-c/--config`` and ``--only`` on every command."""
+    func = click.option(
+        "--only",
+        multiple=True,
+        metavar="NAME[,NAME]",
+        help="Resolve only these variables (repeatable or comma-separated).",
+    )(func)
+    func = click.option(
+        "-c",
+        "--config",
+        default="jobsecrets.yml",
+        show_default=True,
+        envvar="JOBSECRETS_CONFIG",
+        type=click.Path(dir_okay=False),
+        help="The spec file.",
+    )(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="jobsecrets")
+@click.option(
+    "-v", "--verbose", count=True, help="More log output on stderr (-vv: debug). Never values."
+)
+def cli(verbose: int) -> None:
+    """Give a CI job exactly the secrets it asks for, for as long as it runs, and nothing more.
+
+    Reads jobsecrets.yml, signs in to Vault/OpenBao and AWS Secrets Manager with the job's own
+    identity, and hands the values to the job masked, revoking every lease and token at the end.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="jobsecrets: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+
+
+# ---- plan ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--check", is_flag=True, help="Also sign in and check access to every path (reads no value)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def plan(config: str, only: tuple[str, ...], check: bool, fmt: str) -> None:
+    """Show what a job will get, from where, and how: reads no secret value."""
+    from .plan import run_plan
+
+    run_plan(config, _split_only(only), check=check, fmt=fmt)
+
+
+# ---- run -------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@common_options
+@click.option(
+    "--tty/--no-tty",
+    default=None,
+    help="Give the command a pseudo-terminal (default: when stdout is one).",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(config: str, only: tuple[str, ...], tty: bool | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND with the secrets in its environment, masked in its output, revoked at exit.
+
+    Exits with COMMAND's exit code. Write `--` before the command:
+    `jobsecrets run -- ./deploy.sh --prod`.
+    """
+    from .commands import run_command
+
+    sys.exit(run_command(config, _split_only(only), list(command), tty=tty))
+
+
+# ---- export ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    required=True,
+    help="Where and how values go.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write to this file (created 0600) instead of stdout.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False),
+    help="State file for `revoke` (default: see README).",
+)
+@click.option(
+    "--files-dir", type=click.Path(file_okay=False), help="Where `file: true` values are written."
+)
+def export(
+    config: str,
+    only: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    state: str | None,
+    files_dir: str | None,
+) -> None:
+    """Resolve and write the values for a later step; leases go to the state file for `revoke`."""
+    from .commands import export_command
+
+    export_command(config, _split_only(only), fmt, output=output, state=state, files_dir=files_dir)
+
+
+# ---- revoke ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False),
+    help="State file written by `export` (default: see README).",
+)
+def revoke(state: str | None) -> None:
+    """Revoke every lease and token recorded by `export`. Safe to run twice."""
+    from .commands import revoke_command
+
+    revoke_command(state)
+
+
+# ---- entry point -----------------------------------------------------------------------------
+
+
+def _fail(error: JobSecretsError) -> NoReturn:
+    click.echo(f"jobsecrets: error: {error}", err=True)
+    if error.hint:
+        click.echo(f"jobsecrets: hint: {error.hint}", err=True)
+    sys.exit(error.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the CLI and turns every failure into a message and exit code."""
+    from .session import Terminated, install_signal_handlers
+
+    install_signal_handlers()
+    try:
+        cli.main(args=argv, prog_name="jobsecrets", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        click.echo("jobsecrets: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        # Usage errors share exit code 2 with spec errors: both mean "fix the input".
+        sys.exit(ConfigError.exit_code)
+    except (ChildError, RevokeError, JobSecretsError) as error:
+        _fail(error)
+    except Terminated as terminated:
+        click.echo(f"jobsecrets: terminated by signal {terminated.signum}", err=True)
+        sys.exit(terminated.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # the last line of defence: no traceback, it could show a value
+        frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+        where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+        click.echo(f"jobsecrets: internal error: {type(error).__name__}{where}", err=True)
+        click.echo(
+            "jobsecrets: hint: this is a bug; please report it with the command you ran "
+            "(the message above holds no secret value)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _json_dump(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)

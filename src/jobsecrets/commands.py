@@ -1,0 +1,144 @@
+"""What ``run``, ``export`` and ``revoke`` do, apart from their click wiring.
+
+Each one follows the same rule: whatever happens, what was obtained for the job is revoked unless it is
+handed over (to the state file, by ``export``) on purpose.
+"""
+
+from __future__ import annotations
+
+__all__ = ["export_command", "revoke_command", "run_command"]
+
+import contextlib
+import logging
+import os
+import sys
+
+from .errors import RevokeError
+from .formats import FORMATS, render
+from .leases import Renewer, default_state_path, load_state
+from .redact import MaskList
+from .resolver import Resolution, resolve
+from .session import Session
+
+log = logging.getLogger("jobsecrets")
+
+
+def _masks_for(session: Session, resolution: Resolution) -> MaskList:
+    masks = MaskList(
+        replacement=session.spec.redact.replacement,
+        min_line_length=session.spec.redact.min_line_length,
+    )
+    for var in resolution.variables:
+        masks.add(var.value, name=var.name)
+    for record in session.ledger.tokens():
+        # The child never gets our token, but mask it anyway: it is a credential.
+        masks.add(record.token, name=f"{record.backend} token")
+    for warning in masks.warnings:
+        log.warning("%s", warning)
+    return masks
+
+
+def run_command(config: str, only: list[str] | None, argv: list[str], *, tty: bool | None) -> int:
+    """Resolve, run ``argv`` with the secrets, revoke; returns the exit code to use."""
+    from .runner import run_child
+
+    session = Session(config, only)
+    renewer: Renewer | None = None
+    code = 0
+    try:
+        resolution = resolve(session.spec, session.context, session.ledger)
+        log.info(
+            "resolved %d variable(s)%s",
+            len(resolution.variables),
+            f", skipped optional {', '.join(resolution.skipped)}" if resolution.skipped else "",
+        )
+        masks = _masks_for(session, resolution)
+        renewer = Renewer(
+            session.ledger, on_failure=lambda message: log.warning("renewal failed: %s", message)
+        ).start()
+        env = dict(session.env)
+        env.update(resolution.env())
+        code = run_child(argv, env, masks, tty=tty)
+    finally:
+        if renewer is not None:
+            renewer.stop()
+        report = session.finish()
+    if not report.ok and code == 0:
+        raise RevokeError(f"the command succeeded but cleanup failed: {report.summary()}")
+    # With a failing child, its own code wins; finish() already warned about what was not revoked.
+    return int(code)
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # O_CREAT's mode does not apply to a file that already existed.
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def export_command(
+    config: str,
+    only: list[str] | None,
+    fmt: str,
+    *,
+    output: str | None,
+    state: str | None,
+    files_dir: str | None,
+) -> None:
+    """Resolve, write the values in ``fmt``, and hand the leases over to the state file."""
+    session = Session(config, only)
+    handed_over = False
+    state_path = state or default_state_path(session.env)
+    try:
+        if files_dir is None and any(s.file for s in session.spec.secrets):
+            files_dir = os.path.dirname(state_path)
+            os.makedirs(files_dir, mode=0o700, exist_ok=True)
+        resolution = resolve(session.spec, session.context, session.ledger, files_dir=files_dir)
+        masks = _masks_for(session, resolution)
+        # Record the leases before any value leaves: if writing fails, `revoke` still finds them.
+        session.ledger.spec_dir = session.context.spec_dir
+        if not session.ledger.is_empty():
+            session.ledger.write_state(state_path)
+            handed_over = True
+            log.info("state file: %s", state_path)
+        if fmt in FORMATS:
+            _write_output(render(fmt, resolution.env()), output)
+        else:
+            from .platforms import load_exporter
+
+            load_exporter(fmt)(resolution, masks, session.env, output)
+    except BaseException:
+        # Nothing partial: values may not have reached the job, so end what was obtained now.
+        session.finish()
+        if handed_over:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(state_path)
+        raise
+    session.ledger.close()
+
+
+def revoke_command(state: str | None) -> None:
+    """Revoke what the state file records; remove it when everything is gone."""
+    env = dict(os.environ)
+    path = state or default_state_path(env)
+    ledger = load_state(path, env)
+    if ledger is None:
+        print(f"jobsecrets: nothing to revoke (no state file at {path})", file=sys.stderr)
+        return
+    report = ledger.revoke_all()
+    ledger.close()
+    if report.ok:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        print(f"jobsecrets: {report.summary()}", file=sys.stderr)
+        return
+    # Keep what could not be revoked, so a second `revoke` can try again.
+    ledger.write_state(path, merge=False)
+    raise RevokeError(
+        report.summary(), hint="run `jobsecrets revoke` again, or revoke the leases listed by hand"
+    )

@@ -1,0 +1,133 @@
+"""The error tree. Every failure jobsecrets reports on purpose is one of these.
+
+::
+
+    JobSecretsError (exit 1)          root; carries ``exit_code``
+    ├── ConfigError (exit 2)          the spec file or the command line is wrong; nothing was fetched
+    ├── IdentityError (exit 3)        no CI identity token could be found or obtained
+    ├── AuthError (exit 3)            a secret store refused to sign us in
+    ├── SecretNotFound (exit 4)       a path, secret or field does not exist
+    ├── AccessDenied (exit 5)         signed in, but not allowed to read this path
+    ├── BackendError (exit 6)         a store failed or could not be reached
+    ├── RevokeError (exit 7)          a lease or token could not be revoked
+    ├── PolicyViolation (exit 8)      a secret breaks a ``policy:`` rule set to fail
+    └── ChildError (exit 126 / 127)   ``run`` could not start the command
+
+Messages never contain a secret value: they name the variable and the reference instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "AuthError",
+    "BackendError",
+    "ChildError",
+    "ConfigError",
+    "IdentityError",
+    "JobSecretsError",
+    "PolicyViolation",
+    "Problem",
+    "RevokeError",
+    "SecretNotFound",
+]
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a spec file, with where it is."""
+
+    message: str
+    file: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<spec>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class JobSecretsError(Exception):
+    """Root of every error jobsecrets raises on purpose; ``exit_code`` is the process exit code."""
+
+    exit_code: int = 1
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        """The one-line message, without the hint."""
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class ConfigError(JobSecretsError):
+    """The spec file or the command line is invalid. ``problems`` lists every problem found."""
+
+    exit_code = 2
+
+    def __init__(
+        self, message: str, problems: list[Problem] | None = None, *, hint: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems: list[Problem] = list(problems or [])
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.message
+        lines = [self.message] + [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class IdentityError(JobSecretsError):
+    """The CI job's identity (OIDC) token could not be found or requested."""
+
+    exit_code = 3
+
+
+class AuthError(JobSecretsError):
+    """A secret store refused the login."""
+
+    exit_code = 3
+
+
+class SecretNotFound(JobSecretsError):
+    """A referenced path, secret or field does not exist."""
+
+    exit_code = 4
+
+
+class AccessDenied(JobSecretsError):
+    """The store signed us in but denies access to a path."""
+
+    exit_code = 5
+
+
+class BackendError(JobSecretsError):
+    """A store failed, timed out or could not be reached."""
+
+    exit_code = 6
+
+
+class RevokeError(JobSecretsError):
+    """At least one lease or token could not be revoked."""
+
+    exit_code = 7
+
+
+class PolicyViolation(JobSecretsError):
+    """A secret breaks a policy rule whose ``on_violation`` is ``fail``."""
+
+    exit_code = 8
+
+
+class ChildError(JobSecretsError):
+    """``run`` could not start the child command (127: not found, 126: not executable)."""
+
+    exit_code = 126

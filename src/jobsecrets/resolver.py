@@ -1,0 +1,358 @@
+"""Plan, then resolve: which variables come from where, and fetching them in about one round trip.
+
+Resolution signs in to every backend at once, expands prefix selections, groups variables by
+backend+path so each path is read once (one lease, whatever the number of fields), reads every backend
+concurrently, records each lease in the ledger the moment it exists, and only then turns documents into
+values. Any failure of a required variable fails the whole resolution: nothing partial is returned, and
+the caller revokes what the ledger holds.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PlanEntry", "Resolution", "ResolvedVar", "plan", "resolve"]
+
+import functools
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .backends.base import Backend, BackendContext, Document, ReadRequest
+from .backends.registry import get_backend_class
+from .errors import ConfigError, JobSecretsError, SecretNotFound
+from .fields import FieldMissing, extract, to_text
+from .leases import Ledger
+from .names import check_name, to_env_name
+from .spec import BackendSpec, SecretSpec, Spec
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One variable of the plan, as ``plan`` shows it: no value, no network."""
+
+    name: str
+    ref: str
+    backend: str
+    backend_type: str
+    path: str
+    field: str | None
+    auth: str
+    file: bool
+    optional: bool
+    prefix: bool
+
+
+def plan(spec: Spec) -> list[PlanEntry]:
+    """The plan of a spec: one entry per variable (a prefix selection is one entry)."""
+    entries = []
+    for secret in spec.secrets:
+        backend = spec.backends[secret.backend]
+        cls = get_backend_class(backend.type)
+        entries.append(
+            PlanEntry(
+                name=secret.name,
+                ref=secret.ref.raw,
+                backend=backend.name,
+                backend_type=backend.type,
+                path=secret.ref.path,
+                field=secret.ref.field,
+                auth=cls.describe_auth(backend.options),
+                file=secret.file,
+                optional=secret.optional,
+                prefix=secret.is_prefix,
+            )
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class ResolvedVar:
+    """A resolved variable: its value and where it came from (for summaries and audit; never shown)."""
+
+    name: str
+    value: str | bytes = field(repr=False)
+    backend: str
+    path: str
+    ref: str
+    file: str | None = None
+    version: str | None = None
+    lease_id: str | None = None
+    lease_ttl: int | None = None
+    document: Document | None = field(default=None, repr=False)
+
+
+@dataclass
+class Resolution:
+    """Everything a job gets: the variables (values or file paths) and the extra credentials."""
+
+    variables: list[ResolvedVar] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        """Name -> what the environment variable holds (the file path for ``file: true``)."""
+        result = {}
+        for var in self.variables:
+            if var.file is not None:
+                result[var.name] = var.file
+            else:
+                value = var.value
+                result[var.name] = (
+                    value if isinstance(value, str) else value.decode("utf-8", "replace")
+                )
+        return result
+
+    def secret_values(self) -> list[bytes]:
+        """Every value to mask, as bytes (file contents too: a job may cat the file)."""
+        values = []
+        for var in self.variables:
+            value = var.value
+            values.append(value if isinstance(value, bytes) else value.encode("utf-8"))
+        return values
+
+
+def _new_backend(spec: BackendSpec, context: BackendContext) -> Backend:
+    cls = get_backend_class(spec.type)
+    return cls(spec.name, spec.options, context)
+
+
+def resolve(
+    spec: Spec,
+    context: BackendContext,
+    ledger: Ledger,
+    *,
+    files_dir: str | None = None,
+    backend_factory: Callable[[BackendSpec, BackendContext], Backend] = _new_backend,
+) -> Resolution:
+    """Fetch every variable of ``spec``. Leases are recorded in ``ledger`` as they are obtained.
+
+    Raises the first error (in spec order) of a required variable, with every failed variable named;
+    the caller must then revoke ``ledger``.
+    """
+    wanted = {s.backend for s in spec.secrets}
+    # A backend that only hands out credentials (AWS `credentials: true`) is wanted with no secret.
+    wanted |= {name for name, b in spec.backends.items() if b.options.get("credentials") is True}
+    backends: dict[str, Backend] = {}
+    for name in sorted(wanted):
+        backend = backend_factory(spec.backends[name], context)
+        backends[name] = backend
+        ledger.add_backend(backend)
+
+    workers = max(1, min(spec.settings.concurrency, len(backends) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        _gather(pool, {name: b.login for name, b in backends.items()})
+
+    secrets = _expand_prefixes(spec, backends)
+
+    # Group: one ReadRequest per backend + path + params + options.
+    groups: dict[str, dict[tuple[str, str, str], ReadRequest]] = {}
+    for secret in secrets:
+        request = ReadRequest(
+            path=secret.ref.path,
+            params=dict(secret.params),
+            options=dict(secret.options),
+            variables=(secret.name,),
+            ref=secret.ref.raw,
+        )
+        per_backend = groups.setdefault(secret.backend, {})
+        existing = per_backend.get(request.key)
+        if existing is not None:
+            request = ReadRequest(
+                existing.path,
+                existing.params,
+                existing.options,
+                (*existing.variables, secret.name),
+                existing.ref,
+            )
+        per_backend[request.key] = request
+
+    documents: dict[tuple[str, tuple[str, str, str]], Document | JobSecretsError] = {}
+
+    def read_backend(name: str) -> None:
+        requests = list(groups[name].values())
+        results = backends[name].read_many(requests, max_workers=spec.settings.concurrency)
+        for request, result in zip(requests, results, strict=True):
+            if isinstance(result, Document) and result.lease is not None:
+                ledger.add_lease(result.lease)
+            documents[(name, request.key)] = result
+
+    with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+        _gather(pool, {name: functools.partial(read_backend, name) for name in groups})
+
+    resolution = Resolution()
+    errors: list[JobSecretsError] = []
+    for secret in secrets:
+        request_key = ReadRequest(secret.ref.path, dict(secret.params), dict(secret.options)).key
+        result = documents[(secret.backend, request_key)]
+        if isinstance(result, JobSecretsError):
+            if secret.optional and isinstance(result, SecretNotFound):
+                resolution.skipped.append(secret.name)
+                continue
+            errors.append(result)
+            continue
+        try:
+            raw = extract(result.data, secret.ref.field)
+        except FieldMissing as error:
+            if secret.optional:
+                resolution.skipped.append(secret.name)
+                continue
+            errors.append(SecretNotFound(f"{secret.name} ({secret.ref.raw}): {error}"))
+            continue
+        value = to_text(raw, secret.encoding)
+        if isinstance(value, bytes) and not secret.file:
+            errors.append(
+                ConfigError(
+                    f"{secret.name} ({secret.ref.raw}): the value is binary",
+                    hint="use 'file: true' or 'encoding: base64' for this variable",
+                )
+            )
+            continue
+        resolution.variables.append(
+            ResolvedVar(
+                name=secret.name,
+                value=value,
+                backend=secret.backend,
+                path=secret.ref.path,
+                ref=secret.ref.raw,
+                version=result.version,
+                lease_id=result.lease.lease_id if result.lease else None,
+                lease_ttl=result.lease.ttl if result.lease else None,
+                document=result,
+            )
+        )
+
+    seen = {v.name for v in resolution.variables}
+    for name, backend in backends.items():
+        for var_name, value in backend.exported_variables().items():
+            problem = check_name(var_name, ("AWS_*",))
+            if problem or var_name in seen:
+                errors.append(
+                    ConfigError(
+                        f"backend {name!r}: cannot export {var_name}: {problem or 'name taken'}"
+                    )
+                )
+                continue
+            seen.add(var_name)
+            resolution.variables.append(
+                ResolvedVar(var_name, value, name, "(credentials)", f"{name}:credentials")
+            )
+
+    if errors:
+        raise _combine(errors)
+    if any(s.file for s in secrets):
+        _write_files(resolution, {s.name for s in secrets if s.file}, ledger, files_dir)
+    return resolution
+
+
+def _gather(pool: ThreadPoolExecutor, jobs: Mapping[str, Callable[[], None]]) -> None:
+    """Run jobs concurrently and raise the first failure (in name order) once all are done."""
+    futures = {name: pool.submit(job) for name, job in jobs.items()}
+    failures = []
+    for name in sorted(futures):
+        error = futures[name].exception()
+        if error is not None:
+            failures.append(error)
+    if failures:
+        first = failures[0]
+        if isinstance(first, JobSecretsError) and len(failures) > 1:
+            raise _combine([f for f in failures if isinstance(f, JobSecretsError)])
+        raise first
+
+
+def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
+    """One error naming every failed variable; its exit code is the first error's."""
+    if len(errors) == 1:
+        return errors[0]
+    first = errors[0]
+    message = f"{len(errors)} variables failed:\n" + "\n".join(f"  - {e.message}" for e in errors)
+    combined = type(first)(message)
+    combined.hint = first.hint
+    return combined
+
+
+def _expand_prefixes(spec: Spec, backends: dict[str, Backend]) -> list[SecretSpec]:
+    """Replace each prefix selection by one SecretSpec per secret found under the prefix."""
+    result: list[SecretSpec] = []
+    taken = {s.name for s in spec.secrets if not s.is_prefix}
+    problems: list[str] = []
+    for secret in spec.secrets:
+        if not secret.is_prefix:
+            result.append(secret)
+            continue
+        prefix = secret.ref.path[:-1]
+        found = backends[secret.backend].list_prefix(prefix)
+        if not found and not secret.optional:
+            problems.append(f"{secret.name} ({secret.ref.raw}): no secret under the prefix")
+        for path in sorted(found):
+            name = secret.name_prefix + to_env_name(path[len(prefix) :].strip("/"))
+            problem = check_name(name, spec.allow_names)
+            if problem:
+                problems.append(f"{secret.name} ({secret.ref.raw}): secret {path!r}: {problem}")
+                continue
+            if name in taken:
+                problems.append(
+                    f"{secret.name} ({secret.ref.raw}): secret {path!r} maps to {name}, which is taken"
+                )
+                continue
+            taken.add(name)
+            ref = type(secret.ref)(
+                secret.ref.backend,
+                path,
+                secret.ref.field,
+                f"{secret.ref.raw} -> {path}",
+                secret.ref.backend_type,
+            )
+            result.append(
+                SecretSpec(
+                    name=name,
+                    ref=ref,
+                    backend=secret.backend,
+                    file=secret.file,
+                    optional=secret.optional,
+                    params=secret.params,
+                    options=secret.options,
+                    encoding=secret.encoding,
+                    policy=secret.policy,
+                    line=secret.line,
+                )
+            )
+    if problems:
+        raise ConfigError("prefix selection failed:\n" + "\n".join(f"  - {p}" for p in problems))
+    return result
+
+
+def _write_files(
+    resolution: Resolution, names: set[str], ledger: Ledger, files_dir: str | None
+) -> None:
+    """Write ``file: true`` values to 0600 files in a private 0700 directory; the variable holds the path."""
+    directory = tempfile.mkdtemp(prefix="jobsecrets-files-", dir=files_dir)
+    os.chmod(directory, 0o700)
+    updated = []
+    for var in resolution.variables:
+        if var.name not in names:
+            updated.append(var)
+            continue
+        path = os.path.join(directory, var.name)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, stat.S_IRUSR | stat.S_IWUSR
+        )
+        ledger.add_file(path)
+        with os.fdopen(fd, "wb") as handle:
+            value = var.value
+            handle.write(value if isinstance(value, bytes) else value.encode("utf-8"))
+        updated.append(
+            ResolvedVar(
+                var.name,
+                var.value,
+                var.backend,
+                var.path,
+                var.ref,
+                path,
+                var.version,
+                var.lease_id,
+                var.lease_ttl,
+                var.document,
+            )
+        )
+    resolution.variables = updated

@@ -1,0 +1,599 @@
+"""The spec file (``jobsecrets.yml``) parsed into frozen dataclasses.
+
+The file is validated as a whole: every problem is collected with its file and line and raised as one
+:class:`~jobsecrets.errors.ConfigError` (exit code 2) before anything is fetched.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendSpec",
+    "RedactSettings",
+    "SecretSpec",
+    "Settings",
+    "Spec",
+    "load_spec",
+    "parse_spec",
+]
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .backends.registry import available_types, get_backend_class
+from .durations import parse_duration
+from .errors import ConfigError, Problem
+from .names import check_name
+from .refs import Reference, parse_reference
+
+SPEC_VERSION = 1
+TOP_KEYS = {
+    "version",
+    "backends",
+    "secrets",
+    "allow_names",
+    "identity",
+    "redact",
+    "settings",
+    "policy",
+}
+SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "policy"}
+BACKEND_COMMON_KEYS = {"type"}
+ENCODINGS = {"utf-8", "base64"}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One entry of ``backends:``. ``options`` holds everything but ``type``."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    implicit: bool = False
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """One entry of ``secrets:``: a variable and where its value comes from.
+
+    For a prefix selection (``ref`` ending in ``*``) ``name`` is only a label: the variables are
+    named after the secrets found under the prefix.
+    """
+
+    name: str
+    ref: Reference
+    backend: str
+    file: bool = False
+    optional: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    encoding: str = "utf-8"
+    name_prefix: str = ""
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def is_prefix(self) -> bool:
+        """True when this entry selects every secret under a prefix."""
+        return self.ref.is_prefix
+
+
+@dataclass(frozen=True)
+class RedactSettings:
+    """How values are masked in output."""
+
+    replacement: str = "***"
+    min_line_length: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Timeouts and concurrency of resolution."""
+
+    timeout: int = 10
+    deadline: int = 60
+    concurrency: int = 16
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole, valid spec file."""
+
+    path: str
+    version: int
+    backends: Mapping[str, BackendSpec]
+    secrets: tuple[SecretSpec, ...]
+    allow_names: tuple[str, ...] = ()
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    redact: RedactSettings = field(default_factory=RedactSettings)
+    settings: Settings = field(default_factory=Settings)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+    def secret(self, name: str) -> SecretSpec:
+        """The secret entry called ``name``."""
+        for secret in self.secrets:
+            if secret.name == name:
+                return secret
+        raise KeyError(name)
+
+    def select(self, only: list[str] | None) -> Spec:
+        """A spec restricted to the named entries (``--only``); unknown names are a ConfigError."""
+        if not only:
+            return self
+        known = {s.name for s in self.secrets}
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise ConfigError(
+                "--only names variables that are not in the spec: " + ", ".join(sorted(unknown)),
+                hint="names must match keys under 'secrets:'",
+            )
+        wanted = set(only)
+        return Spec(
+            path=self.path,
+            version=self.version,
+            backends=self.backends,
+            secrets=tuple(s for s in self.secrets if s.name in wanted),
+            allow_names=self.allow_names,
+            identity=self.identity,
+            redact=self.redact,
+            settings=self.settings,
+            policy=self.policy,
+        )
+
+
+def load_spec(path: str | os.PathLike[str]) -> Spec:
+    """Read and validate the spec file at ``path``."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"spec file not found: {path}",
+            [Problem("file not found", path)],
+            hint="create jobsecrets.yml or pass -c/--config PATH",
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
+        raise ConfigError(f"cannot read spec file {path}: {reason}") from None
+    return parse_spec(text, path)
+
+
+def parse_spec(text: str, path: str = "<spec>") -> Spec:
+    """Parse spec text; raises ConfigError listing every problem."""
+    return _Parser(text, path).parse()
+
+
+def _line(node: yaml.Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+class _Parser:
+    """Walks the YAML node tree so every problem can carry its line."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self.problems: list[Problem] = []
+        self.loader: yaml.SafeLoader | None = None
+
+    def problem(self, message: str, node: yaml.Node | None = None) -> None:
+        self.problems.append(Problem(message, self.path, _line(node)))
+
+    def value(self, node: yaml.Node) -> Any:
+        assert self.loader is not None
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as error:
+            self.problem(f"invalid value: {getattr(error, 'problem', error)}", node)
+            return None
+
+    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]] | None:
+        """The (key, key node, value node) pairs of a mapping; duplicates and odd keys reported."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(f"{what} must be a mapping", node)
+            return None
+        seen: dict[str, int | None] = {}
+        pairs: list[tuple[str, yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problem(f"{what}: keys must be plain strings", key_node)
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                self.problem(f"{what}: duplicate key {key!r} (first at line {seen[key]})", key_node)
+                continue
+            seen[key] = _line(key_node)
+            pairs.append((key, key_node, value_node))
+        return pairs
+
+    def fail(self) -> ConfigError:
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        return ConfigError(
+            f"{self.path}: {count} {noun} in the spec file; nothing was fetched",
+            self.problems,
+        )
+
+    def parse(self) -> Spec:
+        try:
+            self.loader = yaml.SafeLoader(self.text)
+            root = self.loader.get_single_node()
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            line = mark.line + 1 if mark is not None else None
+            self.problems.append(Problem(f"YAML syntax error: {error.problem}", self.path, line))
+            raise self.fail() from None
+        except yaml.YAMLError as error:
+            self.problems.append(Problem(f"YAML error: {error}", self.path))
+            raise self.fail() from None
+        if root is None:
+            self.problem("the spec file is empty: it needs 'version: 1' and 'secrets:'")
+            raise self.fail()
+        top = self.mapping(root, "the spec file")
+        if top is None:
+            raise self.fail()
+        nodes = {key: (key_node, value_node) for key, key_node, value_node in top}
+        for key, key_node, _ in top:
+            if key not in TOP_KEYS:
+                self.problem(
+                    f"unknown top-level key {key!r} (known: {', '.join(sorted(TOP_KEYS))})",
+                    key_node,
+                )
+
+        version = self._version(nodes.get("version"), root)
+        allow_names = self._allow_names(nodes.get("allow_names"))
+        backends = self._backends(nodes.get("backends"))
+        secrets = self._secrets(nodes.get("secrets"), root, backends, allow_names)
+        identity = self._identity(nodes.get("identity"))
+        redact = self._redact(nodes.get("redact"))
+        settings = self._settings(nodes.get("settings"))
+        policy = self._policy(nodes.get("policy"))
+        if self.problems:
+            raise self.fail()
+        return Spec(
+            path=self.path,
+            version=version,
+            backends=backends,
+            secrets=tuple(secrets),
+            allow_names=tuple(allow_names),
+            identity=identity,
+            redact=redact,
+            settings=settings,
+            policy=policy,
+        )
+
+    # ---- sections -----------------------------------------------------------------------
+
+    def _version(self, entry: tuple[yaml.Node, yaml.Node] | None, root: yaml.Node) -> int:
+        if entry is None:
+            self.problem("missing 'version: 1'", root)
+            return SPEC_VERSION
+        value = self.value(entry[1])
+        if value != SPEC_VERSION or isinstance(value, bool):
+            self.problem(
+                f"unsupported version {value!r}: this jobsecrets reads version 1", entry[1]
+            )
+        return SPEC_VERSION
+
+    def _allow_names(self, entry: tuple[yaml.Node, yaml.Node] | None) -> list[str]:
+        if entry is None:
+            return []
+        value = self.value(entry[1])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem("'allow_names' must be a list of names or patterns (e.g. LD_*)", entry[1])
+            return []
+        return value
+
+    def _backends(self, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, BackendSpec]:
+        backends: dict[str, BackendSpec] = {}
+        if entry is None:
+            return backends
+        pairs = self.mapping(entry[1], "'backends'")
+        for name, key_node, value_node in pairs or []:
+            if (
+                not name
+                or not name.replace("_", "a").replace("-", "a").isalnum()
+                or not name[0].isalpha()
+            ):
+                self.problem(
+                    f"backend name {name!r} must start with a letter (letters, digits, _ or -)",
+                    key_node,
+                )
+                continue
+            options_pairs = self.mapping(value_node, f"backend {name!r}")
+            if options_pairs is None:
+                continue
+            options: dict[str, Any] = {}
+            type_name: str | None = None
+            type_node: yaml.Node = key_node
+            for key, opt_key_node, opt_value_node in options_pairs:
+                if key == "type":
+                    type_value = self.value(opt_value_node)
+                    if not isinstance(type_value, str):
+                        self.problem(f"backend {name!r}: 'type' must be a string", opt_value_node)
+                        continue
+                    type_name, type_node = type_value, opt_value_node
+                else:
+                    options[key] = (self.value(opt_value_node), opt_key_node)
+            if type_name is None:
+                if name in available_types():
+                    type_name = name  # `vault: {...}` needs no `type: vault`
+                else:
+                    self.problem(
+                        f"backend {name!r} has no 'type' (known: {', '.join(available_types())})",
+                        key_node,
+                    )
+                    continue
+            try:
+                cls = get_backend_class(type_name)
+            except ConfigError as error:
+                self.problem(f"backend {name!r}: {error.message}", type_node)
+                continue
+            clean: dict[str, Any] = {}
+            for key, (value, opt_key_node) in options.items():
+                if key not in cls.OPTIONS:
+                    known = ", ".join(sorted(cls.OPTIONS)) or "none"
+                    self.problem(
+                        f"backend {name!r}: unknown option {key!r} for type {type_name} (known: {known})",
+                        opt_key_node,
+                    )
+                else:
+                    clean[key] = value
+            for message in cls.validate_options(clean):
+                self.problem(f"backend {name!r}: {message}", value_node)
+            backends[name] = BackendSpec(name, type_name, clean, _line(key_node))
+        return backends
+
+    def _secrets(
+        self,
+        entry: tuple[yaml.Node, yaml.Node] | None,
+        root: yaml.Node,
+        backends: dict[str, BackendSpec],
+        allow_names: list[str],
+    ) -> list[SecretSpec]:
+        if entry is None:
+            self.problem("missing 'secrets:' (the variables the job gets)", root)
+            return []
+        pairs = self.mapping(entry[1], "'secrets'")
+        secrets: list[SecretSpec] = []
+        for name, key_node, value_node in pairs or []:
+            secret = self._secret(name, key_node, value_node, backends, allow_names)
+            if secret is not None:
+                secrets.append(secret)
+        if pairs is not None and not pairs:
+            self.problem("'secrets' is empty: name at least one variable", entry[1])
+        return secrets
+
+    def _secret(
+        self,
+        name: str,
+        key_node: yaml.Node,
+        value_node: yaml.Node,
+        backends: dict[str, BackendSpec],
+        allow_names: list[str],
+    ) -> SecretSpec | None:
+        name_problem = check_name(name, allow_names)
+        if name_problem:
+            self.problem(name_problem, key_node)
+        fields: dict[str, Any] = {}
+        extra: dict[str, tuple[Any, yaml.Node]] = {}
+        ref_node = value_node
+        if isinstance(value_node, yaml.ScalarNode):
+            fields["ref"] = self.value(value_node)
+        else:
+            pairs = self.mapping(value_node, f"secret {name!r}")
+            if pairs is None:
+                return None
+            for key, field_key_node, field_value_node in pairs:
+                if key == "ref":
+                    ref_node = field_value_node
+                if key in SECRET_KEYS:
+                    fields[key] = self.value(field_value_node)
+                else:
+                    extra[key] = (self.value(field_value_node), field_key_node)
+            if "ref" not in fields:
+                self.problem(f"secret {name!r} has no 'ref'", value_node)
+                return None
+        raw_ref = fields.get("ref")
+        if not isinstance(raw_ref, str):
+            self.problem(
+                f"secret {name!r}: 'ref' must be a string like 'vault:secret/app#password'",
+                ref_node,
+            )
+            return None
+        try:
+            ref = parse_reference(raw_ref)
+        except ValueError as error:
+            self.problem(f"secret {name!r}: {error}", ref_node)
+            return None
+        backend_name = self._backend_for(name, ref, ref_node, backends)
+        if backend_name is None:
+            return None
+        backend = backends[backend_name]
+        cls = get_backend_class(backend.type)
+
+        options: dict[str, Any] = {}
+        for key, (value, opt_key_node) in extra.items():
+            if key in cls.SECRET_OPTIONS:
+                options[key] = value
+            else:
+                known = ", ".join(sorted(SECRET_KEYS | set(cls.SECRET_OPTIONS)))
+                self.problem(f"secret {name!r}: unknown key {key!r} (known: {known})", opt_key_node)
+
+        file = self._bool(fields.get("file", False), name, "file", value_node)
+        optional = self._bool(fields.get("optional", False), name, "optional", value_node)
+        params = fields.get("params", {})
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            self.problem(f"secret {name!r}: 'params' must be a mapping", value_node)
+            params = {}
+        elif params and not cls.SUPPORTS_PARAMS:
+            self.problem(
+                f"secret {name!r}: backend type {backend.type} takes no 'params'", value_node
+            )
+        encoding = fields.get("encoding", "utf-8")
+        if encoding not in ENCODINGS:
+            self.problem(
+                f"secret {name!r}: 'encoding' must be one of {', '.join(sorted(ENCODINGS))}",
+                value_node,
+            )
+            encoding = "utf-8"
+        name_prefix = fields.get("name_prefix", "")
+        if not isinstance(name_prefix, str):
+            self.problem(f"secret {name!r}: 'name_prefix' must be a string", value_node)
+            name_prefix = ""
+        elif name_prefix and not ref.is_prefix:
+            self.problem(
+                f"secret {name!r}: 'name_prefix' only goes with a prefix ref ending in '*'",
+                value_node,
+            )
+        if ref.is_prefix and ref.field is not None and file:
+            self.problem(f"secret {name!r}: a prefix selection cannot be 'file: true'", value_node)
+        policy = fields.get("policy", {})
+        if policy is None:
+            policy = {}
+        if not isinstance(policy, dict):
+            self.problem(f"secret {name!r}: 'policy' must be a mapping", value_node)
+            policy = {}
+        for message in cls.validate_secret(ref.path, options):
+            self.problem(f"secret {name!r}: {message}", ref_node)
+        return SecretSpec(
+            name=name,
+            ref=ref,
+            backend=backend_name,
+            file=file,
+            optional=optional,
+            params=params,
+            options=options,
+            encoding=encoding,
+            name_prefix=name_prefix,
+            policy=policy,
+            line=_line(key_node),
+        )
+
+    def _bool(self, value: Any, name: str, key: str, node: yaml.Node) -> bool:
+        if isinstance(value, bool):
+            return value
+        self.problem(f"secret {name!r}: {key!r} must be true or false", node)
+        return False
+
+    def _backend_for(
+        self, name: str, ref: Reference, node: yaml.Node, backends: dict[str, BackendSpec]
+    ) -> str | None:
+        if ref.backend is not None:
+            if ref.backend in backends:
+                return ref.backend
+            if ref.backend in available_types():
+                # A reference may name a backend type directly: it gets a default-configured backend.
+                backends[ref.backend] = BackendSpec(
+                    ref.backend, ref.backend, {}, None, implicit=True
+                )
+                return ref.backend
+            known = ", ".join(sorted(backends)) or "none declared"
+            self.problem(
+                f"secret {name!r}: unknown backend {ref.backend!r} in {ref.raw!r} (backends: {known})",
+                node,
+            )
+            return None
+        matching = [b.name for b in backends.values() if b.type == ref.backend_type]
+        if len(matching) == 1:
+            return matching[0]
+        if len(matching) > 1:
+            self.problem(
+                f"secret {name!r}: {ref.raw!r} is ambiguous: several backends of type "
+                f"{ref.backend_type} ({', '.join(sorted(matching))}); write NAME:PATH instead",
+                node,
+            )
+            return None
+        assert ref.backend_type is not None
+        backends[ref.backend_type] = BackendSpec(
+            ref.backend_type, ref.backend_type, {}, None, implicit=True
+        )
+        return ref.backend_type
+
+    def _identity(self, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, Any]:
+        if entry is None:
+            return {}
+        from .identity import IdentityConfig
+
+        value = self.value(entry[1])
+        _config, problems = IdentityConfig.from_mapping(value)
+        for message in problems:
+            self.problem(message, entry[1])
+        return dict(value) if isinstance(value, dict) and not problems else {}
+
+    def _redact(self, entry: tuple[yaml.Node, yaml.Node] | None) -> RedactSettings:
+        if entry is None:
+            return RedactSettings()
+        pairs = self.mapping(entry[1], "'redact'")
+        settings = RedactSettings()
+        replacement, min_line = settings.replacement, settings.min_line_length
+        for key, key_node, value_node in pairs or []:
+            value = self.value(value_node)
+            if key == "replacement":
+                if not isinstance(value, str) or not value or "\n" in value:
+                    self.problem(
+                        "redact: 'replacement' must be a non-empty one-line string", value_node
+                    )
+                else:
+                    replacement = value
+            elif key == "min_line_length":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    self.problem("redact: 'min_line_length' must be a positive integer", value_node)
+                else:
+                    min_line = value
+            else:
+                self.problem(
+                    f"redact: unknown key {key!r} (known: min_line_length, replacement)", key_node
+                )
+        return RedactSettings(replacement, min_line)
+
+    def _settings(self, entry: tuple[yaml.Node, yaml.Node] | None) -> Settings:
+        if entry is None:
+            return Settings()
+        pairs = self.mapping(entry[1], "'settings'")
+        values = {
+            "timeout": Settings.timeout,
+            "deadline": Settings.deadline,
+            "concurrency": Settings.concurrency,
+        }
+        for key, key_node, value_node in pairs or []:
+            value = self.value(value_node)
+            if key in ("timeout", "deadline"):
+                try:
+                    seconds = parse_duration(value)
+                except ValueError as error:
+                    self.problem(f"settings: {key!r}: {error}", value_node)
+                    continue
+                if seconds < 1:
+                    self.problem(f"settings: {key!r} must be at least 1s", value_node)
+                    continue
+                values[key] = seconds
+            elif key == "concurrency":
+                if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
+                    self.problem(
+                        "settings: 'concurrency' must be an integer from 1 to 256", value_node
+                    )
+                else:
+                    values[key] = value
+            else:
+                self.problem(
+                    f"settings: unknown key {key!r} (known: concurrency, deadline, timeout)",
+                    key_node,
+                )
+        return Settings(values["timeout"], values["deadline"], values["concurrency"])
+
+    def _policy(self, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, Any]:
+        if entry is None:
+            return {}
+        value = self.value(entry[1])
+        if not isinstance(value, dict):
+            self.problem("'policy' must be a mapping", entry[1])
+            return {}
+        return value
