@@ -1,0 +1,259 @@
+"""Helpers of the AWS backend that need no boto3: option checks, error mapping, retry timing.
+
+Kept apart from :mod:`jobsecrets.backends.aws` so the backend module stays about *what* it asks AWS,
+while this one holds the rules (which codes mean "denied", which are worth a retry, what a valid
+session name is). Nothing here imports boto3 or botocore at module level.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AUTH_CODES",
+    "DENIED_CODES",
+    "NOT_FOUND_CODES",
+    "RETRYABLE_CODES",
+    "UNSUPPORTED_CODES",
+    "Failure",
+    "backoff_delay",
+    "classify_client_error",
+    "default_session_name",
+    "resolve_endpoint",
+    "resolve_region",
+    "validate_backend_options",
+    "validate_secret_options",
+]
+
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..durations import parse_duration
+
+# Error codes, as botocore parses them from the response. moto's IAM simulation answers JSON-protocol
+# calls with an XML body that botocore cannot parse, so there the code is just the HTTP status ("403"):
+# classification therefore also looks at the status.
+DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "AuthorizationError"})
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+AUTH_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "InvalidIdentityToken",
+        "IDPRejectedClaim",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+    }
+)
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "LimitExceededException",
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "IDPCommunicationError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+# Answers meaning "this endpoint does not know BatchGetSecretValue" (older emulators, proxies):
+# like a denial, they send us to GetSecretValue per secret.
+UNSUPPORTED_CODES = frozenset(
+    {"UnknownOperationException", "InvalidAction", "NotImplemented", "UnsupportedOperation"}
+)
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+_SESSION_CHAR = re.compile(r"[^\w+=,.@-]")
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@!:-]+\*?$")
+_MIN_DURATION, _MAX_DURATION = 15 * 60, 12 * 3600
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What an AWS error means for us: a kind (``not_found``, ``denied``, ``auth``, ``retry``,
+    ``unsupported``, ``invalid``, ``other``) and the code to show. Never carries AWS's message text.
+    """
+
+    kind: str
+    code: str
+    attempts: int = 1
+
+
+def classify_client_error(response: Mapping[str, Any]) -> Failure:
+    """Classify a botocore ``ClientError.response`` by its error code and HTTP status."""
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "")
+    status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    if code in NOT_FOUND_CODES:
+        return Failure("not_found", code)
+    if code in DENIED_CODES or status == 403 or code == "403":
+        # A bare 403 (moto's IAM simulation, some proxies) is a denial; show a meaningful code.
+        return Failure("denied", code if code in DENIED_CODES else "AccessDenied")
+    if code in AUTH_CODES:
+        return Failure("auth", code)
+    if code in RETRYABLE_CODES or status >= 500 or status == 429:
+        return Failure("retry", code or f"HTTP {status}")
+    if code in UNSUPPORTED_CODES:
+        return Failure("unsupported", code)
+    if code in {"InvalidRequestException", "DecryptionFailure"}:
+        return Failure("invalid", code)
+    return Failure("other", code or f"HTTP {status}")
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Full-jitter exponential backoff (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
+
+    Jitter keeps many CI jobs that were throttled together from retrying in lock step.
+    """
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def default_session_name(env: Mapping[str, str]) -> str:
+    """A RoleSessionName that shows up in CloudTrail as the CI job that asked.
+
+    GitHub: ``jobsecrets-gh-<run id>-<attempt>``; GitLab: ``jobsecrets-gl-<job id>``; else
+    ``jobsecrets-local``. Invalid characters become ``-``; the result is cut to 64 characters.
+    """
+    if env.get("GITHUB_RUN_ID"):
+        name = f"jobsecrets-gh-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+    elif env.get("CI_JOB_ID"):
+        name = f"jobsecrets-gl-{env['CI_JOB_ID']}"
+    else:
+        name = "jobsecrets-local"
+    return _SESSION_CHAR.sub("-", name)[:64]
+
+
+def resolve_region(options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """The region: the spec's ``region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``."""
+    for value in (options.get("region"), env.get("AWS_REGION"), env.get("AWS_DEFAULT_REGION")):
+        if value:
+            return str(value)
+    return None
+
+
+def resolve_endpoint(
+    options: Mapping[str, Any], env: Mapping[str, str], service_env: str
+) -> str | None:
+    """The endpoint for one service.
+
+    The spec's ``endpoint_url`` wins (it was written on purpose, for this backend), then the
+    service-specific ``AWS_ENDPOINT_URL_<SERVICE>``, then ``AWS_ENDPOINT_URL`` — the order boto3
+    itself uses for the two variables.
+    """
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return str(options["endpoint_url"]) if options.get("endpoint_url") else None
+    for value in (
+        options.get("endpoint_url"),
+        env.get(f"AWS_ENDPOINT_URL_{service_env}"),
+        env.get("AWS_ENDPOINT_URL"),
+    ):
+        if value:
+            return str(value)
+    return None
+
+
+def _duration_problem(value: object) -> str | None:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        return f"duration: {error}"
+    if not _MIN_DURATION <= seconds <= _MAX_DURATION:
+        return f"duration: {value!r} is outside what STS allows (15m to 12h)"
+    return None
+
+
+def validate_backend_options(options: Mapping[str, Any]) -> list[str]:
+    """Type and value problems of an ``aws`` backend's options."""
+    problems: list[str] = []
+
+    def text(key: str) -> str | None:
+        value = options.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{key}: must be a non-empty string")
+            return None
+        return value
+
+    region = text("region")
+    if region is not None and not _REGION.match(region):
+        problems.append(f"region: {region!r} does not look like an AWS region (e.g. eu-west-1)")
+    endpoint = text("endpoint_url")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        problems.append(f"endpoint_url: {endpoint!r} must start with http:// or https://")
+    role_arn = text("role_arn")
+    if role_arn is not None and not _ROLE_ARN.match(role_arn):
+        problems.append(
+            f"role_arn: {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+        )
+    text("audience")
+    session_name = text("session_name")
+    if session_name is not None and not _SESSION_NAME.match(session_name):
+        problems.append(
+            f"session_name: {session_name!r} must be 2 to 64 characters of letters, digits and +=,.@_-"
+        )
+    if "duration" in options:
+        problem = _duration_problem(options["duration"])
+        if problem:
+            problems.append(problem)
+    for key in ("credentials", "batch"):
+        if key in options and not isinstance(options[key], bool):
+            problems.append(f"{key}: must be true or false")
+    if "max_attempts" in options:
+        value = options["max_attempts"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+            problems.append("max_attempts: must be a whole number from 1 to 20")
+    if options.get("credentials") is True and not options.get("role_arn"):
+        # Exporting whatever the default chain holds could hand a long-lived key to the job.
+        problems.append(
+            "credentials: true needs role_arn (only short-lived role credentials are exported)"
+        )
+    for key in ("audience", "session_name", "duration"):
+        if key in options and not options.get("role_arn"):
+            problems.append(f"{key}: only meaningful with role_arn")
+    return problems
+
+
+def validate_secret_options(path: str, options: Mapping[str, Any]) -> list[str]:
+    """Problems of one secret id and its per-secret options."""
+    problems: list[str] = []
+    if not isinstance(path, str) or not path:
+        problems.append("the secret id is empty")
+    elif len(path) > 2048 or not _SECRET_ID.match(path):
+        problems.append(
+            f"{path!r} is not a Secrets Manager name or ARN (letters, digits and /_+=.@-)"
+        )
+    stage = options.get("version_stage")
+    version_id = options.get("version_id")
+    if stage is not None and (not isinstance(stage, str) or not 1 <= len(stage) <= 256):
+        problems.append("version_stage: must be a string of 1 to 256 characters (e.g. AWSPREVIOUS)")
+    if version_id is not None and (
+        not isinstance(version_id, str) or not 32 <= len(version_id) <= 64
+    ):
+        problems.append("version_id: must be a version id string of 32 to 64 characters")
+    if stage is not None and version_id is not None:
+        problems.append("version_stage and version_id are mutually exclusive")
+    if (
+        (stage is not None or version_id is not None)
+        and isinstance(path, str)
+        and path.endswith("*")
+    ):
+        problems.append("version_stage/version_id cannot be used with a prefix selection")
+    return problems

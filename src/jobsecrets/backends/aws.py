@@ -1,0 +1,709 @@
+"""AWS Secrets Manager backend (boto3), signed in with the CI job's identity through STS.
+
+How it talks to AWS:
+
+- Sign-in: with ``role_arn``, one unsigned ``AssumeRoleWithWebIdentity`` with the CI job's OIDC token
+  (``context.identity(audience)``); otherwise the default boto3 credential chain. Credentials are
+  static for the backend's lifetime: reads happen at the start of a job, and ``duration`` (default
+  15m, or 1h when ``credentials: true`` hands them to the job) bounds how long they are worth stealing.
+- Reads: ``BatchGetSecretValue`` (20 ids a call, calls run concurrently) when more than one secret is
+  wanted; per-secret ``Errors`` map to that secret's request. When the batch API itself is denied or
+  unknown to the endpoint, and for reads pinned to a ``version_stage``/``version_id`` (which the batch
+  API cannot express), ``GetSecretValue`` per secret, concurrently and bounded.
+- Retries: botocore's own retries are off (``total_max_attempts: 1``) and this module retries throttling,
+  5xx and connection failures itself, with full-jitter exponential backoff that never sleeps past the
+  overall deadline, so one retry policy applies and it knows the deadline.
+- Messages: built here from the variable names, the secret id and the AWS error *code*; AWS's message
+  text and botocore's exception text are never shown, and botocore exceptions are not chained.
+
+boto3 is imported only inside methods: ``jobsecrets plan`` loads this class without it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AwsBackend"]
+
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from ..durations import parse_duration
+from ..errors import (
+    AccessDenied,
+    AuthError,
+    BackendError,
+    ConfigError,
+    IdentityError,
+    JobSecretsError,
+    SecretNotFound,
+)
+from ._aws_support import (
+    Failure,
+    backoff_delay,
+    classify_client_error,
+    default_session_name,
+    resolve_endpoint,
+    resolve_region,
+    validate_backend_options,
+    validate_secret_options,
+)
+from .base import AccessCheck, Backend, BackendContext, Document, ReadRequest
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+T = TypeVar("T")
+
+_SAFE_CODE = re.compile(r"[^A-Za-z0-9._ -]")
+_DEFAULT_AUDIENCE = "sts.amazonaws.com"
+_VERSION_KEYS = ("version_stage", "version_id")
+# Marker for "read this id with GetSecretValue instead" in batch outcomes.
+_INDIVIDUAL = None
+
+
+class AwsBackend(Backend):
+    """Secrets from AWS Secrets Manager; ``Document.data`` is the SecretString (``str``) or the
+    SecretBinary (exact ``bytes``). JSON parsing and field selection are the resolver's job.
+    """
+
+    type_name: ClassVar[str] = "aws"
+    OPTIONS: ClassVar[Mapping[str, str]] = {
+        "region": "AWS region (default: $AWS_REGION, then $AWS_DEFAULT_REGION, then the AWS profile)",
+        "endpoint_url": "Secrets Manager and STS endpoint (default: $AWS_ENDPOINT_URL_SECRETS_MANAGER / "
+        "$AWS_ENDPOINT_URL_STS, then $AWS_ENDPOINT_URL)",
+        "role_arn": "IAM role to assume with the CI job's OIDC token (AssumeRoleWithWebIdentity); "
+        "without it, the default AWS credential chain",
+        "audience": f"audience of the OIDC token requested for role_arn (default {_DEFAULT_AUDIENCE})",
+        "session_name": "RoleSessionName for role_arn (default: derived from the CI run or job id)",
+        "duration": "lifetime of the role credentials, 15m to 12h "
+        "(default 15m, or 1h with credentials: true)",
+        "credentials": "true: export the role's short-lived AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
+        "and AWS_SESSION_TOKEN to the job (needs role_arn)",
+        "batch": "use BatchGetSecretValue for several secrets (default true)",
+        "max_attempts": "attempts per AWS call when throttled or failing with 5xx (default 5, 1-20)",
+    }
+    SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {
+        "version_stage": "read the version with this staging label (e.g. AWSPREVIOUS)",
+        "version_id": "read this exact version id (exclusive with version_stage)",
+    }
+
+    #: Secret ids per BatchGetSecretValue call: the API's maximum.
+    BATCH_SIZE: ClassVar[int] = 20
+    #: MaxResults for ListSecrets pages (the API's maximum is 100).
+    LIST_PAGE_SIZE: ClassVar[int] = 100
+    #: Upper bound on concurrent AWS calls (and so on pooled connections).
+    MAX_CONCURRENCY: ClassVar[int] = 8
+    #: First backoff step and cap, in seconds.
+    RETRY_BASE: ClassVar[float] = 0.2
+    RETRY_CAP: ClassVar[float] = 5.0
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
+        super().__init__(name, options, context)
+        self.region: str | None = None
+        self.api_calls: Counter[str] = Counter()
+        self.batch_fallback: str | None = None
+        self._max_attempts = int(self.options.get("max_attempts", 5))
+        self._sleep: Callable[[float], None] = time.sleep
+        self._lock = threading.Lock()
+        self._session: boto3.session.Session | None = None
+        self._sm: SecretsManagerClient | None = None
+        self._endpoint: str | None = None
+        self._role_credentials: Mapping[str, Any] | None = None
+        self._assumed_user: Mapping[str, Any] | None = None
+        self._session_name: str | None = None
+        self._caller: Mapping[str, Any] | None = None
+
+    # ---- static description -------------------------------------------------------------
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
+        """Type and value problems of the backend options (no network, no boto3)."""
+        return validate_backend_options(options)
+
+    @classmethod
+    def validate_secret(cls, path: str, options: Mapping[str, Any]) -> list[str]:
+        """Problems of a secret id (name, ARN or ``prefix/*``) and its version options."""
+        return validate_secret_options(path, options)
+
+    @classmethod
+    def describe_auth(cls, options: Mapping[str, Any]) -> str:
+        """``web identity (role ARN, audience AUD)`` or ``default AWS credential chain``."""
+        role_arn = options.get("role_arn")
+        if role_arn:
+            audience = options.get("audience") or _DEFAULT_AUDIENCE
+            return f"web identity (role {role_arn}, audience {audience})"
+        return "default AWS credential chain"
+
+    # ---- sign-in ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> SecretsManagerClient:
+        """The Secrets Manager client (after :meth:`login`); thread-safe, shared by every read."""
+        if self._sm is None:
+            raise BackendError(f"backend {self.name!r}: login() was not called")
+        return self._sm
+
+    def _duration(self) -> int:
+        if "duration" in self.options:
+            return parse_duration(self.options["duration"])
+        # Only jobsecrets uses the credentials unless they are exported: 15m (the STS minimum) is
+        # plenty for that; exported ones must outlive the job's steps.
+        return 3600 if self.options.get("credentials") else 900
+
+    def _config(self, **extra: Any) -> Any:
+        from botocore.config import Config
+
+        timeout = self.context.timeout
+        return Config(
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            # Room for every concurrent call plus the occasional STS call, so no connection is dropped.
+            max_pool_connections=self.MAX_CONCURRENCY + 2,
+            # Retries are ours (deadline-aware, see module docstring); botocore must not multiply them.
+            retries={"mode": "standard", "total_max_attempts": 1},
+            user_agent_extra="jobsecrets",
+            **extra,
+        )
+
+    def _chain_kwargs(self) -> dict[str, Any]:
+        """Credentials from ``context.env`` (the environment jobsecrets was given, which may not be
+        ``os.environ``); empty to let boto3's default chain look further (profile, SSO, IMDS, ...).
+        """
+        env = self.context.env
+        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+            kwargs: dict[str, Any] = {
+                "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+            }
+            if env.get("AWS_SESSION_TOKEN"):
+                kwargs["aws_session_token"] = env["AWS_SESSION_TOKEN"]
+            return kwargs
+        if env.get("AWS_PROFILE"):
+            return {"profile_name": env["AWS_PROFILE"]}
+        return {}
+
+    def login(self) -> None:
+        """Create the session and client; with ``role_arn``, assume the role with the CI identity."""
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        env = self.context.env
+        region = resolve_region(self.options, env)
+        role_arn = self.options.get("role_arn")
+        try:
+            base = boto3.session.Session(
+                region_name=region, **({} if role_arn else self._chain_kwargs())
+            )
+        except ProfileNotFound:
+            raise ConfigError(
+                f"backend {self.name!r}: AWS profile {env.get('AWS_PROFILE')!r} does not exist"
+            ) from None
+        region = region or base.region_name
+        if not region:
+            raise ConfigError(
+                f"backend {self.name!r}: no AWS region",
+                hint="set 'region' in the spec, or AWS_REGION in the environment",
+            )
+        self.region = region
+        session = self._assume_role(base, str(role_arn)) if role_arn else base
+        self._endpoint = resolve_endpoint(self.options, env, "SECRETS_MANAGER")
+        with self._lock:
+            self._session = session
+            self._sm = session.client(
+                "secretsmanager",
+                region_name=region,
+                endpoint_url=self._endpoint,
+                config=self._config(),
+            )
+
+    def _identity_token(self, audience: str) -> str:
+        if self.context.identity is None:
+            raise IdentityError(
+                f"backend {self.name!r}: role_arn needs the CI job's identity token, "
+                "and no CI identity is available here",
+                hint="run in a CI job with OIDC enabled, or drop role_arn to use the default AWS chain",
+            )
+        return self.context.identity(audience)
+
+    def _assume_role(self, base: boto3.session.Session, role_arn: str) -> boto3.session.Session:
+        import boto3
+        from botocore import UNSIGNED
+
+        audience = str(self.options.get("audience") or _DEFAULT_AUDIENCE)
+        token = self._identity_token(audience)
+        session_name = str(
+            self.options.get("session_name") or default_session_name(self.context.env)
+        )
+        # AssumeRoleWithWebIdentity is unsigned by design: the OIDC token is the credential, and a CI
+        # runner has no AWS credentials to sign with.
+        sts = base.client(
+            "sts",
+            region_name=self.region,
+            endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
+            config=self._config(signature_version=UNSIGNED),
+        )
+        try:
+            response = self._call(
+                "AssumeRoleWithWebIdentity",
+                lambda: sts.assume_role_with_web_identity(
+                    RoleArn=role_arn,
+                    RoleSessionName=session_name,
+                    WebIdentityToken=token,
+                    DurationSeconds=self._duration(),
+                ),
+            )
+        except Exception as exc:
+            raise self._login_error(exc, role_arn, audience) from None
+        finally:
+            sts.close()
+        credentials = response["Credentials"]
+        self._role_credentials = dict(credentials)
+        self._assumed_user = dict(response.get("AssumedRoleUser") or {})
+        self._session_name = session_name
+        return boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self.region,
+        )
+
+    def _login_error(self, exc: Exception, role_arn: str, audience: str) -> JobSecretsError:
+        from botocore.exceptions import ClientError
+
+        what = f"backend {self.name!r}: AssumeRoleWithWebIdentity for role {role_arn}"
+        if isinstance(exc, ClientError):
+            failure = classify_client_error(exc.response)
+            if failure.kind in {"denied", "auth", "invalid", "not_found"} or failure.code in {
+                "InvalidParameterValue",
+                "MalformedPolicyDocument",
+            }:
+                return AuthError(
+                    f"{what} was refused ({_safe(failure.code)})",
+                    hint="check the role's trust policy: the OIDC provider, the audience "
+                    f"{audience!r} and the subject conditions must match this CI job",
+                )
+        return self._map_exception(exc, what, None, "AssumeRoleWithWebIdentity")
+
+    # ---- calls, retries and error mapping -------------------------------------------------
+
+    def _deadline_left(self) -> float:
+        if self.context.deadline is None:
+            return math.inf
+        return self.context.deadline - time.monotonic()
+
+    def _call(self, operation: str, call: Callable[[], T]) -> T:
+        """Run one AWS call, retrying throttling, 5xx and connection failures within the deadline."""
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
+
+        attempt = 0
+        while True:
+            with self._lock:
+                self.api_calls[operation] += 1
+            try:
+                return call()
+            except ClientError as error:
+                if classify_client_error(error.response).kind != "retry":
+                    raise
+                failure: Exception = error
+            except (
+                EndpointConnectionError,
+                ConnectionClosedError,
+                ConnectTimeoutError,
+                ReadTimeoutError,
+            ) as error:
+                failure = error
+            attempt += 1
+            delay = backoff_delay(attempt - 1, self.RETRY_BASE, self.RETRY_CAP)
+            if attempt >= self._max_attempts or delay >= self._deadline_left():
+                failure.jobsecrets_attempts = attempt  # type: ignore[attr-defined]
+                raise failure
+            self._sleep(delay)
+
+    def _map_exception(
+        self, exc: BaseException, what: str, secret_id: str | None, operation: str
+    ) -> JobSecretsError:
+        """Turn any exception of an AWS call into our error, naming ``what`` and the secret id."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ParamValidationError,
+            ReadTimeoutError,
+        )
+
+        if isinstance(exc, JobSecretsError):
+            return exc
+        attempts = getattr(exc, "jobsecrets_attempts", 1)
+        if isinstance(exc, ClientError):
+            return self._failure_error(
+                classify_client_error(exc.response), what, secret_id, operation, attempts
+            )
+        target = f" for AWS secret {secret_id!r}" if secret_id else ""
+        if isinstance(exc, NoCredentialsError):
+            return AuthError(
+                f"{what}: no AWS credentials found{target}",
+                hint="set role_arn to use the CI identity, or provide credentials "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance role)",
+            )
+        if isinstance(
+            exc,
+            (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError),
+        ):
+            where = self._endpoint or f"the {self.region} endpoint"
+            return BackendError(
+                f"{what}: {operation}{target} could not reach AWS at {where} "
+                f"({type(exc).__name__}, {attempts} attempt(s))"
+            )
+        if isinstance(exc, ParamValidationError):
+            # botocore's text would quote the parameters; say which call instead.
+            return ConfigError(f"{what}: AWS rejected the parameters of {operation}{target}")
+        if isinstance(exc, BotoCoreError):
+            return BackendError(f"{what}: {operation}{target} failed ({type(exc).__name__})")
+        return BackendError(
+            f"{what}: {operation}{target} failed unexpectedly ({type(exc).__name__})"
+        )
+
+    def _failure_error(
+        self,
+        failure: Failure,
+        what: str,
+        secret_id: str | None,
+        operation: str,
+        attempts: int = 1,
+    ) -> JobSecretsError:
+        code = _safe(failure.code)
+        secret = f"AWS secret {secret_id!r}" if secret_id else "AWS"
+        if failure.kind == "not_found":
+            return SecretNotFound(
+                f"{what}: {secret} was not found (backend {self.name!r}, region {self.region})",
+                hint="check the name or ARN, the region and the version options",
+            )
+        if failure.kind == "denied":
+            return AccessDenied(
+                f"{what}: {operation} on {secret} was denied ({code})",
+                hint=f"allow secretsmanager:{operation} on it for this identity "
+                "(and kms:Decrypt if it uses a customer managed key)",
+            )
+        if failure.kind == "auth":
+            return AuthError(f"{what}: AWS rejected the credentials ({code}) on {operation}")
+        if failure.kind == "invalid" and failure.code == "DecryptionFailure":
+            return AccessDenied(
+                f"{what}: {secret} could not be decrypted ({code})",
+                hint="allow kms:Decrypt on the secret's KMS key for this identity",
+            )
+        if failure.kind == "invalid":
+            return SecretNotFound(
+                f"{what}: {secret} cannot be read ({code}): it may be scheduled for deletion"
+            )
+        if failure.kind == "retry":
+            return BackendError(
+                f"{what}: {operation} on {secret} kept failing ({code}) after {attempts} attempt(s)"
+            )
+        return BackendError(f"{what}: {operation} on {secret} failed ({code})")
+
+    # ---- reads --------------------------------------------------------------------------
+
+    @staticmethod
+    def _versioned(request: ReadRequest) -> bool:
+        return any(request.options.get(key) is not None for key in _VERSION_KEYS)
+
+    def _document(self, entry: Mapping[str, Any], request: ReadRequest) -> Document:
+        if entry.get("SecretString") is not None:
+            data: str | bytes = entry["SecretString"]
+        elif entry.get("SecretBinary") is not None:
+            data = bytes(entry["SecretBinary"])
+        else:
+            raise SecretNotFound(
+                f"{request.describe()}: AWS secret {request.path!r} has no value in that version"
+            )
+        updated = entry.get("CreatedDate")
+        return Document(
+            data=data,
+            version=entry.get("VersionId"),
+            # CreatedDate of the version read is when this value was last set (rotated or changed).
+            updated=updated if isinstance(updated, datetime) else None,
+            metadata={
+                "arn": entry.get("ARN", ""),
+                "name": entry.get("Name", ""),
+                "version_stages": list(entry.get("VersionStages") or []),
+            },
+        )
+
+    def read(self, request: ReadRequest) -> Document:
+        """``GetSecretValue`` for one secret, honouring ``version_stage``/``version_id``."""
+        client = self.client
+        kwargs: dict[str, Any] = {"SecretId": request.path}
+        if request.options.get("version_stage") is not None:
+            kwargs["VersionStage"] = request.options["version_stage"]
+        if request.options.get("version_id") is not None:
+            kwargs["VersionId"] = request.options["version_id"]
+        try:
+            response = self._call("GetSecretValue", lambda: client.get_secret_value(**kwargs))
+        except Exception as exc:
+            raise self._map_exception(
+                exc, request.describe(), request.path, "GetSecretValue"
+            ) from None
+        return self._document(response, request)
+
+    def _read_safe(self, request: ReadRequest) -> Document | JobSecretsError:
+        try:
+            return self.read(request)
+        except JobSecretsError as error:
+            return error
+
+    def _pool_map(self, fn: Callable[[Any], T], items: Sequence[Any], workers: int) -> list[T]:
+        if len(items) <= 1 or workers <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def _batch_chunk(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any] | Failure | None]:
+        """One ``BatchGetSecretValue`` for up to 20 ids: per id, the value entry, a failure, or
+        ``None`` (read it with ``GetSecretValue``: batch denied/unsupported, or no answer for it).
+        """
+        from botocore.exceptions import ClientError
+
+        client = self.client
+        entries: list[Mapping[str, Any]] = []
+        errors: dict[str, Failure] = {}
+        kwargs: dict[str, Any] = {"SecretIdList": list(ids)}
+        try:
+            while True:
+                response = self._call(
+                    "BatchGetSecretValue", lambda: client.batch_get_secret_value(**kwargs)
+                )
+                entries.extend(response.get("SecretValues") or [])
+                for error in response.get("Errors") or []:
+                    failure = classify_client_error({"Error": {"Code": error.get("ErrorCode")}})
+                    errors[str(error.get("SecretId"))] = failure
+                token = response.get("NextToken")
+                if not token or token == kwargs.get("NextToken"):
+                    break
+                kwargs["NextToken"] = token
+        except ClientError as exc:
+            failure = classify_client_error(exc.response)
+            if failure.kind in {"denied", "unsupported"}:
+                self.batch_fallback = failure.code
+                return dict.fromkeys(ids, _INDIVIDUAL)
+            attempts = getattr(exc, "jobsecrets_attempts", 1)
+            return dict.fromkeys(ids, Failure(failure.kind, failure.code, attempts))
+        except Exception:
+            # Connection trouble after retries and the like: let each id try on its own.
+            return dict.fromkeys(ids, _INDIVIDUAL)
+        by_name = {str(e.get("Name")): e for e in entries}
+        by_arn = {str(e.get("ARN")): e for e in entries}
+        outcome: dict[str, Mapping[str, Any] | Failure | None] = {}
+        for sid in ids:
+            entry = by_name.get(sid) or by_arn.get(sid) or _partial_arn_match(sid, entries)
+            if entry is not None:
+                outcome[sid] = entry
+            elif sid in errors and errors[sid].kind != "retry":
+                outcome[sid] = errors[sid]
+            else:
+                outcome[sid] = _INDIVIDUAL
+        return outcome
+
+    def read_many(
+        self, requests: Sequence[ReadRequest], max_workers: int = 8
+    ) -> list[Document | JobSecretsError]:
+        """Read every request: batched by 20 where possible, the rest one by one; in order."""
+        workers = max(1, min(max_workers, self.MAX_CONCURRENCY))
+        results: list[Document | JobSecretsError | None] = [None] * len(requests)
+        plain: dict[str, list[int]] = {}
+        single: list[int] = []
+        for index, request in enumerate(requests):
+            if self._versioned(request):
+                single.append(index)
+            else:
+                plain.setdefault(request.path, []).append(index)
+        use_batch = self.options.get("batch", True) and self.batch_fallback is None
+        if use_batch and len(plain) > 1:
+            ids = list(plain)
+            chunks = [ids[i : i + self.BATCH_SIZE] for i in range(0, len(ids), self.BATCH_SIZE)]
+            for outcome in self._pool_map(self._batch_chunk, chunks, workers):
+                for sid, got in outcome.items():
+                    if got is _INDIVIDUAL:
+                        single.extend(plain[sid])
+                        continue
+                    for index in plain[sid]:
+                        results[index] = self._finish(got, requests[index])
+        else:
+            for indexes in plain.values():
+                single.extend(indexes)
+        single.sort()
+        done = self._pool_map(self._read_safe, [requests[i] for i in single], workers)
+        for index, result in zip(single, done, strict=True):
+            results[index] = result
+        return [r if r is not None else BackendError("internal: no result") for r in results]
+
+    def _finish(
+        self, got: Mapping[str, Any] | Failure, request: ReadRequest
+    ) -> Document | JobSecretsError:
+        if isinstance(got, Failure):
+            return self._failure_error(
+                got, request.describe(), request.path, "BatchGetSecretValue", got.attempts
+            )
+        try:
+            return self._document(got, request)
+        except JobSecretsError as error:
+            return error
+
+    # ---- listing, access checks, identity -------------------------------------------------
+
+    def list_prefix(self, prefix: str) -> list[str]:
+        """Every secret name starting with ``prefix``, through all ``ListSecrets`` pages.
+
+        The ``name`` filter narrows the listing server-side but matches words, not a strict prefix,
+        so names are filtered again here. Secrets scheduled for deletion are left out.
+        """
+        client = self.client
+        kwargs: dict[str, Any] = {"MaxResults": self.LIST_PAGE_SIZE}
+        if prefix and not prefix.startswith("!"):  # a leading '!' would negate the filter
+            kwargs["Filters"] = [{"Key": "name", "Values": [prefix]}]
+        names: set[str] = set()
+        seen_tokens: set[str] = set()
+        what = f"prefix selection {prefix + '*'!r}"
+        while True:
+            try:
+                response = self._call("ListSecrets", lambda: client.list_secrets(**kwargs))
+            except Exception as exc:
+                raise self._map_exception(exc, what, None, "ListSecrets") from None
+            for entry in response.get("SecretList") or []:
+                name = entry.get("Name") or ""
+                if name.startswith(prefix) and not entry.get("DeletedDate"):
+                    names.add(name)
+            token = response.get("NextToken")
+            if not token or token in seen_tokens:
+                break
+            seen_tokens.add(token)
+            kwargs["NextToken"] = token
+        return sorted(names)
+
+    def check_access(self, request: ReadRequest) -> AccessCheck:
+        """``DescribeSecret`` (no value is read): exists, not deleted, and has the version asked for."""
+        client = self.client
+        try:
+            response = self._call(
+                "DescribeSecret", lambda: client.describe_secret(SecretId=request.path)
+            )
+        except Exception as exc:
+            error = self._map_exception(exc, request.describe(), request.path, "DescribeSecret")
+            if isinstance(error, (SecretNotFound, AccessDenied)):
+                return AccessCheck(False, error.message)
+            raise error from None
+        if response.get("DeletedDate"):
+            return AccessCheck(False, f"AWS secret {request.path!r} is scheduled for deletion")
+        versions = response.get("VersionIdsToStages") or {}
+        stage = request.options.get("version_stage")
+        version_id = request.options.get("version_id")
+        if stage is not None and not any(stage in stages for stages in versions.values()):
+            return AccessCheck(
+                False, f"AWS secret {request.path!r} has no version staged {stage!r}"
+            )
+        if version_id is not None and version_id not in versions:
+            return AccessCheck(False, f"AWS secret {request.path!r} has no version {version_id!r}")
+        return AccessCheck(
+            True, "DescribeSecret allowed; GetSecretValue not tried (it would read the value)"
+        )
+
+    def exported_variables(self) -> Mapping[str, str]:
+        """With ``credentials: true``, the role's short-lived credentials for the job.
+
+        The region is deliberately not exported: everything exported is masked, and masking
+        ``eu-west-1`` would blank it out of every log line. Jobs set their region themselves.
+        """
+        if not self.options.get("credentials") or self._role_credentials is None:
+            return {}
+        creds = self._role_credentials
+        return {
+            "AWS_ACCESS_KEY_ID": str(creds["AccessKeyId"]),
+            "AWS_SECRET_ACCESS_KEY": str(creds["SecretAccessKey"]),
+            "AWS_SESSION_TOKEN": str(creds["SessionToken"]),
+        }
+
+    def identity_info(self) -> Mapping[str, Any]:
+        """Who we are: the assumed role session, or ``sts:GetCallerIdentity`` for the default chain."""
+        info: dict[str, Any] = {
+            "backend": self.name,
+            "auth": self.describe_auth(self.options),
+            "region": self.region,
+        }
+        if self._assumed_user is not None and self._role_credentials is not None:
+            arn = str(self._assumed_user.get("Arn", ""))
+            expiration = self._role_credentials.get("Expiration")
+            info.update(
+                role_arn=self.options.get("role_arn"),
+                assumed_role_arn=arn,
+                account=arn.split(":")[4] if arn.count(":") >= 5 else None,
+                session_name=self._session_name,
+                expiration=expiration.isoformat()
+                if isinstance(expiration, datetime)
+                else expiration,
+            )
+            return info
+        if self._session is None:
+            return info
+        if self._caller is None:
+            session = self._session
+            sts = session.client(
+                "sts",
+                region_name=self.region,
+                endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
+                config=self._config(),
+            )
+            try:
+                response = self._call("GetCallerIdentity", sts.get_caller_identity)
+                self._caller = {k: response.get(k) for k in ("Arn", "Account", "UserId")}
+            except Exception as exc:
+                info["error"] = self._map_exception(
+                    exc, f"backend {self.name!r}", None, "GetCallerIdentity"
+                ).message
+                return info
+            finally:
+                sts.close()
+        info.update(
+            arn=self._caller.get("Arn"),
+            account=self._caller.get("Account"),
+            user_id=self._caller.get("UserId"),
+        )
+        return info
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        with self._lock:
+            client, self._sm = self._sm, None
+        if client is not None:
+            client.close()
+
+
+def _partial_arn_match(
+    secret_id: str, entries: Iterable[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """A partial ARN (without the 6-character random suffix AWS appends) names the same secret."""
+    if not secret_id.startswith("arn:"):
+        return None
+    for entry in entries:
+        if str(entry.get("ARN", "")).startswith(secret_id + "-"):
+            return entry
+    return None
+
+
+def _safe(code: str) -> str:
+    """An AWS error code, reduced to characters that cannot carry anything but a code."""
+    return _SAFE_CODE.sub("", code)[:64] or "unknown error"
