@@ -256,7 +256,9 @@ class PatternSet:
         found.sort()
         merged: list[tuple[int, int]] = []
         for start, end in found:
-            if merged and start <= merged[-1][1]:
+            # Only overlapping occurrences merge; adjacent ones stay two replacements, exactly
+            # as they would when a chunk boundary falls between them.
+            if merged and start < merged[-1][1]:
                 if end > merged[-1][1]:
                     merged[-1] = (merged[-1][0], end)
             else:

@@ -1,0 +1,434 @@
+"""Tests for the mask list and the streaming redactor.
+
+Assertions compare booleans with a fixed message (``assert not leaked, "canary leaked"``) so
+that a failure never dumps a value through pytest's assertion rewriting.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import urllib.parse
+from collections.abc import Iterable, Sequence
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from jobsecrets.redact import (
+    MIN_BASE64_FRAGMENT,
+    MIN_SECRET_LENGTH,
+    MaskList,
+    PatternSet,
+    StreamRedactor,
+    mask_forms,
+)
+
+
+def canary(n: int = 12) -> bytes:
+    """A fresh random secret that cannot occur in the test's own text by chance."""
+    return b"CANARY" + secrets.token_hex(n).encode()
+
+
+def stream(redactor: StreamRedactor, data: bytes, cuts: Iterable[int]) -> bytes:
+    """Feed ``data`` cut at ``cuts`` and return the whole output."""
+    out = []
+    pos = 0
+    for cut in sorted(set(cuts)):
+        if 0 < cut < len(data):
+            out.append(redactor.feed(data[pos:cut]))
+            pos = cut
+    out.append(redactor.feed(data[pos:]))
+    out.append(redactor.flush())
+    return b"".join(out)
+
+
+def reference(data: bytes, patterns: Iterable[bytes], replacement: bytes = b"***") -> bytes:
+    """The obvious, slow redaction: replace the union of all (overlapping) occurrences."""
+    covered = []
+    for pattern in patterns:
+        start = data.find(pattern)
+        while start != -1:
+            covered.append((start, start + len(pattern)))
+            start = data.find(pattern, start + 1)
+    covered.sort()
+    merged: list[list[int]] = []
+    for start, end in covered:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, pos = [], 0
+    for start, end in merged:
+        out += [data[pos:start], replacement]
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def any_in(needles: Iterable[bytes], haystack: bytes) -> bool:
+    return any(needle in haystack for needle in needles)
+
+
+# ---------------------------------------------------------------------------- mask_forms
+
+
+def test_plain_value_and_standard_encodings() -> None:
+    value = canary() + b'/+?&= "\\'
+    forms = mask_forms(value)
+    expected = {
+        value,
+        base64.b64encode(value),
+        base64.b64encode(value).rstrip(b"="),
+        base64.urlsafe_b64encode(value),
+        base64.urlsafe_b64encode(value).rstrip(b"="),
+        base64.b64encode(base64.b64encode(value)),
+        value.hex().encode(),
+        value.hex().upper().encode(),
+        urllib.parse.quote(value, safe="").encode(),
+        urllib.parse.quote(value).encode(),
+        urllib.parse.quote_plus(value).encode(),
+        json.dumps(value.decode())[1:-1].encode(),
+        json.dumps(value.decode(), ensure_ascii=False)[1:-1].encode(),
+    }
+    missing = expected - forms
+    assert not missing, f"{len(missing)} expected forms missing"
+
+
+def test_json_forms_for_unicode() -> None:
+    value = "pä§§wörd-☃-\u2028-<tag>&".encode()
+    forms = mask_forms(value)
+    text = value.decode()
+    assert json.dumps(text)[1:-1].encode() in forms, "ensure_ascii form missing"
+    assert json.dumps(text, ensure_ascii=False)[1:-1].encode() in forms, "raw JSON form missing"
+    go_style = json.dumps(text, ensure_ascii=False)[1:-1].replace("<", "\\u003c")
+    go_style = go_style.replace(">", "\\u003e").replace("&", "\\u0026")
+    assert go_style.encode() in forms, "HTML-safe JSON form missing"
+
+
+def test_non_utf8_value_has_no_json_form_but_the_rest() -> None:
+    value = b"\xff\xfe\x00secret\x80"
+    forms = mask_forms(value)
+    ok = value in forms and value.hex().encode() in forms and base64.b64encode(value) in forms
+    assert ok, "binary value not masked"
+
+
+@pytest.mark.parametrize("prefix_len", range(6))
+def test_base64_inside_a_longer_stream_is_masked_at_every_offset(prefix_len: int) -> None:
+    value = canary(9)
+    masks = MaskList()
+    masks.add(value, name="V")
+    for suffix_len in range(4):
+        blob = base64.b64encode(
+            secrets.token_bytes(prefix_len) + value + secrets.token_bytes(suffix_len)
+        )
+        k = prefix_len % 3
+        n = len(value)
+        # The stable characters: those whose 6 bits all come from the value.
+        stable = base64.b64encode(bytes(k) + value)[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
+        out = masks.redact(blob)
+        leaked = stable in out or base64.urlsafe_b64encode(value).rstrip(b"=") in out
+        assert not leaked, "base64 of the canary leaked"
+        url_out = masks.redact(blob.translate(bytes.maketrans(b"+/", b"-_")))
+        assert stable.translate(bytes.maketrans(b"+/", b"-_")) not in url_out, "urlsafe leaked"
+
+
+def test_base64_fragments_have_a_minimum_length() -> None:
+    forms = mask_forms(b"abcd")
+    shortest = min(len(f) for f in forms if f != b"abcd")
+    assert shortest >= min(MIN_BASE64_FRAGMENT, len(base64.b64encode(b"abcd")))
+
+
+def test_multiline_value_lines_and_crlf() -> None:
+    first, last = canary(), canary()
+    value = first + b"\nab\n" + last + b"\n"
+    forms = mask_forms(value)
+    assert first in forms and last in forms, "a line is not masked"
+    assert b"ab" not in forms, "a short line is masked alone"
+    assert value.replace(b"\n", b"\r\n") in forms, "CRLF form missing"
+
+
+def test_short_values_are_not_masked() -> None:
+    assert mask_forms(b"ab") == set()
+    assert mask_forms(b"a" * MIN_SECRET_LENGTH)
+
+
+# ---------------------------------------------------------------------------- MaskList
+
+
+def test_masklist_reports_names_never_values() -> None:
+    masks = MaskList()
+    short = b"zq"
+    first, last = canary(), canary()
+    masks.add(short, name="SHORT")
+    masks.add(first + b"\n%%\n" + last, name="MULTI")
+    masks.add("", name="EMPTY")
+    assert masks.short_values == ["SHORT"]
+    assert len(masks) == 1
+    report = "\n".join(masks.warnings) + repr(masks) + repr(masks.redactor())
+    assert "SHORT" in report and "MULTI" in report
+    leaked = any(v.decode() in report for v in (short, first, last, b"%%"))
+    assert not leaked, "a value appears in a warning or a repr"
+
+
+def test_masklist_str_values_and_replacement() -> None:
+    value = canary().decode()
+    masks = MaskList(replacement="[MASKED]")
+    masks.add(value, name="S")
+    out = masks.redact_text(f"token={value}!")
+    assert out == "token=[MASKED]!"
+
+
+def test_github_commands_escape_percent_cr_lf() -> None:
+    value = b"pa%ss\r\nword-" + secrets.token_hex(4).encode()
+    masks = MaskList()
+    masks.add(value, name="S")
+    commands = masks.github_commands()
+    escaped = value.decode().replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    assert commands[0] == f"::add-mask::{escaped}", "the value must come first, escaped"
+    assert all("\n" not in c and "\r" not in c for c in commands)
+    expected = {
+        f"::add-mask::{f.decode().replace('%', '%25').replace(chr(13), '%0D').replace(chr(10), '%0A')}"
+        for f in (
+            b"pa%ss",
+            value.split(b"\r\n")[1],
+            base64.b64encode(value),
+            value.hex().encode(),
+            urllib.parse.quote(value, safe="").encode(),
+        )
+    }
+    assert expected <= set(commands), "a line or an encoding is not announced"
+
+
+def test_github_commands_skip_non_utf8_forms() -> None:
+    masks = MaskList()
+    masks.add(b"\xff\xfesecret", name="B")
+    commands = masks.github_commands()
+    assert commands and all(c.startswith("::add-mask::") for c in commands)
+    assert "::add-mask::" + b"\xff\xfesecret".hex() in commands
+
+
+# ---------------------------------------------------------------------------- StreamRedactor
+
+
+def test_no_patterns_is_a_pass_through() -> None:
+    redactor = StreamRedactor([])
+    chunk = b"hello world"
+    assert redactor.feed(chunk) is chunk
+    assert redactor.flush() == b""
+
+
+def test_split_across_every_boundary() -> None:
+    value = canary()
+    data = b"before " + value + b" after\n"
+    for cut in range(1, len(data)):
+        out = stream(StreamRedactor([value]), data, [cut])
+        assert out == b"before *** after\n", f"wrong output when cut at {cut}"
+
+
+def test_holds_back_only_a_possible_prefix() -> None:
+    redactor = StreamRedactor([b"secretvalue", b"cretin"])
+    assert redactor.feed(b"hello\n") == b"hello\n"
+    assert redactor.pending == 0
+    assert redactor.feed(b"xx secr") == b"xx "
+    assert redactor.pending == 4
+    assert redactor.feed(b"et") == b""  # "secret" is a prefix of "secretvalue" still
+    assert redactor.feed(b"!") == b"secret!"
+    assert redactor.flush() == b""
+
+
+def test_substring_and_overlapping_secrets_leave_no_fragment() -> None:
+    outer = b"AAAA" + canary() + b"BBBB"
+    inner = outer[4:-4]
+    left = b"left-" + outer[:10]
+    right = outer[-10:] + b"-right"
+    patterns = [outer, inner, left, right]
+    for data in (b"x" + outer + b"y", b"x" + left[:5] + outer + b"-right y", b"q" + left + b"z"):
+        for cut in range(len(data)):
+            out = stream(StreamRedactor(patterns), data, [cut])
+            assert out == reference(data, patterns), "overlapping secrets not masked as a union"
+
+
+def test_match_reaching_into_held_tail() -> None:
+    # "abcXYZ" is complete, but "XYZ..." may still become a longer secret.
+    redactor = StreamRedactor([b"abcXYZ", b"XYZ123456"])
+    assert redactor.feed(b"..abcXYZ") == b".."
+    assert redactor.feed(b"1") == b""
+    assert redactor.feed(b"!") == b"***1!"
+
+
+def test_large_chunks_and_memoryview() -> None:
+    values = [canary() for _ in range(50)]
+    masks = MaskList()
+    for i, v in enumerate(values):
+        masks.add(v, name=f"V{i}")
+    body = b"".join(b"line %d %s\n" % (i, values[i % 50]) for i in range(20000))
+    redactor = masks.redactor()
+    out = redactor.feed(memoryview(body)) + redactor.flush()
+    assert not any_in(values, out), "canary leaked"
+    assert out.count(b"***") == 20000
+
+
+# ---------------------------------------------------------------------------- properties
+
+# '*' is left out of values: a value containing the replacement could be re-formed by it.
+_value_bytes = st.binary(min_size=MIN_SECRET_LENGTH, max_size=40).filter(lambda v: b"*" not in v)
+_value_text = (
+    st.text(
+        alphabet=st.characters(blacklist_characters="*", blacklist_categories=("Cs",)),
+        min_size=MIN_SECRET_LENGTH,
+        max_size=30,
+    )
+    .map(lambda s: s.encode("utf-8"))
+    .filter(lambda v: len(v) >= MIN_SECRET_LENGTH)
+)
+_value_lines = st.lists(
+    st.text(alphabet="abcdefgh01234 -_/=+", min_size=0, max_size=12), min_size=2, max_size=5
+).map(lambda lines: "\n".join(lines).encode())
+_values = st.lists(st.one_of(_value_bytes, _value_text, _value_lines), min_size=1, max_size=6)
+
+
+def _with_overlaps(draw: st.DrawFn, values: list[bytes]) -> list[bytes]:
+    """Add values built from pieces of others, so that secrets overlap and contain each other."""
+    extra = []
+    for value in values:
+        if len(value) >= 6 and draw(st.booleans()):
+            cut = draw(st.integers(1, len(value) - 1))
+            extra.append(value[cut:] + draw(st.binary(min_size=2, max_size=6)))
+            extra.append(draw(st.binary(min_size=2, max_size=6)) + value[:cut])
+    return [v for v in values + extra if len(v) >= MIN_SECRET_LENGTH and b"*" not in v]
+
+
+def _encodings(value: bytes) -> list[bytes]:
+    out = [
+        value,
+        base64.b64encode(value),
+        base64.urlsafe_b64encode(value).rstrip(b"="),
+        value.hex().encode(),
+        value.hex().upper().encode(),
+        urllib.parse.quote(value, safe="").encode(),
+        urllib.parse.quote_plus(value).encode(),
+    ]
+    try:
+        text = value.decode()
+    except UnicodeDecodeError:
+        return out
+    out.append(json.dumps(text)[1:-1].encode())
+    out.append(json.dumps(text, ensure_ascii=False)[1:-1].encode())
+    return out
+
+
+def _must_not_survive(value: bytes, min_line_length: int = 4) -> list[bytes]:
+    needles = _encodings(value)
+    if b"\n" in value:
+        needles += [line for line in value.splitlines() if len(line) >= min_line_length]
+    return [n for n in needles if len(n) >= MIN_SECRET_LENGTH]
+
+
+@st.composite
+def _scenario(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[int]]:
+    values = _with_overlaps(draw, draw(_values))
+    assume(values)
+    pieces = []
+    for _ in range(draw(st.integers(1, 8))):
+        pieces.append(draw(st.binary(max_size=20)))
+        value = draw(st.sampled_from(values))
+        pieces.append(draw(st.sampled_from(_must_not_survive(value))))
+    pieces.append(draw(st.binary(max_size=20)))
+    data = b"".join(pieces)
+    cuts = draw(st.lists(st.integers(0, len(data)), max_size=12))
+    return values, data, cuts
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_scenario())
+def test_property_no_value_or_encoding_survives(
+    scenario: tuple[list[bytes], bytes, list[int]],
+) -> None:
+    values, data, cuts = scenario
+    masks = MaskList()
+    for i, value in enumerate(values):
+        masks.add(value, name=f"V{i}")
+    out = stream(masks.redactor(), data, cuts)
+    leaked = any(any_in(_must_not_survive(v), out) for v in values)
+    assert not leaked, "a value or an encoding of it survived"
+    same = out == reference(data, masks.patterns)
+    assert same, "streamed output differs from the reference redaction"
+
+
+@st.composite
+def _clean_text(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[int]]:
+    """Secret-free text made largely of secret prefixes and suffixes: the hard case for hold-back."""
+    values = _with_overlaps(draw, draw(_values))
+    assume(values)
+    forms = sorted(patterns_of(values))
+    pieces = []
+    for _ in range(draw(st.integers(1, 10))):
+        form = draw(st.sampled_from(forms))
+        cut = draw(st.integers(0, len(form) - 1))
+        pieces.append(form[:cut] if draw(st.booleans()) else form[cut + 1 :])
+        pieces.append(draw(st.binary(max_size=8)))
+    data = b"".join(pieces)
+    assume(not any_in(forms, data))
+    cuts = draw(st.lists(st.integers(0, len(data)), max_size=12))
+    return values, data, cuts
+
+
+def patterns_of(values: Sequence[bytes]) -> frozenset[bytes]:
+    """Every pattern a MaskList would register for these values."""
+    masks = MaskList()
+    for value in values:
+        masks.add(value)
+    return masks.patterns
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(_clean_text())
+def test_property_text_without_secrets_passes_through(
+    scenario: tuple[list[bytes], bytes, list[int]],
+) -> None:
+    values, data, cuts = scenario
+    patterns = patterns_of(values)
+    out = stream(StreamRedactor(patterns), data, cuts)
+    same = out == data
+    assert same, "secret-free text was changed"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=8), min_size=1, max_size=8),
+    st.binary(max_size=200),
+    st.lists(st.integers(0, 200), max_size=20),
+)
+def test_property_matches_reference_for_arbitrary_patterns(
+    patterns: list[bytes], data: bytes, cuts: list[int]
+) -> None:
+    # Small random alphabets make patterns overlap and contain each other often.
+    out = stream(StreamRedactor(patterns), data, cuts)
+    same = out == reference(data, set(patterns))
+    assert same, "streamed output differs from the reference redaction"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab", min_size=1, max_size=6), min_size=1, max_size=6),
+    st.text(alphabet="abc", max_size=60),
+    st.lists(st.integers(0, 60), max_size=20),
+)
+def test_property_tiny_alphabet(patterns: list[str], text: str, cuts: list[int]) -> None:
+    raw = [p.encode() for p in patterns]
+    data = text.encode()
+    redactor = StreamRedactor(raw)
+    out = stream(redactor, data, cuts)
+    same = out == reference(data, set(raw))
+    assert same, "streamed output differs from the reference redaction"
+
+
+def test_hold_start_is_the_longest_proper_prefix_suffix() -> None:
+    pset = PatternSet([b"abcdef", b"cdxy", b"zz"])
+    assert pset.hold_start(b"..abcd") == 2  # "abcd" is a prefix of "abcdef"
+    assert pset.hold_start(b"..abcz") == 5  # only "z"
+    assert pset.hold_start(b"..abcq") == 6
+    assert pset.hold_start(b"..cdxy") == 6  # a complete pattern that cannot grow is not held
+    assert pset.hold_start(b"zz") == 1  # but its last "z" may begin another "zz"
