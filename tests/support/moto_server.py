@@ -88,7 +88,9 @@ class MotoServer:
     def _post(self, path: str, body: bytes = b"") -> Any:
         # Our own http://127.0.0.1 URL, never user input.
         url = self.endpoint + path
-        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
+        # text/plain: with urllib's default form type, flask parses the body away and moto sees "".
+        headers = {"Content-Type": "text/plain"}
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             text = response.read().decode()
         return json.loads(text) if text.strip().startswith("{") else text
