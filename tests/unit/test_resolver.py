@@ -1,0 +1,148 @@
+"""The resolver against the fake backend: one read per path, all or nothing, leases recorded."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from jobsecrets.backends.base import BackendContext
+from jobsecrets.errors import AccessDenied, BackendError, ConfigError, SecretNotFound
+from jobsecrets.leases import Ledger
+from jobsecrets.resolver import plan, resolve
+from jobsecrets.spec import parse_spec
+
+
+def setup(tmp_path: Path, documents: dict[str, object], secrets: str, **options: object) -> tuple:
+    (tmp_path / "store.json").write_text(json.dumps(documents))
+    opts = {"file": "store.json", "journal": "journal.jsonl", **options}
+    text = "version: 1\nbackends:\n  fake:\n    type: fake\n"
+    for key, value in opts.items():
+        text += f"    {key}: {json.dumps(value)}\n"
+    text += "secrets:\n" + secrets
+    spec = parse_spec(text, str(tmp_path / "jobsecrets.yml"))
+    return spec, BackendContext(env={}, spec_dir=str(tmp_path))
+
+
+def journal(tmp_path: Path) -> list[dict]:
+    path = tmp_path / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_one_read_per_path_whatever_the_number_of_fields(tmp_path: Path) -> None:
+    spec, context = setup(
+        tmp_path,
+        {"db/creds": {"username": "u-1", "password": "p-1"}, "app": {"a": "x"}},
+        "  USER: fake:db/creds#username\n  PASS: fake:db/creds#password\n  A: fake:app#a\n",
+        lease_ttl=60,
+    )
+    ledger = Ledger()
+    result = resolve(spec, context, ledger)
+    assert result.env() == {"USER": "u-1", "PASS": "p-1", "A": "x"}
+    reads = [e["path"] for e in journal(tmp_path) if e["event"] == "read"]
+    assert sorted(reads) == ["app", "db/creds"]
+    assert len(ledger.leases) == 2
+
+
+def test_optional_missing_is_left_out(tmp_path: Path) -> None:
+    spec, context = setup(
+        tmp_path,
+        {"app": {"a": "x"}},
+        "  A: fake:app#a\n  B:\n    ref: fake:nope#b\n    optional: true\n  C:\n    ref: fake:app#nofield\n    optional: true\n",
+    )
+    result = resolve(spec, context, Ledger())
+    assert result.env() == {"A": "x"} and result.skipped == ["B", "C"]
+
+
+def test_failure_returns_nothing_but_records_leases(tmp_path: Path) -> None:
+    spec, context = setup(
+        tmp_path,
+        {"first": {"v": "value-1"}},
+        "  A: fake:first#v\n  B: fake:missing#v\n",
+        lease_ttl=60,
+    )
+    ledger = Ledger()
+    with pytest.raises(SecretNotFound) as info:
+        resolve(spec, context, ledger)
+    assert "B" in info.value.message and "fake:missing#v" in info.value.message
+    assert len(ledger.leases) == 1, "the lease obtained before the failure must be in the ledger"
+    report = ledger.revoke_all()
+    assert report.ok and report.leases_revoked == 1
+    assert [e["event"] for e in journal(tmp_path)].count("revoke") == 1
+
+
+def test_several_failures_are_all_named(tmp_path: Path) -> None:
+    spec, context = setup(
+        tmp_path,
+        {"ok": {"v": "1"}},
+        "  A: fake:gone#v\n  B: fake:ok#missing\n  C: fake:denied#v\n",
+        deny=["denied"],
+    )
+    with pytest.raises(SecretNotFound) as info:
+        resolve(spec, context, Ledger())
+    assert "3 variables failed" in info.value.message
+    for name in ("A", "B", "C"):
+        assert f"{name} (" in info.value.message
+
+
+def test_denied_and_backend_errors_keep_their_exit_codes(tmp_path: Path) -> None:
+    spec, context = setup(tmp_path, {}, "  A: fake:x#v\n", deny=["x"])
+    with pytest.raises(AccessDenied) as denied:
+        resolve(spec, context, Ledger())
+    assert denied.value.exit_code == 5
+    spec, context = setup(tmp_path, {}, "  A: fake:x#v\n", fail=["x"])
+    with pytest.raises(BackendError) as failed:
+        resolve(spec, context, Ledger())
+    assert failed.value.exit_code == 6
+
+
+def test_whole_values_nested_fields_and_json_strings(tmp_path: Path) -> None:
+    spec, context = setup(
+        tmp_path,
+        {"blob": "plain text", "json": json.dumps({"a": {"b": "deep"}}), "doc": {"n": 5, "obj": {"k": "v"}}},
+        "  BLOB: fake:blob\n  DEEP: fake:json#a.b\n  DEEP2: fake:json#a/b\n  N: fake:doc#n\n  OBJ: fake:doc#obj\n"
+        "  B64:\n    ref: fake:blob\n    encoding: base64\n",
+    )
+    env = resolve(spec, context, Ledger()).env()
+    assert env["BLOB"] == "plain text" and env["DEEP"] == env["DEEP2"] == "deep"
+    assert env["N"] == "5" and json.loads(env["OBJ"]) == {"k": "v"}
+    assert base64.b64decode(env["B64"]) == b"plain text"
+
+
+def test_file_values_are_0600_and_removed_on_revoke(tmp_path: Path) -> None:
+    spec, context = setup(tmp_path, {"tls": {"key": "-----BEGIN KEY-----\nabc\n"}}, "  TLS:\n    ref: fake:tls#key\n    file: true\n")
+    ledger = Ledger()
+    env = resolve(spec, context, ledger, files_dir=str(tmp_path)).env()
+    path = env["TLS"]
+    assert os.path.isfile(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert Path(path).read_text().startswith("-----BEGIN KEY-----")
+    ledger.revoke_all()
+    assert not os.path.exists(path) and not os.path.exists(os.path.dirname(path))
+
+
+def test_prefix_selection_names_and_collisions(tmp_path: Path) -> None:
+    docs = {"prod/pay/stripe-key": "s", "prod/pay/db.url": "d", "prod/other": "o"}
+    spec, context = setup(tmp_path, docs, "  PAY:\n    ref: fake:prod/pay/*\n    name_prefix: PAY_\n")
+    assert resolve(spec, context, Ledger()).env() == {"PAY_STRIPE_KEY": "s", "PAY_DB_URL": "d"}
+    docs["prod/pay/stripe_key"] = "clash"
+    spec, context = setup(tmp_path, docs, "  PAY:\n    ref: fake:prod/pay/*\n")
+    with pytest.raises(ConfigError) as info:
+        resolve(spec, context, Ledger())
+    assert "taken" in info.value.message
+    spec, context = setup(tmp_path, {"x/ld_preload": "v"}, "  X:\n    ref: fake:x/*\n")
+    with pytest.raises(ConfigError) as denied:
+        resolve(spec, context, Ledger())
+    assert "LD_PRELOAD" in denied.value.message
+
+
+def test_plan_reads_nothing(tmp_path: Path) -> None:
+    spec, _ = setup(tmp_path, {"a": {"b": "c"}}, "  A: fake:a#b\n")
+    entries = plan(spec)
+    assert [(e.name, e.path, e.field, e.backend_type) for e in entries] == [("A", "a", "b", "fake")]
+    assert journal(tmp_path) == []
