@@ -34,9 +34,12 @@ __all__ = [
 import base64
 import bisect
 import json
+import os
 import re
+import threading
 import urllib.parse
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeAlias
 
 import ahocorasick_rs
@@ -142,6 +145,24 @@ def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) 
 # Above this many pattern bytes the scanner uses a (slower, smaller) NFA instead of a DFA:
 # the DFA scans ~3x faster but takes ~150 bytes of memory per pattern byte.
 _DFA_MAX_PATTERN_BYTES = 2_000_000
+# From this size on a chunk is scanned as two halves at once: the Rust search releases the
+# GIL, so a second core almost doubles the throughput of the big reads a chatty child causes.
+_PARALLEL_MIN = 256 * 1024
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _scan_pool() -> ThreadPoolExecutor | None:
+    """The one helper thread shared by every redactor; None on a single CPU."""
+    global _pool
+    if (os.cpu_count() or 1) < 2:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobsecrets-scan")
+        return _pool
+
+
 # Suffixes at least this long are found as candidates with an automaton over pattern prefixes
 # of this length, shorter ones with a set lookup.
 _PREFIX_KEY = 4
@@ -222,6 +243,27 @@ class PatternSet:
                 return start
         return n
 
+    def _leftmost_longest(self, data: Buffer) -> list[tuple[int, int, int]]:
+        """Leftmost-longest matches, sorted by start; big inputs are searched in two halves."""
+        assert self._scan is not None
+        n = len(data)
+        pool = _scan_pool() if n >= _PARALLEL_MIN else None
+        if pool is None:
+            matches: list[tuple[int, int, int]] = self._scan.find_matches_as_indexes(data)
+            return matches
+        # The first half reaches maxlen - 1 bytes into the second, so every occurrence lies
+        # wholly inside one of the two and overlaps a match reported for that half.
+        mid = n // 2
+        view = memoryview(data)
+        second = pool.submit(self._scan.find_matches_as_indexes, view[mid:])
+        first: list[tuple[int, int, int]] = self._scan.find_matches_as_indexes(
+            view[: mid + self.maxlen - 1]
+        )
+        rest = [(i, s + mid, e + mid) for i, s, e in second.result()]
+        if not rest:
+            return first
+        return sorted(first + rest, key=lambda m: m[1]) if first else rest
+
     def spans(self, data: Buffer) -> list[tuple[int, int]]:
         """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence.
 
@@ -232,7 +274,7 @@ class PatternSet:
         """
         if self._scan is None:
             return []
-        matches = self._scan.find_matches_as_indexes(data)
+        matches = self._leftmost_longest(data)
         if not matches:
             return []
         n = len(data)

@@ -432,3 +432,15 @@ def test_hold_start_is_the_longest_proper_prefix_suffix() -> None:
     assert pset.hold_start(b"..abcq") == 6
     assert pset.hold_start(b"..cdxy") == 6  # a complete pattern that cannot grow is not held
     assert pset.hold_start(b"zz") == 1  # but its last "z" may begin another "zz"
+
+
+def test_big_chunk_scanned_in_halves_misses_nothing_at_the_middle() -> None:
+    value = canary()
+    size = 600_000
+    for shift in range(-len(value) - 1, 2):
+        data = bytearray(b"x" * size)
+        start = size // 2 + shift
+        data[start : start + len(value)] = value
+        out = StreamRedactor([value]).feed(bytes(data))
+        leaked = value in out or out.count(b"***") != 1
+        assert not leaked, f"canary leaked at shift {shift}"
