@@ -502,12 +502,15 @@ class _Parser:
             )
             return None
         matching = [b.name for b in backends.values() if b.type == ref.backend_type]
+        if ref.backend_type in matching:
+            # The backend named like the type ("vault", "aws") is the natural default.
+            return ref.backend_type
         if len(matching) == 1:
             return matching[0]
         if len(matching) > 1:
             self.problem(
                 f"secret {name!r}: {ref.raw!r} is ambiguous: several backends of type "
-                f"{ref.backend_type} ({', '.join(sorted(matching))}); write NAME:PATH instead",
+                f"{ref.backend_type} ({', '.join(sorted(matching))}) and none named {ref.backend_type!r}; write NAME:PATH instead",
                 node,
             )
             return None
