@@ -276,7 +276,7 @@ def test_large_chunks_and_memoryview() -> None:
 _value_bytes = st.binary(min_size=MIN_SECRET_LENGTH, max_size=40).filter(lambda v: b"*" not in v)
 _value_text = (
     st.text(
-        alphabet=st.characters(blacklist_characters="*", blacklist_categories=("Cs",)),
+        alphabet=st.characters(exclude_characters="*", exclude_categories=["Cs"]),
         min_size=MIN_SECRET_LENGTH,
         max_size=30,
     )
