@@ -63,10 +63,25 @@ def cli(verbose: int) -> None:
     Reads jobsecrets.yml, signs in to Vault/OpenBao and AWS Secrets Manager with the job's own
     identity, and hands the values to the job masked, revoking every lease and token at the end.
     """
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: int) -> None:
+    """Log jobsecrets' own records only: never the root logger.
+
+    Client libraries log request and response bodies at debug level (botocore prints every
+    SecretString it receives), so their loggers must stay quiet whatever -v says.
+    """
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="jobsecrets: %(levelname)s: %(message)s", stream=sys.stderr
-    )
+    logger = logging.getLogger("jobsecrets")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("jobsecrets: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False
+    for noisy in ("botocore", "boto3", "urllib3", "hvac", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 # ---- plan ------------------------------------------------------------------------------------
