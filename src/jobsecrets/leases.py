@@ -6,17 +6,38 @@ When the job ends :meth:`Ledger.revoke_all` revokes every lease, then every toke
 ``jobsecrets revoke`` reads in a later step.
 
 The state file holds lease ids, backend settings and the tokens jobsecrets itself obtained, so a later
-process can revoke them. It holds no secret *value*. It is created 0600 in a 0700 directory, and the
-tokens in it are short-lived and revoked (and the file removed) by ``revoke``.
+process can revoke them. It holds no secret *value*. How the tokens in it are protected:
+
+* the file is created 0600 (atomically, never world-readable for an instant) in a directory that only
+  its owner may write to; the default directory is a per-user ``jobsecrets-UID`` created 0700;
+* the tokens are the job's own short-lived login tokens (never a token the user supplied), and
+  ``revoke`` revokes them and removes the file;
+* optionally, when ``$JOBSECRETS_STATE_KEY`` is set (by a CI wrapper that can hand a random key from
+  its main step to its post step), each token is encrypted with Fernet (AES-128-CBC + HMAC-SHA256,
+  from ``cryptography``) under a key derived from it with HKDF-SHA256: a copy of the file alone
+  (an artifact upload, a cache, a backup of the workspace) then revokes nothing and signs nobody in.
 """
 
 from __future__ import annotations
 
-__all__ = ["STATE_VERSION", "Ledger", "Renewer", "RevokeReport", "default_state_path", "load_state"]
+__all__ = [
+    "STATE_KEY_ENV",
+    "STATE_VERSION",
+    "Ledger",
+    "Renewer",
+    "RevokeReport",
+    "StateCipher",
+    "default_state_path",
+    "load_state",
+]
 
+import base64
 import contextlib
+import dataclasses
 import json
+import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -26,9 +47,66 @@ from typing import Any
 
 from .backends.base import Backend, BackendContext, Lease, TokenRecord
 from .backends.registry import get_backend_class
-from .errors import ConfigError, JobSecretsError, RevokeError
+from .errors import AccessDenied, ConfigError, JobSecretsError, RevokeError
 
 STATE_VERSION = 1
+STATE_KEY_ENV = "JOBSECRETS_STATE_KEY"
+# Fewer characters than this cannot hold the 128 bits of entropy a key needs.
+_MIN_KEY_LENGTH = 32
+_HKDF_INFO = b"jobsecrets state file token v1"
+
+log = logging.getLogger("jobsecrets")
+
+
+class StateCipher:
+    """Encrypts the tokens of a state file under a key from ``$JOBSECRETS_STATE_KEY``.
+
+    Any string of 32+ characters from a good random source is accepted (``openssl rand -hex 32``,
+    Node's ``crypto.randomBytes(32).toString('base64')``): it is stretched to a Fernet key with
+    HKDF-SHA256, so wrappers need no Fernet-specific encoding. ``cryptography`` is imported only
+    here, only when a key is set: it is an optional dependency (``pip install jobsecrets[state-key]``).
+    """
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < _MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"${STATE_KEY_ENV} is too short ({len(secret)} characters; at least "
+                f"{_MIN_KEY_LENGTH} needed)",
+                hint="use a random key, e.g. `openssl rand -hex 32`",
+            )
+        try:
+            from cryptography.fernet import Fernet
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        except ImportError:
+            raise ConfigError(
+                f"${STATE_KEY_ENV} is set but the 'cryptography' package is not installed",
+                hint="pip install 'jobsecrets[state-key]', or unset the key",
+            ) from None
+        # No salt: the key is already random; HKDF only turns it into Fernet's 32 bytes.
+        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
+            secret.encode("utf-8")
+        )
+        self._fernet = Fernet(base64.urlsafe_b64encode(raw))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StateCipher | None:
+        """The cipher for ``$JOBSECRETS_STATE_KEY``, or ``None`` when it is not set."""
+        secret = env.get(STATE_KEY_ENV, "")
+        return cls(secret) if secret else None
+
+    def seal(self, token: str) -> str:
+        """Encrypt one token (authenticated; a new random IV each time)."""
+        return self._fernet.encrypt(token.encode("utf-8")).decode("ascii")
+
+    def open(self, sealed: str) -> str | None:
+        """Decrypt one token; ``None`` when this key did not seal it (or it was tampered with)."""
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            return None
 
 
 def default_state_path(env: Mapping[str, str]) -> str:
@@ -52,10 +130,16 @@ def default_state_path(env: Mapping[str, str]) -> str:
 
 @dataclass
 class RevokeReport:
-    """What a revocation did: counts and the failures (lease ids / accessors, never values)."""
+    """What a revocation did: counts and the failures (lease ids / accessors, never values).
+
+    ``leases_with_token`` counts leases the store would not let us revoke one by one (Vault's
+    default policy has no ``sys/leases/revoke``) that ended because the token which created them
+    was revoked: Vault revokes a token's leases with it, in the background, within moments.
+    """
 
     leases_revoked: int = 0
     tokens_revoked: int = 0
+    leases_with_token: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -66,9 +150,16 @@ class RevokeReport:
     def summary(self) -> str:
         """One line for the log."""
         text = f"revoked {self.leases_revoked} lease(s) and {self.tokens_revoked} token(s)"
+        if self.leases_with_token:
+            text += f"; {self.leases_with_token} more lease(s) ended with their token"
         if self.failures:
             text += f"; {len(self.failures)} failure(s): " + "; ".join(self.failures)
         return text
+
+
+def _token_key(record: TokenRecord) -> str:
+    """How a token is told apart from others without showing it: its accessor when it has one."""
+    return record.accessor or record.token
 
 
 class Ledger:
@@ -77,6 +168,8 @@ class Ledger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.leases: dict[str, Lease] = {}
+        # lease id -> accessor of the token that obtained it ("" when the user supplied the token).
+        self.lease_owner: dict[str, str] = {}
         self.backends: dict[str, Backend] = {}
         self.backend_types: dict[str, str] = {}
         self.backend_options: dict[str, dict[str, Any]] = {}
@@ -87,6 +180,12 @@ class Ledger:
         self.spec_dir = "."
         # Tokens recorded in a state file (several `export`s may have signed in more than once).
         self.recorded_tokens: list[TokenRecord] = []
+        # Encrypted token entries of a state file that the current key cannot open: kept verbatim
+        # so that `revoke` with the right key can still end them.
+        self.unreadable_tokens: list[dict[str, Any]] = []
+        # Leases/tokens that renewing no longer extends (max TTL reached), and renewal backoff.
+        self._no_renew: set[str] = set()
+        self._retry_at: dict[str, float] = {}
 
     def add_backend(self, backend: Backend) -> None:
         """Track a backend (its token, once it signed in, is revoked at the end)."""
@@ -97,8 +196,11 @@ class Ledger:
 
     def add_lease(self, lease: Lease) -> None:
         """Record a lease the moment it is obtained, so a failure later still revokes it."""
+        backend = self.backends.get(lease.backend)
+        record = backend.token_record() if backend is not None else None
         with self._lock:
             self.leases[lease.lease_id] = lease
+            self.lease_owner[lease.lease_id] = _token_key(record) if record is not None else ""
 
     def add_file(self, path: str) -> None:
         """Record a secret file to remove when the job ends."""
@@ -108,117 +210,204 @@ class Ledger:
     def tokens(self) -> list[TokenRecord]:
         """The tokens jobsecrets obtained (user-supplied ones are not listed), each once."""
         records: dict[str, TokenRecord] = {}
-        for backend in self.backends.values():
+        for backend in list(self.backends.values()):
             record = backend.token_record()
             if record is not None:
-                records.setdefault(record.token, record)
+                records.setdefault(_token_key(record), record)
         for record in self.recorded_tokens:
-            records.setdefault(record.token, record)
+            records.setdefault(_token_key(record), record)
         return list(records.values())
 
     def is_empty(self) -> bool:
         """True when there is nothing to revoke or remove."""
-        return not self.leases and not self.tokens() and not self.files
+        return (
+            not self.leases and not self.tokens() and not self.files and not self.unreadable_tokens
+        )
+
+    def _forget_lease(self, lease_id: str) -> None:
+        with self._lock:
+            self.leases.pop(lease_id, None)
+            self.lease_owner.pop(lease_id, None)
 
     # ---- renewal -------------------------------------------------------------------------------
 
+    def _renewal_failed(self, key: str, ttl: int, now: float) -> None:
+        # Retry a few times within the TTL rather than hammering the store every loop.
+        self._retry_at[key] = now + max(1.0, min(30.0, ttl / 6))
+
     def renew_due(self, now: float | None = None, fraction: float = 2 / 3) -> list[str]:
-        """Renew each renewable lease past ``fraction`` of its TTL; returns failure messages."""
+        """Renew each renewable lease and token past ``fraction`` of its TTL.
+
+        Returns messages for the log (lease ids and accessors, never values): failures, and leases
+        or tokens that reached their maximum TTL, which renewing cannot extend any further.
+        """
         now = time.time() if now is None else now
-        failures = []
+        messages = []
         for lease in list(self.leases.values()):
-            if not lease.renewable or lease.ttl <= 0:
+            key = lease.lease_id
+            if not lease.renewable or lease.ttl <= 0 or key in self._no_renew:
                 continue
-            if now < lease.obtained_at + lease.ttl * fraction:
+            if now < max(lease.obtained_at + lease.ttl * fraction, self._retry_at.get(key, 0)):
                 continue
             backend = self.backends.get(lease.backend)
             if backend is None:
                 continue
-            increment = _increment(backend)
+            wanted = _increment(backend) or lease.ttl
             try:
-                renewed = backend.renew_lease(lease, increment or lease.ttl)
+                renewed = backend.renew_lease(lease, wanted)
             except JobSecretsError as error:
-                failures.append(f"lease {lease.lease_id}: {error.message}")
+                self._renewal_failed(key, lease.ttl, now)
+                messages.append(f"cannot renew lease {key}: {error.message}")
                 continue
+            self._retry_at.pop(key, None)
+            if renewed.ttl < wanted:
+                # The store capped the lease at its max TTL: asking again cannot extend it.
+                self._no_renew.add(key)
+                messages.append(
+                    f"lease {key} reached its maximum TTL: it ends in {renewed.ttl}s "
+                    "and cannot be renewed any further"
+                )
             with self._lock:
-                self.leases[lease.lease_id] = renewed
+                if key in self.leases:  # not revoked meanwhile
+                    self.leases[key] = renewed
         for backend in list(self.backends.values()):
             record = backend.token_record()
             if record is None or not record.renewable or record.ttl <= 0:
                 continue
-            if now >= record.obtained_at + record.ttl * fraction:
-                try:
-                    backend.renew_token()
-                except JobSecretsError as error:
-                    failures.append(f"token of {backend.name!r}: {error.message}")
-        return failures
+            key = "token:" + _token_key(record)
+            if key in self._no_renew:
+                continue
+            if now < max(record.obtained_at + record.ttl * fraction, self._retry_at.get(key, 0)):
+                continue
+            label = record.accessor or backend.name
+            try:
+                backend.renew_token()
+            except JobSecretsError as error:
+                self._renewal_failed(key, record.ttl, now)
+                messages.append(f"cannot renew the token of {backend.name!r}: {error.message}")
+                continue
+            self._retry_at.pop(key, None)
+            renewed_record = backend.token_record()
+            if renewed_record is None or renewed_record.ttl < record.ttl:
+                self._no_renew.add(key)
+                ends = renewed_record.ttl if renewed_record is not None else 0
+                messages.append(
+                    f"token {label} of {backend.name!r} reached its maximum TTL: it ends in "
+                    f"{ends}s, and every lease obtained with it then ends too"
+                )
+        return messages
 
     def next_due(self, fraction: float = 2 / 3) -> float | None:
         """Seconds until the next renewal is due, or ``None`` if nothing is renewable."""
         due = []
-        for lease in self.leases.values():
-            if lease.renewable and lease.ttl > 0:
-                due.append(lease.obtained_at + lease.ttl * fraction)
-        for backend in self.backends.values():
+        for lease in list(self.leases.values()):
+            if lease.renewable and lease.ttl > 0 and lease.lease_id not in self._no_renew:
+                due.append(
+                    max(
+                        lease.obtained_at + lease.ttl * fraction,
+                        self._retry_at.get(lease.lease_id, 0),
+                    )
+                )
+        for backend in list(self.backends.values()):
             record = backend.token_record()
-            if record is not None and record.renewable and record.ttl > 0:
-                due.append(record.obtained_at + record.ttl * fraction)
+            if record is None or not record.renewable or record.ttl <= 0:
+                continue
+            key = "token:" + _token_key(record)
+            if key not in self._no_renew:
+                due.append(
+                    max(record.obtained_at + record.ttl * fraction, self._retry_at.get(key, 0))
+                )
         if not due:
             return None
         return max(0.0, min(due) - time.time())
 
     # ---- the end ---------------------------------------------------------------------------------
 
-    def revoke_all(self) -> RevokeReport:
-        """Revoke every lease, then every token we obtained, and remove secret files. Never raises."""
-        report = RevokeReport()
+    def _resume(self, report: RevokeReport) -> None:
+        """Reconnect the backends a state file named, only those with something to revoke."""
         needed = {lease.backend for lease in self.leases.values()}
         needed |= {record.backend for record in self.recorded_tokens}
         for name, record in list(self.pending_resume.items()):
+            del self.pending_resume[name]
             if name not in needed:
                 # Nothing of this backend's to revoke: do not sign in again just to do nothing.
-                del self.pending_resume[name]
                 continue
             try:
                 self.backends[name].resume(record)
             except JobSecretsError as error:
                 report.failures.append(f"reconnect {name!r}: {error.message}")
-            del self.pending_resume[name]
+
+    def revoke_all(self) -> RevokeReport:
+        """Revoke every lease, then every token we obtained, and remove secret files. Never raises.
+
+        What could not be revoked stays in the ledger (and so in a rewritten state file) for a retry.
+        """
+        report = RevokeReport()
+        self._resume(report)
         for path in list(self.files):
             with contextlib.suppress(FileNotFoundError):
                 _shred(path)
             self.files.remove(path)
+        ours = {_token_key(record): record for record in self.tokens()}
+        # Leases the store would not revoke one by one, to end with the token that created them.
+        with_token: dict[str, list[Lease]] = {}
         for lease in list(self.leases.values()):
             backend = self.backends.get(lease.backend)
-            owns_token = backend is not None and backend.token_record() is not None
             try:
                 if backend is None:
                     raise RevokeError(f"no backend {lease.backend!r}")
                 backend.revoke_lease(lease.lease_id)
-                report.leases_revoked += 1
             except JobSecretsError as error:
-                if owns_token:
-                    # Revoking our own token below revokes every lease it created, so a token that may
-                    # not call sys/leases/revoke still ends all of them.
-                    report.leases_revoked += 1
+                owner = self._owner(lease, ours)
+                if owner is not None:
+                    if not isinstance(error, AccessDenied):
+                        log.info("lease %s: %s; revoking its token ends it", lease.lease_id, error)
+                    with_token.setdefault(owner, []).append(lease)
                 else:
                     report.failures.append(f"lease {lease.lease_id}: {error.message}")
-                    continue
-            with self._lock:
-                self.leases.pop(lease.lease_id, None)
-        for record in self.tokens():
+                continue
+            report.leases_revoked += 1
+            self._forget_lease(lease.lease_id)
+        for key, record in ours.items():
             backend = self.backends.get(record.backend)
             try:
                 if backend is None:
                     raise RevokeError(f"no backend {record.backend!r}")
                 backend.revoke_token(record)
-                report.tokens_revoked += 1
-                if record in self.recorded_tokens:
-                    self.recorded_tokens.remove(record)
             except JobSecretsError as error:
-                label = record.accessor or record.backend
-                report.failures.append(f"token {label}: {error.message}")
+                report.failures.append(
+                    f"token {record.accessor or record.backend}: {error.message}"
+                )
+                for lease in with_token.pop(key, []):
+                    report.failures.append(
+                        f"lease {lease.lease_id}: not revoked (denied, and its token could not "
+                        "be revoked either)"
+                    )
+                continue
+            report.tokens_revoked += 1
+            if record in self.recorded_tokens:
+                self.recorded_tokens.remove(record)
+            for lease in with_token.pop(key, []):
+                report.leases_with_token += 1
+                self._forget_lease(lease.lease_id)
+        for entry in self.unreadable_tokens:
+            report.failures.append(
+                f"token {entry.get('accessor') or entry.get('backend', '?')}: encrypted in the "
+                f"state file and ${STATE_KEY_ENV} does not open it"
+            )
         return report
+
+    def _owner(self, lease: Lease, ours: Mapping[str, TokenRecord]) -> str | None:
+        """The key of our token that obtained ``lease`` (so revoking it ends the lease), if any."""
+        owner = self.lease_owner.get(lease.lease_id)
+        if owner:
+            return owner if owner in ours else None
+        if owner is None:
+            # A state file from before owners were recorded: any token of ours on that backend.
+            for key, record in ours.items():
+                if record.backend == lease.backend:
+                    return key
+        return None
 
     def close(self) -> None:
         """Close every backend's connections."""
@@ -228,8 +417,17 @@ class Ledger:
 
     # ---- state file ------------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
-        """The JSON-able state: backend settings, leases, our tokens and files. No secret value."""
+    def to_state(self, cipher: StateCipher | None = None) -> dict[str, Any]:
+        """The JSON-able state: backend settings, leases, our tokens and files. No secret value.
+
+        With ``cipher`` each token is stored encrypted (``token_sealed``) instead of as-is.
+        """
+        tokens: list[dict[str, Any]] = []
+        for record in self.tokens():
+            entry = asdict(record)
+            if cipher is not None:
+                entry["token_sealed"] = cipher.seal(entry.pop("token"))
+            tokens.append(entry)
         return {
             "version": STATE_VERSION,
             "created": time.time(),
@@ -241,30 +439,26 @@ class Ledger:
                 }
                 for name in self.backends
             },
-            "tokens": [asdict(record) for record in self.tokens()],
-            "leases": [asdict(lease) for lease in self.leases.values()],
+            "tokens": tokens + [dict(entry) for entry in self.unreadable_tokens],
+            "leases": [
+                {**asdict(lease), "token_accessor": self.lease_owner.get(lease.lease_id, "")}
+                for lease in self.leases.values()
+            ],
             "files": list(self.files),
         }
 
-    def write_state(self, path: str, merge: bool = True) -> None:
-        """Write (or merge into) the state file, 0600 in a 0700 directory, atomically."""
-        state = self.to_state()
-        if merge and os.path.exists(path):
-            # A second `export` in the same job adds to what the first one recorded.
-            previous = _read_state(path)
-            for name, entry in previous.get("backends", {}).items():
-                state["backends"].setdefault(name, entry)
-            known = {lease["lease_id"] for lease in state["leases"]}
-            state["leases"] += [
-                lease for lease in previous.get("leases", []) if lease["lease_id"] not in known
-            ]
-            state["files"] = sorted(set(state["files"]) | set(previous.get("files", [])))
-            known_tokens = {t["token"] for t in state["tokens"]}
-            state["tokens"] += [
-                t for t in previous.get("tokens", []) if t["token"] not in known_tokens
-            ]
+    def write_state(self, path: str, merge: bool = True, cipher: StateCipher | None = None) -> None:
+        """Write (or merge into) the state file, 0600 in a private directory, atomically."""
+        state = self.to_state(cipher)
+        if merge:
+            try:
+                previous = _read_state(path)
+            except FileNotFoundError:
+                previous = None
+            if previous is not None:
+                _merge(state, previous)
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _private_directory(directory)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o600)
@@ -275,6 +469,46 @@ class Ledger:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def _entry_key(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("accessor") or entry.get("token") or entry.get("token_sealed") or "")
+
+
+def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
+    """Add what an earlier ``export`` of the same job recorded to ``state`` (in place)."""
+    for name, entry in previous.get("backends", {}).items():
+        state["backends"].setdefault(name, entry)
+    known = {lease["lease_id"] for lease in state["leases"]}
+    state["leases"] += [
+        lease for lease in previous.get("leases", []) if lease.get("lease_id") not in known
+    ]
+    state["files"] = sorted(set(state["files"]) | set(previous.get("files", [])))
+    known_tokens = {_entry_key(t) for t in state["tokens"]}
+    state["tokens"] += [t for t in previous.get("tokens", []) if _entry_key(t) not in known_tokens]
+
+
+def _private_directory(directory: str) -> None:
+    """Create ``directory`` 0700 if needed and refuse one where others could swap our files.
+
+    The default directory (``jobsecrets-UID`` under a shared temp dir) could have been created
+    beforehand by another user; a sticky, world-writable directory (``/tmp``) is fine, since nobody
+    else can replace a file we own there.
+    """
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"state directory {directory} is not a directory")
+    if os.getuid() != 0 and info.st_uid not in (os.getuid(), 0):
+        raise ConfigError(
+            f"state directory {directory} belongs to another user",
+            hint="pass --state with a path in a directory of your own",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise ConfigError(
+            f"state directory {directory} is writable by other users",
+            hint="pass --state with a path in a directory of your own (e.g. $RUNNER_TEMP)",
+        )
 
 
 class Renewer:
@@ -345,13 +579,26 @@ def _shred(path: str) -> None:
 
 
 def _read_state(path: str) -> dict[str, Any]:
+    """Read a state file; raises FileNotFoundError when there is none."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
+        # O_NOFOLLOW: a symlink planted at our path must not make us read someone else's file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise
+    except OSError as error:
+        raise ConfigError(f"cannot open state file {path}: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if os.getuid() != 0 and info.st_uid != os.getuid():
+            raise ConfigError(f"state file {path} belongs to another user; not using it")
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            fd = -1
+            state = json.load(handle)
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot read state file {path}: {type(error).__name__}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise ConfigError(
             f"state file {path} is not a jobsecrets state file (version {STATE_VERSION})"
@@ -359,16 +606,25 @@ def _read_state(path: str) -> dict[str, Any]:
     return state
 
 
+_LEASE_FIELDS = {f.name for f in dataclasses.fields(Lease)}
+_TOKEN_FIELDS = {f.name for f in dataclasses.fields(TokenRecord)}
+
+
 def load_state(
     path: str,
     env: Mapping[str, str],
     factory: Callable[[str, str, dict[str, Any]], Backend] | None = None,
 ) -> Ledger | None:
-    """Rebuild a ledger from a state file (backends reconnect when revoking); ``None`` if there is none."""
+    """Rebuild a ledger from a state file (backends reconnect when revoking); ``None`` if there is none.
+
+    Encrypted tokens are opened with ``$JOBSECRETS_STATE_KEY`` from ``env``; those it cannot open
+    are kept aside (reported as failures by :meth:`Ledger.revoke_all`, written back for a retry).
+    """
     try:
         state = _read_state(path)
     except FileNotFoundError:
         return None
+    cipher = StateCipher.from_env(env)
     ledger = Ledger()
     ledger.spec_dir = str(state.get("spec_dir") or ".")
     context = BackendContext(env=env, spec_dir=ledger.spec_dir)
@@ -380,14 +636,25 @@ def load_state(
             backend = get_backend_class(entry["type"])(name, options, context)
         ledger.add_backend(backend)
         ledger.pending_resume[name] = None
-    for token in state.get("tokens", []):
-        record = TokenRecord(**token)
+    for entry in state.get("tokens", []):
+        token = entry.get("token")
+        if token is None and "token_sealed" in entry and cipher is not None:
+            token = cipher.open(str(entry["token_sealed"]))
+        if token is None:
+            ledger.unreadable_tokens.append(dict(entry))
+            continue
+        fields = {k: v for k, v in entry.items() if k in _TOKEN_FIELDS}
+        fields["token"] = token
+        record = TokenRecord(**fields)
         ledger.recorded_tokens.append(record)
         if ledger.pending_resume.get(record.backend) is None:
             # Reconnect with a token we obtained: it can revoke the leases it created.
             ledger.pending_resume[record.backend] = record
-    for lease in state.get("leases", []):
-        ledger.add_lease(Lease(**lease))
+    for entry in state.get("leases", []):
+        lease = Lease(**{k: v for k, v in entry.items() if k in _LEASE_FIELDS})
+        ledger.leases[lease.lease_id] = lease
+        if "token_accessor" in entry:
+            ledger.lease_owner[lease.lease_id] = str(entry["token_accessor"] or "")
     for file in state.get("files", []):
         ledger.files.append(str(file))
     return ledger

@@ -1,0 +1,282 @@
+"""The lease ledger and its state file, against an in-memory store that remembers what is alive.
+
+Every test asserts with booleans: a failing assertion must not print a token or a value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobsecrets.backends.base import (
+    Backend,
+    BackendContext,
+    Document,
+    Lease,
+    ReadRequest,
+    TokenRecord,
+)
+from jobsecrets.errors import AccessDenied, BackendError, ConfigError
+from jobsecrets.leases import STATE_KEY_ENV, Ledger, Renewer, default_state_path, load_state
+
+# Values that must never reach a state file (the store "returns" them with each lease).
+CANARY_VALUE = "canary-value-" + secrets.token_hex(8)
+
+
+class Store:
+    """What the server knows: live leases and tokens, and the failures to inject."""
+
+    def __init__(self) -> None:
+        self.leases: dict[str, int] = {}  # lease id -> ttl
+        self.tokens: set[str] = set()
+        self.fail_revoke: set[str] = set()  # lease ids whose revoke fails (store down)
+        self.deny_revoke = False  # no sys/leases/revoke in the policy
+        self.max_ttl: int | None = None
+        self.renewals = 0
+        self.revoke_calls = 0
+
+
+class MemoryBackend(Backend):
+    """A backend over :class:`Store`; ``token`` option: the login obtains a token of ours."""
+
+    type_name = "memory"
+
+    def __init__(
+        self, name: str, options: Mapping[str, Any], context: BackendContext, store: Store
+    ) -> None:
+        super().__init__(name, options, context)
+        self.store = store
+        self._token: TokenRecord | None = None
+
+    def login(self) -> None:
+        if self.options.get("token"):
+            token = "tok-" + secrets.token_hex(8)
+            self.store.tokens.add(token)
+            self._token = TokenRecord(self.name, token, "acc-" + token[-6:], 60, True)
+
+    def read(self, request: ReadRequest) -> Document:
+        lease = Lease(self.name, f"{request.path}/{secrets.token_hex(4)}", 30, True, request.path)
+        self.store.leases[lease.lease_id] = lease.ttl
+        return Document({"password": CANARY_VALUE}, lease=lease)
+
+    def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
+        self.store.renewals += 1
+        ttl = increment or lease.ttl
+        if self.store.max_ttl is not None:
+            ttl = min(ttl, self.store.max_ttl)
+        return Lease(lease.backend, lease.lease_id, ttl, lease.renewable, lease.path, time.time())
+
+    def revoke_lease(self, lease_id: str) -> None:
+        self.store.revoke_calls += 1
+        if lease_id in self.store.fail_revoke:
+            raise BackendError(f"revoke lease {lease_id}: cannot reach the store")
+        if self.store.deny_revoke:
+            raise AccessDenied(f"revoke lease {lease_id}: permission denied")
+        self.store.leases.pop(lease_id, None)  # an expired lease is fine: idempotent
+
+    def token_record(self) -> TokenRecord | None:
+        return self._token
+
+    def resume(self, record: TokenRecord | None) -> None:
+        if record is None:
+            self.login()
+        else:
+            self._token = record
+
+    def revoke_token(self, record: TokenRecord) -> None:
+        self.store.tokens.discard(record.token)
+        # Like Vault: the token's leases end with it.
+        if self.store.deny_revoke:
+            self.store.leases.clear()
+        if self._token is not None and self._token.token == record.token:
+            self._token = None
+
+
+def make_ledger(store: Store, *, token: bool = True, reads: int = 1) -> Ledger:
+    ledger = Ledger()
+    backend = MemoryBackend("vault", {"token": token}, BackendContext(env={}), store)
+    ledger.add_backend(backend)
+    backend.login()
+    for number in range(reads):
+        document = backend.read(ReadRequest(f"database/creds/r{number}"))
+        assert document.lease is not None
+        ledger.add_lease(document.lease)
+    return ledger
+
+
+def factory(store: Store) -> Any:
+    def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
+        return MemoryBackend(name, options, BackendContext(env={}), store)
+
+    return build
+
+
+def test_state_file_holds_ids_never_values(tmp_path: Path) -> None:
+    store = Store()
+    ledger = make_ledger(store, reads=2)
+    path = tmp_path / "state" / "state.json"
+    ledger.write_state(str(path))
+    text = path.read_text()
+    assert CANARY_VALUE not in text, "a secret value reached the state file"
+    state = json.loads(text)
+    assert {lease["lease_id"] for lease in state["leases"]} == set(store.leases)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert [e["accessor"] for e in state["tokens"]] == [ledger.tokens()[0].accessor]
+
+
+def test_two_exports_merge_into_one_state_file_and_revoke_ends_both(tmp_path: Path) -> None:
+    store = Store()
+    path = str(tmp_path / "state.json")
+    make_ledger(store, reads=1).write_state(path)
+    make_ledger(store, reads=2).write_state(path)
+    state = json.loads(Path(path).read_text())
+    assert len(state["leases"]) == 3 and len(state["tokens"]) == 2
+    ledger = load_state(path, {}, factory(store))
+    assert ledger is not None
+    report = ledger.revoke_all()
+    assert report.ok, report.summary()
+    assert report.leases_revoked == 3 and report.tokens_revoked == 2
+    assert not store.leases and not store.tokens, "something outlived revoke"
+
+
+def test_revoke_is_idempotent_and_fine_with_expired_leases(tmp_path: Path) -> None:
+    store = Store()
+    path = str(tmp_path / "state.json")
+    make_ledger(store, reads=2).write_state(path)
+    store.leases.clear()  # they expired on their own
+    first = load_state(path, {}, factory(store))
+    assert first is not None and first.revoke_all().ok
+    second = load_state(path, {}, factory(store))
+    assert second is not None
+    again = second.revoke_all()
+    assert again.ok, again.summary()
+
+
+def test_a_failed_lease_revoke_stays_in_the_state_for_a_retry(tmp_path: Path) -> None:
+    store = Store()
+    path = str(tmp_path / "state.json")
+    make_ledger(store, token=False, reads=2).write_state(path)
+    stuck = sorted(store.leases)[0]
+    store.fail_revoke.add(stuck)
+    ledger = load_state(path, {}, factory(store))
+    assert ledger is not None
+    report = ledger.revoke_all()
+    assert not report.ok and report.leases_revoked == 1
+    assert any(stuck in failure for failure in report.failures)
+    ledger.write_state(path, merge=False)
+    kept = json.loads(Path(path).read_text())
+    assert [lease["lease_id"] for lease in kept["leases"]] == [stuck]
+
+    store.fail_revoke.clear()  # the store is back
+    retry = load_state(path, {}, factory(store))
+    assert retry is not None
+    assert retry.revoke_all().ok and not store.leases
+
+
+def test_denied_lease_revoke_is_ended_by_revoking_its_token(tmp_path: Path) -> None:
+    store = Store()
+    store.deny_revoke = True  # Vault's default policy: no sys/leases/revoke
+    ledger = make_ledger(store, reads=2)
+    report = ledger.revoke_all()
+    assert report.ok, report.summary()
+    assert report.leases_revoked == 0 and report.leases_with_token == 2
+    assert not store.leases and not store.tokens
+    assert "ended with their token" in report.summary()
+
+
+def test_denied_lease_of_a_user_token_is_a_failure() -> None:
+    store = Store()
+    store.deny_revoke = True
+    ledger = make_ledger(store, token=False, reads=1)
+    report = ledger.revoke_all()
+    assert not report.ok and len(ledger.leases) == 1
+
+
+def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    store = Store()
+    path = str(tmp_path / "state.json")
+    key = secrets.token_hex(32)
+    ledger = make_ledger(store, reads=1)
+    token = ledger.tokens()[0].token
+    from jobsecrets.leases import StateCipher
+
+    ledger.write_state(path, cipher=StateCipher(key))
+    text = Path(path).read_text()
+    assert token not in text, "the token is in the state file in clear"
+    assert "token_sealed" in text
+
+    without = load_state(path, {}, factory(store))
+    assert without is not None
+    report = without.revoke_all()
+    assert not report.ok and any(STATE_KEY_ENV in f for f in report.failures)
+    without.write_state(path, merge=False)  # kept, still sealed, for a retry with the key
+    assert "token_sealed" in Path(path).read_text()
+
+    wrong = load_state(path, {STATE_KEY_ENV: secrets.token_hex(32)}, factory(store))
+    assert wrong is not None and not wrong.revoke_all().ok
+
+    right = load_state(path, {STATE_KEY_ENV: key}, factory(store))
+    assert right is not None
+    assert right.revoke_all().ok and not store.tokens
+
+
+def test_short_state_key_is_refused() -> None:
+    from jobsecrets.leases import StateCipher
+
+    with pytest.raises(ConfigError, match="too short"):
+        StateCipher("short")
+
+
+def test_state_in_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match="writable by other users"):
+        make_ledger(Store()).write_state(str(shared / "state.json"))
+
+
+def test_renewal_extends_leases_and_stops_at_the_max_ttl() -> None:
+    store = Store()
+    ledger = make_ledger(store, reads=1)
+    lease = next(iter(ledger.leases.values()))
+    later = lease.obtained_at + lease.ttl * 0.7
+    assert ledger.renew_due(now=later) == []
+    assert store.renewals == 1
+    store.max_ttl = 5  # the next renewal is capped
+    renewed = next(iter(ledger.leases.values()))
+    messages = ledger.renew_due(now=renewed.obtained_at + renewed.ttl * 0.7)
+    assert store.renewals == 2 and any("maximum TTL" in m for m in messages)
+    ledger.renew_due(now=time.time() + 1000)
+    assert store.renewals == 2, "a capped lease was renewed again"
+
+
+def test_renewer_thread_renews_before_expiry() -> None:
+    store = Store()
+    ledger = Ledger()
+    backend = MemoryBackend("vault", {}, BackendContext(env={}), store)
+    ledger.add_backend(backend)
+    ledger.add_lease(Lease("vault", "db/creds/ci/x", 1, True, "db/creds/ci"))
+    renewer = Renewer(ledger, max_sleep=0.1).start()
+    try:
+        time.sleep(1.5)
+    finally:
+        renewer.stop()
+    assert store.renewals >= 2
+
+
+def test_default_state_path_is_per_user_and_per_job() -> None:
+    env = {"RUNNER_TEMP": "/runner/tmp", "GITHUB_RUN_ID": "7", "GITHUB_JOB": "deploy"}
+    path = default_state_path(env)
+    assert path.startswith(f"/runner/tmp/jobsecrets-{os.getuid()}/")
+    assert path != default_state_path({**env, "GITHUB_JOB": "test"})
+    assert default_state_path({"JOBSECRETS_STATE": "/x/s.json"}) == "/x/s.json"
