@@ -15,7 +15,7 @@ import sys
 
 from .errors import RevokeError
 from .formats import FORMATS, render
-from .leases import Renewer, default_state_path, load_state
+from .leases import Renewer, StateCipher, default_state_path, load_state
 from .redact import MaskList
 from .resolver import Resolution, resolve
 from .session import Session
@@ -33,6 +33,9 @@ def _masks_for(session: Session, resolution: Resolution) -> MaskList:
     for record in session.ledger.tokens():
         # The child never gets our token, but mask it anyway: it is a credential.
         masks.add(record.token, name=f"{record.backend} token")
+    for token in session.identity_tokens():
+        # The CI identity token signs anyone in as this job until it expires: a credential too.
+        masks.add(token, name="CI identity token")
     for warning in masks.warnings:
         log.warning("%s", warning)
     return masks
@@ -53,8 +56,9 @@ def run_command(config: str, only: list[str] | None, argv: list[str], *, tty: bo
             f", skipped optional {', '.join(resolution.skipped)}" if resolution.skipped else "",
         )
         masks = _masks_for(session, resolution)
+        # Messages name lease ids and accessors only (failures, leases at their max TTL).
         renewer = Renewer(
-            session.ledger, on_failure=lambda message: log.warning("renewal failed: %s", message)
+            session.ledger, on_failure=lambda message: log.warning("%s", message)
         ).start()
         env = dict(session.env)
         env.update(resolution.env())
@@ -81,6 +85,26 @@ def _write_output(text: str, output: str | None) -> None:
         handle.write(text)
 
 
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _restore_state(path: str, previous: bytes | None) -> None:
+    """Put the state file back as it was before this ``export`` (an earlier export's records)."""
+    if previous is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    fd = os.open(path + ".restore", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(previous)
+    os.replace(path + ".restore", path)
+
+
 def export_command(
     config: str,
     only: list[str] | None,
@@ -92,18 +116,22 @@ def export_command(
 ) -> None:
     """Resolve, write the values in ``fmt``, and hand the leases over to the state file."""
     session = Session(config, only)
+    # A bad or unusable $JOBSECRETS_STATE_KEY fails here, before anything is obtained.
+    cipher = StateCipher.from_env(session.env)
     handed_over = False
     state_path = state or default_state_path(session.env)
+    previous = _read_bytes(state_path)
     try:
         if files_dir is None and any(s.file for s in session.spec.secrets):
             files_dir = os.path.dirname(state_path)
             os.makedirs(files_dir, mode=0o700, exist_ok=True)
         resolution = resolve(session.spec, session.context, session.ledger, files_dir=files_dir)
         masks = _masks_for(session, resolution)
-        # Record the leases before any value leaves: if writing fails, `revoke` still finds them.
+        # Record the leases before any value leaves: if we are killed after writing the values,
+        # `revoke` still finds them.
         session.ledger.spec_dir = session.context.spec_dir
         if not session.ledger.is_empty():
-            session.ledger.write_state(state_path)
+            session.ledger.write_state(state_path, cipher=cipher)
             handed_over = True
             log.info("state file: %s", state_path)
         if fmt in FORMATS:
@@ -113,11 +141,13 @@ def export_command(
 
             load_exporter(fmt)(resolution, masks, session.env, output)
     except BaseException:
-        # Nothing partial: values may not have reached the job, so end what was obtained now.
-        session.finish()
-        if handed_over:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(state_path)
+        # Nothing partial: values may not have reached the job, so end what was obtained now,
+        # and leave the state file as an earlier `export` of this job left it.
+        try:
+            session.finish()
+        finally:
+            if handed_over:
+                _restore_state(state_path, previous)
         raise
     session.ledger.close()
 
@@ -130,15 +160,19 @@ def revoke_command(state: str | None) -> None:
     if ledger is None:
         print(f"jobsecrets: nothing to revoke (no state file at {path})", file=sys.stderr)
         return
-    report = ledger.revoke_all()
-    ledger.close()
-    if report.ok:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        print(f"jobsecrets: {report.summary()}", file=sys.stderr)
-        return
-    # Keep what could not be revoked, so a second `revoke` can try again.
-    ledger.write_state(path, merge=False)
+    from .session import signals_deferred
+
+    # A cancelled job's post step may be signalled too: finish revoking first.
+    with signals_deferred():
+        report = ledger.revoke_all()
+        ledger.close()
+        if report.ok:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            print(f"jobsecrets: {report.summary()}", file=sys.stderr)
+            return
+        # Keep what could not be revoked, so a second `revoke` can try again.
+        ledger.write_state(path, merge=False, cipher=StateCipher.from_env(env))
     raise RevokeError(
         report.summary(), hint="run `jobsecrets revoke` again, or revoke the leases listed by hand"
     )

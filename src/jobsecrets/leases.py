@@ -64,7 +64,7 @@ class StateCipher:
     Any string of 32+ characters from a good random source is accepted (``openssl rand -hex 32``,
     Node's ``crypto.randomBytes(32).toString('base64')``): it is stretched to a Fernet key with
     HKDF-SHA256, so wrappers need no Fernet-specific encoding. ``cryptography`` is imported only
-    here, only when a key is set: it is an optional dependency (``pip install jobsecrets[state-key]``).
+    here, only when a key is set: it is an optional dependency (``pip install cryptography``).
     """
 
     def __init__(self, secret: str) -> None:
@@ -81,7 +81,7 @@ class StateCipher:
         except ImportError:
             raise ConfigError(
                 f"${STATE_KEY_ENV} is set but the 'cryptography' package is not installed",
-                hint="pip install 'jobsecrets[state-key]', or unset the key",
+                hint="pip install cryptography (next to jobsecrets), or unset the key",
             ) from None
         # No salt: the key is already random; HKDF only turns it into Fernet's 32 bytes.
         raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(

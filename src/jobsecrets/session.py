@@ -6,13 +6,15 @@ SIGTERM, a failing child), :meth:`Session.finish` revokes everything that was ob
 
 from __future__ import annotations
 
-__all__ = ["Session", "Terminated", "install_signal_handlers"]
+__all__ = ["Session", "Terminated", "install_signal_handlers", "signals_deferred"]
 
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from types import FrameType
 
 from .backends.base import BackendContext
@@ -44,10 +46,36 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+_TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def install_signal_handlers() -> None:
     """Turn termination signals into :class:`Terminated` (the child runner forwards them instead)."""
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in _TERMINATING:
         signal.signal(sig, _raise_terminated)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold termination signals off while revoking; yields the list of those that arrived.
+
+    A CI runner that cancels a job often signals more than once (SIGINT, then SIGTERM a few
+    seconds later). A second :class:`Terminated` raised in the middle of revocation would leave
+    leases alive, so while revoking we only note the signal; the caller re-raises afterwards.
+    """
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+    saved = {
+        sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+        for sig in _TERMINATING
+    }
+    try:
+        yield arrived
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
 
 
 def identity_for(spec: Spec, env: Mapping[str, str]) -> IdentityProvider:
@@ -73,20 +101,50 @@ class Session:
             spec_dir=os.path.dirname(os.path.abspath(config)),
         )
         self.identity = identity_for(self.spec, self.env)
-        self.context.identity = self.identity.token
+        # Every OIDC token handed to a backend is a credential: remembered only to be masked.
+        # The audiences asked for are what `plan --check` reports claims for.
+        self._identity_tokens: dict[str, None] = {}
+        self._audiences: dict[str | None, None] = {}
+        self._identity_lock = threading.Lock()
+        self.context.identity = self._identity_token
+
+    def _identity_token(self, audience: str | None) -> str:
+        with self._identity_lock:
+            self._audiences[audience] = None
+        token = self.identity.token(audience)
+        with self._identity_lock:
+            self._identity_tokens[token] = None
+        return token
+
+    def identity_tokens(self) -> list[str]:
+        """The CI identity tokens fetched so far (to mask: a bearer JWT signs anyone in)."""
+        with self._identity_lock:
+            return list(self._identity_tokens)
+
+    def identity_audiences(self) -> list[str | None]:
+        """The audiences backends asked the CI identity for (``None``: the default audience)."""
+        with self._identity_lock:
+            return list(self._audiences)
 
     def finish(self, quiet: bool = False) -> RevokeReport:
-        """Revoke everything the ledger holds and close connections. Never raises."""
+        """Revoke everything the ledger holds and close connections. Never raises.
+
+        Termination signals that arrive meanwhile are held off, then raised as
+        :class:`Terminated` once everything is revoked.
+        """
         report = RevokeReport()
-        try:
-            if not self.ledger.is_empty():
-                report = self.ledger.revoke_all()
-                if not quiet or not report.ok:
-                    log.info("%s", report.summary())
-                if not report.ok:
-                    print(f"jobsecrets: warning: {report.summary()}", file=sys.stderr)
-        except JobSecretsError as error:  # pragma: no cover - revoke_all reports, never raises
-            report.failures.append(error.message)
-        finally:
-            self.ledger.close()
+        with signals_deferred() as arrived:
+            try:
+                if not self.ledger.is_empty():
+                    report = self.ledger.revoke_all()
+                    if not quiet or not report.ok:
+                        log.info("%s", report.summary())
+                    if not report.ok:
+                        print(f"jobsecrets: warning: {report.summary()}", file=sys.stderr)
+            except JobSecretsError as error:  # pragma: no cover - revoke_all reports, never raises
+                report.failures.append(error.message)
+            finally:
+                self.ledger.close()
+        if arrived:
+            raise Terminated(arrived[0])
         return report

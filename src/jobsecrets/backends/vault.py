@@ -63,6 +63,36 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+_CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
+
+
+def _explain_jwt_refusal(message: str, jwt: str, auth: Mapping[str, Any]) -> str:
+    """Say which of the token's public claims the role refused: what users debug a 403 with.
+
+    Vault names the claim (``claim "ref" does not match any associated bound claim values``) but
+    not the value it got; the token's public claims are no secret, so show the one that failed.
+    """
+    from ..identity import public_claims, token_claims
+
+    try:
+        claims = public_claims(token_claims(jwt))
+    except IdentityError:
+        return ""
+    lowered = message.lower()
+    match = _CLAIM_MISMATCH.search(message)
+    if match:
+        name = match.group(1)
+        if name in claims:
+            return f"; the token has {name}={claims[name]!r}"
+        return f"; the token has no public claim {name!r}"
+    if "aud" in lowered and "audience" in lowered:
+        asked = auth.get("audience") or "(the identity default)"
+        return f"; the token's aud is {claims.get('aud')!r} (asked for audience {asked!r})"
+    if "expired" in lowered:
+        return f"; the token's exp is {claims.get('exp')!r}"
+    return ""
+
+
 class VaultBackend(Backend):
     """HashiCorp Vault / OpenBao."""
 
@@ -285,8 +315,14 @@ class VaultBackend(Backend):
                 )
             except (AccessDenied, BackendError, SecretNotFound) as error:
                 self._client = None
+                detail = (
+                    _explain_jwt_refusal(error.message, payload["jwt"], self.auth)
+                    if method == "jwt"
+                    else ""
+                )
                 raise AuthError(
-                    f"backend {self.name!r}: {method} login failed: {error.message}",
+                    f"backend {self.name!r}: {method} login failed (role "
+                    f"{payload.get('role', '?')!r}, mount {mount!r}): {error.message}{detail}",
                     hint=self._login_hint(method),
                 ) from None
             auth = answer.get("auth") if isinstance(answer, dict) else None
@@ -472,16 +508,26 @@ class VaultBackend(Backend):
         return Lease(lease.backend, lease.lease_id, ttl, lease.renewable, lease.path, time.time())
 
     def revoke_lease(self, lease_id: str) -> None:
-        """Revoke one lease; a lease that is already gone counts as revoked."""
+        """Revoke one lease, waiting until the store has ended it; a lease already gone is fine.
+
+        The lease id goes in the body first (a policy on ``sys/leases/revoke``), then in the URL:
+        ``sys/leases/revoke/<lease id>`` lets a policy allow revoking only the leases of one engine
+        path (``path "sys/leases/revoke/database/creds/ci/*" { capabilities = ["update"] }``).
+        Still denied, the caller ends the lease by revoking the token that obtained it.
+        """
+        what = f"revoke lease {lease_id}"
         try:
-            self._request(
-                "PUT",
-                "sys/leases/revoke",
-                what=f"revoke lease {lease_id}",
-                json={"lease_id": lease_id},
-            )
+            try:
+                self._request("PUT", "sys/leases/revoke", what=what, json={"lease_id": lease_id})
+            except AccessDenied:
+                self._request("PUT", f"sys/leases/revoke/{lease_id}", what=what, json={})
         except SecretNotFound:
             return
+        except BackendError as error:
+            # An expired or already revoked lease answers 400 "invalid lease ID".
+            if "invalid lease" in error.message.lower():
+                return
+            raise
 
     def renew_token(self) -> None:
         """Renew our own token if we obtained it and it is renewable."""

@@ -1,0 +1,286 @@
+"""Every lease and token a job obtains ends when the job ends: real OpenBao, real PostgreSQL.
+
+The CLI runs as a subprocess with a GitHub-style environment (``GITHUB_ACTIONS=true`` and the
+``ACTIONS_ID_TOKEN_REQUEST_*`` pair pointing at a local token endpoint), signs in to OpenBao with
+``auth/jwt`` and reads ``database/creds``, which creates a real PostgreSQL role. After the job:
+the role is gone from PostgreSQL, ``sys/leases/lookup`` knows no lease and the login token is
+revoked, for every way a job can end. Assertions are booleans: no value is ever printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from support.lifecycle import VaultJob, jobsecrets_cmd, wait_until
+from support.oidc import GithubTokenServer
+from support.openbao import OpenBaoServer
+from support.postgres import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+DB_SECRETS = "  DB_USER: vault:{db}/creds/ci#username\n  DB_PASS: vault:{db}/creds/ci#password\n"
+
+# The child proves the credentials work by signing in to PostgreSQL with them, and records the
+# values (for the leak checks) in a file only the test reads.
+CONNECT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import psycopg
+    delay = float(sys.argv[1]) if len(sys.argv) > 1 else 0
+    time.sleep(delay)
+    with open(os.environ["SEEN_FILE"], "w") as seen:
+        json.dump({"user": os.environ["DB_USER"], "password": os.environ["DB_PASS"]}, seen)
+    with psycopg.connect(os.environ["PG_DSN"], user=os.environ["DB_USER"],
+                         password=os.environ["DB_PASS"], connect_timeout=5) as conn:
+        ok = conn.execute("SELECT current_user").fetchone()[0] == os.environ["DB_USER"]
+    print("connected" if ok else "wrong user", "as", os.environ["DB_USER"])
+    print("password is", os.environ["DB_PASS"], file=sys.stderr)
+    sys.exit(0 if ok else 9)
+    """
+)
+
+
+@pytest.fixture
+def job(
+    openbao: OpenBaoServer, postgres: PostgresServer, oidc_key: rsa.RSAPrivateKey, tmp_path: Path
+) -> Iterator[VaultJob]:
+    """A job whose policy may revoke its own database leases."""
+    yield VaultJob(openbao, postgres, oidc_key, tmp_path)
+
+
+def job_env(job: VaultJob, github: GithubTokenServer, **extra: str) -> dict[str, str]:
+    pg = job.postgres
+    dsn = f"host={pg.host} port={pg.port} dbname={pg.database}"
+    return job.env(github, PG_DSN=dsn, SEEN_FILE=str(job.workdir / "seen.json"), **extra)
+
+
+def seen_values(job: VaultJob) -> list[str]:
+    path = job.workdir / "seen.json"
+    return list(json.loads(path.read_text()).values()) if path.exists() else []
+
+
+def leaked(text: str, values: list[str]) -> bool:
+    return any(value and value in text for value in values)
+
+
+def test_run_normal_exit_revokes_lease_role_and_token(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    job.write_spec(DB_SECRETS)
+    result = job.run(
+        "-v", "run", "--", sys.executable, "-c", CONNECT, env=job_env(job, github_oidc)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "connected as ***" in result.stdout
+    assert "password is ***" in result.stderr
+    values = seen_values(job)
+    assert len(values) == 2, "the child did not get both variables"
+    assert not leaked(result.stdout + result.stderr, values), "a value reached the output"
+    # One read for both fields: one lease, one role; revoked one by one (the policy allows it).
+    assert "revoked 1 lease(s) and 1 token(s)" in result.stderr
+    assert github_oidc.issued == 1
+    assert not job.new_roles(), "the database role outlived the job"
+    assert not job.leases(), "OpenBao still knows the lease"
+    assert not job.new_tokens(), "the login token outlived the job"
+
+
+def test_failing_child_keeps_its_code_and_revokes(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    job.write_spec(DB_SECRETS)
+    script = "import os, sys; sys.exit(3 if os.environ.get('DB_PASS') else 99)"
+    result = job.run("run", "--", sys.executable, "-c", script, env=job_env(job, github_oidc))
+    assert result.returncode == 3, result.stderr
+    assert job.all_ended(timeout=0), "a role, lease or token outlived the failed job"
+
+
+def test_sigterm_to_jobsecrets_reaches_the_child_and_revokes(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    job.write_spec(DB_SECRETS)
+    ready = job.workdir / "ready"
+    stopped = job.workdir / "stopped"
+    script = textwrap.dedent(
+        f"""
+        import signal, sys, time, pathlib
+        def bye(signum, frame):
+            pathlib.Path({str(stopped)!r}).write_text(str(signum))
+            sys.exit(143)
+        signal.signal(signal.SIGTERM, bye)
+        pathlib.Path({str(ready)!r}).write_text("up")
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        jobsecrets_cmd("-v", "run", "--", sys.executable, "-c", script),
+        env=job_env(job, github_oidc),
+        cwd=job.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(ready.exists, timeout=20), "the child never started"
+        assert len(job.new_roles()) == 1 and len(job.leases()) == 1, "no lease while running"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert stopped.read_text() == str(int(signal.SIGTERM)), "the child did not get SIGTERM"
+    assert proc.returncode == 143, err
+    assert "revoked 1 lease(s) and 1 token(s)" in err
+    assert job.all_ended(timeout=0), "a role, lease or token outlived SIGTERM"
+
+
+def test_resolution_error_after_the_first_lease_revokes_and_runs_nothing(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    job.write_spec(DB_SECRETS + "  MISSING: vault:{kv}/no/such/secret#key\n")
+    marker = job.workdir / "child-ran"
+    result = job.run(
+        "-v",
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        f"open({str(marker)!r}, 'w').close()",
+        env=job_env(job, github_oidc),
+    )
+    assert result.returncode == 4, result.stderr
+    assert "MISSING" in result.stderr
+    assert not marker.exists(), "the child ran without all its secrets"
+    # The database lease was obtained (concurrently with the failed read) and revoked.
+    assert "revoked 1 lease(s) and 1 token(s)" in result.stderr
+    assert job.all_ended(timeout=0), "a role, lease or token outlived the failed resolution"
+
+
+def test_export_then_revoke_twice(job: VaultJob, github_oidc: GithubTokenServer) -> None:
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "steps" / "state.json"
+    out = job.workdir / "values.json"
+    exported = job.run("export", "--format", "json", "-o", str(out), "--state", str(state), env=env)
+    assert exported.returncode == 0, exported.stderr
+    values = list(json.loads(out.read_text()).values())
+    assert len(job.new_roles()) == 1 and len(job.leases()) == 1 and len(job.new_tokens()) == 1
+    text = state.read_text()
+    assert not leaked(text, values), "a value reached the state file"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+    assert json.loads(text)["leases"][0]["lease_id"] == job.leases()[0]
+
+    # A later step: a new process with only the state file.
+    revoked = job.run("revoke", "--state", str(state), env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked 1 lease(s) and 1 token(s)" in revoked.stderr
+    assert not state.exists(), "revoke left the state file behind"
+    assert job.all_ended(timeout=0), "a role, lease or token outlived revoke"
+    again = job.run("revoke", "--state", str(state), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to revoke" in again.stderr
+
+
+def test_export_with_state_key_encrypts_the_token(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    job.write_spec(DB_SECRETS)
+    key = os.urandom(32).hex()
+    env = job_env(job, github_oidc, JOBSECRETS_STATE_KEY=key)
+    exported = job.run("export", "--format", "dotenv", env=env)
+    assert exported.returncode == 0, exported.stderr
+    # The default state path: $RUNNER_TEMP/jobsecrets-UID/state.json.
+    state = Path(env["RUNNER_TEMP"]) / f"jobsecrets-{os.getuid()}" / "state.json"
+    entry = json.loads(state.read_text())["tokens"][0]
+    assert "token" not in entry and "token_sealed" in entry
+
+    no_key = {k: v for k, v in env.items() if k != "JOBSECRETS_STATE_KEY"}
+    refused = job.run("revoke", env=no_key)
+    assert refused.returncode == 7, refused.stderr
+    assert "JOBSECRETS_STATE_KEY" in refused.stderr and state.exists()
+    assert len(job.new_tokens()) == 1, "the token was revoked without its key"
+
+    done = job.run("revoke", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not state.exists()
+    assert job.all_ended(timeout=0)
+
+
+def test_revoke_succeeds_when_leases_already_expired(
+    openbao: OpenBaoServer,
+    postgres: PostgresServer,
+    oidc_key: rsa.RSAPrivateKey,
+    tmp_path: Path,
+    github_oidc: GithubTokenServer,
+) -> None:
+    job = VaultJob(openbao, postgres, oidc_key, tmp_path, default_ttl="2s", max_ttl="2s")
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    assert job.run("export", "--format", "json", env=env).returncode == 0
+    assert wait_until(lambda: not job.leases(), timeout=10), "the lease did not expire"
+    result = job.run("revoke", env=env)
+    assert result.returncode == 0, result.stderr
+    assert job.all_ended(timeout=0)
+
+
+def test_long_child_outlives_a_short_ttl_thanks_to_renewal(
+    openbao: OpenBaoServer,
+    postgres: PostgresServer,
+    oidc_key: rsa.RSAPrivateKey,
+    tmp_path: Path,
+    github_oidc: GithubTokenServer,
+) -> None:
+    # Without renewal the role stops working after 3s (VALID UNTIL) and is dropped (lease expiry).
+    job = VaultJob(openbao, postgres, oidc_key, tmp_path, default_ttl="3s", max_ttl="1m")
+    job.write_spec(DB_SECRETS)
+    started = time.monotonic()
+    result = job.run("run", "--", sys.executable, "-c", CONNECT, "6", env=job_env(job, github_oidc))
+    assert time.monotonic() - started >= 6
+    assert result.returncode == 0, result.stderr
+    assert "connected as ***" in result.stdout
+    assert "renew" not in result.stderr.lower(), "renewal reported a problem"
+    assert job.all_ended(timeout=0)
+
+
+def test_without_lease_revoke_policy_the_token_ends_the_leases(
+    openbao: OpenBaoServer,
+    postgres: PostgresServer,
+    oidc_key: rsa.RSAPrivateKey,
+    tmp_path: Path,
+    github_oidc: GithubTokenServer,
+) -> None:
+    # Vault's default policy cannot call sys/leases/revoke: revoking the token ends its leases.
+    job = VaultJob(openbao, postgres, oidc_key, tmp_path, allow_revoke=False)
+    job.write_spec(DB_SECRETS)
+    result = job.run("-v", "run", "--", "true", env=job_env(job, github_oidc))
+    assert result.returncode == 0, result.stderr
+    assert "1 more lease(s) ended with their token" in result.stderr
+    assert job.all_ended(timeout=10), "the token's leases outlived it"
+
+
+def test_user_supplied_token_is_never_revoked(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    client = job.openbao.client()
+    user = client.auth.token.create(policies=[job.role], ttl="5m")["auth"]
+    job.write_spec(DB_SECRETS, auth="{method: token}")
+    env = job_env(job, github_oidc, VAULT_TOKEN=user["client_token"])
+    result = job.run("-v", "run", "--", "true", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "revoked 1 lease(s) and 0 token(s)" in result.stderr
+    assert job.openbao.token_valid(user["client_token"]), "the user's own token was revoked"
+    assert not job.new_roles() and not job.leases()
+    assert github_oidc.issued == 0, "token auth asked for a CI identity"
