@@ -16,6 +16,7 @@ errors name where the token came from, and :func:`public_claims` keeps only clai
 from __future__ import annotations
 
 __all__ = [
+    "AUDIENCE_ENV",
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_GITLAB_VARIABLE",
     "DEFAULT_REQUEST_TIMEOUT",
@@ -31,6 +32,7 @@ __all__ = [
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
 import threading
@@ -107,6 +109,8 @@ PUBLIC_CLAIMS = frozenset(
 
 _KEYS = ("provider", "audience", "variable", "file", "clock_skew", "timeout")
 _GITHUB_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
+# The default audience for this run, overriding the spec's `identity.audience`.
+AUDIENCE_ENV = "JOBSECRETS_AUDIENCE"
 _GITHUB_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
@@ -272,6 +276,11 @@ class IdentityProvider:
     ) -> None:
         self.config = config or IdentityConfig()
         self._env = dict(os.environ if env is None else env)
+        audience = self._env.get(AUDIENCE_ENV, "").strip()
+        if audience:
+            # Set by the caller for this run (the GitHub Action's `audience` input): it wins over
+            # the spec's `identity.audience`; a backend's own `audience` still wins over both.
+            self.config = dataclasses.replace(self.config, audience=audience)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
