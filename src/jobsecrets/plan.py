@@ -10,13 +10,15 @@ __all__ = ["build_report", "run_plan"]
 
 import json
 import sys
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from .backends.base import Backend, ReadRequest
 from .backends.registry import get_backend_class
-from .errors import AccessDenied, JobSecretsError
+from .errors import AccessDenied, AuthError, JobSecretsError
 from .resolver import plan
 from .session import Session
 
@@ -66,42 +68,65 @@ def build_report(session: Session, check: bool) -> dict[str, Any]:
     return report
 
 
+def _claims_report(session: Session, audience: str | None) -> dict[str, Any]:
+    """The public claims of the identity token for ``audience`` (already fetched: no request)."""
+    entry: dict[str, Any] = {"audience": audience or session.identity.config.audience}
+    try:
+        claims = session.identity.claims(audience)
+    except JobSecretsError as error:
+        entry["error"] = error.message
+        return entry
+    entry["claims"] = claims
+    exp = claims.get("exp")
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        entry["expires"] = datetime.fromtimestamp(exp, tz=timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        entry["expires_in"] = int(exp - time.time())
+    return entry
+
+
 def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
-    """Sign in and ask each store about each path, reading no value."""
+    """Sign in and ask each store about each path, reading no value.
+
+    Sign-in failures are reported, not raised: a refused login (a bound-claims mismatch) is
+    exactly what this command is for, shown next to the claims the token really has.
+    """
     spec = session.spec
     result: dict[str, Any] = {"backends": {}, "variables": {}}
-    audiences = {
-        b.options.get("auth", {}).get("audience")
-        if isinstance(b.options.get("auth"), dict)
-        else None
-        for b in spec.backends.values()
-    }
-    if session.identity.kind != "none":
-        try:
-            report["identity"]["claims"] = session.identity.claims(
-                sorted(a for a in audiences if a)[0] if any(audiences) else None
-            )
-        except JobSecretsError as error:
-            report["identity"]["error"] = error.message
     backends: dict[str, Backend] = {}
     for name in sorted({s.backend for s in spec.secrets}):
         cls = get_backend_class(spec.backends[name].type)
         backend = cls(name, spec.backends[name].options, session.context)
+        # In the ledger before signing in: finish() revokes the token even if a check fails.
         session.ledger.add_backend(backend)
         try:
             backend.login()
-            backends[name] = backend
-            result["backends"][name] = {
-                "signed_in": True,
-                "identity": dict(backend.identity_info()),
-            }
         except JobSecretsError as error:
-            result["backends"][name] = {"signed_in": False, "error": error.message}
+            entry: dict[str, Any] = {"signed_in": False, "error": error.message}
+            if "plan --check" in error.hint:
+                # We are plan --check: point at what it shows instead.
+                entry["hint"] = (
+                    "compare the role's bound claims and audiences with the token's claims above"
+                )
+            elif error.hint:
+                entry["hint"] = error.hint
+            result["backends"][name] = entry
+            continue
+        backends[name] = backend
+        try:
+            facts = dict(backend.identity_info())
+        except JobSecretsError as error:
+            facts = {"lookup_error": error.message}
+        result["backends"][name] = {"signed_in": True, "identity": facts}
+    # Claims of exactly the tokens the backends asked for (the audience matters to the role).
+    report["identity"]["tokens"] = [
+        _claims_report(session, audience) for audience in session.identity_audiences()
+    ]
     for secret in spec.secrets:
-        entry: dict[str, Any]
         live = backends.get(secret.backend)
         if live is None:
-            entry = {"allowed": False, "detail": "not signed in"}
+            entry = {"allowed": False, "detail": f"not signed in to {secret.backend!r}"}
         elif secret.is_prefix:
             try:
                 found = live.list_prefix(secret.ref.path[:-1])
@@ -129,10 +154,14 @@ def _text(report: dict[str, Any]) -> str:
     lines = [f"spec: {report['spec']}"]
     identity = report["identity"]
     lines.append(f"CI identity: {identity['platform']} - {identity['source']}")
-    for key, value in sorted((identity.get("claims") or {}).items()):
-        lines.append(f"  {key}: {value}")
-    if identity.get("error"):
-        lines.append(f"  error: {identity['error']}")
+    for token in identity.get("tokens", []):
+        lines.append(f"  token for audience {token['audience']!r}:")
+        if token.get("error"):
+            lines.append(f"    error: {token['error']}")
+        for key, value in sorted((token.get("claims") or {}).items()):
+            if key == "exp" and "expires" in token:
+                value = f"{value} ({token['expires']}, in {token['expires_in']}s)"
+            lines.append(f"    {key}: {value}")
     for backend in report["backends"]:
         lines.append(f"backend {backend['name']} ({backend['type']}): auth {backend['auth']}")
         checked = report.get("check", {}).get("backends", {}).get(backend["name"])
@@ -146,6 +175,8 @@ def _text(report: dict[str, Any]) -> str:
                 lines.append(f"  signed in: {facts or 'yes'}")
             else:
                 lines.append(f"  sign-in FAILED: {checked['error']}")
+                if checked.get("hint"):
+                    lines.append(f"  hint: {checked['hint']}")
     rows = [
         ("VARIABLE", "FROM", "FILE", "OPTIONAL", "MASKED")
         + (("ACCESS",) if "check" in report else ())
@@ -188,8 +219,15 @@ def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> N
     if check:
         denied = [n for n, v in report["check"]["variables"].items() if not v["allowed"]]
         failed = [n for n, b in report["check"]["backends"].items() if not b["signed_in"]]
-        if failed or denied:
-            raise AccessDenied(
-                f"plan --check: {len(failed)} backend(s) could not sign in, {len(denied)} variable(s) denied"
-                + (f": {', '.join(denied)}" if denied else "")
-            )
+        message = (
+            f"plan --check: {len(failed)} backend(s) could not sign in"
+            + (f" ({', '.join(failed)})" if failed else "")
+            + f", {len(denied)} variable(s) denied"
+            + (f" ({', '.join(denied)})" if denied else "")
+        )
+        # A refused sign-in is an authentication failure (exit 3), a denied path exit 5: the
+        # same codes `run` would fail with.
+        if failed:
+            raise AuthError(message, hint="see 'sign-in FAILED' above")
+        if denied:
+            raise AccessDenied(message)
