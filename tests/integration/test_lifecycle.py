@@ -284,3 +284,25 @@ def test_user_supplied_token_is_never_revoked(
     assert job.openbao.token_valid(user["client_token"]), "the user's own token was revoked"
     assert not job.new_roles() and not job.leases()
     assert github_oidc.issued == 0, "token auth asked for a CI identity"
+
+
+def test_a_failed_second_export_keeps_what_the_first_one_recorded(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    env = job_env(job, github_oidc)
+    state = job.workdir / "state.json"
+    job.write_spec(DB_SECRETS)
+    first = job.run("export", "--format", "json", "--state", str(state), env=env)
+    assert first.returncode == 0, first.stderr
+    recorded = state.read_bytes()
+    job.write_spec(DB_SECRETS + "  MISSING: vault:{kv}/nothing#here\n", name="second.yml")
+    second = job.run(
+        "export", "-c", "second.yml", "--format", "json", "--state", str(state), env=env
+    )
+    assert second.returncode == 4, second.stderr
+    assert second.stdout == "", "a failed export wrote values"
+    assert state.read_bytes() == recorded, "the failed export changed the state file"
+    # Only the first export's lease and token are still alive, and revoke ends them.
+    assert len(job.leases()) == 1 and len(job.new_tokens()) == 1
+    assert job.run("revoke", "--state", str(state), env=env).returncode == 0
+    assert job.all_ended(timeout=0)

@@ -1,0 +1,61 @@
+"""What the session adds around the ledger: the CI identity token is masked, and signals that
+arrive while revoking are held until revocation is done."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from jobsecrets.commands import _masks_for
+from jobsecrets.resolver import Resolution
+from jobsecrets.session import Session, Terminated, install_signal_handlers, signals_deferred
+
+
+def _jwt() -> str:
+    import base64
+    import json
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    claims = {"iss": "https://ci.example", "aud": "vault", "exp": int(time.time()) + 600}
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+
+
+def test_the_ci_identity_token_is_masked(tmp_path: Path) -> None:
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        "version: 1\nidentity: {variable: MY_ID_TOKEN}\n"
+        'backends: {v: {type: vault, address: "http://127.0.0.1:9"}}\n'
+        "secrets:\n  A: v:kv/app#a\n"
+    )
+    token = _jwt()
+    session = Session(str(spec), None, env={"MY_ID_TOKEN": token})
+    assert session.context.identity is not None
+    assert session.context.identity("vault") == token
+    assert session.identity_audiences() == ["vault"]
+    masks = _masks_for(session, Resolution())
+    printed = masks.redact_text(f"login with {token} done")
+    assert token not in printed, "the identity token was not masked"
+
+
+def test_signals_are_held_while_revoking() -> None:
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    install_signal_handlers()
+    try:
+        with signals_deferred() as arrived:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler runs between bytecodes: it must not raise here
+            finished = True
+        assert finished and arrived == [signal.SIGTERM]
+        # Outside, the signal terminates again.
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
