@@ -192,7 +192,7 @@ def _fail(error: JobSecretsError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every failure into a message and exit code."""
-    from .session import Terminated, install_signal_handlers
+    from ._signals import Terminated, install_signal_handlers
 
     install_signal_handlers()
     try:

@@ -15,8 +15,9 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from types import FrameType
 
+from ._signals import TERMINATING as _TERMINATING
+from ._signals import Terminated, install_signal_handlers
 from .backends.base import BackendContext
 from .errors import JobSecretsError
 from .identity import IdentityConfig, IdentityProvider
@@ -24,35 +25,6 @@ from .leases import Ledger, RevokeReport
 from .spec import Spec, load_spec
 
 log = logging.getLogger("jobsecrets")
-
-
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM/SIGINT/SIGHUP so ``finally`` blocks revoke before exit.
-
-    A BaseException (like KeyboardInterrupt) so no ``except Exception`` swallows it.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number, as a shell reports it."""
-        return 128 + self.signum
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
-
-
-_TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def install_signal_handlers() -> None:
-    """Turn termination signals into :class:`Terminated` (the child runner forwards them instead)."""
-    for sig in _TERMINATING:
-        signal.signal(sig, _raise_terminated)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,42 @@
+"""Termination signals as an exception: what ``main`` installs before any command runs.
+
+Kept apart from :mod:`jobsecrets.session` (which re-exports both names) because the entry point needs
+it for every command, ``--version`` and ``--help`` included, and those must not pay for importing the
+spec parser, YAML and the backends that ``session`` pulls in.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TERMINATING", "Terminated", "install_signal_handlers"]
+
+import signal
+from types import FrameType
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM/SIGINT/SIGHUP so ``finally`` blocks revoke before exit.
+
+    A BaseException (like KeyboardInterrupt) so no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports it."""
+        return 128 + self.signum
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def install_signal_handlers() -> None:
+    """Turn termination signals into :class:`Terminated` (the child runner forwards them instead)."""
+    for sig in TERMINATING:
+        signal.signal(sig, _raise_terminated)
