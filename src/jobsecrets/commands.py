@@ -64,9 +64,12 @@ def run_command(config: str, only: list[str] | None, argv: list[str], *, tty: bo
         env.update(resolution.env())
         code = run_child(argv, env, masks, tty=tty)
     finally:
-        if renewer is not None:
-            renewer.stop()
-        report = session.finish()
+        try:
+            if renewer is not None:
+                renewer.stop()
+        finally:
+            # Even if a signal interrupts stopping the renewer, revocation must still happen.
+            report = session.finish()
     if not report.ok and code == 0:
         raise RevokeError(f"the command succeeded but cleanup failed: {report.summary()}")
     # With a failing child, its own code wins; finish() already warned about what was not revoked.
