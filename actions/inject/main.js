@@ -1,0 +1,57 @@
+// Main step: install the jobsecrets CLI of this ref (or reuse the cached install), then run
+// `jobsecrets export --format github`. The CLI registers the masks, writes $GITHUB_ENV / step
+// outputs and the job summary, and records leases in a state file that post.js hands to `revoke`.
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const lib = require('./lib');
+
+async function main() {
+  const config = lib.getInput('config', 'jobsecrets.yml');
+  // Commas, spaces or newlines between names (a YAML block scalar is the natural way to list many).
+  const only = lib.getInput('only').split(/[\s,]+/).filter(Boolean).join(',');
+  const exportEnv = lib.getBooleanInput('export-env', true);
+  const outputs = lib.getBooleanInput('outputs', false);
+  const audience = lib.getInput('audience');
+  const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+  const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
+  if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
+
+  const install = await lib.ensureInstalled();
+  console.log(
+    install.cached
+      ? `jobsecrets: using the cached install ${install.venv}`
+      : `jobsecrets: installed into ${install.venv} in ${install.seconds.toFixed(1)} s`
+  );
+
+  // One state directory per step, so two inject steps in a job each revoke their own leases.
+  // Saved for the post step before anything is obtained: if this step is killed halfway through
+  // the export, post still finds whatever was recorded.
+  const stateDir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-'));
+  const statePath = path.join(stateDir, 'state.json');
+  lib.saveState('venv_python', install.venvPython);
+  lib.saveState('state_path', statePath);
+
+  const args = ['export', '--format', 'github', '--config', config, '--state', statePath];
+  if (only) args.push('--only', only);
+  const env = {
+    ...process.env,
+    JOBSECRETS_GITHUB_EXPORT_ENV: String(exportEnv),
+    JOBSECRETS_GITHUB_OUTPUTS: String(outputs),
+    PYTHONUNBUFFERED: '1',
+  };
+  if (audience) env.JOBSECRETS_AUDIENCE = audience;
+  const result = await lib.runCli(install.venvPython, args, { cwd, env });
+  if (result.code !== 0) {
+    const detail = result.errors.map((l) => l.replace(/^jobsecrets: /, '')).join('\n');
+    lib.error(`jobsecrets export failed (exit ${result.code})${detail ? ':\n' + detail : ''}`);
+    process.exitCode = result.code;
+  }
+}
+
+main().catch((err) => {
+  lib.error(err.message);
+  process.exitCode = 1;
+});
