@@ -8,6 +8,7 @@ Run it with ``./scripts/demo``. It starts both servers on 127.0.0.1, seeds them 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -53,7 +54,13 @@ def main() -> int:
     bao_port = free_port()
     root = secrets.token_hex(16)
     bao_proc = subprocess.Popen(
-        [bao, "server", "-dev", f"-dev-root-token-id={root}", f"-dev-listen-address=127.0.0.1:{bao_port}"],
+        [
+            bao,
+            "server",
+            "-dev",
+            f"-dev-root-token-id={root}",
+            f"-dev-listen-address=127.0.0.1:{bao_port}",
+        ],
         stdout=(work / "bao.log").open("w"),
         stderr=subprocess.STDOUT,
     )
@@ -62,7 +69,7 @@ def main() -> int:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     try:
-        moto_url = "http://127.0.0.1:%d" % moto.get_host_and_port()[1]
+        moto_url = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
         vault_url = f"http://127.0.0.1:{bao_port}"
         wait_http(vault_url + "/v1/sys/health")
         seed(vault_url, root, moto_url)
@@ -81,7 +88,9 @@ def main() -> int:
         banner("jobsecrets plan            # what the job gets; reads no value")
         subprocess.run([*jobsecrets, "plan"], cwd=work, env=env, check=True)
         banner("jobsecrets run -- ./deploy.sh   # values in the environment, masked in the output")
-        result = subprocess.run([*jobsecrets, "-v", "run", "--", "sh", "./deploy.sh"], cwd=work, env=env, check=False)
+        result = subprocess.run(
+            [*jobsecrets, "-v", "run", "--", "sh", "./deploy.sh"], cwd=work, env=env, check=False
+        )
         print(f"\n(deploy.sh exited {result.returncode}; jobsecrets passed it through)")
         return 0 if result.returncode == 0 else 1
     finally:
@@ -97,7 +106,9 @@ def seed(vault_url: str, root: str, moto_url: str) -> None:
 
     client = hvac.Client(url=vault_url, token=root)
     client.secrets.kv.v2.create_or_update_secret(
-        "app", {"password": "demo-" + secrets.token_urlsafe(12), "user": "deployer"}, mount_point="secret"
+        "app",
+        {"password": "demo-" + secrets.token_urlsafe(12), "user": "deployer"},
+        mount_point="secret",
     )
     client.sys.enable_secrets_engine("pki", path="pki")
     client.write("pki/root/generate/internal", common_name="example.com", ttl="24h")
@@ -109,7 +120,10 @@ def seed(vault_url: str, root: str, moto_url: str) -> None:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
     )
-    sm.create_secret(Name="prod/payments", SecretString='{"stripe_key": "sk_live_%s"}' % secrets.token_hex(12))
+    sm.create_secret(
+        Name="prod/payments",
+        SecretString=json.dumps({"stripe_key": "sk_live_" + secrets.token_hex(12)}),
+    )
 
 
 if __name__ == "__main__":

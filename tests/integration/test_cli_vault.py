@@ -32,10 +32,14 @@ class Store:
         self.multiline = "line-one-" + secrets.token_hex(6) + "\nline-two-" + secrets.token_hex(6)
         client = server.client()
         client.secrets.kv.v2.create_or_update_secret(
-            "app", {"password": self.password, "user": self.user, "multi": self.multiline}, mount_point="secret"
+            "app",
+            {"password": self.password, "user": self.user, "multi": self.multiline},
+            mount_point="secret",
         )
         server.enable_kv("legacy", 1)
-        client.secrets.kv.v1.create_or_update_secret("old", {"token": self.legacy}, mount_point="legacy")
+        client.secrets.kv.v1.create_or_update_secret(
+            "old", {"token": self.legacy}, mount_point="legacy"
+        )
         client.sys.create_namespace("team")
         team = server.client()
         team.adapter.namespace = "team"
@@ -43,7 +47,9 @@ class Store:
         team.secrets.kv.v2.create_or_update_secret("x", {"a": self.team}, mount_point="kv")
         client.sys.enable_secrets_engine("pki", path="pki")
         client.write("pki/root/generate/internal", common_name="example.com", ttl="24h")
-        client.write("pki/roles/ci", allowed_domains="example.com", allow_subdomains=True, max_ttl="1h")
+        client.write(
+            "pki/roles/ci", allowed_domains="example.com", allow_subdomains=True, max_ttl="1h"
+        )
 
     @property
     def values(self) -> list[str]:
@@ -117,7 +123,9 @@ def test_plan_check_signs_in_and_checks_access(workdir: Path, store: Store) -> N
     assert not leaked(result.stdout + result.stderr, store.values), "plan --check printed a value"
 
 
-def test_run_passes_values_masks_output_and_keeps_the_exit_code(workdir: Path, store: Store) -> None:
+def test_run_passes_values_masks_output_and_keeps_the_exit_code(
+    workdir: Path, store: Store
+) -> None:
     out = workdir / "seen.json"
     script = textwrap.dedent(
         f"""
@@ -137,7 +145,11 @@ def test_run_passes_values_masks_output_and_keeps_the_exit_code(workdir: Path, s
     seen = json.loads(out.read_text())
     out.unlink()
     assert seen["DB_PASSWORD"] == store.password, "the child did not get DB_PASSWORD"
-    assert seen["MULTI"] == store.multiline and seen["TEAM"] == store.team and seen["LEGACY"] == store.legacy
+    assert (
+        seen["MULTI"] == store.multiline
+        and seen["TEAM"] == store.team
+        and seen["LEGACY"] == store.legacy
+    )
     assert "MAYBE" not in seen or seen.get("MAYBE") is None
     assert "password: ***" in result.stdout and "b64: ***" in result.stdout
     assert "team ***" in result.stderr
@@ -147,19 +159,31 @@ def test_run_passes_values_masks_output_and_keeps_the_exit_code(workdir: Path, s
 
 
 def test_run_with_only_gives_just_those(workdir: Path, store: Store) -> None:
-    script = "import os; print(sorted(k for k in os.environ if k in ('DB_USER','DB_PASSWORD','TEAM')))"
-    result = jobsecrets(["run", "--only", "DB_USER", "--", sys.executable, "-c", script], cwd=workdir, env=store.env())
+    script = (
+        "import os; print(sorted(k for k in os.environ if k in ('DB_USER','DB_PASSWORD','TEAM')))"
+    )
+    result = jobsecrets(
+        ["run", "--only", "DB_USER", "--", sys.executable, "-c", script],
+        cwd=workdir,
+        env=store.env(),
+    )
     assert result.returncode == 0, result.stderr
     assert "['DB_USER']" in result.stdout
 
 
 def test_export_formats(workdir: Path, store: Store) -> None:
     env = store.env()
-    shell = jobsecrets(["export", "--format", "shell", "--only", "DB_PASSWORD,MULTI"], cwd=workdir, env=env)
+    shell = jobsecrets(
+        ["export", "--format", "shell", "--only", "DB_PASSWORD,MULTI"], cwd=workdir, env=env
+    )
     assert shell.returncode == 0, shell.stderr
     # The shell output, sourced by a real shell, gives back the exact values.
     check = subprocess.run(
-        ["sh", "-c", shell.stdout + '\n[ "$DB_PASSWORD" = "$EXPECT_PW" ] && [ "$MULTI" = "$EXPECT_MULTI" ]'],
+        [
+            "sh",
+            "-c",
+            shell.stdout + '\n[ "$DB_PASSWORD" = "$EXPECT_PW" ] && [ "$MULTI" = "$EXPECT_MULTI" ]',
+        ],
         env=clean_env({"EXPECT_PW": store.password, "EXPECT_MULTI": store.multiline}),
         check=False,
     )
@@ -167,7 +191,11 @@ def test_export_formats(workdir: Path, store: Store) -> None:
     dotenv = jobsecrets(["export", "--format", "dotenv", "--only", "DB_USER"], cwd=workdir, env=env)
     assert dotenv.stdout.strip() == f"DB_USER='{store.user}'"
     target = workdir / "out.json"
-    as_json = jobsecrets(["export", "--format", "json", "-o", str(target), "--only", "TEAM,LEGACY"], cwd=workdir, env=env)
+    as_json = jobsecrets(
+        ["export", "--format", "json", "-o", str(target), "--only", "TEAM,LEGACY"],
+        cwd=workdir,
+        env=env,
+    )
     assert as_json.returncode == 0, as_json.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert json.loads(target.read_text()) == {"TEAM": store.team, "LEGACY": store.legacy}
@@ -175,26 +203,46 @@ def test_export_formats(workdir: Path, store: Store) -> None:
 
 
 def test_errors_have_exit_codes_and_hold_no_value(workdir: Path, store: Store) -> None:
-    (workdir / "missing.yml").write_text("version: 1\nsecrets:\n  A: vault:secret/app#password\n  B: vault:secret/app#nofield\n")
-    missing = jobsecrets(["export", "--format", "json", "-c", "missing.yml"], cwd=workdir, env=store.env())
+    (workdir / "missing.yml").write_text(
+        "version: 1\nsecrets:\n  A: vault:secret/app#password\n  B: vault:secret/app#nofield\n"
+    )
+    missing = jobsecrets(
+        ["export", "--format", "json", "-c", "missing.yml"], cwd=workdir, env=store.env()
+    )
     assert missing.returncode == 4
     assert "B (vault:secret/app#nofield)" in missing.stderr
     assert missing.stdout == "", "a failed export must export nothing"
     assert not leaked(missing.stdout + missing.stderr, store.values)
 
-    (workdir / "bad.yml").write_text("version: 1\nsecrets:\n  PATH: vault:secret/app#password\n  X: nope:a#b\n")
+    (workdir / "bad.yml").write_text(
+        "version: 1\nsecrets:\n  PATH: vault:secret/app#password\n  X: nope:a#b\n"
+    )
     bad = jobsecrets(["run", "-c", "bad.yml", "--", "true"], cwd=workdir, env=store.env())
     assert bad.returncode == 2
-    assert "bad.yml:3" in bad.stderr and "bad.yml:4" in bad.stderr and "nothing was fetched" in bad.stderr
+    assert (
+        "bad.yml:3" in bad.stderr
+        and "bad.yml:4" in bad.stderr
+        and "nothing was fetched" in bad.stderr
+    )
 
-    denied = jobsecrets(["export", "--format", "json"], cwd=workdir, env={**store.env(), "VAULT_TOKEN": "not-a-token"})
+    denied = jobsecrets(
+        ["export", "--format", "json"],
+        cwd=workdir,
+        env={**store.env(), "VAULT_TOKEN": "not-a-token"},
+    )
     assert denied.returncode == 5, denied.stderr
     assert "permission denied" in denied.stderr
 
-    down = jobsecrets(["export", "--format", "json"], cwd=workdir, env={**store.env(), "VAULT_ADDR": "http://127.0.0.1:9"})
+    down = jobsecrets(
+        ["export", "--format", "json"],
+        cwd=workdir,
+        env={**store.env(), "VAULT_ADDR": "http://127.0.0.1:9"},
+    )
     assert down.returncode == 6 and "cannot reach" in down.stderr
 
-    not_found = jobsecrets(["run", "--only", "DB_USER", "--", "/no/such/command"], cwd=workdir, env=store.env())
+    not_found = jobsecrets(
+        ["run", "--only", "DB_USER", "--", "/no/such/command"], cwd=workdir, env=store.env()
+    )
     assert not_found.returncode == 127
 
     no_spec = jobsecrets(["plan", "-c", "nope.yml"], cwd=workdir, env={})
@@ -217,13 +265,17 @@ def test_help_and_version(workdir: Path) -> None:
 def test_tls_verification_is_on_and_takes_a_ca_bundle(tmp_path: Path) -> None:
     with OpenBaoServer(tls=True) as server:
         value = "tls-" + secrets.token_hex(10)
-        server.client().secrets.kv.v2.create_or_update_secret("t", {"v": value}, mount_point="secret")
+        server.client().secrets.kv.v2.create_or_update_secret(
+            "t", {"v": value}, mount_point="secret"
+        )
         (tmp_path / "jobsecrets.yml").write_text("version: 1\nsecrets:\n  V: vault:secret/t#v\n")
         env = {"VAULT_ADDR": server.address, "VAULT_TOKEN": server.root_token}
         refused = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env)
         assert refused.returncode == 6 and "TLS verification" in refused.stderr
         assert server.ca_cert is not None
-        (tmp_path / "ca.yml").write_text(f"version: 1\nbackends:\n  vault: {{ca_cert: {server.ca_cert}}}\nsecrets:\n  V: vault:secret/t#v\n")
+        (tmp_path / "ca.yml").write_text(
+            f"version: 1\nbackends:\n  vault: {{ca_cert: {server.ca_cert}}}\nsecrets:\n  V: vault:secret/t#v\n"
+        )
         trusted = jobsecrets(["export", "--format", "json", "-c", "ca.yml"], cwd=tmp_path, env=env)
         assert trusted.returncode == 0, trusted.stderr
         assert json.loads(trusted.stdout) == {"V": value}

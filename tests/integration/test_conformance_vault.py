@@ -39,7 +39,9 @@ class TestVaultKv2Conformance(BackendConformance):
         client = openbao.client()
 
         def put(path: str, data: dict[str, str]) -> None:
-            client.secrets.kv.v2.create_or_update_secret(path[len(kv_mount) + 1 :], data, mount_point=kv_mount)
+            client.secrets.kv.v2.create_or_update_secret(
+                path[len(kv_mount) + 1 :], data, mount_point=kv_mount
+            )
 
         return put
 
@@ -72,7 +74,9 @@ class TestVaultKv1Conformance(BackendConformance):
         client = openbao.client()
 
         def put(path: str, data: dict[str, str]) -> None:
-            client.secrets.kv.v1.create_or_update_secret(path[len(kv1_mount) + 1 :], data, mount_point=kv1_mount)
+            client.secrets.kv.v1.create_or_update_secret(
+                path[len(kv1_mount) + 1 :], data, mount_point=kv1_mount
+            )
 
         return put
 

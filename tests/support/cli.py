@@ -9,12 +9,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # Variables of the machine running the tests that would change how jobsecrets behaves.
-_SCRUB_PREFIXES = ("VAULT_", "BAO_", "AWS_", "GITHUB_", "GITLAB_", "CI_", "ACTIONS_", "JOBSECRETS_", "RUNNER_")
+_SCRUB_PREFIXES = (
+    "VAULT_",
+    "BAO_",
+    "AWS_",
+    "GITHUB_",
+    "GITLAB_",
+    "CI_",
+    "ACTIONS_",
+    "JOBSECRETS_",
+    "RUNNER_",
+)
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment without CI/Vault/AWS variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES) and k not in ("CI", "GITLAB_CI")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SCRUB_PREFIXES) and k not in ("CI", "GITLAB_CI")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env

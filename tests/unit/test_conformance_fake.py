@@ -24,7 +24,9 @@ class TestFakeConformance(BackendConformance):
 
     @pytest.fixture
     def backend(self, store: Path) -> FakeBackend:
-        backend = FakeBackend("fake", {"file": store.name}, BackendContext(env={}, spec_dir=str(store.parent)))
+        backend = FakeBackend(
+            "fake", {"file": store.name}, BackendContext(env={}, spec_dir=str(store.parent))
+        )
         backend.login()
         return backend
 

@@ -26,19 +26,35 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 def loaded(args: list[str], cwd: Path) -> tuple[int, set[str]]:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args)], cwd=cwd, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return data["code"], {m.split(".")[0] for m in data["modules"]}
 
 
 def test_help_version_and_plan_import_no_client_library(tmp_path: Path) -> None:
-    lines = ["version: 1", "backends:", "  vault: {type: vault, address: 'http://127.0.0.1:1'}", "  aws: {type: aws, region: eu-west-1}", "secrets:"]
+    lines = [
+        "version: 1",
+        "backends:",
+        "  vault: {type: vault, address: 'http://127.0.0.1:1'}",
+        "  aws: {type: aws, region: eu-west-1}",
+        "secrets:",
+    ]
     for i in range(10):
         lines.append(f"  V{i}: vault:secret/app{i}#f")
         lines.append(f"  A{i}: aws:prod/s{i}#k")
     (tmp_path / "jobsecrets.yml").write_text("\n".join(lines) + "\n")
-    for args in (["--help"], ["--version"], ["plan"], ["plan", "--format", "json"], ["run", "--help"]):
+    for args in (
+        ["--help"],
+        ["--version"],
+        ["plan"],
+        ["plan", "--format", "json"],
+        ["run", "--help"],
+    ):
         code, modules = loaded(args, tmp_path)
         assert code == 0, args
         heavy = sorted(set(HEAVY) & modules)

@@ -103,7 +103,11 @@ def test_denied_and_backend_errors_keep_their_exit_codes(tmp_path: Path) -> None
 def test_whole_values_nested_fields_and_json_strings(tmp_path: Path) -> None:
     spec, context = setup(
         tmp_path,
-        {"blob": "plain text", "json": json.dumps({"a": {"b": "deep"}}), "doc": {"n": 5, "obj": {"k": "v"}}},
+        {
+            "blob": "plain text",
+            "json": json.dumps({"a": {"b": "deep"}}),
+            "doc": {"n": 5, "obj": {"k": "v"}},
+        },
         "  BLOB: fake:blob\n  DEEP: fake:json#a.b\n  DEEP2: fake:json#a/b\n  N: fake:doc#n\n  OBJ: fake:doc#obj\n"
         "  B64:\n    ref: fake:blob\n    encoding: base64\n",
     )
@@ -114,7 +118,11 @@ def test_whole_values_nested_fields_and_json_strings(tmp_path: Path) -> None:
 
 
 def test_file_values_are_0600_and_removed_on_revoke(tmp_path: Path) -> None:
-    spec, context = setup(tmp_path, {"tls": {"key": "-----BEGIN KEY-----\nabc\n"}}, "  TLS:\n    ref: fake:tls#key\n    file: true\n")
+    spec, context = setup(
+        tmp_path,
+        {"tls": {"key": "-----BEGIN KEY-----\nabc\n"}},
+        "  TLS:\n    ref: fake:tls#key\n    file: true\n",
+    )
     ledger = Ledger()
     env = resolve(spec, context, ledger, files_dir=str(tmp_path)).env()
     path = env["TLS"]
@@ -128,7 +136,9 @@ def test_file_values_are_0600_and_removed_on_revoke(tmp_path: Path) -> None:
 
 def test_prefix_selection_names_and_collisions(tmp_path: Path) -> None:
     docs = {"prod/pay/stripe-key": "s", "prod/pay/db.url": "d", "prod/other": "o"}
-    spec, context = setup(tmp_path, docs, "  PAY:\n    ref: fake:prod/pay/*\n    name_prefix: PAY_\n")
+    spec, context = setup(
+        tmp_path, docs, "  PAY:\n    ref: fake:prod/pay/*\n    name_prefix: PAY_\n"
+    )
     assert resolve(spec, context, Ledger()).env() == {"PAY_STRIPE_KEY": "s", "PAY_DB_URL": "d"}
     docs["prod/pay/stripe_key"] = "clash"
     spec, context = setup(tmp_path, docs, "  PAY:\n    ref: fake:prod/pay/*\n")

@@ -49,14 +49,28 @@ def problems_of(text: str) -> list[tuple[int | None, str]]:
 def test_good_spec_parses_into_typed_objects() -> None:
     spec = parse_spec(GOOD, "jobsecrets.yml")
     assert [s.name for s in spec.secrets] == [
-        "DB_PASSWORD", "STRIPE_KEY", "CONFIG_BLOB", "DB_USER", "TLS_KEY", "FEATURE_FLAG", "VALS",
+        "DB_PASSWORD",
+        "STRIPE_KEY",
+        "CONFIG_BLOB",
+        "DB_USER",
+        "TLS_KEY",
+        "FEATURE_FLAG",
+        "VALS",
     ]
     tls = spec.secret("TLS_KEY")
-    assert tls.file and tls.ref.field == "private_key" and tls.params["common_name"] == "ci.example.com"
+    assert (
+        tls.file
+        and tls.ref.field == "private_key"
+        and tls.params["common_name"] == "ci.example.com"
+    )
     assert spec.secret("FEATURE_FLAG").optional
     assert spec.secret("CONFIG_BLOB").ref.field is None
     vals = spec.secret("VALS")
-    assert vals.backend == "vault" and vals.ref.path == "secret/other" and vals.ref.field == "nested/key"
+    assert (
+        vals.backend == "vault"
+        and vals.ref.path == "secret/other"
+        and vals.ref.field == "nested/key"
+    )
     assert spec.backends["vault"].options["auth"]["role"] == "ci-deploy"
     assert spec.secret("DB_PASSWORD").line == 11
 
@@ -73,7 +87,9 @@ def test_references() -> None:
 
 
 def test_type_defaults_to_the_backend_name() -> None:
-    spec = parse_spec("version: 1\nbackends:\n  vault: {address: http://127.0.0.1:1}\nsecrets:\n  A: vault:x/y#z\n")
+    spec = parse_spec(
+        "version: 1\nbackends:\n  vault: {address: http://127.0.0.1:1}\nsecrets:\n  A: vault:x/y#z\n"
+    )
     assert spec.backends["vault"].type == "vault"
 
 
@@ -118,7 +134,11 @@ def test_every_problem_is_listed_with_its_line() -> None:
     assert "unknown backend 'nope'" in text
     assert "empty path" in text
     assert "'1BAD' is not a valid environment variable name" in text
-    assert "'LD_PRELOAD' is refused" in text and "'PATH' is refused" in text and "'GITHUB_TOKEN' is refused" in text
+    assert (
+        "'LD_PRELOAD' is refused" in text
+        and "'PATH' is refused" in text
+        and "'GITHUB_TOKEN' is refused" in text
+    )
     assert "'file' must be true or false" in text
     assert "unknown key 'surprise'" in text
     assert "secret 'NOREF' has no 'ref'" in text
@@ -152,7 +172,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_allow_names_lets_a_denied_name_through() -> None:
-    spec = parse_spec("version: 1\nallow_names: [LD_LIBRARY_PATH]\nsecrets:\n  LD_LIBRARY_PATH: vault:a/b#c\n")
+    spec = parse_spec(
+        "version: 1\nallow_names: [LD_LIBRARY_PATH]\nsecrets:\n  LD_LIBRARY_PATH: vault:a/b#c\n"
+    )
     assert spec.secrets[0].name == "LD_LIBRARY_PATH"
 
 
@@ -186,7 +208,10 @@ def test_backend_option_validation() -> None:
 
 def test_ambiguous_vals_reference() -> None:
     text = "\n".join(
-        m for _, m in problems_of("version: 1\nbackends:\n  a: {type: vault}\n  b: {type: vault}\nsecrets:\n  X: ref+vault://s/x#y\n")
+        m
+        for _, m in problems_of(
+            "version: 1\nbackends:\n  a: {type: vault}\n  b: {type: vault}\nsecrets:\n  X: ref+vault://s/x#y\n"
+        )
     )
     assert "ambiguous" in text
 

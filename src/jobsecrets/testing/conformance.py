@@ -88,7 +88,9 @@ class BackendConformance:
         assert extract(document.data, "first") == first, "field 'first' did not round-trip"
         assert extract(document.data, "second") == second, "field 'second' did not round-trip"
 
-    def test_read_many_keeps_order_and_isolates_errors(self, backend: Backend, seed: Seed, missing_path: str) -> None:
+    def test_read_many_keeps_order_and_isolates_errors(
+        self, backend: Backend, seed: Seed, missing_path: str
+    ) -> None:
         """``read_many`` answers each request in order, one failure not spoiling the others."""
         values = {}
         requests = []
@@ -97,7 +99,9 @@ class BackendConformance:
             values[path] = _canary()
             seed(path, {"v": values[path]})
             requests.append(ReadRequest(path, variables=(f"V{index}",), ref=f"x:{path}"))
-        requests.insert(1, ReadRequest(missing_path, variables=("MISSING",), ref=f"x:{missing_path}"))
+        requests.insert(
+            1, ReadRequest(missing_path, variables=("MISSING",), ref=f"x:{missing_path}")
+        )
         results = backend.read_many(requests)
         assert len(results) == len(requests)
         assert isinstance(results[1], SecretNotFound)
@@ -110,7 +114,9 @@ class BackendConformance:
     def test_missing_path_is_secret_not_found(self, backend: Backend, missing_path: str) -> None:
         """A missing path raises SecretNotFound naming the variable and the reference."""
         try:
-            backend.read(ReadRequest(missing_path, variables=("SOME_VAR",), ref=f"x:{missing_path}"))
+            backend.read(
+                ReadRequest(missing_path, variables=("SOME_VAR",), ref=f"x:{missing_path}")
+            )
         except SecretNotFound as error:
             assert "SOME_VAR" in error.message
         else:

@@ -4,7 +4,8 @@ Registered as ``type: fake``. Options: ``file`` (JSON: ``{"path": {"field": "val
 ``lease_ttl`` (every read gets a renewable lease of that many seconds), ``journal`` (a file where
 login/read/renew/revoke events are appended as JSON lines, without values, so tests can check what
 happened), ``token`` (true: the login "obtains" a token that must be revoked), ``fail`` (a list of
-paths whose read fails with a BackendError), ``deny`` (paths whose read is denied).
+paths whose read fails with a BackendError), ``deny`` (paths whose read is denied), ``delay`` (seconds
+every read takes, to stand for a slow store in deadline tests).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..backends.base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
+from ..backends.base import (
+    AccessCheck,
+    Backend,
+    BackendContext,
+    Document,
+    Lease,
+    ReadRequest,
+    TokenRecord,
+)
 from ..errors import AccessDenied, BackendError, ConfigError, SecretNotFound
 
 
@@ -34,6 +43,7 @@ class FakeBackend(Backend):
         "token": "true: login obtains a token that is revoked at the end",
         "fail": "paths whose read fails (BackendError)",
         "deny": "paths whose read is denied (AccessDenied)",
+        "delay": "seconds every read takes (a slow store)",
     }
     SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {"version": "ignored; accepted for tests"}
     SUPPORTS_PARAMS = True
@@ -51,11 +61,16 @@ class FakeBackend(Backend):
         for key in ("file", "journal"):
             if key in options and not isinstance(options[key], str):
                 problems.append(f"{key!r} must be a path")
-        if "lease_ttl" in options and (not isinstance(options["lease_ttl"], int) or options["lease_ttl"] < 1):
+        if "lease_ttl" in options and (
+            not isinstance(options["lease_ttl"], int) or options["lease_ttl"] < 1
+        ):
             problems.append("'lease_ttl' must be a positive integer")
         for key in ("fail", "deny"):
             if key in options and not isinstance(options[key], list):
                 problems.append(f"{key!r} must be a list of paths")
+        delay = options.get("delay", 0)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+            problems.append("'delay' must be a number of seconds")
         return problems
 
     @classmethod
@@ -82,18 +97,28 @@ class FakeBackend(Backend):
                     with open(self._path("file"), encoding="utf-8") as handle:
                         self._data = json.load(handle)
                 except (OSError, ValueError) as error:
-                    raise ConfigError(f"fake backend {self.name!r}: cannot load its file ({type(error).__name__})") from None
+                    raise ConfigError(
+                        f"fake backend {self.name!r}: cannot load its file ({type(error).__name__})"
+                    ) from None
         return self._data
 
     def login(self) -> None:
         """Pretend to sign in; with ``token: true`` a token is 'obtained'."""
         if self.options.get("token"):
-            self._token = TokenRecord(self.name, "fake-token-" + secrets.token_hex(8), "acc-" + secrets.token_hex(4), 3600, True)
+            self._token = TokenRecord(
+                self.name,
+                "fake-token-" + secrets.token_hex(8),
+                "acc-" + secrets.token_hex(4),
+                3600,
+                True,
+            )
         self._event(event="login")
 
     def read(self, request: ReadRequest) -> Document:
         """Return the document at ``request.path``."""
         self._event(event="read", path=request.path)
+        if self.options.get("delay"):
+            time.sleep(float(self.options["delay"]))
         if request.path in self.options.get("fail", []):
             raise BackendError(f"{request.describe()}: the fake store failed")
         if request.path in self.options.get("deny", []):
@@ -104,7 +129,13 @@ class FakeBackend(Backend):
         data = documents[request.path]
         lease = None
         if "lease_ttl" in self.options:
-            lease = Lease(self.name, f"{self.name}/{request.path}/{secrets.token_hex(4)}", int(self.options["lease_ttl"]), True, request.path)
+            lease = Lease(
+                self.name,
+                f"{self.name}/{request.path}/{secrets.token_hex(4)}",
+                int(self.options["lease_ttl"]),
+                True,
+                request.path,
+            )
             self._event(event="lease", lease_id=lease.lease_id)
         if isinstance(data, dict):
             return Document(data=dict(data), lease=lease, version="1")
@@ -122,7 +153,14 @@ class FakeBackend(Backend):
     def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
         """Renew (journalled)."""
         self._event(event="renew", lease_id=lease.lease_id)
-        return Lease(lease.backend, lease.lease_id, increment or lease.ttl, lease.renewable, lease.path, time.time())
+        return Lease(
+            lease.backend,
+            lease.lease_id,
+            increment or lease.ttl,
+            lease.renewable,
+            lease.path,
+            time.time(),
+        )
 
     def revoke_lease(self, lease_id: str) -> None:
         """Revoke (journalled)."""
