@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("hvac", "boto3", "botocore", "requests", "ahocorasick_rs")
+HEAVY = ("hvac", "boto3", "botocore", "requests")
 
 PROBE = """
 import sys, runpy, json, io, contextlib
