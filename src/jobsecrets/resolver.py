@@ -12,20 +12,25 @@ from __future__ import annotations
 __all__ = ["PlanEntry", "Resolution", "ResolvedVar", "plan", "resolve"]
 
 import functools
+import logging
 import os
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from .backends.base import Backend, BackendContext, Document, ReadRequest
+from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
-from .errors import ConfigError, JobSecretsError, SecretNotFound
+from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
 from .fields import FieldMissing, extract, to_text
 from .leases import Ledger
 from .names import check_name, to_env_name
 from .spec import BackendSpec, SecretSpec, Spec
+
+log = logging.getLogger("jobsecrets")
 
 
 @dataclass(frozen=True)
@@ -139,9 +144,25 @@ def resolve(
         backends[name] = backend
         ledger.add_backend(backend)
 
-    workers = max(1, min(spec.settings.concurrency, len(backends) or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        _gather(pool, {name: b.login for name, b in backends.items()})
+    # The overall deadline bounds sign-in and reads together. Backends see it in the context too:
+    # AWS retries never sleep past it, and ``context.remaining()`` bounds a request by it.
+    if context.deadline is None:
+        context.deadline = time.monotonic() + spec.settings.deadline
+    late = _LateResults(spec.settings.deadline)
+
+    def login(name: str) -> None:
+        backends[name].login()
+        if late.abandoned():
+            # Signed in after the deadline, maybe after the caller revoked the ledger: end it here.
+            late.revoke_token(backends[name])
+
+    _gather(
+        {name: functools.partial(login, name) for name in backends},
+        context.deadline,
+        late,
+        lambda pending: f"signing in to {', '.join(repr(n) for n in pending)}",
+        max_workers=min(spec.settings.concurrency, len(backends)),
+    )
 
     secrets = _expand_prefixes(spec, backends)
 
@@ -172,13 +193,27 @@ def resolve(
     def read_backend(name: str) -> None:
         requests = list(groups[name].values())
         results = backends[name].read_many(requests, max_workers=spec.settings.concurrency)
+        leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
+        if not late.record(backends[name], leases, ledger):
+            return
         for request, result in zip(requests, results, strict=True):
-            if isinstance(result, Document) and result.lease is not None:
-                ledger.add_lease(result.lease)
             documents[(name, request.key)] = result
 
-    with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
-        _gather(pool, {name: functools.partial(read_backend, name) for name in groups})
+    def pending_reads(pending: list[str]) -> str:
+        parts = []
+        for name in pending:
+            names = [v for r in groups[name].values() for v in r.variables]
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            parts.append(f"{len(groups[name])} path(s) of {name!r} ({shown})")
+        return "reading " + "; ".join(parts)
+
+    _gather(
+        {name: functools.partial(read_backend, name) for name in groups},
+        context.deadline,
+        late,
+        pending_reads,
+        max_workers=len(groups),
+    )
 
     resolution = Resolution()
     errors: list[JobSecretsError] = []
@@ -245,9 +280,93 @@ def resolve(
     return resolution
 
 
-def _gather(pool: ThreadPoolExecutor, jobs: Mapping[str, Callable[[], None]]) -> None:
-    """Run jobs concurrently and raise the first failure (in name order) once all are done."""
-    futures = {name: pool.submit(job) for name, job in jobs.items()}
+class _LateResults:
+    """What to do with work that finishes after the overall deadline gave up on it.
+
+    Once the deadline passes, :func:`resolve` raises and its caller revokes the ledger, while
+    threads may still be waiting on a slow server (each request is bounded by ``timeout``, not
+    by the deadline). Leases and tokens they obtain afterwards must not outlive the job, and the
+    ledger may be revoked already: so from that moment the threads revoke what they get themselves.
+    """
+
+    def __init__(self, deadline_seconds: float) -> None:
+        self.deadline_seconds = deadline_seconds
+        self._lock = threading.Lock()
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """The deadline passed: nothing obtained from now on goes to the ledger."""
+        with self._lock:
+            self._abandoned = True
+
+    def abandoned(self) -> bool:
+        """Whether :meth:`abandon` was called."""
+        with self._lock:
+            return self._abandoned
+
+    def record(self, backend: Backend, leases: list[Lease], ledger: Ledger) -> bool:
+        """Add ``leases`` to the ledger, or revoke them now if too late; True when recorded."""
+        with self._lock:
+            if not self._abandoned:
+                for lease in leases:
+                    ledger.add_lease(lease)
+                return True
+        for lease in leases:
+            try:
+                backend.revoke_lease(lease.lease_id)
+                log.info("revoked lease %s obtained after the deadline", lease.lease_id)
+            except Exception as error:  # best effort: the thread has no one to report to
+                log.warning(
+                    "could not revoke lease %s obtained after the deadline (%s)",
+                    lease.lease_id,
+                    type(error).__name__,
+                )
+        return False
+
+    def revoke_token(self, backend: Backend) -> None:
+        """Revoke the token a login obtained after the deadline (idempotent on the ledger's side)."""
+        record = backend.token_record()
+        if record is None:
+            return
+        try:
+            backend.revoke_token(record)
+        except Exception as error:  # best effort, as above
+            log.warning(
+                "could not revoke the %r token obtained after the deadline (%s)",
+                backend.name,
+                type(error).__name__,
+            )
+
+
+def _gather(
+    jobs: Mapping[str, Callable[[], None]],
+    deadline: float,
+    late: _LateResults,
+    describe_pending: Callable[[list[str]], str],
+    *,
+    max_workers: int,
+) -> None:
+    """Run jobs concurrently and raise the first failure (in name order) once all are done.
+
+    When ``deadline`` (``time.monotonic()``) passes first, raise a :class:`BackendError` that says
+    what was still pending, without waiting for it: the threads finish on their own (each request
+    has its own timeout) and ``late`` makes them revoke whatever they obtain.
+    """
+    # Not a ``with`` block: leaving one waits for every thread, which is what the deadline forbids.
+    pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="jobsecrets")
+    futures: dict[str, Future[None]] = {name: pool.submit(job) for name, job in jobs.items()}
+    _done, not_done = wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+    if not_done:
+        late.abandon()
+        pool.shutdown(wait=False, cancel_futures=True)
+        pending = sorted(name for name, future in futures.items() if future in not_done)
+        raise BackendError(
+            f"the overall deadline ({late.deadline_seconds}s) passed while still "
+            f"{describe_pending(pending)}",
+            hint="a store is slow or unreachable; raise 'settings: {deadline: ...}' if it is "
+            "only slow",
+        )
+    pool.shutdown(wait=True)
     failures = []
     for name in sorted(futures):
         error = futures[name].exception()

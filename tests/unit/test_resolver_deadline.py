@@ -1,0 +1,71 @@
+"""The overall deadline (``settings: {deadline}``) is enforced by the resolver, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from jobsecrets.backends.base import BackendContext
+from jobsecrets.errors import BackendError
+from jobsecrets.leases import Ledger
+from jobsecrets.resolver import resolve
+from jobsecrets.spec import Spec, parse_spec
+
+
+def fake_spec(tmp_path: Path, deadline: str, **options: object) -> Spec:
+    (tmp_path / "store.json").write_text(json.dumps({"slow": {"v": "x"}, "other": {"v": "y"}}))
+    opts = {"file": "store.json", "journal": "journal.jsonl", **options}
+    text = (
+        "version: 1\nsettings:\n  deadline: " + deadline + "\nbackends:\n  fake:\n    type: fake\n"
+    )
+    for key, value in opts.items():
+        text += f"    {key}: {json.dumps(value)}\n"
+    text += "secrets:\n  SLOW: fake:slow#v\n  OTHER: fake:other#v\n"
+    return parse_spec(text, str(tmp_path / "jobsecrets.yml"))
+
+
+def events(tmp_path: Path) -> list[dict[str, object]]:
+    path = tmp_path / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_deadline_fails_in_time_and_names_what_was_pending(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path, "1s", delay=2.5)
+    context = BackendContext(env={}, spec_dir=str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        resolve(spec, context, Ledger())
+    elapsed = time.monotonic() - started
+    # Raised at the deadline, not when the slow reads finish (2.5 s).
+    assert 0.9 <= elapsed < 2.0, elapsed
+    message = info.value.message
+    assert "deadline (1s)" in message
+    assert "'fake'" in message and "SLOW" in message and "OTHER" in message
+    assert context.deadline is not None, "backends must see the deadline in their context"
+
+
+def test_leases_obtained_after_the_deadline_are_revoked_by_the_late_thread(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path, "1s", delay=1.5, lease_ttl=60)
+    ledger = Ledger()
+    with pytest.raises(BackendError):
+        resolve(spec, BackendContext(env={}, spec_dir=str(tmp_path)), ledger)
+    assert ledger.revoke_all().ok  # what the caller does; the late leases are not there yet
+    # The reads finish ~0.5 s later; their leases must be revoked without anyone asking.
+    limit = time.monotonic() + 5
+    while time.monotonic() < limit:
+        leased = {e["lease_id"] for e in events(tmp_path) if e["event"] == "lease"}
+        revoked = {e["lease_id"] for e in events(tmp_path) if e["event"] == "revoke"}
+        if len(leased) == 2 and leased <= revoked:
+            break
+        time.sleep(0.05)
+    assert len(leased) == 2 and leased <= revoked, (leased, revoked)
+    assert not ledger.leases
+
+
+def test_a_fast_resolution_is_not_affected(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path, "5s", delay=0.1)
+    resolution = resolve(spec, BackendContext(env={}, spec_dir=str(tmp_path)), Ledger())
+    assert sorted(v.name for v in resolution.variables) == ["OTHER", "SLOW"]
