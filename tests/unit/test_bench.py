@@ -1,0 +1,99 @@
+"""Smoke test of the benchmark scripts' pieces: they work, not how fast (timing is for bench/)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import _common  # noqa: E402
+import latency_proxy  # noqa: E402
+import resolution  # noqa: E402
+
+
+def echo_server() -> tuple[socket.socket, int]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_latency_proxy_forwards_bytes_and_adds_the_delay() -> None:
+    server, port = echo_server()
+    try:
+        with latency_proxy.LatencyProxy("127.0.0.1", port, delay_ms=30) as proxy:
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+                conn.sendall(b"x")  # pays the connection's handshake round trip too
+                assert conn.recv(10) == b"x"
+                started = time.monotonic()
+                conn.sendall(b"hello")
+                got = b""
+                while len(got) < 5:
+                    got += conn.recv(10)
+                elapsed = time.monotonic() - started
+            assert got == b"hello"
+            assert elapsed >= 0.055, "one round trip is two delays"
+            assert proxy.connections == 1
+    finally:
+        server.close()
+
+
+def test_latency_proxy_refuses_a_non_loopback_target() -> None:
+    with pytest.raises(ValueError):
+        latency_proxy.parse_target("192.0.2.1:80")
+    assert latency_proxy.parse_target("127.0.0.1:8200") == ("127.0.0.1", 8200)
+
+
+def test_time_process_and_docs_sections(tmp_path: Path) -> None:
+    result = _common.time_process([sys.executable, "-c", "print('ok')"], capture=True)
+    assert result.code == 0 and result.stdout.strip() == b"ok" and result.seconds > 0
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Redaction throughput\n\nkeep me\n")
+    _common.replace_section("## Resolution", "first", doc)
+    _common.replace_section("## Resolution", "second", doc)
+    text = doc.read_text()
+    assert "keep me" in text and "second" in text and "first" not in text
+
+
+def test_resolution_inputs_and_goal_checks(tmp_path: Path) -> None:
+    spec, _plan = resolution.write_inputs(tmp_path, 10, "http://127.0.0.1:1", "http://127.0.0.1:2")
+    assert spec.read_text().count("vault:secret/bench/") == 5
+    assert spec.read_text().count("aws:bench/") == 5
+    raw = {
+        "sizes": [10, 100],
+        "repeat": 1,
+        "delay_ms": 20.0,
+        "times": {
+            "jobsecrets": {10: [0.5], 100: [0.6]},
+            "sequential": {10: [1.0], 100: [6.0]},
+        },
+        "floors": {"python -c pass": [0.02], "import hvac, boto3": [0.4]},
+        "rss_n": 100,
+        "rss": {"run": [50.0], "export": [50.0], "sequential": [60.0]},
+    }
+    summary = resolution.summarize(raw)
+    assert summary["goal_speedup"] == pytest.approx(10.0)
+    assert summary["goal_speedup_met"] and summary["speedup_widens"]
+    assert summary["goal_budget"] == pytest.approx(0.4 + 4 * 0.04)
+    assert not summary["goal_within_budget"]  # 0.6 > 0.56
+    section, memory = resolution.render(summary, raw, "bench/resolution.py")
+    assert "| 100 |" in section and "missed" in section and "jobsecrets run" in memory
