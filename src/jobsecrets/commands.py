@@ -16,8 +16,9 @@ import sys
 from .errors import RevokeError
 from .formats import FORMATS, render
 from .leases import Renewer, StateCipher, default_state_path, load_state
+from .policy import resolve_checked
 from .redact import MaskList
-from .resolver import Resolution, resolve
+from .resolver import Resolution
 from .session import Session
 
 log = logging.getLogger("jobsecrets")
@@ -41,7 +42,14 @@ def _masks_for(session: Session, resolution: Resolution) -> MaskList:
     return masks
 
 
-def run_command(config: str, only: list[str] | None, argv: list[str], *, tty: bool | None) -> int:
+def run_command(
+    config: str,
+    only: list[str] | None,
+    argv: list[str],
+    *,
+    tty: bool | None,
+    audit_log: str | None = None,
+) -> int:
     """Resolve, run ``argv`` with the secrets, revoke; returns the exit code to use."""
     from .runner import run_child
 
@@ -49,7 +57,8 @@ def run_command(config: str, only: list[str] | None, argv: list[str], *, tty: bo
     renewer: Renewer | None = None
     code = 0
     try:
-        resolution = resolve(session.spec, session.context, session.ledger)
+        # policy: enforced and every variable audited (--audit-log) before the child starts.
+        resolution = resolve_checked(session, "run", audit_log)
         log.info(
             "resolved %d variable(s)%s",
             len(resolution.variables),
@@ -116,6 +125,7 @@ def export_command(
     output: str | None,
     state: str | None,
     files_dir: str | None,
+    audit_log: str | None = None,
 ) -> None:
     """Resolve, write the values in ``fmt``, and hand the leases over to the state file."""
     session = Session(config, only)
@@ -128,7 +138,7 @@ def export_command(
         if files_dir is None and any(s.file for s in session.spec.secrets):
             files_dir = os.path.dirname(state_path)
             os.makedirs(files_dir, mode=0o700, exist_ok=True)
-        resolution = resolve(session.spec, session.context, session.ledger, files_dir=files_dir)
+        resolution = resolve_checked(session, "export", audit_log, files_dir=files_dir)
         masks = _masks_for(session, resolution)
         # Record the leases before any value leaves: if we are killed after writing the values,
         # `revoke` still finds them.

@@ -27,6 +27,7 @@ from .backends.registry import available_types, get_backend_class
 from .durations import parse_duration
 from .errors import ConfigError, Problem
 from .names import check_name
+from .policy import Policy, parse_policy
 from .refs import Reference, parse_reference
 
 SPEC_VERSION = 1
@@ -73,7 +74,7 @@ class SecretSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     encoding: str = "utf-8"
     name_prefix: str = ""
-    policy: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy | None = None
     line: int | None = None
 
     @property
@@ -111,7 +112,7 @@ class Spec:
     identity: Mapping[str, Any] = field(default_factory=dict)
     redact: RedactSettings = field(default_factory=RedactSettings)
     settings: Settings = field(default_factory=Settings)
-    policy: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
 
     def secret(self, name: str) -> SecretSpec:
         """The secret entry called ``name``."""
@@ -383,6 +384,7 @@ class _Parser:
         fields: dict[str, Any] = {}
         extra: dict[str, tuple[Any, yaml.Node]] = {}
         ref_node = value_node
+        policy_node: yaml.Node | None = None
         if isinstance(value_node, yaml.ScalarNode):
             fields["ref"] = self.value(value_node)
         else:
@@ -392,6 +394,8 @@ class _Parser:
             for key, field_key_node, field_value_node in pairs:
                 if key == "ref":
                     ref_node = field_value_node
+                if key == "policy":
+                    policy_node = field_value_node
                 if key in SECRET_KEYS:
                     fields[key] = self.value(field_value_node)
                 else:
@@ -455,12 +459,12 @@ class _Parser:
             )
         if ref.is_prefix and ref.field is not None and file:
             self.problem(f"secret {name!r}: a prefix selection cannot be 'file: true'", value_node)
-        policy = fields.get("policy", {})
-        if policy is None:
-            policy = {}
-        if not isinstance(policy, dict):
-            self.problem(f"secret {name!r}: 'policy' must be a mapping", value_node)
-            policy = {}
+        policy: Policy | None = None
+        if "policy" in fields:
+            policy, policy_problems = parse_policy(
+                fields["policy"], policy_node, what=f"secret {name!r}: policy"
+            )
+            self.problems.extend(Problem(m, self.path, line) for m, line in policy_problems)
         for message in cls.validate_secret(ref.path, options):
             self.problem(f"secret {name!r}: {message}", ref_node)
         return SecretSpec(
@@ -592,11 +596,9 @@ class _Parser:
                 )
         return Settings(values["timeout"], values["deadline"], values["concurrency"])
 
-    def _policy(self, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, Any]:
+    def _policy(self, entry: tuple[yaml.Node, yaml.Node] | None) -> Policy:
         if entry is None:
-            return {}
-        value = self.value(entry[1])
-        if not isinstance(value, dict):
-            self.problem("'policy' must be a mapping", entry[1])
-            return {}
-        return value
+            return Policy()
+        policy, problems = parse_policy(self.value(entry[1]), entry[1])
+        self.problems.extend(Problem(m, self.path, line) for m, line in problems)
+        return policy

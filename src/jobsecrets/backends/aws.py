@@ -89,6 +89,8 @@ class AwsBackend(Backend):
         "batch": "use BatchGetSecretValue for several secrets (default true)",
         "max_attempts": "attempts per AWS call when throttled or failing with 5xx (default 5, 1-20)",
     }
+    #: The read's CreatedDate is the version's; LastRotatedDate needs DescribeSecret (policy max_age).
+    AGE_FROM_METADATA: ClassVar[bool] = True
     SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {
         "version_stage": "read the version with this staging label (e.g. AWSPREVIOUS)",
         "version_id": "read this exact version id (exclusive with version_stage)",
@@ -620,6 +622,34 @@ class AwsBackend(Backend):
             return AccessCheck(False, f"AWS secret {request.path!r} has no version {version_id!r}")
         return AccessCheck(
             True, "DescribeSecret allowed; GetSecretValue not tried (it would read the value)"
+        )
+
+    def metadata(self, request: ReadRequest) -> Document | None:
+        """``DescribeSecret`` only: last set = ``LastRotatedDate``, else ``LastChangedDate``/``CreatedDate``."""
+        client = self.client
+        try:
+            response = self._call(
+                "DescribeSecret", lambda: client.describe_secret(SecretId=request.path)
+            )
+        except Exception as exc:
+            raise self._map_exception(
+                exc, request.describe(), request.path, "DescribeSecret"
+            ) from None
+        updated, source = None, ""
+        for key in ("LastRotatedDate", "LastChangedDate", "CreatedDate"):
+            if isinstance(response.get(key), datetime):
+                updated, source = response[key], key
+                break
+        stage = request.options.get("version_stage") or "AWSCURRENT"
+        versions = response.get("VersionIdsToStages") or {}
+        version = request.options.get("version_id") or next(
+            (vid for vid, stages in versions.items() if stage in stages), None
+        )
+        return Document(
+            data={},
+            version=version,
+            updated=updated,
+            metadata={"dynamic": False, "age_source": source, "arn": response.get("ARN", "")},
         )
 
     def exported_variables(self) -> Mapping[str, str]:

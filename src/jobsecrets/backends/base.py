@@ -152,6 +152,9 @@ class Backend(abc.ABC):
     SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {}
     #: True when ``params`` (write-style reads) are meaningful for this backend.
     SUPPORTS_PARAMS: ClassVar[bool] = False
+    #: True when a read does not tell when the secret was last rotated, so the ``max_age`` policy
+    #: asks :meth:`metadata` after reading (AWS: ``LastRotatedDate`` comes from DescribeSecret only).
+    AGE_FROM_METADATA: ClassVar[bool] = False
 
     def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
         self.name = name
@@ -214,6 +217,14 @@ class Backend(abc.ABC):
     def check_access(self, request: ReadRequest) -> AccessCheck:
         """Say whether ``request`` may be read, without reading a value."""
         return AccessCheck(True, "not checked: this backend cannot check without reading")
+
+    def metadata(self, request: ReadRequest) -> Document | None:
+        """What is known about ``request`` without reading its value (for ``policy:``), or ``None``.
+
+        The document has empty ``data``; ``updated`` is when the value was last set, and
+        ``metadata["dynamic"]`` says whether the engine leases (``None`` or absent: unknown).
+        """
+        return None
 
     def exported_variables(self) -> Mapping[str, str]:
         """Extra variables the backend itself hands to the job (e.g. short-lived AWS credentials).

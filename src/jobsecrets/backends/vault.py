@@ -481,6 +481,37 @@ class VaultBackend(Backend):
         allowed = ("root" in caps) or (needed in caps and "deny" not in caps)
         return AccessCheck(allowed, f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}")
 
+    def metadata(self, request: ReadRequest) -> Document | None:
+        """KV v2: the ``metadata/`` endpoint (version times, custom_metadata), never ``data/``.
+
+        KV v1 keeps no times; any other engine is taken as leasing (its TTL is known only once a
+        lease is issued). Needs ``read`` on ``MOUNT/metadata/PATH`` for KV v2.
+        """
+        mount, kv_version = self._mount_of(request.path, request.options)
+        if kv_version == 2:
+            rest = request.path[len(mount) :]
+            reply = self._request(
+                "GET", f"{mount}metadata/{rest}", what=f"metadata of {request.describe()}"
+            )
+            body = reply.get("data") if isinstance(reply, dict) else None
+            body = body if isinstance(body, dict) else {}
+            current = str(body.get("current_version") or "")
+            version = (body.get("versions") or {}).get(current) or {}
+            return Document(
+                data={},
+                version=current or None,
+                updated=_parse_time(version.get("created_time")),
+                metadata={
+                    "kv_version": 2,
+                    "mount": mount,
+                    "custom_metadata": body.get("custom_metadata"),
+                    "dynamic": False,
+                },
+            )
+        if kv_version == 1:
+            return Document(data={}, metadata={"kv_version": 1, "mount": mount, "dynamic": False})
+        return Document(data={}, metadata={"mount": mount, "dynamic": True})
+
     def identity_info(self) -> Mapping[str, Any]:
         """Non-secret facts about our token: accessor, policies, TTL, display name, metadata."""
         reply = self._request("GET", "auth/token/lookup-self", what="token lookup")

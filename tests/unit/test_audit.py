@@ -1,0 +1,172 @@
+"""audit: one JSON line per variable, valid against the published record schema, never a value."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from test_policy import write_fake
+
+from jobsecrets.audit import ci_context, lease_hash, open_audit
+from jobsecrets.errors import ConfigError
+from support.cli import jobsecrets
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD_SCHEMA = json.loads((ROOT / "schema" / "audit-record.v1.schema.json").read_text())
+
+GITHUB_ENV = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_REPOSITORY": "acme/shop",
+    "GITHUB_RUN_ID": "4242",
+    "GITHUB_RUN_ATTEMPT": "2",
+    "GITHUB_JOB": "deploy",
+    "GITHUB_REF": "refs/heads/main",
+    "GITHUB_SHA": "0" * 40,
+    "GITHUB_ACTOR": "octocat",
+    "GITHUB_SERVER_URL": "https://github.com",
+    # A credential in the environment: the audit log must not pick it up.
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-never-logged",
+}
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text().splitlines()
+    parsed = [json.loads(line) for line in lines]
+    for record in parsed:
+        jsonschema.validate(record, RECORD_SCHEMA)
+    return parsed
+
+
+def no_trace(text: str, value: str) -> bool:
+    forms = {value, base64.b64encode(value.encode()).decode(), value.encode().hex()}
+    return not any(form in text for form in forms)
+
+
+def test_ci_context_per_platform() -> None:
+    github = ci_context(GITHUB_ENV)
+    assert github["platform"] == "github"
+    assert (github["project"], github["pipeline"], github["job"]) == ("acme/shop", "4242", "deploy")
+    assert (github["ref"], github["actor"]) == ("refs/heads/main", "octocat")
+    assert "request-token-never-logged" not in json.dumps(github)
+    gitlab = ci_context(
+        {
+            "GITLAB_CI": "true",
+            "CI_PROJECT_PATH": "g/p",
+            "CI_PIPELINE_ID": "7",
+            "CI_JOB_NAME": "build",
+            "CI_JOB_ID": "99",
+            "CI_COMMIT_REF_NAME": "main",
+            "GITLAB_USER_LOGIN": "dev",
+            "CI_JOB_TOKEN": "job-token-never-logged",
+        }
+    )
+    assert gitlab["platform"] == "gitlab"
+    assert (gitlab["project"], gitlab["pipeline"], gitlab["job"], gitlab["job_id"]) == (
+        "g/p",
+        "7",
+        "build",
+        "99",
+    )
+    assert (gitlab["ref"], gitlab["actor"]) == ("main", "dev")
+    assert "job-token-never-logged" not in json.dumps(gitlab)
+    local = ci_context({"USER": "me\x1b[31m"})
+    assert local == {"platform": "local", "actor": "me [31m"}
+
+
+def test_lease_hash_is_stable_and_not_the_id() -> None:
+    digest = lease_hash("database/creds/ci/abc")
+    assert digest.startswith("sha256:")
+    assert "abc" not in digest
+    assert digest == lease_hash("database/creds/ci/abc")
+
+
+def test_audit_file_is_created_0600_and_appended(tmp_path: Path) -> None:
+    target = tmp_path / "audit.jsonl"
+    for _ in range(2):
+        log = open_audit(str(target))
+        assert log is not None
+        log.write({"n": 1})
+        log.close()
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert len(target.read_text().splitlines()) == 2
+    with pytest.raises(ConfigError):
+        open_audit(str(tmp_path / "missing-dir" / "audit.jsonl"))
+
+
+def test_run_writes_one_record_per_variable_and_no_value(tmp_path: Path) -> None:
+    _, value, _ = write_fake(tmp_path, "policy: {max_ttl: 2h, max_age: 1d, on_violation: warn}\n")
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        spec.read_text().replace(
+            "secrets:\n",
+            "secrets:\n  KEY: fake:kv/app#key\n  GONE: {ref: 'fake:nope#x', optional: true}\n",
+        )
+    )
+    audit = tmp_path / "audit.jsonl"
+    result = jobsecrets(
+        ["run", "--audit-log", str(audit), "--", "sh", "-c", "echo $DB_PASS"],
+        cwd=tmp_path,
+        env=GITHUB_ENV,
+    )
+    assert result.returncode == 0
+    found = {r["variable"]: r for r in records(audit)}
+    assert set(found) == {"DB_PASS", "KEY", "GONE"}
+    db = found["DB_PASS"]
+    assert db["outcome"] == "ok"
+    assert db["ci"]["project"] == "acme/shop"
+    assert db["ci"]["actor"] == "octocat"
+    assert db["lease"]["ttl"] == 3600
+    assert db["lease"]["id_sha256"].startswith("sha256:")
+    assert db["field"] == "password"
+    assert db["policy"]["result"] == "pass"
+    # Two variables, two reads: each record names its own lease.
+    assert found["KEY"]["lease"]["id_sha256"] != db["lease"]["id_sha256"]
+    assert found["GONE"]["outcome"] == "skipped"
+    text = audit.read_text()
+    assert no_trace(text, value)
+    assert "request-token-never-logged" not in text
+
+
+def test_audit_to_stdout_comes_before_the_child(tmp_path: Path) -> None:
+    _, value, _ = write_fake(tmp_path, "")
+    result = jobsecrets(
+        ["run", "--audit-log", "-", "--", "sh", "-c", "echo child-line"], cwd=tmp_path
+    )
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0])["variable"] == "DB_PASS"
+    assert lines[-1] == "child-line"
+    assert no_trace(result.stdout, value)
+
+
+def test_failed_resolution_and_policy_failure_are_recorded(tmp_path: Path) -> None:
+    spec, value, _ = write_fake(tmp_path, "policy: {max_ttl: 1m}\n")
+    audit = tmp_path / "audit.jsonl"
+    failed = jobsecrets(
+        ["export", "--format", "dotenv", "-o", "out.env", "--audit-log", str(audit)], cwd=tmp_path
+    )
+    assert failed.returncode == 8
+    (record,) = records(audit)
+    assert record["outcome"] == "revoked"
+    assert record["policy"]["result"] == "fail"
+    assert not (tmp_path / "out.env").exists()
+    spec.write_text(spec.read_text().replace("db/creds#password", "db/missing#password"))
+    missing = jobsecrets(["run", "--audit-log", str(audit), "--", "true"], cwd=tmp_path)
+    assert missing.returncode == 4
+    last = records(audit)[-1]
+    assert last["outcome"] == "error"
+    assert last["error"] == {"kind": "SecretNotFound", "exit_code": 4}
+    assert no_trace(audit.read_text(), value)
+
+
+def test_export_refuses_audit_on_the_stdout_it_writes_values_to(tmp_path: Path) -> None:
+    write_fake(tmp_path, "")
+    result = jobsecrets(["export", "--format", "json", "--audit-log", "-"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
