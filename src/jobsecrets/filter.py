@@ -1,0 +1,193 @@
+"""``jobsecrets redact``: a filter that masks a job's secrets in whatever is piped through it.
+
+The GitLab include resolves the secrets into the job's shell and then sends everything that shell
+prints through this filter (``exec >fifo 2>&1``), because GitLab cannot mask values fetched at run
+time. The filter learns the values the way the job itself holds them: from its own environment, by
+the variable *names* listed in ``$JOBSECRETS_MASK_VARS`` (and ``$JOBSECRETS_MASK_FILE_VARS`` for
+``file: true`` variables, whose contents are masked). Values never travel in argv or a file.
+
+It reads stdin until every writer has closed it, emits redacted output as soon as it safely can
+(the redactor holds back only a tail that could still become a secret), and at the end flushes what
+it held. ``--done-file`` names a file it removes once its last byte has been written: the job's
+shell waits for that before it exits, so no output is lost or reordered at the end of the job.
+
+Signals: SIGINT and SIGHUP are ignored (a Ctrl-C or hangup reaches the job's shell, whose exit ends
+our input anyway); SIGTERM stops reading and flushes what is held, redacted.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FILE_VARS_ENV",
+    "MIN_LINE_LENGTH_ENV",
+    "REPLACEMENT_ENV",
+    "VARS_ENV",
+    "build_masks",
+    "parse_names",
+    "run_filter",
+    "run_filter_from_env",
+]
+
+import contextlib
+import errno
+import logging
+import os
+import re
+import signal
+from collections.abc import Mapping
+from types import FrameType
+
+from .redact import DEFAULT_MIN_LINE_LENGTH, DEFAULT_REPLACEMENT, MaskList
+
+VARS_ENV = "JOBSECRETS_MASK_VARS"
+FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
+REPLACEMENT_ENV = "JOBSECRETS_MASK_REPLACEMENT"
+MIN_LINE_LENGTH_ENV = "JOBSECRETS_MASK_MIN_LINE_LENGTH"
+
+# Pipes deliver at most 64 KiB per read on Linux; a bigger buffer costs nothing and helps on macOS.
+_READ_SIZE = 1 << 20
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A file: true secret bigger than this is not read into the mask list (certificates and keys are
+# a few KiB; a value this big would make every other pattern slow and is not printed in one piece).
+_MAX_FILE_MASK = 1 << 20
+
+log = logging.getLogger("jobsecrets")
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: stop reading, flush and leave."""
+
+
+def parse_names(text: str) -> list[str]:
+    """Variable names from a comma- and/or whitespace-separated list; invalid ones are dropped."""
+    names = []
+    for item in re.split(r"[,\s]+", text.strip()):
+        if item and _NAME.match(item) and item not in names:
+            names.append(item)
+    return names
+
+
+def build_masks(
+    env: Mapping[str, str],
+    names: list[str],
+    file_names: list[str],
+    *,
+    replacement: bytes | str = DEFAULT_REPLACEMENT,
+    min_line_length: int = DEFAULT_MIN_LINE_LENGTH,
+) -> tuple[MaskList, list[str]]:
+    """The mask list for the values these variables hold; also the names that held nothing.
+
+    For ``file_names`` the variable holds a path: the file's contents are masked (the path is not
+    a secret).
+    """
+    masks = MaskList(replacement=replacement, min_line_length=min_line_length)
+    missing = []
+    for name in names:
+        value = env.get(name)
+        if value:
+            masks.add(value, name=name)
+        else:
+            missing.append(name)
+    for name in file_names:
+        path = env.get(name)
+        try:
+            if not path or os.path.getsize(path) > _MAX_FILE_MASK:
+                raise OSError(errno.ENOENT, "no file")
+            with open(path, "rb") as handle:
+                masks.add(handle.read(), name=name)
+        except OSError:
+            missing.append(name)
+    return masks, missing
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise _Stop()
+
+
+def run_filter(
+    env: Mapping[str, str],
+    names: list[str],
+    file_names: list[str],
+    *,
+    replacement: bytes | str | None = None,
+    min_line_length: int | None = None,
+    done_file: str | None = None,
+    in_fd: int = 0,
+    out_fd: int = 1,
+) -> int:
+    """Copy ``in_fd`` to ``out_fd`` with every listed value masked; returns the exit code (0)."""
+    try:
+        masks, missing = build_masks(
+            env,
+            names,
+            file_names,
+            replacement=replacement if replacement is not None else DEFAULT_REPLACEMENT,
+            min_line_length=min_line_length
+            if min_line_length is not None
+            else DEFAULT_MIN_LINE_LENGTH,
+        )
+        for name in missing:
+            log.info("%s is not set or empty: nothing to mask for it", name)
+        for warning in masks.warnings:
+            log.warning("%s", warning)
+        if not names and not file_names:
+            log.warning(
+                "no variables to mask were named ($%s is empty): output passes as is", VARS_ENV
+            )
+        redactor = masks.redactor()
+        # Installed only now: `main()` turned SIGTERM into an exception that would skip the flush.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _on_term)
+        output_open = True
+        try:
+            while True:
+                try:
+                    chunk = os.read(in_fd, _READ_SIZE)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+                    continue
+                if not chunk:
+                    break
+                out = redactor.feed(chunk)
+                if out and output_open:
+                    try:
+                        _write_all(out_fd, out)
+                    except BrokenPipeError:
+                        # Nobody reads the log any more; keep draining so the job's writes do not
+                        # fail with SIGPIPE while it is still running.
+                        output_open = False
+        except _Stop:
+            pass
+        finally:
+            tail = redactor.flush()
+            if tail and output_open:
+                with contextlib.suppress(OSError):
+                    _write_all(out_fd, tail)
+        return 0
+    finally:
+        if done_file:
+            with contextlib.suppress(OSError):
+                os.unlink(done_file)
+
+
+def run_filter_from_env(env: Mapping[str, str], *, done_file: str | None = None) -> int:
+    """:func:`run_filter` configured by the ``$JOBSECRETS_MASK_*`` variables of ``env``."""
+    min_line: int | None = None
+    raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
+    if raw_min.isdigit():
+        min_line = int(raw_min)
+    return run_filter(
+        env,
+        parse_names(env.get(VARS_ENV, "")),
+        parse_names(env.get(FILE_VARS_ENV, "")),
+        replacement=env.get(REPLACEMENT_ENV) or None,
+        min_line_length=min_line,
+        done_file=done_file,
+    )

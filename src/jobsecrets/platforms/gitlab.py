@@ -1,0 +1,110 @@
+"""``jobsecrets export --format gitlab``: values for the job's own shell, masked by ``jobsecrets redact``.
+
+GitLab has no run-time equivalent of GitHub's ``::add-mask::``: a value fetched by the job cannot be
+added to the masked variables, and a dotenv artifact would store it in GitLab. So the include
+captures this output in a shell variable and ``eval``s it in the job's shell (``before_script`` and
+``script`` share one shell), and then pipes everything that shell prints through
+``jobsecrets redact``. What is written here:
+
+* ``export NAME='value'`` for every variable (quoted with :func:`shlex.quote`: nothing in a value is
+  expanded by ``eval``); ``file: true`` variables hold the path of their 0600 file;
+* ``JOBSECRETS_MASK_VARS``: the *names* of the variables whose values the filter must mask, the
+  job's CI identity token variable included; ``JOBSECRETS_MASK_FILE_VARS``: the ``file: true``
+  variables, whose file contents it masks; the spec's replacement and minimum line length.
+
+The output goes to ``-o FILE`` (created 0600) or to stdout, but never to a terminal, and never to a
+stdout that is also stderr: in a GitLab job that is the job log itself (``jobsecrets export
+--format gitlab`` run bare instead of inside ``$(...)``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["export", "mask_variable_names", "render_gitlab"]
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+
+from ..errors import ConfigError
+from ..filter import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, REPLACEMENT_ENV, VARS_ENV
+from ..formats import render
+from ..redact import MaskList
+from ..resolver import Resolution
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def mask_variable_names(
+    resolution: Resolution, masks: MaskList, env: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """The variables whose values the filter masks, and the ``file: true`` ones (contents masked).
+
+    Besides the resolved variables, any variable of the job's environment that holds one of the
+    values to mask is listed: that is how the CI identity token's variable (``VAULT_ID_TOKEN`` or
+    whatever ``id_tokens:`` names) is found without knowing its name here.
+    """
+    names = [var.name for var in resolution.variables if var.file is None]
+    files = [var.name for var in resolution.variables if var.file is not None]
+    patterns = masks.patterns
+    for name, value in sorted(env.items()):
+        if name in names or name in files or not value or not _NAME.match(name):
+            continue
+        if value.encode("utf-8", "surrogateescape") in patterns:
+            names.append(name)
+    return names, files
+
+
+def render_gitlab(resolution: Resolution, masks: MaskList, env: Mapping[str, str]) -> str:
+    """The shell text the include ``eval``s (holds values: never print it)."""
+    names, files = mask_variable_names(resolution, masks, env)
+    settings = {
+        VARS_ENV: " ".join(names),
+        FILE_VARS_ENV: " ".join(files),
+        REPLACEMENT_ENV: masks.replacement.decode("utf-8", "replace"),
+        MIN_LINE_LENGTH_ENV: str(masks.min_line_length),
+    }
+    return render("shell", resolution.env()) + render("shell", settings)
+
+
+def _same_file(fd_a: int, fd_b: int) -> bool:
+    try:
+        a, b = os.fstat(fd_a), os.fstat(fd_b)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _refuse_log_stdout() -> None:
+    """Refuse a stdout that is a terminal or the job log (stdout and stderr are one pipe there)."""
+    if os.isatty(1) or _same_file(1, 2):
+        raise ConfigError(
+            "--format gitlab writes secret values; stdout here is a terminal or the job log",
+            hint='capture it in the job\'s shell: out="$(jobsecrets export --format gitlab)" '
+            '&& eval "$out", or write a 0600 file with -o FILE (the GitLab include does this for you)',
+        )
+
+
+def _write_private(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # O_CREAT's mode does not apply to a file that already existed.
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def export(
+    resolution: Resolution, masks: MaskList, env: Mapping[str, str], output: str | None
+) -> None:
+    """Write the job's variables as shell ``export`` lines for the GitLab include to ``eval``."""
+    if output is None:
+        _refuse_log_stdout()
+    text = render_gitlab(resolution, masks, env)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _write_private(output, text)
+    names = [var.name for var in resolution.variables]
+    listed = ", ".join(names) if names else "none"
+    print(f"jobsecrets: {len(names)} variable(s) for this job: {listed}", file=sys.stderr)

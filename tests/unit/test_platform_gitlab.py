@@ -1,0 +1,290 @@
+"""The GitLab exporter, the ``redact`` filter and the include's YAML, without GitLab.
+
+The exporter's text is evaluated by real ``bash`` and ``sh`` (what the include does); the filter
+runs as the CLI subprocess the include starts; the include and every example pipeline are checked
+against GitLab's schema with ``check-jsonschema``. Assertions compare booleans and names: no
+failure message prints a value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import jobsecrets
+from jobsecrets.filter import build_masks, parse_names
+from jobsecrets.platforms.gitlab import mask_variable_names, render_gitlab
+from jobsecrets.redact import MaskList
+from jobsecrets.resolver import Resolution, ResolvedVar
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INCLUDE = REPO_ROOT / "gitlab" / "jobsecrets.yml"
+CATALOG_COPY = REPO_ROOT / "templates" / "jobsecrets.yml"
+EXAMPLES = REPO_ROOT / "examples" / "gitlab"
+
+NASTY = 'it\'s $(touch /tmp/pwned) `id` \\n "q" ${HOME}\nsecond line\t*'
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+def _var(name: str, value: str | bytes, file: str | None = None) -> ResolvedVar:
+    return ResolvedVar(name=name, value=value, backend="b", path="p", ref="b:p", file=file)
+
+
+def _masks(*values: str | bytes) -> MaskList:
+    masks = MaskList()
+    for value in values:
+        masks.add(value, name="x")
+    return masks
+
+
+def _cli(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("JOBSECRETS_")}
+    base.update(env)
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "jobsecrets", *args], env=base, check=False, **kwargs
+    )
+
+
+# ---- the exporter ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["bash", "sh"])
+def test_export_text_evaluates_to_the_exact_values(shell: str, tmp_path: Path) -> None:
+    secret_file = tmp_path / "tls.key"
+    secret_file.write_bytes(b"-----BEGIN KEY-----\nabc\n")
+    resolution = Resolution(
+        variables=[
+            _var("NASTY", NASTY),
+            _var("PLAIN", "simple-value"),
+            _var("TLS_KEY", secret_file.read_bytes(), file=str(secret_file)),
+        ]
+    )
+    masks = _masks(NASTY, "simple-value", secret_file.read_bytes(), TOKEN)
+    text = render_gitlab(resolution, masks, {"VAULT_ID_TOKEN": TOKEN, "HOME": "/root"})
+    script = (
+        'eval "$JS_OUT"; printf "%s\\0" "$NASTY" "$PLAIN" "$TLS_KEY" '
+        '"$JOBSECRETS_MASK_VARS" "$JOBSECRETS_MASK_FILE_VARS" "$JOBSECRETS_MASK_REPLACEMENT"'
+    )
+    out = subprocess.run(
+        [shell, "-c", script],
+        env={"JS_OUT": text, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    nasty, plain, tls, names, files, replacement, _ = out.split("\0")
+    assert nasty == NASTY and plain == "simple-value"
+    assert tls == str(secret_file)
+    assert names.split() == ["NASTY", "PLAIN", "VAULT_ID_TOKEN"]
+    assert files.split() == ["TLS_KEY"]
+    assert replacement == "***"
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_mask_names_find_the_identity_token_variable_by_value() -> None:
+    resolution = Resolution(variables=[_var("A", "value-a")])
+    masks = _masks("value-a", TOKEN)
+    env = {"MY_ID_TOKEN": TOKEN, "OTHER": "unrelated", "A": "value-a", "bad-name": TOKEN}
+    names, files = mask_variable_names(resolution, masks, env)
+    assert names == ["A", "MY_ID_TOKEN"] and files == []
+
+
+def _fake_spec(tmp_path: Path, value: str) -> Path:
+    docs = tmp_path / "docs.json"
+    docs.write_text(json.dumps({"app": {"password": value}}))
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        "version: 1\nbackends:\n  f: {type: fake, file: docs.json}\n"
+        "secrets:\n  APP_PASSWORD: f:app#password\n"
+    )
+    return spec
+
+
+def test_export_refuses_a_stdout_that_is_also_stderr(tmp_path: Path) -> None:
+    """Run bare in a job, stdout and stderr are the one log pipe: no value is written there."""
+    value = "fake-secret-value-123"
+    _fake_spec(tmp_path, value)
+    state = str(tmp_path / "state" / "s.json")
+    result = _cli(
+        "export", "--format", "gitlab", "--state", state,
+        env={}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert b"terminal or the job log" in result.stdout
+    assert value.encode() not in result.stdout
+
+
+def test_export_into_a_capture_then_eval(tmp_path: Path) -> None:
+    value = "fake-secret-value-456"
+    _fake_spec(tmp_path, value)
+    state = str(tmp_path / "state" / "s.json")
+    result = _cli(
+        "export", "--format", "gitlab", "--state", state,
+        env={}, cwd=tmp_path, capture_output=True,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert value.encode() not in result.stderr
+    assert b"1 variable(s) for this job: APP_PASSWORD" in result.stderr
+    check = subprocess.run(
+        ["bash", "-c", 'eval "$JS_OUT"; [ "$APP_PASSWORD" = "$WANT" ] && echo same'],
+        env={"JS_OUT": result.stdout.decode(), "WANT": value, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        check=False,
+    )
+    assert check.stdout == b"same\n"
+
+
+# ---- the filter ------------------------------------------------------------------------------
+
+
+def test_parse_names_keeps_valid_unique_names() -> None:
+    assert parse_names(" A, B  C,,A bad-name 9X _ok ") == ["A", "B", "C", "_ok"]
+
+
+def test_build_masks_reads_values_from_env_and_files(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_bytes(b"file-secret-content")
+    env = {"A": "env-secret-a", "F": str(key), "EMPTY": ""}
+    masks, missing = build_masks(env, ["A", "EMPTY", "UNSET"], ["F", "NOFILE"])
+    assert masks.redact(b"x env-secret-a y file-secret-content z") == b"x *** y *** z"
+    assert str(key).encode() not in masks.patterns
+    assert missing == ["EMPTY", "UNSET", "NOFILE"]
+
+
+def _start_filter(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+    done = tmp_path / "running"
+    done.write_text("")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobsecrets", "redact", "--done-file", str(done)],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("JOBSECRETS_")}, **env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    return proc, done
+
+
+def test_filter_masks_split_writes_and_removes_its_done_file(tmp_path: Path) -> None:
+    value = "Sup3r-Secret-Value-42"
+    key = tmp_path / "key.pem"
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\n")
+    env = {
+        "JOBSECRETS_MASK_VARS": "APP_PASSWORD",
+        "JOBSECRETS_MASK_FILE_VARS": "TLS_KEY",
+        "APP_PASSWORD": value,
+        "TLS_KEY": str(key),
+    }
+    proc, done = _start_filter(tmp_path, env)
+    assert proc.stdin is not None and proc.stdout is not None
+    for piece in (b"start ", value[:7].encode(), value[7:].encode(), b" mid MIIEvQIBADANBgkq end"):
+        proc.stdin.write(piece)
+        proc.stdin.flush()
+        time.sleep(0.02)
+    proc.stdin.write(b"\nkey " + key.read_bytes() + b"tail without newline")
+    proc.stdin.close()
+    out = proc.stdout.read()
+    assert proc.wait(timeout=10) == 0
+    assert out == b"start *** mid *** end\nkey ***tail without newline"
+    assert not done.exists()
+
+
+def test_filter_flushes_and_exits_on_sigterm(tmp_path: Path) -> None:
+    proc, done = _start_filter(tmp_path, {"JOBSECRETS_MASK_VARS": "X", "X": "term-secret-1"})
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"before term-secret-1 after\n")
+    proc.stdin.flush()
+    time.sleep(0.5)  # the interpreter is up and the line was read
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert proc.stdout.read() == b"before *** after\n"
+    assert not done.exists()
+    proc.stdin.close()
+
+
+def test_filter_ignores_sigint(tmp_path: Path) -> None:
+    proc, _ = _start_filter(tmp_path, {"JOBSECRETS_MASK_VARS": "X", "X": "int-secret-1"})
+    assert proc.stdin is not None and proc.stdout is not None
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.stdin.write(b"still here int-secret-1\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+    assert proc.stdout.read() == b"still here ***\n"
+
+
+# ---- the include -----------------------------------------------------------------------------
+
+
+def _documents(path: Path) -> list[dict[str, object]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _schema_view(path: Path, tmp_path: Path) -> Path:
+    """The file as one YAML document (check-jsonschema reads one; GitLab's ``spec:`` header is a
+    separate document, and the schema accepts ``spec`` as a top-level key)."""
+    text = path.read_text()
+    if not re.search(r"^---$", text, re.MULTILINE):
+        return path
+    merged = tmp_path / f"{path.parent.name}-{path.name}"
+    merged.write_text(re.sub(r"^---$", "", text, flags=re.MULTILINE))
+    return merged
+
+
+def test_include_and_examples_pass_the_gitlab_ci_schema(tmp_path: Path) -> None:
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert checker, "check-jsonschema is in the dev extras"
+    files = [INCLUDE, CATALOG_COPY, *sorted(EXAMPLES.glob("*/.gitlab-ci.yml"))]
+    assert len(files) >= 5
+    result = subprocess.run(
+        [
+            checker,
+            "--builtin-schema", "vendor.gitlab-ci",
+            "--data-transform", "gitlab-ci",
+            *(str(_schema_view(path, tmp_path)) for path in files),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_catalog_component_is_the_include_verbatim() -> None:
+    assert CATALOG_COPY.read_bytes() == INCLUDE.read_bytes()
+
+
+def test_include_inputs_and_defaults() -> None:
+    header, body = _documents(INCLUDE)
+    inputs = header["spec"]["inputs"]  # type: ignore[index]
+    assert set(inputs) == {
+        "config", "only", "id_token_variable", "install", "version", "install_path", "python", "redact",
+    }  # fmt: skip
+    assert inputs["version"]["default"] == jobsecrets.__version__
+    assert inputs["redact"] == {**inputs["redact"], "type": "boolean", "default": True}
+    assert inputs["install"]["options"] == ["pypi", "path", "none"]
+    text = INCLUDE.read_text()
+    used = set(re.findall(r"\$\[\[\s*inputs\.(\w+)\s*\]\]", text))
+    assert used == set(inputs)
+    job = body[".jobsecrets"]  # type: ignore[index]
+    assert set(job) == {"variables", "before_script", "after_script"}
+    # Inputs reach the script only through variables, never pasted into shell code.
+    scripts = "\n".join(job["before_script"] + job["after_script"])
+    assert "$[[" not in scripts
+
+
+def test_example_specs_parse(tmp_path: Path) -> None:
+    for spec in sorted(EXAMPLES.glob("**/jobsecrets.yml")):
+        result = _cli(
+            "plan", "-c", spec.name,
+            env={"VAULT_ADDR": "https://vault.example.com:8200"}, cwd=spec.parent, capture_output=True,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{spec}: {result.stderr.decode()}"
