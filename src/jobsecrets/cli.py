@@ -180,6 +180,26 @@ def revoke(state: str | None) -> None:
     revoke_command(state)
 
 
+# ---- redact ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--done-file",
+    type=click.Path(dir_okay=False),
+    help="Remove this file once the last byte is written (a shell waits on it before exiting).",
+)
+def redact(done_file: str | None) -> None:
+    """Copy stdin to stdout with the job's secrets masked (the GitLab include pipes the job through it).
+
+    The values come from this process's environment: the variables named in $JOBSECRETS_MASK_VARS
+    (and the files named by $JOBSECRETS_MASK_FILE_VARS), as `export --format gitlab` sets them.
+    """
+    from .filter import run_filter_from_env
+
+    sys.exit(run_filter_from_env(dict(os.environ), done_file=done_file))
+
+
 # ---- entry point -----------------------------------------------------------------------------
 
 
