@@ -136,7 +136,8 @@ def run_filter(
         for name in missing:
             log.info("%s is not set or empty: nothing to mask for it", name)
         for warning in masks.warnings:
-            log.warning("%s", warning)
+            # `export` already warned about these in the job log; here only with -v.
+            log.info("%s", warning)
         if not names and not file_names:
             log.warning(
                 "no variables to mask were named ($%s is empty): output passes as is", VARS_ENV
