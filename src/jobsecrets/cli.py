@@ -32,6 +32,16 @@ def _split_only(value: tuple[str, ...]) -> list[str] | None:
     return names or None
 
 
+def audit_option(func: F) -> F:
+    """``--audit-log FILE|-`` on the commands that resolve (``run``, ``export``)."""
+    return click.option(
+        "--audit-log",
+        metavar="FILE|-",
+        envvar="JOBSECRETS_AUDIT_LOG",
+        help="Append one JSON line per variable (no values; docs/audit.md) to FILE, or - for stdout.",
+    )(func)
+
+
 def common_options(func: F) -> F:
     """``-c/--config`` and ``--only`` on every command."""
     func = click.option(
@@ -107,13 +117,20 @@ def plan(config: str, only: tuple[str, ...], check: bool, fmt: str) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @common_options
+@audit_option
 @click.option(
     "--tty/--no-tty",
     default=None,
     help="Give the command a pseudo-terminal (default: when stdout is one).",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(config: str, only: tuple[str, ...], tty: bool | None, command: tuple[str, ...]) -> None:
+def run(
+    config: str,
+    only: tuple[str, ...],
+    audit_log: str | None,
+    tty: bool | None,
+    command: tuple[str, ...],
+) -> None:
     """Run COMMAND with the secrets in its environment, masked in its output, revoked at exit.
 
     Exits with COMMAND's exit code. Write `--` before the command:
@@ -121,7 +138,7 @@ def run(config: str, only: tuple[str, ...], tty: bool | None, command: tuple[str
     """
     from .commands import run_command
 
-    sys.exit(run_command(config, _split_only(only), list(command), tty=tty))
+    sys.exit(run_command(config, _split_only(only), list(command), tty=tty, audit_log=audit_log))
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -129,6 +146,7 @@ def run(config: str, only: tuple[str, ...], tty: bool | None, command: tuple[str
 
 @cli.command()
 @common_options
+@audit_option
 @click.option(
     "--format",
     "fmt",
@@ -153,6 +171,7 @@ def run(config: str, only: tuple[str, ...], tty: bool | None, command: tuple[str
 def export(
     config: str,
     only: tuple[str, ...],
+    audit_log: str | None,
     fmt: str,
     output: str | None,
     state: str | None,
@@ -161,7 +180,20 @@ def export(
     """Resolve and write the values for a later step; leases go to the state file for `revoke`."""
     from .commands import export_command
 
-    export_command(config, _split_only(only), fmt, output=output, state=state, files_dir=files_dir)
+    if audit_log == "-" and output is None and fmt in ("shell", "dotenv", "json"):
+        raise ConfigError(
+            "--audit-log - would mix audit records into the values written to stdout",
+            hint="give --audit-log a file, or write the values with -o/--output",
+        )
+    export_command(
+        config,
+        _split_only(only),
+        fmt,
+        output=output,
+        state=state,
+        files_dir=files_dir,
+        audit_log=audit_log,
+    )
 
 
 # ---- revoke ----------------------------------------------------------------------------------

@@ -18,11 +18,23 @@ import click
 
 from .backends.base import Backend, ReadRequest
 from .backends.registry import get_backend_class
-from .errors import AccessDenied, AuthError, JobSecretsError
+from .errors import AccessDenied, AuthError, JobSecretsError, PolicyViolation
+from .policy import check_plan, plan_violations, policy_text
 from .resolver import plan
 from .session import Session
 
 MASKED_FORMS = "value, each line, base64 (std/url/unpadded), hex, URL- and JSON-escaped"
+
+
+def masking_limits(min_line_length: int) -> str:
+    """What cannot be masked, said up front: ``plan`` reads no value, so it cannot name the variable."""
+    from .redact import MIN_SECRET_LENGTH
+
+    return (
+        f"values shorter than {MIN_SECRET_LENGTH} bytes are not masked at all, and lines shorter than "
+        f"{min_line_length} bytes of a multi-line value are not masked on their own "
+        "(run and export warn, naming the variable)"
+    )
 
 
 def build_report(session: Session, check: bool) -> dict[str, Any]:
@@ -62,6 +74,7 @@ def build_report(session: Session, check: bool) -> dict[str, Any]:
         "backends": backends,
         "variables": variables,
         "masked_forms": MASKED_FORMS,
+        "masking_limits": masking_limits(spec.redact.min_line_length),
     }
     if check:
         report["check"] = _check(session, report)
@@ -146,6 +159,8 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
                 entry = {"allowed": access.allowed, "detail": access.detail}
             except JobSecretsError as error:
                 entry = {"allowed": False, "detail": error.message}
+        # policy: metadata calls only (KV metadata/, DescribeSecret), never a value.
+        entry["policy"] = check_plan(spec, secret, live)
         result["variables"][secret.name] = entry
     return result
 
@@ -201,7 +216,9 @@ def _text(report: dict[str, Any]) -> str:
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     lines.append("")
+    lines.extend(policy_text(report))
     lines.append(f"masked in output: {report['masked_forms']}")
+    lines.append(f"warning: {report['masking_limits']}")
     return "\n".join(lines) + "\n"
 
 
@@ -231,3 +248,10 @@ def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> N
             raise AuthError(message, hint="see 'sign-in FAILED' above")
         if denied:
             raise AccessDenied(message)
+        violated = plan_violations(report)
+        if violated:
+            raise PolicyViolation(
+                f"plan --check: policy violated by {len(violated)} variable(s) "
+                f"({', '.join(violated)})",
+                hint="see 'policy:' above",
+            )
