@@ -180,7 +180,7 @@ def export(
     """Resolve and write the values for a later step; leases go to the state file for `revoke`."""
     from .commands import export_command
 
-    if audit_log == "-" and output is None and fmt in ("shell", "dotenv", "json"):
+    if audit_log == "-" and output is None and fmt in ("shell", "dotenv", "json", "gitlab"):
         raise ConfigError(
             "--audit-log - would mix audit records into the values written to stdout",
             hint="give --audit-log a file, or write the values with -o/--output",

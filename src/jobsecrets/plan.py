@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from .backends.base import Backend, ReadRequest
+from .backends.base import Backend
 from .backends.registry import get_backend_class
 from .errors import AccessDenied, AuthError, JobSecretsError, PolicyViolation
 from .policy import check_plan, plan_violations, policy_text
@@ -147,13 +147,7 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
             except JobSecretsError as error:
                 entry = {"allowed": False, "detail": error.message}
         else:
-            request = ReadRequest(
-                secret.ref.path,
-                dict(secret.params),
-                dict(secret.options),
-                (secret.name,),
-                secret.ref.raw,
-            )
+            request = secret.read_request()
             try:
                 access = live.check_access(request)
                 entry = {"allowed": access.allowed, "detail": access.detail}

@@ -484,11 +484,7 @@ def _age_metadata(backend: Backend | None, secret: SecretSpec, path: str) -> Doc
     """For stores whose read does not say when a secret was rotated (AWS), ask metadata only."""
     if backend is None or not getattr(backend, "AGE_FROM_METADATA", False):
         return None
-    from .backends.base import ReadRequest
-
-    request = ReadRequest(
-        path, dict(secret.params), dict(secret.options), (secret.name,), secret.ref.raw
-    )
+    request = secret.read_request(path)
     try:
         return backend.metadata(request)
     except JobSecretsError as error:
@@ -630,15 +626,7 @@ def check_plan(spec: Spec, secret: SecretSpec, backend: Backend | None) -> dict[
     if backend is None or secret.is_prefix:
         facts = Facts()
     else:
-        from .backends.base import ReadRequest
-
-        request = ReadRequest(
-            secret.ref.path,
-            dict(secret.params),
-            dict(secret.options),
-            (secret.name,),
-            secret.ref.raw,
-        )
+        request = secret.read_request()
         try:
             meta = backend.metadata(request)
         except JobSecretsError as error:

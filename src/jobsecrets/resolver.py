@@ -169,13 +169,7 @@ def resolve(
     # Group: one ReadRequest per backend + path + params + options.
     groups: dict[str, dict[tuple[str, str, str], ReadRequest]] = {}
     for secret in secrets:
-        request = ReadRequest(
-            path=secret.ref.path,
-            params=dict(secret.params),
-            options=dict(secret.options),
-            variables=(secret.name,),
-            ref=secret.ref.raw,
-        )
+        request = secret.read_request()
         per_backend = groups.setdefault(secret.backend, {})
         existing = per_backend.get(request.key)
         if existing is not None:
@@ -218,7 +212,7 @@ def resolve(
     resolution = Resolution()
     errors: list[JobSecretsError] = []
     for secret in secrets:
-        request_key = ReadRequest(secret.ref.path, dict(secret.params), dict(secret.options)).key
+        request_key = secret.read_request().key
         result = documents[(secret.backend, request_key)]
         if isinstance(result, JobSecretsError):
             if secret.optional and isinstance(result, SecretNotFound):

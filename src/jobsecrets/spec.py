@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from .backends.base import ReadRequest
 from .backends.registry import available_types, get_backend_class
 from .durations import parse_duration
 from .errors import ConfigError, Problem
@@ -81,6 +82,16 @@ class SecretSpec:
     def is_prefix(self) -> bool:
         """True when this entry selects every secret under a prefix."""
         return self.ref.is_prefix
+
+    def read_request(self, path: str | None = None) -> ReadRequest:
+        """The read this variable needs (``path`` overrides the reference's, for prefix members)."""
+        return ReadRequest(
+            path=self.ref.path if path is None else path,
+            params=dict(self.params),
+            options=dict(self.options),
+            variables=(self.name,),
+            ref=self.ref.raw,
+        )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -15,15 +16,17 @@ from support.openbao import OpenBaoServer
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def kv_mount(openbao: OpenBaoServer) -> str:
-    mount = f"conf-{secrets.token_hex(3)}"
-    openbao.enable_kv(mount, 2)
-    return mount
+class _VaultKvConformance(BackendConformance):
+    """The suite on a KV mount of its own, of version ``KV_VERSION`` (detected, not configured)."""
 
+    KV_VERSION: ClassVar[int] = 2
 
-class TestVaultKv2Conformance(BackendConformance):
-    """KV v2, mount detected."""
+    @pytest.fixture(scope="class")
+    @classmethod
+    def kv_mount(cls, openbao: OpenBaoServer) -> str:
+        mount = f"conf{cls.KV_VERSION}-{secrets.token_hex(3)}"
+        openbao.enable_kv(mount, cls.KV_VERSION)
+        return mount
 
     @pytest.fixture
     def backend(self, openbao: OpenBaoServer, kv_mount: str) -> Iterator[VaultBackend]:
@@ -36,12 +39,11 @@ class TestVaultKv2Conformance(BackendConformance):
 
     @pytest.fixture
     def seed(self, openbao: OpenBaoServer, kv_mount: str) -> Callable[[str, dict[str, str]], None]:
-        client = openbao.client()
+        kv = openbao.client().secrets.kv
+        engine = kv.v2 if self.KV_VERSION == 2 else kv.v1
 
         def put(path: str, data: dict[str, str]) -> None:
-            client.secrets.kv.v2.create_or_update_secret(
-                path[len(kv_mount) + 1 :], data, mount_point=kv_mount
-            )
+            engine.create_or_update_secret(path[len(kv_mount) + 1 :], data, mount_point=kv_mount)
 
         return put
 
@@ -50,36 +52,13 @@ class TestVaultKv2Conformance(BackendConformance):
         return f"{kv_mount}/missing-{secrets.token_hex(4)}"
 
 
-@pytest.fixture(scope="module")
-def kv1_mount(openbao: OpenBaoServer) -> str:
-    mount = f"conf1-{secrets.token_hex(3)}"
-    openbao.enable_kv(mount, 1)
-    return mount
+class TestVaultKv2Conformance(_VaultKvConformance):
+    """KV v2."""
+
+    KV_VERSION = 2
 
 
-class TestVaultKv1Conformance(BackendConformance):
-    """KV v1, mount detected."""
+class TestVaultKv1Conformance(_VaultKvConformance):
+    """KV v1."""
 
-    @pytest.fixture
-    def backend(self, openbao: OpenBaoServer, kv1_mount: str) -> Iterator[VaultBackend]:
-        self.PATH_TEMPLATE = kv1_mount + "/{name}"
-        env = {"VAULT_ADDR": openbao.address, "VAULT_TOKEN": openbao.root_token}
-        backend = VaultBackend("vault", {}, BackendContext(env=env))
-        backend.login()
-        yield backend
-        backend.close()
-
-    @pytest.fixture
-    def seed(self, openbao: OpenBaoServer, kv1_mount: str) -> Callable[[str, dict[str, str]], None]:
-        client = openbao.client()
-
-        def put(path: str, data: dict[str, str]) -> None:
-            client.secrets.kv.v1.create_or_update_secret(
-                path[len(kv1_mount) + 1 :], data, mount_point=kv1_mount
-            )
-
-        return put
-
-    @pytest.fixture
-    def missing_path(self, kv1_mount: str) -> str:
-        return f"{kv1_mount}/missing-{secrets.token_hex(4)}"
+    KV_VERSION = 1

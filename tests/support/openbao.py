@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import hvac
 
 from .postgres import free_port
+from .process import stop
 
 if TYPE_CHECKING:
     from .postgres import PostgresServer
@@ -151,16 +152,7 @@ class OpenBaoServer:
         return False
 
     def _stop_process(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop(self._proc, signal.SIGTERM)
         self._proc = None
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 
 import psycopg
 
+from .process import stop
+
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the server binds it a moment later)."""
@@ -215,17 +217,8 @@ class PostgresServer:
         }
 
     def _stop_process(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            # SIGINT = "fast" shutdown: disconnect clients, exit cleanly.
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        # SIGINT = "fast" shutdown: disconnect clients, exit cleanly.
+        stop(self._proc, signal.SIGINT)
         self._proc = None
 
     def close(self) -> None:
