@@ -1,0 +1,276 @@
+"""The GitHub Action step, timed under act: 50 Vault + 50 AWS secrets, 20 ms each way per server.
+
+What is timed is the step a user adds, as act reports it (``Success - Main inject [...]``): installing
+the jobsecrets CLI (cold: an empty tool cache; warm: the cached install of this ref), the OIDC token
+requests, jwt login to OpenBao, AssumeRoleWithWebIdentity, reading the 100 secrets, masking and
+writing ``$GITHUB_ENV``. The post step (revoking the token) is reported on its own.
+
+Servers are real and local: an OpenBao dev server (KV v2, one path per secret, jwt auth), a moto
+server (Secrets Manager + STS) and a GitHub-style OIDC endpoint, each behind a latency proxy that
+holds every chunk 20 ms in each direction (``bench/latency_proxy.py``). ``cold`` runs start with an
+empty ``$JOBSECRETS_TOOL_CACHE``; pip's own download cache is left as it is on this machine (a hosted
+runner starts without one and also downloads ~20 MB of wheels).
+
+    .venv/bin/python bench/github_step.py [--cold 3] [--warm 5] [--delay-ms 20] [--write]
+
+``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
+
+from _common import machine_line, replace_section  # noqa: E402
+from latency_proxy import LatencyProxy  # noqa: E402
+
+from support.cli import clean_env  # noqa: E402
+from support.moto_server import (  # noqa: E402
+    MotoServer,
+    allow,
+    create_web_identity_role,
+    policy,
+    seed_secrets,
+)
+from support.oidc import GithubTokenServer, generate_key, public_pem  # noqa: E402
+from support.openbao import OpenBaoServer  # noqa: E402
+
+HEADING = "## GitHub Action step"
+ACT = ROOT / ".venv" / "bin" / "act"
+N_VAULT = 50
+N_AWS = 50
+
+WORKFLOW = """\
+on: push
+permissions:
+  id-token: write
+jobs:
+  bench:
+    runs-on: ubuntu-latest
+    steps:
+      - name: checkout
+        run: cp "$BENCH_SRC/jobsecrets.yml" .
+      - name: inject
+        uses: acme/jobsecrets/actions/inject@v1
+        with:
+          audience: vault
+      - name: check
+        run: test -n "$V49" && test -n "$A49"
+"""
+
+
+def spec(role_arn: str) -> str:
+    """100 variables: one KV v2 path per Vault secret, one Secrets Manager id per AWS secret."""
+    lines = [
+        "version: 1",
+        "backends:",
+        "  vault:",
+        "    type: vault",
+        "    auth: {method: jwt, role: bench, mount: jwt}",
+        "  aws:",
+        "    type: aws",
+        "    region: us-east-1",
+        f"    role_arn: {role_arn}",
+        "secrets:",
+    ]
+    lines += [f"  V{i}: vault:secret/bench/s{i}#value" for i in range(N_VAULT)]
+    lines += [f"  A{i}: aws:bench/s{i}" for i in range(N_AWS)]
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def servers(delay_ms: float) -> Iterator[dict[str, str]]:
+    """Seeded servers behind latency proxies; yields the job's environment."""
+    key = generate_key()
+    with ExitStack() as stack:
+        bao = stack.enter_context(OpenBaoServer())
+        moto = stack.enter_context(MotoServer())
+        oidc = stack.enter_context(GithubTokenServer(key))
+        client = bao.client()
+        for i in range(N_VAULT):
+            client.secrets.kv.v2.create_or_update_secret(
+                f"bench/s{i}", {"value": secrets.token_urlsafe(24)}, mount_point="secret"
+            )
+        bao.write_policy("bench", 'path "secret/data/bench/*" { capabilities = ["read"] }\n')
+        bao.enable_jwt(public_pem(key), role_name="bench", policies=["bench"])
+        seed_secrets(
+            moto.client("secretsmanager"),
+            {f"bench/s{i}": secrets.token_urlsafe(24) for i in range(N_AWS)},
+        )
+        role_arn = create_web_identity_role(
+            moto.client("iam"), "bench", policy(allow("secretsmanager:*"))
+        )
+        proxies = {}
+        for name, url in (("bao", bao.address), ("moto", moto.endpoint), ("oidc", oidc.url)):
+            port = urllib.parse.urlsplit(url).port or 0
+            proxies[name] = stack.enter_context(LatencyProxy("127.0.0.1", port, delay_ms=delay_ms))
+        token_url = proxies["oidc"].url + "/token?api-version=2.0"
+        yield {
+            **oidc.env(),
+            "ACTIONS_ID_TOKEN_REQUEST_URL": token_url,
+            "VAULT_ADDR": proxies["bao"].url,
+            "AWS_ENDPOINT_URL": proxies["moto"].url,
+            "ROLE_ARN": role_arn,
+        }
+
+
+def action_repo(dest: Path) -> Path:
+    """The action's repository at this ref, as GitHub would download it (no .venv/.git)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(ROOT / "actions", dest / "actions", ignore=ignore)
+    shutil.copytree(ROOT / "src", dest / "src", ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+_DURATION = re.compile(r"(Success|Failure) - (Main|Post) inject \[([\d.]+)(ms|s|m)")
+
+
+def _seconds(number: str, unit: str) -> float:
+    return float(number) / 1000 if unit == "ms" else float(number) * (60 if unit == "m" else 1)
+
+
+def run_once(workspace: Path, repo: Path, env: Mapping[str, str]) -> tuple[float, float]:
+    """One workflow run; returns (main step seconds, post step seconds) as act measured them."""
+    args = [
+        str(ACT),
+        "push",
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--local-repository",
+        f"acme/jobsecrets@v1={repo}",
+        "--action-offline-mode",
+        "-W",
+        str(workspace / ".github" / "workflows" / "bench.yml"),
+    ]
+    for key, value in env.items():
+        args += ["--env", f"{key}={value}"]
+    result = subprocess.run(
+        args,
+        cwd=workspace,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    times = {m[1]: _seconds(m[2], m[3]) for m in _DURATION.findall(result.stdout)}
+    if result.returncode != 0 or "Main" not in times or "Post" not in times:
+        tail = "\n".join(result.stdout.splitlines()[-30:])
+        raise SystemExit(f"the workflow failed (exit {result.returncode}):\n{tail}")
+    return times["Main"], times["Post"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cold", type=int, default=3, help="runs with an empty tool cache")
+    parser.add_argument("--warm", type=int, default=5, help="runs reusing the cached install")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="latency each way")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="jobsecrets-bench-gh-") as tmp,
+        servers(args.delay_ms) as job_env,
+    ):
+        base = Path(tmp)
+        repo = action_repo(base / "repo")
+        workspace = base / "ws"
+        (workspace / ".github" / "workflows").mkdir(parents=True)
+        (workspace / ".github" / "workflows" / "bench.yml").write_text(WORKFLOW)
+        (workspace / "jobsecrets.yml").write_text(spec(job_env["ROLE_ARN"]))
+        subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+        subprocess.run(
+            [
+                *("git", "-C", str(workspace), "-c", "user.email=b@example.com", "-c"),
+                *("user.name=b", "commit", "-q", "--allow-empty", "-m", "bench"),
+            ],
+            check=True,
+        )
+        env = {k: v for k, v in job_env.items() if k != "ROLE_ARN"}
+        env["BENCH_SRC"] = str(workspace)
+        results: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": []}
+        cache = base / "tool-cache"
+        for i in range(args.cold):
+            shutil.rmtree(cache, ignore_errors=True)
+            results["cold"].append(
+                run_once(workspace, repo, {**env, "JOBSECRETS_TOOL_CACHE": str(cache)})
+            )
+            print(f"cold {i + 1}: main {results['cold'][-1][0]:.2f} s", file=sys.stderr)
+        if not args.cold:
+            run_once(workspace, repo, {**env, "JOBSECRETS_TOOL_CACHE": str(cache)})
+        for i in range(args.warm):
+            results["warm"].append(
+                run_once(workspace, repo, {**env, "JOBSECRETS_TOOL_CACHE": str(cache)})
+            )
+            print(f"warm {i + 1}: main {results['warm'][-1][0]:.2f} s", file=sys.stderr)
+
+    summary = {
+        kind: {
+            "runs": len(runs),
+            "main_median_s": round(statistics.median(r[0] for r in runs), 2),
+            "main_best_s": round(min(r[0] for r in runs), 2),
+            "post_median_s": round(statistics.median(r[1] for r in runs), 2),
+        }
+        for kind, runs in results.items()
+        if runs
+    }
+    print(json.dumps(summary, indent=2))
+    if args.write:
+        command = (
+            "`.venv/bin/python bench/github_step.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]).strip()
+            + "`"
+        )
+        rows = "\n".join(
+            f"| {kind} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} "
+            f"| {s['post_median_s']:.2f} | {goal} |"
+            for kind, s in summary.items()
+            for goal in [
+                (
+                    "< 6.2 (vault-action 2.61 + aws-secretsmanager-get-secrets 3.59)"
+                    if kind == "cold"
+                    else "< 1.5"
+                )
+            ]
+        )
+        body = textwrap.dedent(
+            f"""\
+            {command}: one `actions/inject` step under act (`-P ubuntu-latest=-self-hosted`) for
+            {N_VAULT} Vault secrets (KV v2, one path each, jwt login with a GitHub OIDC token) and {N_AWS} AWS
+            Secrets Manager secrets (web identity via `role_arn`), each server (OpenBao, moto, the OIDC
+            endpoint) behind `bench/latency_proxy.py` adding {args.delay_ms:g} ms each way. Times are act's
+            own step durations; {machine_line()}.
+
+            | install | runs | main step median s | best s | post step (revoke) median s | goal s |
+            |---|---:|---:|---:|---:|---|
+            {{rows}}
+
+            Cold: an empty `$JOBSECRETS_TOOL_CACHE`, so the step creates a venv and pip-installs the
+            dependencies (pip's download cache on this machine is warm; a hosted runner without one
+            also downloads ~20 MB of wheels). Warm: the install of this ref is reused from the tool
+            cache (keyed on a hash of the package's files and the Python), as on a self-hosted runner
+            or with `actions/cache` on a hosted one.
+            """
+        ).replace("{rows}", rows)
+        replace_section(HEADING, body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
