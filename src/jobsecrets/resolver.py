@@ -150,64 +150,76 @@ def resolve(
         context.deadline = time.monotonic() + spec.settings.deadline
     late = _LateResults(spec.settings.deadline)
 
-    def login(name: str) -> None:
-        backends[name].login()
+    # One pipeline per backend (sign in, expand prefixes, read), all running at once: a fast store
+    # never waits for a slow one to finish signing in (boto3's client alone costs ~0.1 s of CPU).
+    expanded: dict[str, list[SecretSpec]] = {}
+    groups: dict[str, dict[tuple[str, str, str], ReadRequest]] = {}
+    documents: dict[tuple[str, tuple[str, str, str]], Document | JobSecretsError] = {}
+    stage: dict[str, str] = {}
+
+    def pipeline(name: str) -> None:
+        backend = backends[name]
+        stage[name] = "signing in to"
+        backend.login()
         if late.abandoned():
             # Signed in after the deadline, maybe after the caller revoked the ledger: end it here.
-            late.revoke_token(backends[name])
-
-    _gather(
-        {name: functools.partial(login, name) for name in backends},
-        context.deadline,
-        late,
-        lambda pending: f"signing in to {', '.join(repr(n) for n in pending)}",
-        max_workers=min(spec.settings.concurrency, len(backends)),
-    )
-
-    secrets = _expand_prefixes(spec, backends)
-
-    # Group: one ReadRequest per backend + path + params + options.
-    groups: dict[str, dict[tuple[str, str, str], ReadRequest]] = {}
-    for secret in secrets:
-        request = secret.read_request()
-        per_backend = groups.setdefault(secret.backend, {})
-        existing = per_backend.get(request.key)
-        if existing is not None:
-            request = ReadRequest(
-                existing.path,
-                existing.params,
-                existing.options,
-                (*existing.variables, secret.name),
-                existing.ref,
+            late.revoke_token(backend)
+            return
+        stage[name] = "listing prefixes of"
+        mine = [s for s in spec.secrets if s.backend == name]
+        for secret in mine:
+            expanded[secret.name] = (
+                _expand_prefix(spec, secret, backend) if secret.is_prefix else [secret]
             )
-        per_backend[request.key] = request
-
-    documents: dict[tuple[str, tuple[str, str, str]], Document | JobSecretsError] = {}
-
-    def read_backend(name: str) -> None:
-        requests = list(groups[name].values())
-        results = backends[name].read_many(requests, max_workers=spec.settings.concurrency)
+        # Group: one ReadRequest per path + params + options, shared by every variable naming it.
+        per_backend: dict[tuple[str, str, str], ReadRequest] = {}
+        for secret in (member for s in mine for member in expanded[s.name]):
+            request = secret.read_request()
+            existing = per_backend.get(request.key)
+            if existing is not None:
+                request = ReadRequest(
+                    existing.path,
+                    existing.params,
+                    existing.options,
+                    (*existing.variables, secret.name),
+                    existing.ref,
+                )
+            per_backend[request.key] = request
+        groups[name] = per_backend
+        if not per_backend:
+            return
+        stage[name] = "reading"
+        requests = list(per_backend.values())
+        results = backend.read_many(requests, max_workers=spec.settings.concurrency)
         leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
-        if not late.record(backends[name], leases, ledger):
+        if not late.record(backend, leases, ledger):
             return
         for request, result in zip(requests, results, strict=True):
             documents[(name, request.key)] = result
 
-    def pending_reads(pending: list[str]) -> str:
+    def pending(names: list[str]) -> str:
         parts = []
-        for name in pending:
-            names = [v for r in groups[name].values() for v in r.variables]
-            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            parts.append(f"{len(groups[name])} path(s) of {name!r} ({shown})")
-        return "reading " + "; ".join(parts)
+        for name in names:
+            what = stage.get(name, "signing in to")
+            if what == "reading":
+                variables = [v for r in groups[name].values() for v in r.variables]
+                shown = ", ".join(variables[:5])
+                if len(variables) > 5:
+                    shown += f" and {len(variables) - 5} more"
+                parts.append(f"reading {len(groups[name])} path(s) of {name!r} ({shown})")
+            else:
+                parts.append(f"{what} {name!r}")
+        return "; ".join(parts)
 
     _gather(
-        {name: functools.partial(read_backend, name) for name in groups},
+        {name: functools.partial(pipeline, name) for name in backends},
         context.deadline,
         late,
-        pending_reads,
-        max_workers=len(groups),
+        pending,
+        max_workers=max(1, min(spec.settings.concurrency, len(backends))),
     )
+    secrets = [member for s in spec.secrets for member in expanded[s.name]]
+    _check_expanded_names(spec, secrets)
 
     resolution = Resolution()
     errors: list[JobSecretsError] = []
@@ -384,55 +396,59 @@ def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
     return combined
 
 
-def _expand_prefixes(spec: Spec, backends: dict[str, Backend]) -> list[SecretSpec]:
-    """Replace each prefix selection by one SecretSpec per secret found under the prefix."""
-    result: list[SecretSpec] = []
-    taken = {s.name for s in spec.secrets if not s.is_prefix}
+def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[SecretSpec]:
+    """One SecretSpec per secret found under a prefix selection; names checked against the denylist."""
+    prefix = secret.ref.path[:-1]
+    found = backend.list_prefix(prefix)
     problems: list[str] = []
-    for secret in spec.secrets:
-        if not secret.is_prefix:
-            result.append(secret)
+    if not found and not secret.optional:
+        problems.append(f"{secret.name} ({secret.ref.raw}): no secret under the prefix")
+    members = []
+    for path in sorted(found):
+        name = secret.name_prefix + to_env_name(path[len(prefix) :].strip("/"))
+        problem = check_name(name, spec.allow_names)
+        if problem:
+            problems.append(f"{secret.name} ({secret.ref.raw}): secret {path!r}: {problem}")
             continue
-        prefix = secret.ref.path[:-1]
-        found = backends[secret.backend].list_prefix(prefix)
-        if not found and not secret.optional:
-            problems.append(f"{secret.name} ({secret.ref.raw}): no secret under the prefix")
-        for path in sorted(found):
-            name = secret.name_prefix + to_env_name(path[len(prefix) :].strip("/"))
-            problem = check_name(name, spec.allow_names)
-            if problem:
-                problems.append(f"{secret.name} ({secret.ref.raw}): secret {path!r}: {problem}")
-                continue
-            if name in taken:
-                problems.append(
-                    f"{secret.name} ({secret.ref.raw}): secret {path!r} maps to {name}, which is taken"
-                )
-                continue
-            taken.add(name)
-            ref = type(secret.ref)(
-                secret.ref.backend,
-                path,
-                secret.ref.field,
-                f"{secret.ref.raw} -> {path}",
-                secret.ref.backend_type,
+        ref = type(secret.ref)(
+            secret.ref.backend,
+            path,
+            secret.ref.field,
+            f"{secret.ref.raw} -> {path}",
+            secret.ref.backend_type,
+        )
+        members.append(
+            SecretSpec(
+                name=name,
+                ref=ref,
+                backend=secret.backend,
+                file=secret.file,
+                optional=secret.optional,
+                params=secret.params,
+                options=secret.options,
+                encoding=secret.encoding,
+                policy=secret.policy,
+                line=secret.line,
             )
-            result.append(
-                SecretSpec(
-                    name=name,
-                    ref=ref,
-                    backend=secret.backend,
-                    file=secret.file,
-                    optional=secret.optional,
-                    params=secret.params,
-                    options=secret.options,
-                    encoding=secret.encoding,
-                    policy=secret.policy,
-                    line=secret.line,
-                )
-            )
+        )
     if problems:
         raise ConfigError("prefix selection failed:\n" + "\n".join(f"  - {p}" for p in problems))
-    return result
+    return members
+
+
+def _check_expanded_names(spec: Spec, secrets: list[SecretSpec]) -> None:
+    """Prefix members must not take a name another variable (or another prefix member) has."""
+    declared = {s.name for s in spec.secrets if not s.is_prefix}
+    originals = {id(s) for s in spec.secrets}
+    seen: set[str] = set()
+    problems = []
+    for secret in secrets:
+        member = id(secret) not in originals
+        if secret.name in seen or (member and secret.name in declared):
+            problems.append(f"{secret.ref.raw}: maps to {secret.name}, which is taken")
+        seen.add(secret.name)
+    if problems:
+        raise ConfigError("prefix selection failed:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _write_files(

@@ -121,6 +121,7 @@ class VaultBackend(Backend):
         self._client: hvac.Client | None = None
         self._client_lock = threading.Lock()
         self._mounts: dict[str, tuple[str, int | None]] = {}
+        self._mount_flights: dict[str, threading.Lock] = {}
         self._mount_lock = threading.Lock()
         self._token_record: TokenRecord | None = None
 
@@ -391,10 +392,27 @@ class VaultBackend(Backend):
         if "kv_version" in options:
             # A version with no mount: the first path segment is the mount.
             return path.split("/", 1)[0] + "/", int(options["kv_version"])
+        cached = self._cached_mount(path)
+        if cached is not None:
+            return cached
+        # Single flight per first segment: 50 concurrent first reads under `secret/` cost one
+        # lookup round trip, not 50 (the others wait, then find the answer in the cache).
+        with self._mount_lock:
+            flight = self._mount_flights.setdefault(path.split("/", 1)[0], threading.Lock())
+        with flight:
+            cached = self._cached_mount(path)
+            if cached is not None:
+                return cached
+            return self._lookup_mount(path)
+
+    def _cached_mount(self, path: str) -> tuple[str, int | None] | None:
         with self._mount_lock:
             for mount, answer in self._mounts.items():
                 if path.startswith(mount):
                     return answer
+        return None
+
+    def _lookup_mount(self, path: str) -> tuple[str, int | None]:
         try:
             reply = self._request(
                 "GET", f"sys/internal/ui/mounts/{path}", what=f"mount lookup of {path!r}"
