@@ -361,7 +361,15 @@ def _gather(
     # Not a ``with`` block: leaving one waits for every thread, which is what the deadline forbids.
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="jobsecrets")
     futures: dict[str, Future[None]] = {name: pool.submit(job) for name, job in jobs.items()}
-    _done, not_done = wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+    try:
+        _done, not_done = wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+    except BaseException:
+        # SIGTERM/SIGINT (Terminated, KeyboardInterrupt) while the threads still work: the caller
+        # revokes the ledger now, so whatever they obtain from here on they must revoke themselves,
+        # exactly as after the deadline. Otherwise those leases and tokens outlive the job.
+        late.abandon()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     if not_done:
         late.abandon()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -69,3 +69,37 @@ def test_a_fast_resolution_is_not_affected(tmp_path: Path) -> None:
     spec = fake_spec(tmp_path, "5s", delay=0.1)
     resolution = resolve(spec, BackendContext(env={}, spec_dir=str(tmp_path)), Ledger())
     assert sorted(v.name for v in resolution.variables) == ["OTHER", "SLOW"]
+
+
+def test_leases_obtained_after_an_interrupt_are_revoked_by_the_late_thread(
+    tmp_path: Path,
+) -> None:
+    """SIGINT/SIGTERM during resolution: the caller revokes the ledger at once, so leases the
+    reads obtain afterwards must be revoked by their threads, as after the deadline."""
+    import signal
+
+    spec = fake_spec(tmp_path, "60s", delay=0.8, lease_ttl=60)
+    ledger = Ledger()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            resolve(spec, BackendContext(env={}, spec_dir=str(tmp_path)), ledger)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert ledger.revoke_all().ok  # what Session.finish() does
+    limit = time.monotonic() + 5
+    while time.monotonic() < limit:
+        leased = {e["lease_id"] for e in events(tmp_path) if e["event"] == "lease"}
+        revoked = {e["lease_id"] for e in events(tmp_path) if e["event"] == "revoke"}
+        if len(leased) == 2 and leased <= revoked:
+            break
+        time.sleep(0.05)
+    assert len(leased) == 2
+    assert leased <= revoked, "a lease obtained after the interrupt was never revoked"
+    assert not ledger.leases
