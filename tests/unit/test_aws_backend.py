@@ -597,3 +597,23 @@ def test_plan_path_does_not_import_boto3() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_unexpected_error_in_one_read_does_not_lose_the_others() -> None:
+    """One odd answer becomes that read's error (type only, no text); the other reads still
+    return their documents, so nothing obtained is dropped on the floor."""
+    backend = AwsBackend("aws", {"region": REGION, "batch": False}, BackendContext(env={}))
+
+    def read(request: ReadRequest) -> Document:
+        if request.path == "odd":
+            raise ValueError("s3cr3t-in-the-message")
+        return Document(data="fine")
+
+    backend.read = read  # type: ignore[method-assign]
+    results = backend.read_many(
+        [ReadRequest("odd", variables=("ODD",)), ReadRequest("ok", variables=("OK",))]
+    )
+    assert isinstance(results[0], BackendError)
+    assert "ODD" in results[0].message and "ValueError" in results[0].message
+    assert "s3cr3t" not in str(results[0])
+    assert isinstance(results[1], Document)

@@ -156,3 +156,35 @@ def test_plan_reads_nothing(tmp_path: Path) -> None:
     entries = plan(spec)
     assert [(e.name, e.path, e.field, e.backend_type) for e in entries] == [("A", "a", "b", "fake")]
     assert journal(tmp_path) == []
+
+
+def test_an_unexpected_error_in_one_read_keeps_the_other_reads_leases(tmp_path: Path) -> None:
+    """A hostile answer or a bug in one read must not drop the leases of the others: they go to
+    the ledger, to be revoked, and the error names no value (only the exception's type)."""
+    from jobsecrets.backends.base import Backend, Document, ReadRequest
+    from jobsecrets.spec import BackendSpec
+    from jobsecrets.testing.fake import FakeBackend
+
+    class Odd(FakeBackend):
+        def read(self, request: ReadRequest) -> Document:
+            if request.path == "odd":
+                raise ValueError("s3cr3t-in-the-message")
+            return super().read(request)
+
+    def factory(backend_spec: BackendSpec, context: BackendContext) -> Backend:
+        return Odd(backend_spec.name, backend_spec.options, context)
+
+    spec, context = setup(
+        tmp_path,
+        {"db/creds": {"password": "p-1"}, "odd": {"v": "x"}},
+        "  PASS: fake:db/creds#password\n  ODD: fake:odd#v\n",
+        lease_ttl=60,
+    )
+    ledger = Ledger()
+    with pytest.raises(BackendError) as info:
+        resolve(spec, context, ledger, backend_factory=factory)
+    assert "ODD" in info.value.message and "ValueError" in info.value.message
+    assert "s3cr3t" not in str(info.value)
+    leased = {e["lease_id"] for e in journal(tmp_path) if e["event"] == "lease"}
+    assert len(leased) == 1
+    assert leased <= set(ledger.leases), "a lease obtained by a sibling read was dropped"

@@ -468,6 +468,11 @@ class AwsBackend(Backend):
             return self.read(request)
         except JobSecretsError as error:
             return error
+        except Exception as error:
+            # As Backend.read_many: one odd answer must not lose the results of the other reads.
+            return BackendError(
+                f"{request.describe()}: GetSecretValue failed unexpectedly ({type(error).__name__})"
+            )
 
     def _pool_map(self, fn: Callable[[Any], T], items: Sequence[Any], workers: int) -> list[T]:
         if len(items) <= 1 or workers <= 1:

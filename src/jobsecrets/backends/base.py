@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, JobSecretsError
+from ..errors import BackendError, ConfigError, JobSecretsError
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,14 @@ class Backend(abc.ABC):
                 return self.read(request)
             except JobSecretsError as error:
                 return error
+            except Exception as error:
+                # A bug or a hostile answer in one read must not lose the leases the other reads
+                # obtained (the resolver records them only from a complete result list). The
+                # exception's text may quote the answer: only its type is named.
+                return BackendError(
+                    f"{request.describe()}: reading from {self.name!r} failed unexpectedly "
+                    f"({type(error).__name__})"
+                )
 
         if len(requests) <= 1:
             return [one(r) for r in requests]
