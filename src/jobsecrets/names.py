@@ -50,6 +50,9 @@ DENIED_PREFIXES = (
     "LD_",
     "DYLD_",
     "PYTHON",
+    # PERL5DB (code run by `perl -d`) and PERL5SHELL as well as PERL5LIB/PERL5OPT: the README
+    # promises PERL5*.
+    "PERL5",
     "GITHUB_",
     "RUNNER_",
     "ACTIONS_",

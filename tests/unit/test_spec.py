@@ -239,3 +239,15 @@ def test_settings_redact_and_identity() -> None:
     text = "\n".join(m for _, m in found)
     assert "is not a duration" in text and "unknown key 'colour'" in text
     assert "'replacement' must be" in text and "carrier-pigeon" in text
+
+
+@pytest.mark.parametrize(
+    "name", ["PERL5DB", "PERL5SHELL", "perl5db", "PYTHONSTARTUP", "ld_preload"]
+)
+def test_every_documented_denied_family_is_refused(name: str) -> None:
+    """README: `PERL5*`, `PYTHON*`, `LD_*` (whatever the case) are refused unless allowed."""
+    from jobsecrets.names import check_name
+
+    problem = check_name(name)
+    assert problem is not None and "refused" in problem
+    assert check_name(name, [name]) is None
