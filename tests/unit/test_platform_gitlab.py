@@ -288,3 +288,31 @@ def test_example_specs_parse(tmp_path: Path) -> None:
             env={"VAULT_ADDR": "https://vault.example.com:8200"}, cwd=spec.parent, capture_output=True,
         )  # fmt: skip
         assert result.returncode == 0, f"{spec}: {result.stderr.decode()}"
+
+
+def test_include_never_traces_the_token_or_the_values_under_ci_debug_trace(tmp_path: Path) -> None:
+    """CI_DEBUG_TRACE runs the job with `set -x`: bash traces `__js_out='export ...'` (every value)
+    and the token assignment unless xtrace is off before them; it is on again afterwards."""
+    _header, body = _documents(INCLUDE)
+    step = body[".jobsecrets"]["before_script"][1]  # type: ignore[index]
+    (tmp_path / "step.sh").write_text(step)
+    stub = tmp_path / "bin" / "jobsecrets"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nprintf 'export APP_PASSWORD=%s\\n' \"'s3cr3t-from-the-store'\"\n")
+    stub.chmod(0o755)
+    env = {
+        "PATH": f"{stub.parent}:{os.environ['PATH']}",
+        "JOBSECRETS_REDACT_JOB": "false",
+        "VAULT_ID_TOKEN": TOKEN,
+    }
+    result = subprocess.run(
+        ["bash", "-c", 'set -x; . ./step.sh; [ "${#APP_PASSWORD}" -eq 21 ]; : after'],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, "the value did not reach the shell"
+    trace = result.stdout + result.stderr
+    value_traced = "s3cr3t-from-the-store" in trace
+    token_traced = TOKEN in trace
+    assert not value_traced, "xtrace printed a value"
+    assert not token_traced, "xtrace printed the CI identity token"
+    assert "+ : after" in trace, "xtrace was not switched back on"
