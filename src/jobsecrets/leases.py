@@ -183,6 +183,9 @@ class Ledger:
         # Encrypted token entries of a state file that the current key cannot open: kept verbatim
         # so that `revoke` with the right key can still end them.
         self.unreadable_tokens: list[dict[str, Any]] = []
+        # Entries of a state file that could not be understood (a damaged file): reported as
+        # failures by revoke_all, so `revoke` says so instead of failing before revoking the rest.
+        self.unusable: list[str] = []
         # Leases/tokens that renewing no longer extends (max TTL reached), and renewal backoff.
         self._no_renew: set[str] = set()
         self._retry_at: dict[str, float] = {}
@@ -345,8 +348,14 @@ class Ledger:
         report = RevokeReport()
         self._resume(report)
         for path in list(self.files):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 _shred(path)
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                # Leases and tokens must still be revoked: one stuck file must not stop that.
+                report.failures.append(f"secret file {path}: cannot remove it ({error.strerror})")
+                continue
             self.files.remove(path)
         ours = {_token_key(record): record for record in self.tokens()}
         # Leases the store would not revoke one by one, to end with the token that created them.
@@ -390,6 +399,7 @@ class Ledger:
             for lease in with_token.pop(key, []):
                 report.leases_with_token += 1
                 self._forget_lease(lease.lease_id)
+        report.failures.extend(self.unusable)
         for entry in self.unreadable_tokens:
             report.failures.append(
                 f"token {entry.get('accessor') or entry.get('backend', '?')}: encrypted in the "
@@ -628,15 +638,20 @@ def load_state(
     ledger = Ledger()
     ledger.spec_dir = str(state.get("spec_dir") or ".")
     context = BackendContext(env=env, spec_dir=ledger.spec_dir)
-    for name, entry in state.get("backends", {}).items():
-        options = dict(entry.get("options") or {})
-        if factory is not None:
-            backend = factory(name, entry["type"], options)
-        else:
-            backend = get_backend_class(entry["type"])(name, options, context)
+    # A damaged entry is skipped and reported, never fatal: everything else must still be revoked.
+    for name, entry in _items(state.get("backends"), ledger, "backends"):
+        try:
+            options = dict(entry.get("options") or {})
+            if factory is not None:
+                backend = factory(name, entry["type"], options)
+            else:
+                backend = get_backend_class(entry["type"])(name, options, context)
+        except (JobSecretsError, KeyError, TypeError, ValueError, AttributeError) as error:
+            ledger.unusable.append(f"backend {name!r}: unusable state entry ({_why(error)})")
+            continue
         ledger.add_backend(backend)
         ledger.pending_resume[name] = None
-    for entry in state.get("tokens", []):
+    for entry in _entries(state.get("tokens"), ledger, "tokens"):
         token = entry.get("token")
         if token is None and "token_sealed" in entry and cipher is not None:
             token = cipher.open(str(entry["token_sealed"]))
@@ -645,16 +660,63 @@ def load_state(
             continue
         fields = {k: v for k, v in entry.items() if k in _TOKEN_FIELDS}
         fields["token"] = token
-        record = TokenRecord(**fields)
+        try:
+            record = TokenRecord(**fields)
+        except TypeError:
+            # Named by accessor only: the entry holds the token itself.
+            ledger.unusable.append(
+                f"token {entry.get('accessor') or '?'}: unusable state entry (fields missing)"
+            )
+            continue
         ledger.recorded_tokens.append(record)
         if ledger.pending_resume.get(record.backend) is None:
             # Reconnect with a token we obtained: it can revoke the leases it created.
             ledger.pending_resume[record.backend] = record
-    for entry in state.get("leases", []):
-        lease = Lease(**{k: v for k, v in entry.items() if k in _LEASE_FIELDS})
+    for entry in _entries(state.get("leases"), ledger, "leases"):
+        try:
+            lease = Lease(**{k: v for k, v in entry.items() if k in _LEASE_FIELDS})
+        except TypeError:
+            ledger.unusable.append(
+                f"lease {entry.get('lease_id') or '?'}: unusable state entry (fields missing)"
+            )
+            continue
         ledger.leases[lease.lease_id] = lease
         if "token_accessor" in entry:
             ledger.lease_owner[lease.lease_id] = str(entry["token_accessor"] or "")
-    for file in state.get("files", []):
+    files = state.get("files", [])
+    for file in files if isinstance(files, list) else []:
         ledger.files.append(str(file))
     return ledger
+
+
+def _why(error: BaseException) -> str:
+    return error.message if isinstance(error, JobSecretsError) else type(error).__name__
+
+
+def _items(value: Any, ledger: Ledger, what: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The (name, entry) pairs of a state file mapping, skipping (and reporting) odd ones."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        ledger.unusable.append(f"state file: {what!r} is not a mapping")
+        return []
+    pairs: list[tuple[str, Mapping[str, Any]]] = []
+    for name, entry in value.items():
+        if isinstance(entry, dict):
+            pairs.append((str(name), entry))
+        else:
+            ledger.unusable.append(f"state file: {what} entry {str(name)!r} is not a mapping")
+    return pairs
+
+
+def _entries(value: Any, ledger: Ledger, what: str) -> list[Mapping[str, Any]]:
+    """The entries of a state file list, skipping (and reporting) odd ones."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        ledger.unusable.append(f"state file: {what!r} is not a list")
+        return []
+    entries: list[Mapping[str, Any]] = [entry for entry in value if isinstance(entry, dict)]
+    if len(entries) < len(value):
+        ledger.unusable.append(f"state file: {len(value) - len(entries)} odd {what} entry(ies)")
+    return entries

@@ -280,3 +280,36 @@ def test_default_state_path_is_per_user_and_per_job() -> None:
     assert path.startswith(f"/runner/tmp/jobsecrets-{os.getuid()}/")
     assert path != default_state_path({**env, "GITHUB_JOB": "test"})
     assert default_state_path({"JOBSECRETS_STATE": "/x/s.json"}) == "/x/s.json"
+
+
+def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) -> None:
+    """A damaged entry (a lease missing fields, an unknown backend type, a secret file that
+    cannot be removed, garbage in a list) is reported, and every other lease and token is
+    still revoked, instead of `revoke` failing before revoking anything."""
+    store = Store()
+    path = tmp_path / "state.json"
+    make_ledger(store, reads=2).write_state(str(path))
+    state = json.loads(path.read_text())
+    state["leases"].append({"backend": "vault", "lease_id": "database/creds/half"})
+    state["leases"].append("garbage")
+    state["backends"]["gone"] = {"type": "no-such-type", "options": {}}
+    stuck = tmp_path / "stuck-dir"
+    stuck.mkdir()
+    (stuck / "child").write_text("x")
+    state["files"].append(str(stuck))
+    path.write_text(json.dumps(state))
+
+    def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
+        if type_name != "memory" and name != "vault":
+            raise ConfigError(f"unknown backend type {type_name!r}")
+        return MemoryBackend(name, options, BackendContext(env={}), store)
+
+    ledger = load_state(str(path), {}, build)
+    assert ledger is not None
+    report = ledger.revoke_all()
+    assert not store.leases and not store.tokens, "a damaged state file stopped revocation"
+    assert report.leases_revoked == 2 and report.tokens_revoked == 1
+    assert not report.ok
+    text = "; ".join(report.failures)
+    assert "database/creds/half" in text and "'gone'" in text and "stuck-dir" in text
+    assert "odd leases" in text
