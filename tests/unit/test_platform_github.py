@@ -201,3 +201,17 @@ def test_cli_export_github_end_to_end(gh: dict[str, str], tmp_path: Path) -> Non
     assert "::add-mask::s3cret-Value-%25-with-percent" in result.stdout.splitlines()
     assert (SECRET in result.stderr) is False
     assert (parse_heredocs(Path(gh["GITHUB_ENV"]).read_text()) == {"DB_PASSWORD": SECRET}) is True
+
+
+def test_a_failure_writing_outputs_takes_the_github_env_entries_back(
+    gh: dict[str, str], tmp_path: Path
+) -> None:
+    """All or nothing: when $GITHUB_OUTPUT cannot be written, the entries already appended to
+    $GITHUB_ENV are removed again (the step fails and its leases are revoked)."""
+    Path(gh["GITHUB_ENV"]).write_text("EARLIER=kept\n")
+    env = {**gh, "GITHUB_OUTPUT": str(tmp_path), "JOBSECRETS_GITHUB_OUTPUTS": "true"}
+    res = resolution()
+    with pytest.raises(OSError):
+        github.export(res, masks_for(res), env, None, stream=io.StringIO())
+    left = Path(gh["GITHUB_ENV"]).read_text()
+    assert (left == "EARLIER=kept\n") is True, "values stayed in $GITHUB_ENV after a failed export"

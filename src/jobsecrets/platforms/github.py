@@ -25,6 +25,7 @@ from __future__ import annotations
 
 __all__ = ["export", "heredoc_entry", "new_delimiter", "summary_table"]
 
+import contextlib
 import os
 import secrets
 import sys
@@ -140,6 +141,28 @@ def _append(path: str, text: str) -> None:
         os.close(fd)
 
 
+def _append_all(paths: Iterable[str], text: str) -> None:
+    """Append ``text`` to every file, or to none: a failure takes back what was appended.
+
+    The runner reads ``$GITHUB_ENV``/``$GITHUB_OUTPUT`` only when the step ends, so cutting a file
+    back to its earlier size undoes our entries (all or nothing, invariant 4).
+    """
+    done: list[tuple[str, int]] = []
+    try:
+        for path in paths:
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                size = 0
+            done.append((path, size))
+            _append(path, text)
+    except BaseException:
+        for path, size in done:
+            with contextlib.suppress(OSError):
+                os.truncate(path, size)
+        raise
+
+
 def _announce_masks(masks: MaskList, stream: TextIO) -> None:
     commands = masks.github_commands()
     if commands:
@@ -182,10 +205,7 @@ def export(
     table = summary_table(resolution.variables, masks) if summary else ""
 
     _announce_masks(masks, stream)
-    if env_path:
-        _append(env_path, body)
-    if output_path:
-        _append(output_path, body)
+    _append_all([path for path in (env_path, output_path) if path], body)
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if table and summary_path:
         try:
