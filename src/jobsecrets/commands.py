@@ -15,7 +15,7 @@ import sys
 
 from .errors import RevokeError
 from .formats import FORMATS, render
-from .leases import Renewer, StateCipher, default_state_path, load_state
+from .leases import Renewer, StateCipher, default_state_path, load_state, private_directory
 from .policy import resolve_checked
 from .redact import MaskList
 from .resolver import Resolution
@@ -136,8 +136,10 @@ def export_command(
     previous = _read_bytes(state_path)
     try:
         if files_dir is None and any(s.file for s in session.spec.secrets):
-            files_dir = os.path.dirname(state_path)
-            os.makedirs(files_dir, mode=0o700, exist_ok=True)
+            files_dir = os.path.dirname(os.path.abspath(state_path))
+            # Checked like the state file's directory, and before anything is fetched: secret
+            # files must not be written where another user could swap or remove them.
+            private_directory(files_dir)
         resolution = resolve_checked(session, "export", audit_log, files_dir=files_dir)
         masks = _masks_for(session, resolution)
         # Record the leases before any value leaves: if we are killed after writing the values,

@@ -29,6 +29,7 @@ __all__ = [
     "StateCipher",
     "default_state_path",
     "load_state",
+    "private_directory",
 ]
 
 import base64
@@ -468,7 +469,7 @@ class Ledger:
             if previous is not None:
                 _merge(state, previous)
         directory = os.path.dirname(os.path.abspath(path))
-        _private_directory(directory)
+        private_directory(directory)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o600)
@@ -498,7 +499,7 @@ def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
     state["tokens"] += [t for t in previous.get("tokens", []) if _entry_key(t) not in known_tokens]
 
 
-def _private_directory(directory: str) -> None:
+def private_directory(directory: str) -> None:
     """Create ``directory`` 0700 if needed and refuse one where others could swap our files.
 
     The default directory (``jobsecrets-UID`` under a shared temp dir) could have been created

@@ -59,3 +59,35 @@ def test_signals_are_held_while_revoking() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_export_refuses_an_unsafe_state_directory_before_writing_secret_files(
+    tmp_path: Path,
+) -> None:
+    """`file: true` values go beside the state file by default: a directory other users may
+    write to is refused before any value is fetched or written there, not after."""
+    import json
+    import stat
+
+    from jobsecrets.commands import export_command
+    from jobsecrets.errors import ConfigError
+
+    (tmp_path / "store.json").write_text(json.dumps({"tls": {"key": "k3y-" + "x" * 20}}))
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        "version: 1\nbackends:\n  fake: {type: fake, file: store.json, journal: journal.jsonl}\n"
+        "secrets:\n  TLS:\n    ref: fake:tls#key\n    file: true\n"
+    )
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # world-writable, not sticky: others could swap our files
+    assert not shared.stat().st_mode & stat.S_ISVTX
+    with pytest.raises(ConfigError, match="writable by other users"):
+        export_command(
+            str(spec), None, "json",
+            output=str(tmp_path / "out.json"), state=str(shared / "state.json"), files_dir=None,
+        )  # fmt: skip
+    journal = tmp_path / "journal.jsonl"
+    reads = journal.read_text().count('"read"') if journal.exists() else 0
+    assert reads == 0, "values were fetched before the state directory was checked"
+    assert not any(shared.iterdir()), "a secret file was written into a shared directory"
