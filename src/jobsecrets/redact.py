@@ -133,6 +133,9 @@ def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) 
         forms.update(line for line in lines if len(line) >= max(min_line_length, 1))
         crlf = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         forms.add(crlf)
+        # What a pty really prints: ONLCR adds a \r before every \n, also one after a \r, so a
+        # value stored with CRLF line ends shows as \r\r\n (its short lines are not masked alone).
+        forms.add(value.replace(b"\n", b"\r\n"))
     forms |= _base64_forms(value)
     forms |= _base64_forms(base64.b64encode(value))
     forms.add(value.hex().encode("ascii"))

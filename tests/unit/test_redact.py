@@ -149,6 +149,18 @@ def test_multiline_value_lines_and_crlf() -> None:
     assert value.replace(b"\n", b"\r\n") in forms, "CRLF form missing"
 
 
+def test_a_crlf_value_is_masked_as_a_pseudo_terminal_prints_it() -> None:
+    """A pty's ONLCR turns every \\n into \\r\\n, also one that already follows a \\r: a value
+    stored with CRLF line ends reaches the log as \\r\\r\\n. Its short lines are not masked
+    alone, so the whole must be."""
+    value = b"ab1\r\ncd2\r\nef3"
+    masks = MaskList()
+    masks.add(value, name="CRLF_VALUE")
+    through_pty = value.replace(b"\n", b"\r\n")
+    printed = masks.redact(b"before " + through_pty + b" after")
+    assert (printed == b"before *** after") is True, "a CRLF value leaked through a pty"
+
+
 def test_short_values_are_not_masked() -> None:
     assert mask_forms(b"ab") == set()
     assert mask_forms(b"a" * MIN_SECRET_LENGTH)
