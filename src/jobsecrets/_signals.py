@@ -14,7 +14,7 @@ from types import FrameType
 
 
 class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM/SIGINT/SIGHUP so ``finally`` blocks revoke before exit.
+    """Raised in the main thread on SIGTERM/SIGINT/SIGHUP/SIGQUIT so ``finally`` blocks revoke first.
 
     A BaseException (like KeyboardInterrupt) so no ``except Exception`` swallows it.
     """
@@ -33,7 +33,8 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# SIGQUIT too: its default action (core dump) would skip revocation.
+TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 def install_signal_handlers() -> None:

@@ -14,6 +14,7 @@ __all__ = ["PlanEntry", "Resolution", "ResolvedVar", "plan", "resolve"]
 import functools
 import logging
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -404,6 +405,9 @@ def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
     return combined
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[SecretSpec]:
     """One SecretSpec per secret found under a prefix selection; names checked against the denylist."""
     prefix = secret.ref.path[:-1]
@@ -413,6 +417,11 @@ def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[Sec
         problems.append(f"{secret.name} ({secret.ref.raw}): no secret under the prefix")
     members = []
     for path in sorted(found):
+        if _UNPRINTABLE.search(path) or not path.startswith(prefix):
+            # Store names are hostile: a newline plus `::workflow-command` in a name would reach
+            # the runner through any message that names the secret.
+            problems.append(f"{secret.name} ({secret.ref.raw}): refused a secret name {path!r}")
+            continue
         name = secret.name_prefix + to_env_name(path[len(prefix) :].strip("/"))
         problem = check_name(name, spec.allow_names)
         if problem:

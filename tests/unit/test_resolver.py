@@ -188,3 +188,13 @@ def test_an_unexpected_error_in_one_read_keeps_the_other_reads_leases(tmp_path: 
     leased = {e["lease_id"] for e in journal(tmp_path) if e["event"] == "lease"}
     assert len(leased) == 1
     assert leased <= set(ledger.leases), "a lease obtained by a sibling read was dropped"
+
+
+def test_prefix_members_with_control_characters_are_refused(tmp_path: Path) -> None:
+    docs = {"x/ok": "v", "x/evil\n::set-env name=A::b": "w", "x/c1\x9b": "z"}
+    spec, context = setup(tmp_path, docs, "  X:\n    ref: fake:x/*\n")
+    with pytest.raises(ConfigError) as info:
+        resolve(spec, context, Ledger())
+    message = info.value.message
+    assert "refused a secret name" in message
+    assert "\n::set-env" not in message and "\x9b" not in message

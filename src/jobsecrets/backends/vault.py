@@ -43,13 +43,29 @@ AUTH_KEYS = {
     "kubernetes": {"method", "mount", "role", "token_file"},
 }
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 controls: some terminals start an escape sequence at \x9b (CSI) too.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _clean(text: object, limit: int = 200) -> str:
     """Server text is hostile: strip control characters (terminal escapes) and bound its length."""
     cleaned = _CONTROL.sub(" ", str(text)).strip()
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def _seconds(value: object, default: int = 0) -> int:
+    """A TTL from a server answer; anything that is not a sane number of seconds gives ``default``.
+
+    A hostile or broken answer must not make a read fail after its lease exists: the lease id
+    would then never reach the ledger, and never be revoked.
+    """
+    if isinstance(value, bool):
+        return default
+    try:
+        seconds = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return seconds if 0 <= seconds <= 10 * 365 * 86400 else default
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -335,7 +351,7 @@ class VaultBackend(Backend):
                 backend=self.name,
                 token=auth["client_token"],
                 accessor=str(auth.get("accessor", "")),
-                ttl=int(auth.get("lease_duration") or 0),
+                ttl=_seconds(auth.get("lease_duration")),
                 renewable=bool(auth.get("renewable")),
             )
 
@@ -469,7 +485,7 @@ class VaultBackend(Backend):
             lease = Lease(
                 backend=self.name,
                 lease_id=str(reply["lease_id"]),
-                ttl=int(reply.get("lease_duration") or 0),
+                ttl=_seconds(reply.get("lease_duration")),
                 renewable=bool(reply.get("renewable")),
                 path=request.path,
             )
@@ -553,7 +569,11 @@ class VaultBackend(Backend):
         reply = self._request(
             "PUT", "sys/leases/renew", what=f"renew lease {lease.lease_id}", json=payload
         )
-        ttl = int(reply.get("lease_duration") or 0) if isinstance(reply, dict) else lease.ttl
+        ttl = (
+            _seconds(reply.get("lease_duration"), lease.ttl)
+            if isinstance(reply, dict)
+            else lease.ttl
+        )
         return Lease(lease.backend, lease.lease_id, ttl, lease.renewable, lease.path, time.time())
 
     def revoke_lease(self, lease_id: str) -> None:
@@ -589,7 +609,7 @@ class VaultBackend(Backend):
             record.backend,
             record.token,
             record.accessor,
-            int(auth.get("lease_duration") or record.ttl),
+            _seconds(auth.get("lease_duration"), record.ttl),
             bool(auth.get("renewable", record.renewable)),
         )
 

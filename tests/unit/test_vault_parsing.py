@@ -1,0 +1,18 @@
+"""The Vault backend's parsing of server answers: hostile numbers and text."""
+
+from __future__ import annotations
+
+from jobsecrets.backends.vault import _clean, _seconds
+
+
+def test_seconds_tolerates_hostile_ttls() -> None:
+    assert _seconds(3600) == 3600
+    assert _seconds("60") == 60
+    for bad in ("soon", None, [], {}, True, -5, 10**12, float("nan")):
+        assert _seconds(bad, 7) == 7
+
+
+def test_clean_strips_c0_c1_and_bounds_length() -> None:
+    cleaned = _clean("a\x1b[31mb\x9bc\nd" + "x" * 500)
+    assert "\x1b" not in cleaned and "\x9b" not in cleaned and "\n" not in cleaned
+    assert len(cleaned) <= 203
