@@ -8,8 +8,8 @@ writing ``$GITHUB_ENV``. The post step (revoking the token) is reported on its o
 Servers are real and local: an OpenBao dev server (KV v2, one path per secret, jwt auth), a moto
 server (Secrets Manager + STS) and a GitHub-style OIDC endpoint, each behind a latency proxy that
 holds every chunk 20 ms in each direction (``bench/latency_proxy.py``). ``cold`` runs start with an
-empty ``$JOBSECRETS_TOOL_CACHE``; pip's own download cache is left as it is on this machine (a hosted
-runner starts without one and also downloads ~20 MB of wheels).
+empty ``$JOBSECRETS_TOOL_CACHE``; pip's own download cache is left as it is on this machine (none is
+kept here, so every cold run downloads the ~20 MB of wheels, as a fresh hosted runner does).
 
     .venv/bin/python bench/github_step.py [--cold 3] [--warm 5] [--delay-ms 20] [--write]
 
@@ -262,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
             {{rows}}
 
             Cold: an empty `$JOBSECRETS_TOOL_CACHE`, so the step creates a venv and pip-installs the
-            dependencies (pip's download cache on this machine is warm; a hosted runner without one
-            also downloads ~20 MB of wheels). Warm: the install of this ref is reused from the tool
-            cache (keyed on a hash of the package's files and the Python), as on a self-hosted runner
-            or with `actions/cache` on a hosted one.
+            dependencies from `actions/inject/requirements.lock`, downloading ~20 MB of wheels from
+            PyPI (pip keeps no download cache on this machine, like a fresh hosted runner), then runs
+            the CLI, which compiles what it imports and writes the `.pyc` files into the install.
+            Warm: the install of this ref is reused from the tool cache (keyed on a hash of the
+            package's files, the lock file and the Python), as on a self-hosted runner or with
+            `actions/cache` on a hosted one.
             """
         ).replace("{rows}", rows)
         replace_section(HEADING, body)

@@ -64,20 +64,49 @@ const getState = (name) => process.env[`STATE_${name}`] || '';
 /** The Python to build the tool's venv from: >= 3.10 (jobsecrets' own minimum). */
 function findPython() {
   const candidates = [process.env.JOBSECRETS_PYTHON, 'python3', 'python'].filter(Boolean);
+  // Also the version of the pip next to it, read from its metadata (importing pip, or running
+  // `pip --version`, costs ~0.4 s): a cold install needs pip >= 23 for `pip --python`.
   const probe =
     'import sys;print("%d.%d" % sys.version_info[:2]);print(sys.version.split()[0]);' +
-    'print(sys.executable);print(int(sys.version_info >= (3, 10)))';
+    'print(sys.executable);print(int(sys.version_info >= (3, 10)))\n' +
+    'try:\n import importlib.metadata as m;print(m.version("pip"))\nexcept Exception:\n print("")';
   for (const candidate of candidates) {
     const result = spawnSync(candidate, ['-c', probe], { encoding: 'utf8' });
     if (result.status !== 0) continue;
-    const [short, full, executable, ok] = result.stdout.trim().split('\n');
-    if (ok === '1') return { command: candidate, short, full, executable };
+    const [short, full, executable, ok, pip = ''] = result.stdout.trim().split('\n');
+    // Spawn the interpreter itself from now on, not a launcher (a pyenv shim adds ~0.1 s a run).
+    const command = executable && fs.existsSync(executable) ? executable : candidate;
+    if (ok === '1') return { command, short, full, executable, pip: pip.trim() };
   }
   throw new Error(
     'jobsecrets needs Python 3.10 or newer on the runner (tried: ' +
       candidates.join(', ') +
       '); add actions/setup-python before this step or set JOBSECRETS_PYTHON'
   );
+}
+
+// jobsecrets' runtime dependencies pinned with hashes (scripts/lock-action-deps writes it).
+const LOCK_FILE = path.join('actions', 'inject', 'requirements.lock');
+
+/** sha256 of pyproject.toml's dependency list: the lock file's header names the one it was made for. */
+function depsHash(dependencies) {
+  return crypto.createHash('sha256').update(dependencies.join('\n')).digest('hex');
+}
+
+/**
+ * The lock file's path if it exists and was generated from these dependencies, else null (with a
+ * warning when it exists but is stale: the install then resolves from pyproject.toml, slower).
+ */
+function usableLock(root, project) {
+  const file = path.join(root, LOCK_FILE);
+  if (!fs.existsSync(file)) return null;
+  const header = /^# dependencies-sha256: ([0-9a-f]{64})$/m.exec(fs.readFileSync(file, 'utf8'));
+  if (header && header[1] === depsHash(project.dependencies)) return file;
+  warning(
+    `${LOCK_FILE} does not match pyproject.toml's dependencies (run scripts/lock-action-deps); ` +
+      'resolving them instead'
+  );
+  return null;
 }
 
 /** Every file that makes up the installed tool, relative to the repository root, sorted. */
@@ -103,7 +132,9 @@ function sourceFiles(root) {
 function installKey(root, python) {
   const hash = crypto.createHash('sha256');
   hash.update(`python ${python.full} ${python.executable}\n`);
-  for (const rel of sourceFiles(root)) {
+  const files = sourceFiles(root);
+  if (fs.existsSync(path.join(root, LOCK_FILE))) files.push(LOCK_FILE);
+  for (const rel of files) {
     hash.update(`${rel}\n`);
     hash.update(fs.readFileSync(path.join(root, rel)));
   }
@@ -151,15 +182,18 @@ function run(cmd, args, options = {}) {
   });
 }
 
-/** Run a command quietly; resolve with its exit code and stdout. */
-function capture(cmd, args) {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.on('error', () => resolve({ code: 127, stdout }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout }));
+/** Like run(), but stderr is also kept (still passed through): resolve with { code, stderr }. */
+function runKeepingStderr(cmd, args, options = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], ...options });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      process.stderr.write(chunk);
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stderr }));
   });
 }
 
@@ -218,13 +252,11 @@ async function ensureInstalled() {
   try {
     // Without pip the venv takes ~0.1 s; the host's pip installs into it with --python.
     let pip = [python.command, '-m', 'pip', '--python', path.join(tmp, 'bin', 'python')];
-    const [venvCode, hostPip] = await Promise.all([
-      run(python.command, ['-m', 'venv', '--without-pip', tmp]),
-      capture(python.command, ['-m', 'pip', '--version']),
-    ]);
-    if (venvCode !== 0) throw new Error(`'${python.command} -m venv' failed`);
-    const pipVersion = /pip (\d+)\.(\d+)/.exec(hostPip.stdout);
-    if (hostPip.code !== 0 || !pipVersion || Number(pipVersion[1]) < 23) {
+    if ((await run(python.command, ['-m', 'venv', '--without-pip', tmp])) !== 0) {
+      throw new Error(`'${python.command} -m venv' failed`);
+    }
+    const pipVersion = /^(\d+)\./.exec(python.pip);
+    if (!pipVersion || Number(pipVersion[1]) < 23) {
       // No usable pip next to the host Python (--python needs pip >= 22.3): bootstrap one.
       fs.rmSync(tmp, { recursive: true, force: true });
       if ((await run(python.command, ['-m', 'venv', tmp])) !== 0) {
@@ -232,19 +264,41 @@ async function ensureInstalled() {
       }
       pip = [path.join(tmp, 'bin', 'python'), '-m', 'pip'];
     }
-    const pipArgs = [
-      'install',
-      '--quiet',
-      '--no-input',
-      '--disable-pip-version-check',
-      '--progress-bar=off',
-      // Modules are compiled on first import instead: a job imports a small part of botocore.
-      '--no-compile',
-      ...project.dependencies,
-    ];
-    const code = await run(pip[0], [...pip.slice(1), ...pipArgs], {
-      env: { ...process.env, PIP_REQUIRE_VIRTUALENV: '0' },
-    });
+    const pipInstall = (args) =>
+      runKeepingStderr(
+        pip[0],
+        [
+          ...pip.slice(1),
+          'install',
+          '--quiet',
+          '--no-input',
+          '--disable-pip-version-check',
+          '--progress-bar=off',
+          // Modules are compiled on first import instead (the CLI writes the .pyc files into
+          // this install, see runCli): a job imports a small part of botocore.
+          '--no-compile',
+          ...args,
+        ],
+        { env: { ...process.env, PIP_REQUIRE_VIRTUALENV: '0' } }
+      );
+    const lock = usableLock(REPO_ROOT, project);
+    let result = { code: 1, stderr: '' };
+    if (lock) {
+      // Exact versions and hashes: no resolver. Wheels only: a runner no locked wheel fits
+      // resolves instead.
+      result = await pipInstall(['--no-deps', '--require-hashes', '--only-binary=:all:', '-r', lock]);
+      if (/DO NOT MATCH THE HASHES/.test(result.stderr)) {
+        // Not a runner the lock does not fit: what was downloaded is not what was locked.
+        throw new Error(`a download did not match its hash in ${LOCK_FILE}; not installing`);
+      }
+      if (result.code !== 0) {
+        warning(
+          `installing from ${LOCK_FILE} failed (pip exit ${result.code}); resolving from pyproject.toml`
+        );
+      }
+    }
+    if (result.code !== 0) result = await pipInstall(project.dependencies);
+    const code = result.code;
     if (code !== 0) throw new Error(`installing jobsecrets' dependencies failed (pip exit ${code})`);
     installSource(REPO_ROOT, path.join(tmp, 'lib', `python${python.short}`, 'site-packages'), project);
     fs.writeFileSync(path.join(tmp, '.jobsecrets-complete'), `${new Date().toISOString()}\n`);
@@ -268,10 +322,16 @@ async function ensureInstalled() {
  * the caller can raise an annotation (the CLI never puts a value in a message).
  */
 function runCli(venvPython, args, options = {}) {
+  // The install is private to this action, and it is installed without .pyc files: let the
+  // first run write them (atomically, next to the sources), or every later run compiles
+  // hvac/boto3/botocore again (~0.5 s) on a runner that sets PYTHONDONTWRITEBYTECODE.
+  const env = { ...(options.env ?? process.env) };
+  delete env.PYTHONDONTWRITEBYTECODE;
   return new Promise((resolve, reject) => {
     const child = spawn(venvPython, ['-m', 'jobsecrets', ...args], {
       stdio: ['ignore', 'inherit', 'pipe'],
       ...options,
+      env,
     });
     const errors = [];
     let pending = '';
@@ -292,8 +352,10 @@ function runCli(venvPython, args, options = {}) {
 }
 
 module.exports = {
+  LOCK_FILE,
   REPO_ROOT,
   command,
+  depsHash,
   ensureInstalled,
   error,
   escapeData,

@@ -284,6 +284,8 @@ class IdentityProvider:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        # One lock per audience: backends asking for different audiences fetch concurrently.
+        self._fetch_locks: dict[str | None, threading.Lock] = {}
         self._cache: dict[str | None, _Cached] = {}
         self.platform = detect_platform(self._env)
         self._source = self._pick_source()
@@ -366,11 +368,15 @@ class IdentityProvider:
         """
         audience = audience or self.config.audience
         with self._lock:
-            cached = self._cache.get(audience)
+            fetch_lock = self._fetch_locks.setdefault(audience, threading.Lock())
+        with fetch_lock:
+            with self._lock:
+                cached = self._cache.get(audience)
             if cached is not None and self._usable(cached.claims):
                 return cached.token
             fresh = self._fetch(audience)
-            self._cache[audience] = fresh
+            with self._lock:
+                self._cache[audience] = fresh
             return fresh.token
 
     def claims(self, audience: str | None = None) -> dict[str, Any]:
