@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import hvac
 
 from .postgres import free_port
-from .process import stop
+from .process import ServerProcess
 
 if TYPE_CHECKING:
     from .postgres import PostgresServer
@@ -47,11 +47,13 @@ def find_bao() -> str:
     )
 
 
-class OpenBaoServer:
+class OpenBaoServer(ServerProcess):
     """``bao server -dev`` on a free port of 127.0.0.1; use as a context manager.
 
     With ``tls=True`` the server uses ``-dev-tls`` and writes its CA to :attr:`ca_cert`.
     """
+
+    STOP_SIGNAL = signal.SIGTERM
 
     def __init__(self, *, tls: bool = False, root_token: str = "root") -> None:  # noqa: S107
         self.tls = tls
@@ -150,23 +152,6 @@ class OpenBaoServer:
                 pass
             time.sleep(0.1)
         return False
-
-    def _stop_process(self) -> None:
-        stop(self._proc, signal.SIGTERM)
-        self._proc = None
-
-    def close(self) -> None:
-        """Stop the server by its pid and delete its directory."""
-        self._stop_process()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> OpenBaoServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- configuration helpers (all with the root token) -------------------------------
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from .process import stop
+from .process import ServerProcess
 
 
 def free_port() -> int:
@@ -58,12 +58,15 @@ def find_pg_bin() -> Path:
     )
 
 
-class PostgresServer:
+class PostgresServer(ServerProcess):
     """A throwaway PostgreSQL cluster; use as a context manager.
 
     ``user``/``password`` are a superuser with password (scram) auth over TCP, which is what
     OpenBao's database engine needs. ``dsn`` is a libpq connection string for psycopg.
     """
+
+    # SIGINT = PostgreSQL's "fast" shutdown: disconnect clients, exit cleanly.
+    STOP_SIGNAL = signal.SIGINT
 
     def __init__(self, *, user: str = "jobsecrets_admin", database: str = "postgres") -> None:
         self.user = user
@@ -215,21 +218,3 @@ class PostgresServer:
         return {
             r[0] for r in self.query("SELECT rolname FROM pg_roles") if not r[0].startswith("pg_")
         }
-
-    def _stop_process(self) -> None:
-        # SIGINT = "fast" shutdown: disconnect clients, exit cleanly.
-        stop(self._proc, signal.SIGINT)
-        self._proc = None
-
-    def close(self) -> None:
-        """Stop the server (by its own pid) and delete its directory."""
-        self._stop_process()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
+from typing import Any, ClassVar
+
+from typing_extensions import Self
 
 
 def stop(
@@ -18,3 +22,34 @@ def stop(
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+class ServerProcess:
+    """A server in ``self._proc`` with its files in ``self._tmp``: a context manager that stops it.
+
+    Subclasses implement ``start()`` and set ``STOP_SIGNAL`` to the server's clean shutdown.
+    """
+
+    STOP_SIGNAL: ClassVar[int] = signal.SIGTERM
+    _proc: Any
+    _tmp: tempfile.TemporaryDirectory[str] | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _stop_process(self) -> None:
+        stop(self._proc, self.STOP_SIGNAL)
+        self._proc = None
+
+    def close(self) -> None:
+        """Stop the server by its own pid and delete its directory."""
+        self._stop_process()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -469,17 +469,6 @@ class AwsBackend(Backend):
             ) from None
         return self._document(response, request)
 
-    def _read_safe(self, request: ReadRequest) -> Document | JobSecretsError:
-        try:
-            return self.read(request)
-        except JobSecretsError as error:
-            return error
-        except Exception as error:
-            # As Backend.read_many: one odd answer must not lose the results of the other reads.
-            return BackendError(
-                f"{request.describe()}: GetSecretValue failed unexpectedly ({type(error).__name__})"
-            )
-
     def _pool_map(self, fn: Callable[[Any], T], items: Sequence[Any], workers: int) -> list[T]:
         if len(items) <= 1 or workers <= 1:
             return [fn(item) for item in items]
@@ -560,7 +549,7 @@ class AwsBackend(Backend):
             for indexes in plain.values():
                 single.extend(indexes)
         single.sort()
-        done = self._pool_map(self._read_safe, [requests[i] for i in single], workers)
+        done = self._pool_map(self.read_safely, [requests[i] for i in single], workers)
         for index, result in zip(single, done, strict=True):
             results[index] = result
         return [r if r is not None else BackendError("internal: no result") for r in results]

@@ -188,6 +188,21 @@ class Backend(abc.ABC):
     def read(self, request: ReadRequest) -> Document:
         """Read one document. Raises ``SecretNotFound``, ``AccessDenied`` or ``BackendError``."""
 
+    def read_safely(self, request: ReadRequest) -> Document | JobSecretsError:
+        """:meth:`read`, with any failure returned as the error for that request."""
+        try:
+            return self.read(request)
+        except JobSecretsError as error:
+            return error
+        except Exception as error:
+            # A bug or a hostile answer in one read must not lose the leases the other reads
+            # obtained (the resolver records them only from a complete result list). The
+            # exception's text may quote the answer: only its type is named.
+            return BackendError(
+                f"{request.describe()}: reading from {self.name!r} failed unexpectedly "
+                f"({type(error).__name__})"
+            )
+
     def read_many(
         self, requests: Sequence[ReadRequest], max_workers: int = 8
     ) -> list[Document | JobSecretsError]:
@@ -197,24 +212,10 @@ class Backend(abc.ABC):
         Backends with a batch API (AWS ``BatchGetSecretValue``) override this.
         """
 
-        def one(request: ReadRequest) -> Document | JobSecretsError:
-            try:
-                return self.read(request)
-            except JobSecretsError as error:
-                return error
-            except Exception as error:
-                # A bug or a hostile answer in one read must not lose the leases the other reads
-                # obtained (the resolver records them only from a complete result list). The
-                # exception's text may quote the answer: only its type is named.
-                return BackendError(
-                    f"{request.describe()}: reading from {self.name!r} failed unexpectedly "
-                    f"({type(error).__name__})"
-                )
-
         if len(requests) <= 1:
-            return [one(r) for r in requests]
+            return [self.read_safely(r) for r in requests]
         with ThreadPoolExecutor(max_workers=min(max_workers, len(requests))) as pool:
-            return list(pool.map(one, requests))
+            return list(pool.map(self.read_safely, requests))
 
     def list_prefix(self, prefix: str) -> list[str]:
         """List the secret paths under ``prefix`` (for prefix selection). Optional."""
