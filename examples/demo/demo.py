@@ -64,21 +64,26 @@ def main() -> int:
         stdout=(work / "bao.log").open("w"),
         stderr=subprocess.STDOUT,
     )
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request lines in the demo
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     try:
         moto_url = f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
         vault_url = f"http://127.0.0.1:{bao_port}"
         wait_http(vault_url + "/v1/sys/health")
-        seed(vault_url, root, moto_url)
+        role_id, secret_id = seed(vault_url, root, moto_url)
         shutil.copy(HERE / "jobsecrets.yml", work / "jobsecrets.yml")
         shutil.copy(HERE / "deploy.sh", work / "deploy.sh")
         env = {
             **os.environ,
             "VAULT_ADDR": vault_url,
-            "VAULT_TOKEN": root,
+            # AppRole: jobsecrets signs in itself, gets a token of its own, and revokes it at the end.
+            "VAULT_ROLE_ID": role_id,
+            "VAULT_SECRET_ID": secret_id,
             "AWS_ENDPOINT_URL": moto_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -100,7 +105,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def seed(vault_url: str, root: str, moto_url: str) -> None:
+def seed(vault_url: str, root: str, moto_url: str) -> tuple[str, str]:
     import boto3
     import hvac
 
@@ -113,6 +118,17 @@ def seed(vault_url: str, root: str, moto_url: str) -> None:
     client.sys.enable_secrets_engine("pki", path="pki")
     client.write("pki/root/generate/internal", common_name="example.com", ttl="24h")
     client.write("pki/roles/ci", allowed_domains="example.com", allow_subdomains=True, max_ttl="1h")
+    client.sys.create_or_update_policy(
+        "deploy",
+        'path "secret/data/app" { capabilities = ["read"] }\n'
+        'path "pki/issue/ci" { capabilities = ["update"] }\n'
+        'path "sys/internal/ui/mounts/*" { capabilities = ["read"] }\n',
+    )
+    client.sys.enable_auth_method("approle")
+    role = {"token_policies": "deploy", "token_ttl": "10m"}
+    client.write("auth/approle/role/deploy", **role)
+    role_id = client.read("auth/approle/role/deploy/role-id")["data"]["role_id"]
+    secret_id = client.write("auth/approle/role/deploy/secret-id")["data"]["secret_id"]
     sm = boto3.client(
         "secretsmanager",
         endpoint_url=moto_url,
@@ -124,6 +140,7 @@ def seed(vault_url: str, root: str, moto_url: str) -> None:
         Name="prod/payments",
         SecretString=json.dumps({"stripe_key": "sk_live_" + secrets.token_hex(12)}),
     )
+    return role_id, secret_id
 
 
 if __name__ == "__main__":

@@ -357,6 +357,9 @@ class IdentityProvider:
     def describe(self) -> str:
         """One line saying where the token comes from; never the token."""
         source = self._source
+        if source.kind == "none":
+            # Nothing to find: the detail already says why; the "missing" text would repeat it.
+            return source.detail
         if source.missing:
             return f"{source.detail}: {source.missing}"
         return source.detail

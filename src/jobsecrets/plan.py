@@ -43,6 +43,7 @@ def build_report(session: Session, check: bool) -> dict[str, Any]:
     entries = plan(spec)
     identity: dict[str, Any] = {
         "platform": session.identity.platform,
+        "kind": session.identity.kind,
         "source": session.identity.describe(),
     }
     backends = []
@@ -162,7 +163,10 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
 def _text(report: dict[str, Any]) -> str:
     lines = [f"spec: {report['spec']}"]
     identity = report["identity"]
-    lines.append(f"CI identity: {identity['platform']} - {identity['source']}")
+    note = ""
+    if identity.get("kind") == "none":
+        note = "; only jwt login and AWS role_arn need one"
+    lines.append(f"CI identity: {identity['platform']} - {identity['source']}{note}")
     for token in identity.get("tokens", []):
         lines.append(f"  token for audience {token['audience']!r}:")
         if token.get("error"):
