@@ -67,6 +67,12 @@ def parse_reference(text: str) -> Reference:
         raise ValueError(f"reference {text!r}: {backend!r} is not a valid backend name")
     path, field = _split_field(rest)
     _check_path(path, text)
+    if field is not None and not field.strip():
+        # Caught here, not as "field '' not found" by the store after signing in.
+        raise ValueError(
+            f"reference {text!r} has an empty field after '#': name one, or leave out '#' "
+            "for the whole value"
+        )
     return Reference(backend, path, field, text)
 
 
@@ -80,6 +86,8 @@ def _split_field(rest: str) -> tuple[str, str | None]:
 def _check_path(path: str, text: str) -> None:
     if not path or not path.strip("/"):
         raise ValueError(f"reference {text!r} has an empty path")
+    if path != path.strip():
+        raise ValueError(f"reference {text!r}: the path starts or ends with a space")
     if any(ord(c) < 32 for c in path):
         raise ValueError(f"reference {text!r} has a control character in its path")
     if "*" in path[:-1]:

@@ -160,6 +160,12 @@ class Spec:
 def load_spec(path: str | os.PathLike[str]) -> Spec:
     """Read and validate the spec file at ``path``."""
     path = os.fspath(path)
+    if not path:
+        # `-c "$SPEC"` with an empty variable: say so, not "file not found: " with no name.
+        raise ConfigError(
+            "-c/--config is empty: no spec file named",
+            hint="pass -c/--config PATH, or leave it out for jobsecrets.yml",
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -198,11 +204,41 @@ class _Parser:
 
     def value(self, node: yaml.Node) -> Any:
         assert self.loader is not None
+        self._duplicate_keys(node)
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as error:
             self.problem(f"invalid value: {getattr(error, 'problem', error)}", node)
             return None
+
+    def _duplicate_keys(self, node: yaml.Node) -> None:
+        """Report repeated keys in nested mappings (``auth``, ``params``, ``policy``...).
+
+        PyYAML keeps the last one silently: ``{method: jwt, method: token}`` would sign in with a
+        token when the line that was read first says jwt.
+        """
+        stack, visited = [node], set()
+        while stack:
+            current = stack.pop()
+            if id(current) in visited:  # aliases can share, even nest, nodes
+                continue
+            visited.add(id(current))
+            if isinstance(current, yaml.MappingNode):
+                seen: dict[str, int | None] = {}
+                for key_node, value_node in current.value:
+                    if (
+                        isinstance(key_node, yaml.ScalarNode)
+                        and key_node.tag != "tag:yaml.org,2002:merge"
+                    ):
+                        key = str(key_node.value)
+                        if key in seen:
+                            self.problem(
+                                f"duplicate key {key!r} (first at line {seen[key]})", key_node
+                            )
+                        seen.setdefault(key, _line(key_node))
+                    stack.extend((key_node, value_node))
+            elif isinstance(current, yaml.SequenceNode):
+                stack.extend(current.value)
 
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]] | None:
         """The (key, key node, value node) pairs of a mapping; duplicates and odd keys reported."""

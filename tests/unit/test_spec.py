@@ -251,3 +251,52 @@ def test_every_documented_denied_family_is_refused(name: str) -> None:
     problem = check_name(name)
     assert problem is not None and "refused" in problem
     assert check_name(name, [name]) is None
+
+
+def test_duplicate_keys_in_nested_mappings_are_problems() -> None:
+    """A repeated key anywhere (auth, params, policy, identity) is reported, not silently last-wins."""
+    found = problems_of(
+        """\
+        version: 1
+        backends:
+          vault:
+            auth: {method: jwt, role: ci, method: token}
+        identity: {variable: A_TOKEN, variable: B_TOKEN}
+        policy: {max_age: 1d, max_age: 90d}
+        secrets:
+          A:
+            ref: vault:pki/issue/ci#private_key
+            params: {ttl: 1m, ttl: 15m}
+        """
+    )
+    assert [line for line, m in found if "duplicate key 'method'" in m] == [4]
+    assert [line for line, m in found if "duplicate key 'variable'" in m] == [5]
+    assert [line for line, m in found if "duplicate key 'max_age'" in m] == [6]
+    assert [line for line, m in found if "duplicate key 'ttl'" in m] == [10]
+
+
+def test_weird_references_are_spec_problems() -> None:
+    """Caught by plan (exit 2, nothing fetched), not by the store at run time."""
+    for bad in ["vault:secret/app#", "aws:prod/x#", "vault: secret/app#password"]:
+        with pytest.raises(ValueError):
+            parse_reference(bad)
+    text = "\n".join(
+        m
+        for _, m in problems_of(
+            """\
+            version: 1
+            secrets:
+              A: vault:secret/x/../app#password
+              B: vault:./secret/app#password
+              C: {ref: "vault:secret/app#password", kv_version: true}
+            """
+        )
+    )
+    assert text.count("'.' or '..'") == 2
+    assert "'kv_version' must be 1 or 2" in text
+
+
+def test_empty_config_path_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_spec("")
+    assert info.value.exit_code == 2 and "-c/--config is empty" in str(info.value)

@@ -186,7 +186,9 @@ class VaultBackend(Backend):
     def validate_secret(cls, path: str, options: Mapping[str, Any]) -> list[str]:
         """Check per-secret options."""
         problems = []
-        if "kv_version" in options and options["kv_version"] not in (1, 2):
+        if "kv_version" in options and (
+            isinstance(options["kv_version"], bool) or options["kv_version"] not in (1, 2)
+        ):
             problems.append("'kv_version' must be 1 or 2")
         if "mount" in options and (
             not isinstance(options["mount"], str) or not options["mount"].strip("/")
@@ -200,6 +202,10 @@ class VaultBackend(Backend):
             problems.append("'method' must be 'read' or 'write'")
         if path.endswith("*"):
             problems.append("prefix selection ('*') is not supported by the vault backend")
+        if any(part in (".", "..") for part in path.split("/")):
+            # The server resolves them, so plan, policy and audit would name another path
+            # than the one read (secret/x/../app reads secret/app).
+            problems.append(f"path {path!r} has a '.' or '..' segment: write the path it means")
         return problems
 
     @classmethod
