@@ -28,8 +28,41 @@ EXPORT_FORMATS = ("shell", "dotenv", "json", "github", "gitlab")
 
 
 def _split_only(value: tuple[str, ...]) -> list[str] | None:
+    """The names ``--only`` asks for; ``None`` when it was not given at all.
+
+    ``--only ""`` (an empty ``$VARS``) asks for nothing: handing over every secret instead would
+    give the job more than it asked for, so it is refused.
+    """
+    if not value:
+        return None
     names = [n.strip() for item in value for n in item.split(",") if n.strip()]
-    return names or None
+    if not names:
+        raise ConfigError(
+            "--only names no variable",
+            hint="leave --only out to resolve every variable of the spec",
+        )
+    return names
+
+
+def _more_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    # `-v` after the command (`jobsecrets run -v -- CMD`) adds to any `-v` before it.
+    if value:
+        root = ctx.find_root()
+        root.meta["jobsecrets.verbose"] = root.meta.get("jobsecrets.verbose", 0) + value
+        _configure_logging(root.meta["jobsecrets.verbose"])
+    return value
+
+
+def verbose_option(func: F) -> F:
+    """``-v``/``-vv`` on every command as well as before it (the README lists it as common)."""
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_more_verbose,
+        help="More log output on stderr (-vv: debug). Never values.",
+    )(func)
 
 
 def audit_option(func: F) -> F:
@@ -38,12 +71,14 @@ def audit_option(func: F) -> F:
         "--audit-log",
         metavar="FILE|-",
         envvar="JOBSECRETS_AUDIT_LOG",
+        show_envvar=True,
         help="Append one JSON line per variable (no values; docs/audit.md) to FILE, or - for stdout.",
     )(func)
 
 
 def common_options(func: F) -> F:
-    """``-c/--config`` and ``--only`` on every command."""
+    """``-c/--config``, ``--only`` and ``-v`` on every command that reads the spec."""
+    func = verbose_option(func)
     func = click.option(
         "--only",
         multiple=True,
@@ -56,6 +91,7 @@ def common_options(func: F) -> F:
         default="jobsecrets.yml",
         show_default=True,
         envvar="JOBSECRETS_CONFIG",
+        show_envvar=True,
         type=click.Path(dir_okay=False),
         help="The spec file.",
     )(func)
@@ -67,12 +103,14 @@ def common_options(func: F) -> F:
 @click.option(
     "-v", "--verbose", count=True, help="More log output on stderr (-vv: debug). Never values."
 )
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """Give a CI job exactly the secrets it asks for, for as long as it runs, and nothing more.
 
     Reads jobsecrets.yml, signs in to Vault/OpenBao and AWS Secrets Manager with the job's own
     identity, and hands the values to the job masked, revoking every lease and token at the end.
     """
+    ctx.meta["jobsecrets.verbose"] = verbose
     _configure_logging(verbose)
 
 
@@ -200,6 +238,7 @@ def export(
 
 
 @cli.command()
+@verbose_option
 @click.option(
     "--state",
     type=click.Path(dir_okay=False),

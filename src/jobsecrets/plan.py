@@ -18,7 +18,7 @@ import click
 
 from .backends.base import Backend
 from .backends.registry import get_backend_class
-from .errors import AccessDenied, AuthError, JobSecretsError, PolicyViolation
+from .errors import AccessDenied, AuthError, JobSecretsError, PolicyViolation, SecretNotFound
 from .policy import check_plan, plan_violations, policy_text
 from .resolver import plan
 from .session import Session
@@ -139,21 +139,44 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
     ]
     for secret in spec.secrets:
         live = backends.get(secret.backend)
+        # "missing" (the store says it does not exist) is not "denied": an optional variable is
+        # then just left out, as `run` would, and a required one fails with exit 4, not 5.
         if live is None:
-            entry = {"allowed": False, "detail": f"not signed in to {secret.backend!r}"}
+            entry = {
+                "allowed": False,
+                "missing": False,
+                "detail": f"not signed in to {secret.backend!r}",
+            }
         elif secret.is_prefix:
             try:
                 found = live.list_prefix(secret.ref.path[:-1])
-                entry = {"allowed": True, "detail": f"{len(found)} secret(s) under the prefix"}
+                entry = {
+                    "allowed": True,
+                    "missing": False,
+                    "detail": f"{len(found)} secret(s) under the prefix",
+                }
             except JobSecretsError as error:
-                entry = {"allowed": False, "detail": error.message}
+                entry = {
+                    "allowed": False,
+                    "missing": isinstance(error, SecretNotFound),
+                    "detail": error.message,
+                }
         else:
             request = secret.read_request()
             try:
                 access = live.check_access(request)
-                entry = {"allowed": access.allowed, "detail": access.detail}
+                entry = {
+                    "allowed": access.allowed,
+                    "missing": access.missing,
+                    "detail": access.detail,
+                }
             except JobSecretsError as error:
-                entry = {"allowed": False, "detail": error.message}
+                entry = {
+                    "allowed": False,
+                    "missing": isinstance(error, SecretNotFound),
+                    "detail": error.message,
+                }
+        entry["optional"] = secret.optional
         # policy: metadata calls only (KV metadata/, DescribeSecret), never a value.
         entry["policy"] = check_plan(spec, secret, live)
         result["variables"][secret.name] = entry
@@ -204,10 +227,7 @@ def _text(report: dict[str, Any]) -> str:
         )
         if "check" in report:
             checked_var = report["check"]["variables"].get(var["name"], {})
-            row += (
-                ("ok" if checked_var.get("allowed") else "DENIED")
-                + f" - {checked_var.get('detail', '')}",
-            )
+            row += (f"{_access_word(checked_var)} - {checked_var.get('detail', '')}",)
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines.append("")
@@ -220,8 +240,17 @@ def _text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _access_word(checked: dict[str, Any]) -> str:
+    """The ACCESS column's verdict for one variable."""
+    if checked.get("allowed"):
+        return "ok"
+    if checked.get("missing"):
+        return "missing (optional: left out)" if checked.get("optional") else "MISSING"
+    return "DENIED"
+
+
 def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> None:
-    """Print the plan; with ``check``, exit 5 if any path is denied."""
+    """Print the plan; with ``check``, exit 3, 5 or 4 if a sign-in, a path or a secret fails."""
     session = Session(config, only)
     try:
         report = build_report(session, check)
@@ -232,20 +261,28 @@ def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> N
     else:
         sys.stdout.write(_text(report))
     if check:
-        denied = [n for n, v in report["check"]["variables"].items() if not v["allowed"]]
+        checked = report["check"]["variables"]
+        denied = [n for n, v in checked.items() if not v["allowed"] and not v["missing"]]
+        missing = [
+            n for n, v in checked.items() if v["missing"] and not v["allowed"] and not v["optional"]
+        ]
         failed = [n for n, b in report["check"]["backends"].items() if not b["signed_in"]]
         message = (
             f"plan --check: {len(failed)} backend(s) could not sign in"
             + (f" ({', '.join(failed)})" if failed else "")
             + f", {len(denied)} variable(s) denied"
             + (f" ({', '.join(denied)})" if denied else "")
+            + f", {len(missing)} missing"
+            + (f" ({', '.join(missing)})" if missing else "")
         )
-        # A refused sign-in is an authentication failure (exit 3), a denied path exit 5: the
-        # same codes `run` would fail with.
+        # A refused sign-in is an authentication failure (exit 3), a denied path exit 5, a
+        # missing secret exit 4: the same codes `run` would fail with.
         if failed:
             raise AuthError(message, hint="see 'sign-in FAILED' above")
         if denied:
             raise AccessDenied(message)
+        if missing:
+            raise SecretNotFound(message, hint="see 'MISSING' above")
         violated = plan_violations(report)
         if violated:
             raise PolicyViolation(

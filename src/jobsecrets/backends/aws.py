@@ -607,19 +607,23 @@ class AwsBackend(Backend):
         except Exception as exc:
             error = self._map_exception(exc, request.describe(), request.path, "DescribeSecret")
             if isinstance(error, (SecretNotFound, AccessDenied)):
-                return AccessCheck(False, error.message)
+                return AccessCheck(False, error.message, missing=isinstance(error, SecretNotFound))
             raise error from None
         if response.get("DeletedDate"):
-            return AccessCheck(False, f"AWS secret {request.path!r} is scheduled for deletion")
+            return AccessCheck(
+                False, f"AWS secret {request.path!r} is scheduled for deletion", missing=True
+            )
         versions = response.get("VersionIdsToStages") or {}
         stage = request.options.get("version_stage")
         version_id = request.options.get("version_id")
         if stage is not None and not any(stage in stages for stages in versions.values()):
             return AccessCheck(
-                False, f"AWS secret {request.path!r} has no version staged {stage!r}"
+                False, f"AWS secret {request.path!r} has no version staged {stage!r}", missing=True
             )
         if version_id is not None and version_id not in versions:
-            return AccessCheck(False, f"AWS secret {request.path!r} has no version {version_id!r}")
+            return AccessCheck(
+                False, f"AWS secret {request.path!r} has no version {version_id!r}", missing=True
+            )
         return AccessCheck(
             True, "DescribeSecret allowed; GetSecretValue not tried (it would read the value)"
         )

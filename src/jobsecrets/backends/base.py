@@ -112,10 +112,15 @@ class Document:
 
 @dataclass(frozen=True)
 class AccessCheck:
-    """Whether a path may be read, found without reading its value."""
+    """Whether a path may be read, found without reading its value.
+
+    ``missing`` says the store answered "does not exist" (not "denied"): ``plan --check`` then
+    leaves an optional variable out and exits 4 for a required one, as ``run`` would.
+    """
 
     allowed: bool
     detail: str = ""
+    missing: bool = False
 
 
 @dataclass

@@ -146,9 +146,12 @@ class FakeBackend(Backend):
         return sorted(p for p in self._documents() if p.startswith(prefix))
 
     def check_access(self, request: ReadRequest) -> AccessCheck:
-        """Denied for the ``deny`` paths, allowed otherwise."""
-        allowed = request.path not in self.options.get("deny", [])
-        return AccessCheck(allowed, "fake")
+        """Denied for the ``deny`` paths, missing for paths the store does not hold."""
+        if request.path in self.options.get("deny", []):
+            return AccessCheck(False, "fake: denied")
+        if request.path not in self._documents():
+            return AccessCheck(False, f"not found in {self.name!r}", missing=True)
+        return AccessCheck(True, "fake")
 
     def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
         """Renew (journalled)."""
