@@ -12,7 +12,8 @@ it held. ``--done-file`` names a file it removes once its last byte has been wri
 shell waits for that before it exits, so no output is lost or reordered at the end of the job.
 
 Signals: SIGINT and SIGHUP are ignored (a Ctrl-C or hangup reaches the job's shell, whose exit ends
-our input anyway); SIGTERM stops reading and flushes what is held, redacted.
+our input anyway); SIGTERM stops reading and flushes what is held, redacted. It is noticed between
+reads (through a wakeup pipe), never raised in the middle of a write: every byte read comes out.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import errno
 import logging
 import os
 import re
+import select
 import signal
 from collections.abc import Mapping
 from types import FrameType
@@ -52,10 +54,6 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_FILE_MASK = 1 << 20
 
 log = logging.getLogger("jobsecrets")
-
-
-class _Stop(Exception):
-    """SIGTERM arrived: stop reading, flush and leave."""
 
 
 def parse_names(text: str) -> list[str]:
@@ -108,7 +106,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:
-    raise _Stop()
+    # Nothing here: the wakeup fd tells the loop. Raising would drop a chunk being written.
+    pass
 
 
 def run_filter(
@@ -143,6 +142,10 @@ def run_filter(
                 "no variables to mask were named ($%s is empty): output passes as is", VARS_ENV
             )
         redactor = masks.redactor()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        # The wakeup fd first: a SIGTERM the moment our handler is in place must not go unseen.
+        previous_wakeup = signal.set_wakeup_fd(wake_w)
         # Installed only now: `main()` turned SIGTERM into an exception that would skip the flush.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -150,10 +153,10 @@ def run_filter(
         output_open = True
         try:
             while True:
-                try:
-                    chunk = os.read(in_fd, _READ_SIZE)
-                except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-                    continue
+                ready, _, _ = select.select([in_fd, wake_r], [], [])
+                if wake_r in ready:
+                    break  # SIGTERM
+                chunk = os.read(in_fd, _READ_SIZE)
                 if not chunk:
                     break
                 out = redactor.feed(chunk)
@@ -164,9 +167,10 @@ def run_filter(
                         # Nobody reads the log any more; keep draining so the job's writes do not
                         # fail with SIGPIPE while it is still running.
                         output_open = False
-        except _Stop:
-            pass
         finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            os.close(wake_r)
+            os.close(wake_w)
             tail = redactor.flush()
             if tail and output_open:
                 with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ failure message prints a value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -208,6 +209,54 @@ def test_filter_flushes_and_exits_on_sigterm(tmp_path: Path) -> None:
     assert proc.stdout.read() == b"before *** after\n"
     assert not done.exists()
     proc.stdin.close()
+
+
+def test_filter_loses_no_byte_it_read_when_sigterm_arrives_mid_write(tmp_path: Path) -> None:
+    """SIGTERM while the filter is blocked writing to a slow log reader: every byte it had read
+    still comes out, in order (only input it never read is left behind)."""
+    import fcntl
+
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsize is None:
+        pytest.skip("needs Linux pipe sizes")
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    fcntl.fcntl(in_w, setsize, 1 << 20)
+    fcntl.fcntl(out_w, setsize, 4096)
+    os.set_blocking(in_w, False)
+    lines = b"".join(b"line %07d of the job log\n" % n for n in range(60_000))
+    sent = 0
+    with contextlib.suppress(BlockingIOError):
+        while sent < len(lines):
+            sent += os.write(in_w, lines[sent:])
+    os.close(in_w)
+    data = lines[:sent]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSECRETS_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobsecrets", "redact"],
+        env={**env, "JOBSECRETS_MASK_VARS": "X", "X": "not-in-this-log-1"},
+        stdin=in_r,
+        stdout=out_w,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(out_w)
+    try:
+        first = os.read(out_r, 4096)  # the filter runs; it now blocks on the full pipe
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out = bytearray(first)
+        while chunk := os.read(out_r, 1 << 16):
+            out += chunk
+        assert proc.wait(timeout=10) == 0
+        left = bytearray()
+        while chunk := os.read(in_r, 1 << 16):
+            left += chunk
+    finally:
+        proc.kill()
+        os.close(out_r)
+        os.close(in_r)
+    read_by_filter = len(data) - len(left)
+    assert bytes(out) == data[:read_by_filter], "bytes the filter had read were lost"
 
 
 def test_filter_ignores_sigint(tmp_path: Path) -> None:
