@@ -319,8 +319,13 @@ def _pump(proc: subprocess.Popen[bytes], sources: list[_Source], *, stdin_to: in
         if stdin_to is not None:
             sel.register(0, selectors.EVENT_READ, _STDIN)
         last_data = time.monotonic()
+        exited = False
         while any(source.open for source in sources):
-            exited = proc.poll() is not None
+            if not exited and proc.poll() is not None:
+                exited = True
+                # The idle time counts from the exit: a child that was quiet for a while must
+                # not cut short what its background job prints right after.
+                last_data = time.monotonic()
             events = sel.select(_POLL_INTERVAL if not exited else _DRAIN_IDLE / 4)
             for key, _ in events:
                 if key.data == _STDIN:

@@ -186,6 +186,22 @@ def test_killed_by_signal_is_128_plus_n() -> None:
     assert run_wrapped([canary()], child(code)).returncode == 128 + signal.SIGKILL
 
 
+def test_a_background_process_holding_the_output_does_not_keep_us_running() -> None:
+    argv = ["sh", "-c", "sleep 5 & echo started; exit 3"]
+    result = run_wrapped([canary()], argv)
+    assert result.returncode == 3
+    assert result.stdout == b"started\n"
+
+
+def test_output_a_background_process_prints_soon_after_a_quiet_child_exits_is_kept() -> None:
+    """The idle time before we stop reading counts from the child's exit, not from its last
+    output: a child that was quiet for a while must not cut its background job short."""
+    argv = ["sh", "-c", "sleep 2.5; (sleep 1; echo late) & exit 0"]
+    result = run_wrapped([canary()], argv)
+    assert result.returncode == 0
+    assert result.stdout == b"late\n"
+
+
 TRAPS_TERM = """
 import signal, sys, time
 def bye(signum, frame):
