@@ -259,9 +259,11 @@ class Ledger:
             wanted = _increment(backend) or lease.ttl
             try:
                 renewed = backend.renew_lease(lease, wanted)
-            except JobSecretsError as error:
+            except Exception as error:
+                # Any error, a backend's bug included: an exception leaving the renewer thread
+                # would end every later renewal, and the job's leases would expire under it.
                 self._renewal_failed(key, lease.ttl, now)
-                messages.append(f"cannot renew lease {key}: {error.message}")
+                messages.append(f"cannot renew lease {key}: {_why(error)}")
                 continue
             self._retry_at.pop(key, None)
             if renewed.ttl < wanted:
@@ -286,9 +288,9 @@ class Ledger:
             label = record.accessor or backend.name
             try:
                 backend.renew_token()
-            except JobSecretsError as error:
+            except Exception as error:  # as for leases: the thread must keep running
                 self._renewal_failed(key, record.ttl, now)
-                messages.append(f"cannot renew the token of {backend.name!r}: {error.message}")
+                messages.append(f"cannot renew the token of {backend.name!r}: {_why(error)}")
                 continue
             self._retry_at.pop(key, None)
             renewed_record = backend.token_record()

@@ -274,6 +274,36 @@ def test_renewer_thread_renews_before_expiry() -> None:
     assert store.renewals >= 2
 
 
+class FlakyRenewBackend(MemoryBackend):
+    """Its first renewal fails with an exception that is not a JobSecretsError (a backend bug,
+    an answer the client library chokes on)."""
+
+    failed = False
+
+    def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("unexpected answer")
+        return super().renew_lease(lease, increment)
+
+
+def test_renewer_survives_an_unexpected_renewal_error() -> None:
+    store = Store()
+    ledger = Ledger()
+    ledger.add_backend(FlakyRenewBackend("vault", {}, BackendContext(env={}), store))
+    ledger.add_lease(Lease("vault", "db/creds/ci/x", 2, True, "db/creds/ci"))
+    messages: list[str] = []
+    renewer = Renewer(ledger, on_failure=messages.append, max_sleep=0.1).start()
+    try:
+        deadline = time.monotonic() + 10
+        while store.renewals == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        renewer.stop()
+    assert store.renewals >= 1, "the renewer stopped after one unexpected error"
+    assert any("cannot renew lease" in m and "RuntimeError" in m for m in messages)
+
+
 def test_default_state_path_is_per_user_and_per_job() -> None:
     env = {"RUNNER_TEMP": "/runner/tmp", "GITHUB_RUN_ID": "7", "GITHUB_JOB": "deploy"}
     path = default_state_path(env)
