@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from .errors import RevokeError
+from .errors import JobSecretsError, RevokeError
 from .formats import FORMATS, render
 from .leases import Renewer, StateCipher, default_state_path, load_state, private_directory
 from .policy import resolve_checked
@@ -163,6 +163,11 @@ def export_command(
         finally:
             if handed_over:
                 _restore_state(state_path, previous)
+            if not session.ledger.is_empty():
+                # What could not be revoked stays recorded: `revoke` (post step, after_script)
+                # retries it instead of finding nothing while it lives on.
+                with contextlib.suppress(OSError, JobSecretsError):
+                    session.ledger.write_state(state_path, cipher=cipher)
         raise
     session.ledger.close()
 

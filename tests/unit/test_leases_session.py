@@ -91,3 +91,41 @@ def test_export_refuses_an_unsafe_state_directory_before_writing_secret_files(
     reads = journal.read_text().count('"read"') if journal.exists() else 0
     assert reads == 0, "values were fetched before the state directory was checked"
     assert not any(shared.iterdir()), "a secret file was written into a shared directory"
+
+
+def test_a_failed_export_keeps_what_it_could_not_revoke_for_revoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export fails after recording its lease and cannot revoke it either (the store is gone):
+    the state file must still name the lease, so the post step / after_script `revoke` retries
+    it, instead of reporting "nothing to revoke" while the lease lives on."""
+    import json
+
+    from jobsecrets.commands import export_command
+    from jobsecrets.errors import BackendError, ConfigError
+    from jobsecrets.leases import load_state
+    from jobsecrets.testing.fake import FakeBackend
+
+    (tmp_path / "store.json").write_text(
+        json.dumps({"db/creds/ci": {"password": "pw-" + "x" * 20}})
+    )
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        "version: 1\nbackends:\n  fake: {type: fake, file: store.json, lease_ttl: 600}\n"
+        "secrets:\n  DB_PASS: fake:db/creds/ci#password\n"
+    )
+
+    def unreachable(self: FakeBackend, lease_id: str) -> None:
+        raise BackendError(f"revoke lease {lease_id}: cannot reach the store")
+
+    monkeypatch.setattr(FakeBackend, "revoke_lease", unreachable)
+    monkeypatch.delenv("GITHUB_ENV", raising=False)  # so the github exporter fails
+    monkeypatch.delenv("JOBSECRETS_GITHUB_EXPORT_ENV", raising=False)
+    state = tmp_path / "state" / "state.json"
+    with pytest.raises(ConfigError, match="GITHUB_ENV"):
+        export_command(
+            str(spec), None, "github", output=None, state=str(state), files_dir=None
+        )  # fmt: skip
+    ledger = load_state(str(state), {})
+    assert ledger is not None, "the lease that could not be revoked is recorded nowhere"
+    assert len(ledger.leases) == 1
