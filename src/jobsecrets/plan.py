@@ -65,6 +65,10 @@ def build_report(session: Session, check: bool) -> dict[str, Any]:
             "file": e.file,
             "optional": e.optional,
             "prefix": e.prefix,
+            # How the value reaches the job: what a prefix selection's variables are called,
+            # and whether the value is base64-encoded.
+            "name_prefix": spec.secret(e.name).name_prefix,
+            "encoding": spec.secret(e.name).encoding,
             "masked": True,
         }
         for e in entries

@@ -504,6 +504,14 @@ class _Parser:
                 f"secret {name!r}: 'name_prefix' only goes with a prefix ref ending in '*'",
                 value_node,
             )
+        elif name_prefix and check_name(name_prefix + "X", allow_names):
+            # Every variable the selection names starts so: an invalid or denied prefix (1X, LD_)
+            # is known now, before anything is listed or read.
+            self.problem(
+                f"secret {name!r}: 'name_prefix' {name_prefix!r} cannot start a variable name: "
+                f"{check_name(name_prefix + 'X', allow_names)}",
+                value_node,
+            )
         if ref.is_prefix and ref.field is not None and file:
             self.problem(f"secret {name!r}: a prefix selection cannot be 'file: true'", value_node)
         policy: Policy | None = None

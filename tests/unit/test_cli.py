@@ -85,3 +85,20 @@ def test_empty_config_path_is_named(tmp_path: Path) -> None:
     result = jobsecrets(["plan", "-c", ""], cwd=tmp_path)
     assert result.returncode == 2
     assert "-c/--config is empty" in result.stderr
+
+
+def test_plan_json_says_how_each_variable_is_named_and_encoded(tmp_path: Path) -> None:
+    """A prefix selection's variable names and a base64 value are visible to a JSON consumer."""
+    write_spec(
+        tmp_path,
+        '  A: fake:app#a\n  P: {ref: "fake:pay/*", name_prefix: PAY_}\n'
+        '  B: {ref: "fake:bin", encoding: base64}\n',
+        {},
+    )
+    result = jobsecrets(["plan", "--format", "json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    variables = {v["name"]: v for v in json.loads(result.stdout)["variables"]}
+    assert len({frozenset(v) for v in variables.values()}) == 1  # the same keys for every variable
+    assert variables["P"]["name_prefix"] == "PAY_"
+    assert variables["B"]["encoding"] == "base64"
+    assert variables["A"]["encoding"] == "utf-8" and variables["A"]["name_prefix"] == ""

@@ -300,3 +300,23 @@ def test_empty_config_path_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         load_spec("")
     assert info.value.exit_code == 2 and "-c/--config is empty" in str(info.value)
+
+
+def test_name_prefix_that_can_only_make_bad_names_is_a_spec_problem() -> None:
+    text = "\n".join(
+        m
+        for _, m in problems_of(
+            """\
+            version: 1
+            secrets:
+              A: {ref: "aws:prod/a/*", name_prefix: "1X_"}
+              B: {ref: "aws:prod/b/*", name_prefix: "LD_"}
+            """
+        )
+    )
+    assert "'name_prefix' '1X_' cannot start" in text
+    assert "'name_prefix' 'LD_' cannot start" in text
+    spec = parse_spec(
+        'version: 1\nallow_names: ["LD_*"]\nsecrets:\n  B: {ref: "aws:p/*", name_prefix: LD_}\n'
+    )
+    assert spec.secrets[0].name_prefix == "LD_"
