@@ -333,6 +333,12 @@ function runCli(venvPython, args, options = {}) {
       ...options,
       env,
     });
+    // A cancelled step signals this node process only, and node's default is to exit at once:
+    // pass the signal on and wait, so the CLI revokes what it obtained instead of running on
+    // unseen after the step (and the post step) ended.
+    const forward = (signal) => child.kill(signal);
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const signal of signals) process.on(signal, forward);
     const errors = [];
     let pending = '';
     child.stderr.setEncoding('utf8');
@@ -343,8 +349,12 @@ function runCli(venvPython, args, options = {}) {
       pending = lines.pop();
       for (const line of lines) if (/^jobsecrets: (error|hint):/.test(line)) errors.push(line);
     });
-    child.on('error', reject);
+    child.on('error', (err) => {
+      for (const name of signals) process.removeListener(name, forward);
+      reject(err);
+    });
     child.on('close', (code, signal) => {
+      for (const name of signals) process.removeListener(name, forward);
       if (/^jobsecrets: (error|hint):/.test(pending)) errors.push(pending);
       resolve({ code: code ?? (signal ? 128 : 1), signal, errors });
     });
