@@ -16,3 +16,20 @@ def test_clean_strips_c0_c1_and_bounds_length() -> None:
     cleaned = _clean("a\x1b[31mb\x9bc\nd" + "x" * 500)
     assert "\x1b" not in cleaned and "\x9b" not in cleaned and "\n" not in cleaned
     assert len(cleaned) <= 203
+
+
+def test_a_half_done_login_can_be_retried() -> None:
+    """A login that fails before it has a token leaves no client behind to short-circuit a retry."""
+    import pytest
+
+    from jobsecrets.backends.base import BackendContext
+    from jobsecrets.backends.vault import VaultBackend
+    from jobsecrets.errors import AuthError
+
+    env = {"VAULT_ADDR": "http://127.0.0.1:9"}
+    backend = VaultBackend("vault", {"auth": {"method": "approle"}}, BackendContext(env=env))
+    with pytest.raises(AuthError):
+        backend.login()  # $VAULT_ROLE_ID is not set
+    assert backend._client is None
+    with pytest.raises(AuthError):
+        backend.login()  # fails again for the same reason instead of "succeeding" without a token

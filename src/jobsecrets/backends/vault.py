@@ -315,51 +315,60 @@ class VaultBackend(Backend):
                 self._client = self._new_client(self._user_token())
                 return
             self._client = self._new_client()
-            if method == "approle":
-                payload = {
-                    "role_id": self._env_required(self.auth.get("role_id_env", "VAULT_ROLE_ID")),
-                    "secret_id": self._env_required(
-                        self.auth.get("secret_id_env", "VAULT_SECRET_ID")
-                    ),
-                }
-            elif method == "jwt":
-                if self.context.identity is None:
-                    raise IdentityError("no CI identity is available for jwt login")
-                payload = {
-                    "role": self.auth["role"],
-                    "jwt": self.context.identity(self.auth.get("audience")),
-                }
-            else:
-                payload = {"role": self.auth["role"], "jwt": self._k8s_token()}
-            mount = str(self.auth.get("mount", method)).strip("/")
             try:
-                answer = self._request(
-                    "POST", f"auth/{mount}/login", what=f"login ({method})", json=payload
+                if method == "approle":
+                    payload = {
+                        "role_id": self._env_required(
+                            self.auth.get("role_id_env", "VAULT_ROLE_ID")
+                        ),
+                        "secret_id": self._env_required(
+                            self.auth.get("secret_id_env", "VAULT_SECRET_ID")
+                        ),
+                    }
+                elif method == "jwt":
+                    if self.context.identity is None:
+                        raise IdentityError("no CI identity is available for jwt login")
+                    payload = {
+                        "role": self.auth["role"],
+                        "jwt": self.context.identity(self.auth.get("audience")),
+                    }
+                else:
+                    payload = {"role": self.auth["role"], "jwt": self._k8s_token()}
+                mount = str(self.auth.get("mount", method)).strip("/")
+                try:
+                    answer = self._request(
+                        "POST", f"auth/{mount}/login", what=f"login ({method})", json=payload
+                    )
+                except (AccessDenied, BackendError, SecretNotFound) as error:
+                    self._client = None
+                    detail = (
+                        _explain_jwt_refusal(error.message, payload["jwt"], self.auth)
+                        if method == "jwt"
+                        else ""
+                    )
+                    raise AuthError(
+                        f"backend {self.name!r}: {method} login failed (role "
+                        f"{payload.get('role', '?')!r}, mount {mount!r}): {error.message}{detail}",
+                        hint=self._login_hint(method),
+                    ) from None
+                auth = answer.get("auth") if isinstance(answer, dict) else None
+                if not isinstance(auth, dict) or not auth.get("client_token"):
+                    self._client = None
+                    raise AuthError(f"backend {self.name!r}: {method} login returned no token")
+                self._client.token = auth["client_token"]
+                self._token_record = TokenRecord(
+                    backend=self.name,
+                    token=auth["client_token"],
+                    accessor=str(auth.get("accessor", "")),
+                    ttl=_seconds(auth.get("lease_duration")),
+                    renewable=bool(auth.get("renewable")),
                 )
-            except (AccessDenied, BackendError, SecretNotFound) as error:
-                self._client = None
-                detail = (
-                    _explain_jwt_refusal(error.message, payload["jwt"], self.auth)
-                    if method == "jwt"
-                    else ""
-                )
-                raise AuthError(
-                    f"backend {self.name!r}: {method} login failed (role "
-                    f"{payload.get('role', '?')!r}, mount {mount!r}): {error.message}{detail}",
-                    hint=self._login_hint(method),
-                ) from None
-            auth = answer.get("auth") if isinstance(answer, dict) else None
-            if not isinstance(auth, dict) or not auth.get("client_token"):
-                self._client = None
-                raise AuthError(f"backend {self.name!r}: {method} login returned no token")
-            self._client.token = auth["client_token"]
-            self._token_record = TokenRecord(
-                backend=self.name,
-                token=auth["client_token"],
-                accessor=str(auth.get("accessor", "")),
-                ttl=_seconds(auth.get("lease_duration")),
-                renewable=bool(auth.get("renewable")),
-            )
+            except BaseException:
+                # Half signed in (no credentials, no identity, a signal): a later login() must
+                # start over instead of returning early with a client that holds no token.
+                if self._token_record is None:
+                    self._client = None
+                raise
 
     @staticmethod
     def _login_hint(method: str) -> str:
