@@ -231,7 +231,7 @@ def _run_with_pipes(argv: Sequence[str], env: Mapping[str, str], masks: MaskList
                 os.close(out_w)
                 os.close(err_w)
             forwarder.started(proc)
-            _pump(proc, sources, stdin_to=None)
+            _pump_or_stop(proc, sources, stdin_to=None)
             return _exit_code(proc.wait())
     finally:
         for source in sources:
@@ -288,7 +288,7 @@ def _run_with_pty(
                     saved_mode = termios.tcgetattr(0)
                     # Raw: keystrokes (Ctrl-C included) go to the child's terminal unchanged.
                     ttymod.setraw(0)
-            _pump(proc, sources, stdin_to=master if stdin_is_tty else None)
+            _pump_or_stop(proc, sources, stdin_to=master if stdin_is_tty else None)
             return _exit_code(proc.wait())
     finally:
         if saved_mode is not None:
@@ -308,6 +308,25 @@ def _close(sel: selectors.BaseSelector, source: _Source) -> None:
     sel.unregister(source.fd)
     os.close(source.fd)
     source.open = False
+
+
+def _pump_or_stop(
+    proc: subprocess.Popen[bytes], sources: list[_Source], *, stdin_to: int | None
+) -> None:
+    """:func:`_pump`; if passing the output on fails (our stdout gone: EIO, disk full), stop the
+    child before the error leaves: its secrets are about to be revoked under it.
+    """
+    try:
+        _pump(proc, sources, stdin_to=stdin_to)
+    except BaseException:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
 
 
 def _pump(proc: subprocess.Popen[bytes], sources: list[_Source], *, stdin_to: int | None) -> None:

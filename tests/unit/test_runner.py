@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -289,3 +290,34 @@ def test_env_is_passed_and_masked_in_process(capfd: pytest.CaptureFixture[str]) 
     bad = value.decode() in out
     assert not bad, "canary leaked"
     assert code == 0 and out == "t=***\n"
+
+
+def test_an_output_error_stops_the_child_before_it_leaves(tmp_path: Path) -> None:
+    """Our stdout failing (here /dev/full: ENOSPC) must not leave the child running unwaited."""
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
+        "print('x' * 100, flush=True); time.sleep(60)"
+    )
+    wrapper = (
+        "import sys\n"
+        "from jobsecrets.redact import MaskList\n"
+        "from jobsecrets.runner import run_child\n"
+        f"run_child([sys.executable, '-c', {child!r}, {str(pid_file)!r}], {{}}, MaskList(), tty=False)\n"
+    )
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", wrapper],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode != 0
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the child outlived a failed run_child"
