@@ -489,16 +489,40 @@ def _entry_key(entry: Mapping[str, Any]) -> str:
 
 
 def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
-    """Add what an earlier ``export`` of the same job recorded to ``state`` (in place)."""
+    """Add what an earlier ``export`` of the same job recorded to ``state`` (in place).
+
+    Two exports may use different specs that name different servers alike (``vault``): the earlier
+    entry is then kept under a new name, and its leases and tokens follow it, so each is revoked
+    against the server that issued it.
+    """
+    renamed: dict[str, str] = {}
     for name, entry in previous.get("backends", {}).items():
-        state["backends"].setdefault(name, entry)
+        current = state["backends"].get(name)
+        if current is None or current == entry:
+            state["backends"].setdefault(name, entry)
+            continue
+        index = 2
+        while f"{name}~{index}" in state["backends"]:
+            index += 1
+        renamed[name] = f"{name}~{index}"
+        state["backends"][renamed[name]] = entry
+
+    def moved(item: Any) -> Any:
+        if isinstance(item, dict) and item.get("backend") in renamed:
+            return {**item, "backend": renamed[item["backend"]]}
+        return item
+
     known = {lease["lease_id"] for lease in state["leases"]}
     state["leases"] += [
-        lease for lease in previous.get("leases", []) if lease.get("lease_id") not in known
+        moved(lease)
+        for lease in previous.get("leases", [])
+        if not isinstance(lease, dict) or lease.get("lease_id") not in known
     ]
     state["files"] = sorted(set(state["files"]) | set(previous.get("files", [])))
     known_tokens = {_entry_key(t) for t in state["tokens"]}
-    state["tokens"] += [t for t in previous.get("tokens", []) if _entry_key(t) not in known_tokens]
+    state["tokens"] += [
+        moved(t) for t in previous.get("tokens", []) if _entry_key(t) not in known_tokens
+    ]
 
 
 def private_directory(directory: str) -> None:

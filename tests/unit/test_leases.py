@@ -343,3 +343,30 @@ def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) ->
     text = "; ".join(report.failures)
     assert "database/creds/half" in text and "'gone'" in text and "stuck-dir" in text
     assert "odd leases" in text
+
+
+def test_two_exports_naming_different_servers_alike_revoke_each_on_its_own(tmp_path: Path) -> None:
+    """Two specs in one job may both call their (different) servers `vault`."""
+    stores = {"a": Store(), "b": Store()}
+    path = str(tmp_path / "state.json")
+    for server, store in stores.items():
+        ledger = Ledger()
+        backend = MemoryBackend(
+            "vault", {"token": True, "server": server}, BackendContext(env={}), store
+        )
+        ledger.add_backend(backend)
+        backend.login()
+        document = backend.read(ReadRequest("database/creds/ci"))
+        assert document.lease is not None
+        ledger.add_lease(document.lease)
+        ledger.write_state(path)
+
+    def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
+        return MemoryBackend(name, options, BackendContext(env={}), stores[options["server"]])
+
+    ledger = load_state(path, {}, build)
+    assert ledger is not None
+    report = ledger.revoke_all()
+    assert report.ok, report.summary()
+    for store in stores.values():
+        assert not store.leases and not store.tokens, "a lease or token outlived revoke"
