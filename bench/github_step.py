@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from _common import machine_line, replace_section  # noqa: E402
 from latency_proxy import LatencyProxy  # noqa: E402
 
+from support.act import act_command  # noqa: E402
 from support.cli import clean_env  # noqa: E402
 from support.moto_server import (  # noqa: E402
     MotoServer,
@@ -51,7 +52,6 @@ from support.oidc import GithubTokenServer, generate_key, public_pem  # noqa: E4
 from support.openbao import OpenBaoServer  # noqa: E402
 
 HEADING = "## GitHub Action step"
-ACT = ROOT / ".venv" / "bin" / "act"
 N_VAULT = 50
 N_AWS = 50
 
@@ -147,19 +147,7 @@ def _seconds(number: str, unit: str) -> float:
 
 def run_once(workspace: Path, repo: Path, env: Mapping[str, str]) -> tuple[float, float]:
     """One workflow run; returns (main step seconds, post step seconds) as act measured them."""
-    args = [
-        str(ACT),
-        "push",
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--local-repository",
-        f"acme/jobsecrets@v1={repo}",
-        "--action-offline-mode",
-        "-W",
-        str(workspace / ".github" / "workflows" / "bench.yml"),
-    ]
-    for key, value in env.items():
-        args += ["--env", f"{key}={value}"]
+    args = act_command(workspace, "bench.yml", "acme/jobsecrets@v1", repo, env)
     result = subprocess.run(
         args,
         cwd=workspace,

@@ -27,6 +27,7 @@ import hvac
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from support.act import act_command as support_act_command
 from support.cli import clean_env
 from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
 from support.oidc import GithubTokenServer, public_pem
@@ -36,7 +37,6 @@ from support.postgres import PostgresServer
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ACT = REPO_ROOT / ".venv" / "bin" / "act"
 ACTION_REF = "acme/jobsecrets@v1"
 JWT_MOUNT = "jwt-gha"
 
@@ -53,35 +53,8 @@ def action_checkout(dest: Path) -> Path:
 
 
 def act_command(workspace: Path, repo: Path, env: Mapping[str, str]) -> list[str]:
-    """``act push`` for ``workspace/.github/workflows/ci.yml``.
-
-    ``env`` becomes the job's environment (``--env``); act runs every step on this host
-    (``-self-hosted``) and takes the action from ``repo`` (``--local-repository``).
-    """
-    if not (workspace / ".git").exists():
-        # act reads the event's sha and ref from git.
-        subprocess.run(["git", "init", "-q", str(workspace)], check=True)
-        subprocess.run(
-            [
-                *("git", "-C", str(workspace), "-c", "user.email=t@example.com"),
-                *("-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"),
-            ],
-            check=True,
-        )
-    args = [
-        str(ACT),
-        "push",
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        "--local-repository",
-        f"{ACTION_REF}={repo}",
-        "--action-offline-mode",
-        "-W",
-        str(workspace / ".github" / "workflows" / "ci.yml"),
-    ]
-    for key, value in env.items():
-        args += ["--env", f"{key}={value}"]
-    return args
+    """``act push`` for ``workspace/.github/workflows/ci.yml`` (see :func:`support.act.act_command`)."""
+    return support_act_command(workspace, "ci.yml", ACTION_REF, repo, env)
 
 
 def run_act(
