@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["DENIED_NAMES", "DENIED_PREFIXES", "check_name", "is_denied", "to_env_name"]
+__all__ = [
+    "CONTROL_CHARS",
+    "DENIED_NAMES",
+    "DENIED_PREFIXES",
+    "check_name",
+    "is_denied",
+    "to_env_name",
+]
 
 import fnmatch
 import re
 from collections.abc import Iterable
 
 _VALID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: C0, DEL and C1 controls: what a name or message from a store must not carry to a terminal or a
+#: CI runner (some terminals start an escape sequence at \x9b, CSI, too).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Names that change how the job's programs load code, find binaries or talk to the CI runner.
 # A store (or whoever can write to it) must not be able to set them by naming a secret so.

@@ -14,7 +14,6 @@ __all__ = ["PlanEntry", "Resolution", "ResolvedVar", "plan", "resolve"]
 import functools
 import logging
 import os
-import re
 import stat
 import tempfile
 import threading
@@ -28,7 +27,7 @@ from .backends.registry import get_backend_class
 from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
 from .fields import FieldMissing, extract, to_text
 from .leases import Ledger
-from .names import check_name, to_env_name
+from .names import CONTROL_CHARS, check_name, to_env_name
 from .spec import BackendSpec, SecretSpec, Spec
 
 log = logging.getLogger("jobsecrets")
@@ -405,9 +404,6 @@ def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
     return combined
 
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[SecretSpec]:
     """One SecretSpec per secret found under a prefix selection; names checked against the denylist."""
     prefix = secret.ref.path[:-1]
@@ -417,7 +413,7 @@ def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[Sec
         problems.append(f"{secret.name} ({secret.ref.raw}): no secret under the prefix")
     members = []
     for path in sorted(found):
-        if _UNPRINTABLE.search(path) or not path.startswith(prefix):
+        if CONTROL_CHARS.search(path) or not path.startswith(prefix):
             # Store names are hostile: a newline plus `::workflow-command` in a name would reach
             # the runner through any message that names the secret.
             problems.append(f"{secret.name} ({secret.ref.raw}): refused a secret name {path!r}")

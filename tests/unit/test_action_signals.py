@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -39,7 +38,6 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_node_step_reaches_the_cli_and_node_waits_for_it(
     tmp_path: Path, sig: signal.Signals

@@ -202,7 +202,6 @@ def test_denied_lease_of_a_user_token_is_a_failure() -> None:
 
 
 def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
-    pytest.importorskip("cryptography")
     store = Store()
     path = str(tmp_path / "state.json")
     key = secrets.token_hex(32)

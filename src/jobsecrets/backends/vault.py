@@ -30,6 +30,7 @@ from ..errors import (
     IdentityError,
     SecretNotFound,
 )
+from ..names import CONTROL_CHARS
 from .base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
 
 if TYPE_CHECKING:
@@ -43,13 +44,11 @@ AUTH_KEYS = {
     "kubernetes": {"method", "mount", "role", "token_file"},
 }
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-# C0, DEL and C1 controls: some terminals start an escape sequence at \x9b (CSI) too.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _clean(text: object, limit: int = 200) -> str:
     """Server text is hostile: strip control characters (terminal escapes) and bound its length."""
-    cleaned = _CONTROL.sub(" ", str(text)).strip()
+    cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 

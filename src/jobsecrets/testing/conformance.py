@@ -145,13 +145,14 @@ class BackendConformance:
         assert check.allowed
 
     def test_prefix_listing(self, backend: Backend, seed: Seed) -> None:
-        """With prefix support, every seeded path under a prefix is listed, nothing else."""
+        """With prefix support, every seeded path under a prefix is listed, nothing else;
+        without it, asking is a clear error (not an empty list that hides the missing support)."""
         if not self.SUPPORTS_PREFIX:
             try:
                 backend.list_prefix(self.path(""))
             except JobSecretsError:
                 return
-            return
+            raise AssertionError("list_prefix neither listed (SUPPORTS_PREFIX) nor refused")
         group = _unique("prefix")
         paths = {self.path(f"{group}/item-{i}") for i in range(3)}
         for path in paths:
