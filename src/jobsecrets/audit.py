@@ -28,58 +28,29 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError, JobSecretsError
+from .platforms import detect
+from .timeutil import iso_utc, now_iso_ms
 
 if TYPE_CHECKING:
+    from .backends.base import TokenRecord
     from .policy import PolicyResult
-    from .resolver import Resolution, ResolvedVar
-    from .session import Session
+    from .resolved import Resolution, ResolvedVar
+    from .spec.model import Spec
 
 SCHEMA_ID = "jobsecrets.audit/v1"
 
-# platform -> record key -> environment variables, first set one wins. Only non-secret CI metadata.
-_CI_VARIABLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "github": {
-        "server": ("GITHUB_SERVER_URL",),
-        "project": ("GITHUB_REPOSITORY",),
-        "pipeline": ("GITHUB_RUN_ID",),
-        "attempt": ("GITHUB_RUN_ATTEMPT",),
-        "workflow": ("GITHUB_WORKFLOW_REF", "GITHUB_WORKFLOW"),
-        "job": ("GITHUB_JOB",),
-        "ref": ("GITHUB_REF",),
-        "sha": ("GITHUB_SHA",),
-        "actor": ("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
-        "event": ("GITHUB_EVENT_NAME",),
-    },
-    "gitlab": {
-        "server": ("CI_SERVER_URL",),
-        "project": ("CI_PROJECT_PATH",),
-        "pipeline": ("CI_PIPELINE_ID",),
-        "job_id": ("CI_JOB_ID",),
-        "job": ("CI_JOB_NAME",),
-        "ref": ("CI_COMMIT_REF_NAME",),
-        "sha": ("CI_COMMIT_SHA",),
-        "actor": ("GITLAB_USER_LOGIN",),
-        "event": ("CI_PIPELINE_SOURCE",),
-        "environment": ("CI_ENVIRONMENT_NAME",),
-    },
-    "local": {
-        "actor": ("USER", "LOGNAME"),
-    },
-}
 _MAX_FIELD = 256
 
 
 def ci_context(env: Mapping[str, str]) -> dict[str, Any]:
     """The CI context of this job: platform and the run's public identifiers (never a token)."""
-    from .identity import detect_platform
-
-    platform = detect_platform(env)
-    context: dict[str, Any] = {"platform": platform}
-    for key, names in _CI_VARIABLES[platform].items():
+    platform = detect(env)
+    context: dict[str, Any] = {"platform": platform.name}
+    for key, names in platform.audit_variables.items():
         value = next((env[name] for name in names if env.get(name)), None)
         # Bounded and control-free: the environment is the job's, and the log is read by tools.
         context[key] = None if value is None else _clean(value)
@@ -96,16 +67,8 @@ def lease_hash(lease_id: str) -> str:
     return "sha256:" + hashlib.sha256(lease_id.encode("utf-8")).hexdigest()
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if moment is None else iso_utc(moment)
 
 
 class AuditLog:
@@ -143,28 +106,32 @@ class AuditLog:
     # ---- records -----------------------------------------------------------------------------
 
     @staticmethod
-    def _base(session: Session, command: str, ci: Mapping[str, Any]) -> dict[str, Any]:
+    def _base(spec: Spec, command: str, ci: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "schema": SCHEMA_ID,
-            "time": _now(),
+            "time": now_iso_ms(),
             "command": command,
-            "spec": os.path.abspath(session.spec.path),
+            "spec": os.path.abspath(spec.path),
             "ci": dict(ci),
         }
 
     def resolved(
         self,
-        session: Session,
+        spec: Spec,
+        env: Mapping[str, str],
         command: str,
         resolution: Resolution,
         results: Mapping[str, PolicyResult],
         *,
+        tokens: Mapping[str, TokenRecord | None],
         failed: bool,
         revoked: set[str],
     ) -> None:
-        """One record per variable of a resolution (and per skipped optional variable)."""
-        ci = ci_context(session.env)
-        tokens = {name: b.token_record() for name, b in session.ledger.backends.items()}
+        """One record per variable of a resolution (and per skipped optional variable).
+
+        ``tokens``: backend name -> the login token jobsecrets obtained there (named by accessor).
+        """
+        ci = ci_context(env)
         for var in resolution.variables:
             result = results.get(var.name)
             if result is not None and result.result == "fail":
@@ -174,8 +141,8 @@ class AuditLog:
                 outcome = "withheld"
             else:
                 outcome = "ok"
-            record = self._base(session, command, ci)
-            record.update(self._variable(session, var, tokens))
+            record = self._base(spec, command, ci)
+            record.update(self._variable(spec, var, tokens))
             record["outcome"] = outcome
             record["error"] = None
             record["policy"] = (
@@ -183,20 +150,22 @@ class AuditLog:
             )
             self.write(record)
         for name in resolution.skipped:
-            record = self._base(session, command, ci)
-            record.update(self._from_spec(session, name))
+            record = self._base(spec, command, ci)
+            record.update(self._from_spec(spec, name))
             record.update(outcome="skipped", error=None, policy={"result": "none", "findings": []})
             self.write(record)
 
-    def resolution_failed(self, session: Session, command: str, error: JobSecretsError) -> None:
+    def resolution_failed(
+        self, spec: Spec, env: Mapping[str, str], command: str, error: JobSecretsError
+    ) -> None:
         """Resolution failed as a whole: one record per requested variable, outcome ``error``.
 
         The error is named by kind and exit code only; its message is on stderr.
         """
-        ci = ci_context(session.env)
-        for secret in session.spec.secrets:
-            record = self._base(session, command, ci)
-            record.update(self._from_spec(session, secret.name))
+        ci = ci_context(env)
+        for secret in spec.secrets:
+            record = self._base(spec, command, ci)
+            record.update(self._from_spec(spec, secret.name))
             record.update(
                 outcome="error",
                 error={"kind": type(error).__name__, "exit_code": error.exit_code},
@@ -205,9 +174,9 @@ class AuditLog:
             self.write(record)
 
     @staticmethod
-    def _from_spec(session: Session, name: str) -> dict[str, Any]:
-        secret = session.spec.secret(name)
-        backend = session.spec.backends[secret.backend]
+    def _from_spec(spec: Spec, name: str) -> dict[str, Any]:
+        secret = spec.secret(name)
+        backend = spec.backends[secret.backend]
         return {
             "variable": name,
             "backend": backend.name,
@@ -222,15 +191,14 @@ class AuditLog:
         }
 
     @staticmethod
-    def _variable(session: Session, var: ResolvedVar, tokens: Mapping[str, Any]) -> dict[str, Any]:
-        backend = session.spec.backends.get(var.backend)
+    def _variable(
+        spec: Spec, var: ResolvedVar, tokens: Mapping[str, TokenRecord | None]
+    ) -> dict[str, Any]:
+        backend = spec.backends.get(var.backend)
         document = var.document
         lease = document.lease if document is not None else None
         token = tokens.get(var.backend)
-        from .policy import spec_secret_of
-
-        secret = spec_secret_of(session.spec, var)
-        field_name = secret.ref.field if secret is not None else None
+        field_name = var.secret.ref.field if var.secret is not None else None
         return {
             "variable": var.name,
             "backend": var.backend,

@@ -145,7 +145,7 @@ def _configure_logging(verbose: int) -> None:
 )
 def plan(config: str, only: tuple[str, ...], check: bool, fmt: str) -> None:
     """Show what a job will get, from where, and how: reads no secret value."""
-    from .plan import run_plan
+    from .commands.plan import run_plan
 
     run_plan(config, _split_only(only), check=check, fmt=fmt)
 
@@ -174,7 +174,7 @@ def run(
     Exits with COMMAND's exit code. Write `--` before the command:
     `jobsecrets run -- ./deploy.sh --prod`.
     """
-    from .commands import run_command
+    from .commands.run import run_command
 
     sys.exit(run_command(config, _split_only(only), list(command), tty=tty, audit_log=audit_log))
 
@@ -216,7 +216,7 @@ def export(
     files_dir: str | None,
 ) -> None:
     """Resolve and write the values for a later step; leases go to the state file for `revoke`."""
-    from .commands import export_command
+    from .commands.export import export_command
 
     if audit_log == "-" and output is None and fmt in ("shell", "dotenv", "json", "gitlab"):
         raise ConfigError(
@@ -246,7 +246,7 @@ def export(
 )
 def revoke(state: str | None) -> None:
     """Revoke every lease and token recorded by `export`. Safe to run twice."""
-    from .commands import revoke_command
+    from .commands.revoke import revoke_command
 
     revoke_command(state)
 
@@ -266,7 +266,7 @@ def redact(done_file: str | None) -> None:
     The values come from this process's environment: the variables named in $JOBSECRETS_MASK_VARS
     (and the files named by $JOBSECRETS_MASK_FILE_VARS), as `export --format gitlab` sets them.
     """
-    from .filter import run_filter_from_env
+    from .commands.redact import run_filter_from_env
 
     sys.exit(run_filter_from_env(dict(os.environ), done_file=done_file))
 

@@ -6,6 +6,7 @@
     ├── ConfigError (exit 2)          the spec file or the command line is wrong; nothing was fetched
     ├── IdentityError (exit 3)        no CI identity token could be found or obtained
     ├── AuthError (exit 3)            a secret store refused to sign us in
+    │   └── ClaimsRefused              ... because the CI identity's claims do not match the role
     ├── SecretNotFound (exit 4)       a path, secret or field does not exist
     ├── AccessDenied (exit 5)         signed in, but not allowed to read this path
     ├── BackendError (exit 6)         a store failed or could not be reached
@@ -23,6 +24,7 @@ __all__ = [
     "AuthError",
     "BackendError",
     "ChildError",
+    "ClaimsRefused",
     "ConfigError",
     "IdentityError",
     "JobSecretsError",
@@ -95,6 +97,13 @@ class AuthError(JobSecretsError):
     """A secret store refused the login."""
 
     exit_code = 3
+
+
+class ClaimsRefused(AuthError):
+    """A store refused to sign the CI job's identity in: its claims do not match the role.
+
+    ``plan --check`` shows the token's public claims next to this, which is what to compare.
+    """
 
 
 class SecretNotFound(JobSecretsError):

@@ -8,6 +8,7 @@ __all__ = [
     "DENIED_PREFIXES",
     "check_name",
     "is_denied",
+    "is_identifier",
     "to_env_name",
 ]
 
@@ -16,6 +17,12 @@ import re
 from collections.abc import Iterable
 
 _VALID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_identifier(name: str) -> bool:
+    """True for a valid environment variable name (letters, digits, ``_``; no leading digit)."""
+    return _VALID.match(name) is not None
+
 
 #: C0, DEL and C1 controls: what a name or message from a store must not carry to a terminal or a
 #: CI runner (some terminals start an escape sequence at \x9b, CSI, too).

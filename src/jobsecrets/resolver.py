@@ -1,17 +1,19 @@
-"""Plan, then resolve: which variables come from where, and fetching them in about one round trip.
+"""Resolution: from a spec to the job's variables, in about one round trip per store.
 
-Resolution signs in to every backend at once, expands prefix selections, groups variables by
-backend+path so each path is read once (one lease, whatever the number of fields), reads every backend
-concurrently, records each lease in the ledger the moment it exists, and only then turns documents into
-values. Any failure of a required variable fails the whole resolution: nothing partial is returned, and
-the caller revokes what the ledger holds.
+Each backend runs its own pipeline (sign in, expand prefix selections, read), all at once: a fast store
+never waits for a slow one to finish signing in. Variables naming the same backend+path+params share
+one read (one lease, whatever the number of fields). Each lease is recorded in the ledger the moment it
+exists, and only then are documents turned into values. Any failure of a required variable fails the
+whole resolution: nothing partial is returned, and the caller revokes what the ledger holds.
+
+Threads never share mutable state here: each :class:`_BackendRun` keeps its own, the main thread reads
+it only after the run finished (or was abandoned at the deadline, see :class:`_LateResults`).
 """
 
 from __future__ import annotations
 
-__all__ = ["PlanEntry", "Resolution", "ResolvedVar", "plan", "resolve"]
+__all__ = ["BackendFactory", "default_backend_factory", "resolve", "wanted_backends"]
 
-import functools
 import logging
 import os
 import stat
@@ -20,106 +22,116 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
 from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
 from .fields import FieldMissing, extract, to_text
-from .leases import Ledger
+from .lifecycle.ledger import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
-from .spec import BackendSpec, SecretSpec, Spec
+from .resolved import Resolution, ResolvedVar
+from .spec.model import BackendSpec, SecretSpec, Spec
 
 log = logging.getLogger("jobsecrets")
 
-
-@dataclass(frozen=True)
-class PlanEntry:
-    """One variable of the plan, as ``plan`` shows it: no value, no network."""
-
-    name: str
-    ref: str
-    backend: str
-    backend_type: str
-    path: str
-    field: str | None
-    auth: str
-    file: bool
-    optional: bool
-    prefix: bool
+#: Builds the live backend for one ``backends:`` entry (tests pass their own).
+BackendFactory = Callable[[BackendSpec, BackendContext], Backend]
 
 
-def plan(spec: Spec) -> list[PlanEntry]:
-    """The plan of a spec: one entry per variable (a prefix selection is one entry)."""
-    entries = []
-    for secret in spec.secrets:
-        backend = spec.backends[secret.backend]
-        cls = get_backend_class(backend.type)
-        entries.append(
-            PlanEntry(
-                name=secret.name,
-                ref=secret.ref.raw,
-                backend=backend.name,
-                backend_type=backend.type,
-                path=secret.ref.path,
-                field=secret.ref.field,
-                auth=cls.describe_auth(backend.options),
-                file=secret.file,
-                optional=secret.optional,
-                prefix=secret.is_prefix,
-            )
-        )
-    return entries
+def default_backend_factory(spec: BackendSpec, context: BackendContext) -> Backend:
+    """The registered class for ``spec.type``, built with the spec's options."""
+    return get_backend_class(spec.type)(spec.name, spec.options, context)
+
+
+def wanted_backends(spec: Spec) -> list[str]:
+    """The backends a resolution signs in to: those the secrets name, and those that export
+    credentials of their own (AWS ``credentials: true``) even when no secret names them."""
+    wanted = {s.backend for s in spec.secrets}
+    for name, backend in spec.backends.items():
+        if get_backend_class(backend.type).exports_credentials(backend.options):
+            wanted.add(name)
+    return sorted(wanted)
 
 
 @dataclass(frozen=True)
-class ResolvedVar:
-    """A resolved variable: its value and where it came from (for summaries and audit; never shown)."""
+class _Member:
+    """One variable to read: a spec entry, or one secret found under a prefix selection."""
 
     name: str
-    value: str | bytes = field(repr=False)
-    backend: str
+    secret: SecretSpec
     path: str
-    ref: str
-    file: str | None = None
-    version: str | None = None
-    lease_id: str | None = None
-    lease_ttl: int | None = None
-    document: Document | None = field(default=None, repr=False)
+
+    @property
+    def ref(self) -> str:
+        """The reference as shown to people (a prefix member names the secret it found)."""
+        raw = self.secret.ref.raw
+        return f"{raw} -> {self.path}" if self.secret.is_prefix else raw
+
+    def request(self) -> ReadRequest:
+        """The read this variable needs."""
+        return replace(self.secret.read_request(self.path), variables=(self.name,), ref=self.ref)
 
 
-@dataclass
-class Resolution:
-    """Everything a job gets: the variables (values or file paths) and the extra credentials."""
+class _BackendRun:
+    """One backend's pipeline: sign in, expand prefixes, read every path once.
 
-    variables: list[ResolvedVar] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    Runs in a pool thread; its attributes are read by the main thread only after :meth:`__call__`
+    returned (or, for :meth:`pending`, as a best-effort description at the deadline).
+    """
 
-    def env(self) -> dict[str, str]:
-        """Name -> what the environment variable holds (the file path for ``file: true``)."""
-        result = {}
-        for var in self.variables:
-            if var.file is not None:
-                result[var.name] = var.file
-            else:
-                value = var.value
-                result[var.name] = (
-                    value if isinstance(value, str) else value.decode("utf-8", "replace")
+    def __init__(self, spec: Spec, backend: Backend, late: _LateResults, ledger: Ledger) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.late = late
+        self.ledger = ledger
+        self.stage = "signing in to"
+        self.members: list[_Member] = []
+        self.requests: dict[tuple[str, str, str], ReadRequest] = {}
+        self.documents: dict[tuple[str, str, str], Document | JobSecretsError] = {}
+
+    def __call__(self) -> None:
+        backend = self.backend
+        backend.login()
+        if self.late.abandoned():
+            # Signed in after the deadline, maybe after the caller revoked the ledger: end it here.
+            self.late.revoke_token(backend)
+            return
+        self.stage = "listing prefixes of"
+        for secret in self.spec.secrets:
+            if secret.backend == backend.name:
+                self.members.extend(
+                    _expand_prefix(self.spec, secret, backend)
+                    if secret.is_prefix
+                    else [_Member(secret.name, secret, secret.ref.path)]
                 )
-        return result
+        # One ReadRequest per path + params + options, naming every variable that wants it.
+        for member in self.members:
+            request = member.request()
+            existing = self.requests.get(request.key)
+            if existing is not None:
+                request = replace(existing, variables=(*existing.variables, member.name))
+            self.requests[request.key] = request
+        if not self.requests:
+            return
+        self.stage = "reading"
+        requests = list(self.requests.values())
+        results = self.backend.read_many(requests, max_workers=self.spec.settings.concurrency)
+        leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
+        if not self.late.record(backend, leases, self.ledger):
+            return
+        self.documents = {r.key: result for r, result in zip(requests, results, strict=True)}
 
-    def secret_values(self) -> list[bytes]:
-        """Every value to mask, as bytes (file contents too: a job may cat the file)."""
-        values = []
-        for var in self.variables:
-            value = var.value
-            values.append(value if isinstance(value, bytes) else value.encode("utf-8"))
-        return values
-
-
-def _new_backend(spec: BackendSpec, context: BackendContext) -> Backend:
-    cls = get_backend_class(spec.type)
-    return cls(spec.name, spec.options, context)
+    def pending(self) -> str:
+        """What this run was still doing, for the deadline's message."""
+        name = self.backend.name
+        if self.stage != "reading":
+            return f"{self.stage} {name!r}"
+        variables = [v for r in self.requests.values() for v in r.variables]
+        shown = ", ".join(variables[:5])
+        if len(variables) > 5:
+            shown += f" and {len(variables) - 5} more"
+        return f"reading {len(self.requests)} path(s) of {name!r} ({shown})"
 
 
 def resolve(
@@ -128,145 +140,112 @@ def resolve(
     ledger: Ledger,
     *,
     files_dir: str | None = None,
-    backend_factory: Callable[[BackendSpec, BackendContext], Backend] = _new_backend,
+    backend_factory: BackendFactory = default_backend_factory,
 ) -> Resolution:
     """Fetch every variable of ``spec``. Leases are recorded in ``ledger`` as they are obtained.
 
     Raises the first error (in spec order) of a required variable, with every failed variable named;
     the caller must then revoke ``ledger``.
     """
-    wanted = {s.backend for s in spec.secrets}
-    # A backend that only hands out credentials (AWS `credentials: true`) is wanted with no secret.
-    wanted |= {name for name, b in spec.backends.items() if b.options.get("credentials") is True}
-    backends: dict[str, Backend] = {}
-    for name in sorted(wanted):
-        backend = backend_factory(spec.backends[name], context)
-        backends[name] = backend
-        ledger.add_backend(backend)
-
+    runs: dict[str, _BackendRun] = {}
     # The overall deadline bounds sign-in and reads together. Backends see it in the context too:
-    # AWS retries never sleep past it, and ``context.remaining()`` bounds a request by it.
+    # retries never sleep past it, and ``context.remaining()`` bounds a request by it.
     if context.deadline is None:
         context.deadline = time.monotonic() + spec.settings.deadline
     late = _LateResults(spec.settings.deadline)
-
-    # One pipeline per backend (sign in, expand prefixes, read), all running at once: a fast store
-    # never waits for a slow one to finish signing in (boto3's client alone costs ~0.1 s of CPU).
-    expanded: dict[str, list[SecretSpec]] = {}
-    groups: dict[str, dict[tuple[str, str, str], ReadRequest]] = {}
-    documents: dict[tuple[str, tuple[str, str, str]], Document | JobSecretsError] = {}
-    stage: dict[str, str] = {}
-
-    def pipeline(name: str) -> None:
-        backend = backends[name]
-        stage[name] = "signing in to"
-        backend.login()
-        if late.abandoned():
-            # Signed in after the deadline, maybe after the caller revoked the ledger: end it here.
-            late.revoke_token(backend)
-            return
-        stage[name] = "listing prefixes of"
-        mine = [s for s in spec.secrets if s.backend == name]
-        for secret in mine:
-            expanded[secret.name] = (
-                _expand_prefix(spec, secret, backend) if secret.is_prefix else [secret]
-            )
-        # Group: one ReadRequest per path + params + options, shared by every variable naming it.
-        per_backend: dict[tuple[str, str, str], ReadRequest] = {}
-        for secret in (member for s in mine for member in expanded[s.name]):
-            request = secret.read_request()
-            existing = per_backend.get(request.key)
-            if existing is not None:
-                request = ReadRequest(
-                    existing.path,
-                    existing.params,
-                    existing.options,
-                    (*existing.variables, secret.name),
-                    existing.ref,
-                )
-            per_backend[request.key] = request
-        groups[name] = per_backend
-        if not per_backend:
-            return
-        stage[name] = "reading"
-        requests = list(per_backend.values())
-        results = backend.read_many(requests, max_workers=spec.settings.concurrency)
-        leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
-        if not late.record(backend, leases, ledger):
-            return
-        for request, result in zip(requests, results, strict=True):
-            documents[(name, request.key)] = result
-
-    def pending(names: list[str]) -> str:
-        parts = []
-        for name in names:
-            what = stage.get(name, "signing in to")
-            if what == "reading":
-                variables = [v for r in groups[name].values() for v in r.variables]
-                shown = ", ".join(variables[:5])
-                if len(variables) > 5:
-                    shown += f" and {len(variables) - 5} more"
-                parts.append(f"reading {len(groups[name])} path(s) of {name!r} ({shown})")
-            else:
-                parts.append(f"{what} {name!r}")
-        return "; ".join(parts)
+    for name in wanted_backends(spec):
+        backend = backend_factory(spec.backends[name], context)
+        ledger.add_backend(backend)
+        runs[name] = _BackendRun(spec, backend, late, ledger)
 
     _gather(
-        {name: functools.partial(pipeline, name) for name in backends},
+        runs,
         context.deadline,
         late,
-        pending,
-        max_workers=max(1, min(spec.settings.concurrency, len(backends))),
+        max_workers=max(1, min(spec.settings.concurrency, len(runs))),
     )
-    secrets = [member for s in spec.secrets for member in expanded[s.name]]
-    _check_expanded_names(spec, secrets)
+    members = _in_spec_order(spec, runs)
+    _check_expanded_names(spec, members)
 
     resolution = Resolution()
     errors: list[JobSecretsError] = []
-    for secret in secrets:
-        request_key = secret.read_request().key
-        result = documents[(secret.backend, request_key)]
-        if isinstance(result, JobSecretsError):
-            if secret.optional and isinstance(result, SecretNotFound):
-                resolution.skipped.append(secret.name)
-                continue
+    for member in members:
+        result = runs[member.secret.backend].documents[member.request().key]
+        var = _variable(member, result, resolution, errors)
+        if var is not None:
+            resolution.variables.append(var)
+    _add_exported(runs, resolution, errors)
+    if errors:
+        raise _combine(errors)
+    file_names = {m.name for m in members if m.secret.file}
+    if file_names:
+        _write_files(resolution, file_names, ledger, files_dir)
+    return resolution
+
+
+def _in_spec_order(spec: Spec, runs: Mapping[str, _BackendRun]) -> list[_Member]:
+    """Every member, ordered as the spec lists its entries (prefix members sorted by path)."""
+    by_entry: dict[int, list[_Member]] = {}
+    for run in runs.values():
+        for member in run.members:
+            by_entry.setdefault(id(member.secret), []).append(member)
+    return [m for secret in spec.secrets for m in by_entry.get(id(secret), [])]
+
+
+def _variable(
+    member: _Member,
+    result: Document | JobSecretsError,
+    resolution: Resolution,
+    errors: list[JobSecretsError],
+) -> ResolvedVar | None:
+    """The variable a read gives, or ``None`` (skipped optional, or an error appended)."""
+    secret = member.secret
+    if isinstance(result, JobSecretsError):
+        if secret.optional and isinstance(result, SecretNotFound):
+            resolution.skipped.append(member.name)
+        else:
             errors.append(result)
-            continue
-        try:
-            raw = extract(result.data, secret.ref.field)
-        except FieldMissing as error:
-            if secret.optional:
-                resolution.skipped.append(secret.name)
-                continue
-            errors.append(SecretNotFound(f"{secret.name} ({secret.ref.raw}): {error}"))
-            continue
-        value = to_text(raw, secret.encoding)
-        if isinstance(value, bytes) and not secret.file:
-            errors.append(
-                ConfigError(
-                    f"{secret.name} ({secret.ref.raw}): the value is binary",
-                    hint="use 'file: true' or 'encoding: base64' for this variable",
-                )
-            )
-            continue
-        resolution.variables.append(
-            ResolvedVar(
-                name=secret.name,
-                value=value,
-                backend=secret.backend,
-                path=secret.ref.path,
-                ref=secret.ref.raw,
-                version=result.version,
-                lease_id=result.lease.lease_id if result.lease else None,
-                lease_ttl=result.lease.ttl if result.lease else None,
-                document=result,
+        return None
+    try:
+        raw = extract(result.data, secret.ref.field)
+    except FieldMissing as error:
+        if secret.optional:
+            resolution.skipped.append(member.name)
+        else:
+            errors.append(SecretNotFound(f"{member.name} ({member.ref}): {error}"))
+        return None
+    value = to_text(raw, secret.encoding)
+    if isinstance(value, bytes) and not secret.file:
+        errors.append(
+            ConfigError(
+                f"{member.name} ({member.ref}): the value is binary",
+                hint="use 'file: true' or 'encoding: base64' for this variable",
             )
         )
+        return None
+    return ResolvedVar(
+        name=member.name,
+        value=value,
+        backend=secret.backend,
+        path=member.path,
+        ref=member.ref,
+        version=result.version,
+        lease_id=result.lease.lease_id if result.lease else None,
+        lease_ttl=result.lease.ttl if result.lease else None,
+        document=result,
+        secret=secret,
+    )
 
+
+def _add_exported(
+    runs: Mapping[str, _BackendRun], resolution: Resolution, errors: list[JobSecretsError]
+) -> None:
+    """The variables backends hand out on their own (short-lived credentials), checked like any."""
     seen = {v.name for v in resolution.variables}
-    for name, backend in backends.items():
+    for name, run in runs.items():
+        backend = run.backend
         for var_name, value in backend.exported_variables().items():
-            problem = check_name(var_name, ("AWS_*",))
+            problem = check_name(var_name, backend.EXPORTED_NAMES)
             if problem or var_name in seen:
                 errors.append(
                     ConfigError(
@@ -278,12 +257,6 @@ def resolve(
             resolution.variables.append(
                 ResolvedVar(var_name, value, name, "(credentials)", f"{name}:credentials")
             )
-
-    if errors:
-        raise _combine(errors)
-    if any(s.file for s in secrets):
-        _write_files(resolution, {s.name for s in secrets if s.file}, ledger, files_dir)
-    return resolution
 
 
 class _LateResults:
@@ -345,14 +318,13 @@ class _LateResults:
 
 
 def _gather(
-    jobs: Mapping[str, Callable[[], None]],
+    runs: Mapping[str, _BackendRun],
     deadline: float,
     late: _LateResults,
-    describe_pending: Callable[[list[str]], str],
     *,
     max_workers: int,
 ) -> None:
-    """Run jobs concurrently and raise the first failure (in name order) once all are done.
+    """Run every backend's pipeline concurrently and raise the first failure (in name order).
 
     When ``deadline`` (``time.monotonic()``) passes first, raise a :class:`BackendError` that says
     what was still pending, without waiting for it: the threads finish on their own (each request
@@ -360,7 +332,7 @@ def _gather(
     """
     # Not a ``with`` block: leaving one waits for every thread, which is what the deadline forbids.
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="jobsecrets")
-    futures: dict[str, Future[None]] = {name: pool.submit(job) for name, job in jobs.items()}
+    futures: dict[str, Future[None]] = {name: pool.submit(run) for name, run in runs.items()}
     try:
         _done, not_done = wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
     except BaseException:
@@ -376,16 +348,12 @@ def _gather(
         pending = sorted(name for name, future in futures.items() if future in not_done)
         raise BackendError(
             f"the overall deadline ({late.deadline_seconds}s) passed while still "
-            f"{describe_pending(pending)}",
+            + "; ".join(runs[name].pending() for name in pending),
             hint="a store is slow or unreachable; raise 'settings: {deadline: ...}' if it is "
             "only slow",
         )
     pool.shutdown(wait=True)
-    failures = []
-    for name in sorted(futures):
-        error = futures[name].exception()
-        if error is not None:
-            failures.append(error)
+    failures = [e for name in sorted(futures) if (e := futures[name].exception()) is not None]
     if failures:
         first = failures[0]
         if isinstance(first, JobSecretsError) and len(failures) > 1:
@@ -404,8 +372,8 @@ def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
     return combined
 
 
-def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[SecretSpec]:
-    """One SecretSpec per secret found under a prefix selection; names checked against the denylist."""
+def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[_Member]:
+    """One member per secret found under a prefix selection; names checked against the denylist."""
     prefix = secret.ref.path[:-1]
     found = backend.list_prefix(prefix)
     problems: list[str] = []
@@ -423,43 +391,21 @@ def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[Sec
         if problem:
             problems.append(f"{secret.name} ({secret.ref.raw}): secret {path!r}: {problem}")
             continue
-        ref = type(secret.ref)(
-            secret.ref.backend,
-            path,
-            secret.ref.field,
-            f"{secret.ref.raw} -> {path}",
-            secret.ref.backend_type,
-        )
-        members.append(
-            SecretSpec(
-                name=name,
-                ref=ref,
-                backend=secret.backend,
-                file=secret.file,
-                optional=secret.optional,
-                params=secret.params,
-                options=secret.options,
-                encoding=secret.encoding,
-                policy=secret.policy,
-                line=secret.line,
-            )
-        )
+        members.append(_Member(name, secret, path))
     if problems:
         raise ConfigError("prefix selection failed:\n" + "\n".join(f"  - {p}" for p in problems))
     return members
 
 
-def _check_expanded_names(spec: Spec, secrets: list[SecretSpec]) -> None:
+def _check_expanded_names(spec: Spec, members: list[_Member]) -> None:
     """Prefix members must not take a name another variable (or another prefix member) has."""
     declared = {s.name for s in spec.secrets if not s.is_prefix}
-    originals = {id(s) for s in spec.secrets}
     seen: set[str] = set()
     problems = []
-    for secret in secrets:
-        member = id(secret) not in originals
-        if secret.name in seen or (member and secret.name in declared):
-            problems.append(f"{secret.ref.raw}: maps to {secret.name}, which is taken")
-        seen.add(secret.name)
+    for member in members:
+        if member.name in seen or (member.secret.is_prefix and member.name in declared):
+            problems.append(f"{member.ref}: maps to {member.name}, which is taken")
+        seen.add(member.name)
     if problems:
         raise ConfigError("prefix selection failed:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -469,6 +415,7 @@ def _write_files(
 ) -> None:
     """Write ``file: true`` values to 0600 files in a private 0700 directory; the variable holds the path."""
     directory = tempfile.mkdtemp(prefix="jobsecrets-files-", dir=files_dir)
+    # mkdtemp creates it 0700 already; said again in case of an odd umask-ignoring filesystem.
     os.chmod(directory, 0o700)
     updated = []
     for var in resolution.variables:
@@ -481,20 +428,6 @@ def _write_files(
         )
         ledger.add_file(path)
         with os.fdopen(fd, "wb") as handle:
-            value = var.value
-            handle.write(value if isinstance(value, bytes) else value.encode("utf-8"))
-        updated.append(
-            ResolvedVar(
-                var.name,
-                var.value,
-                var.backend,
-                var.path,
-                var.ref,
-                path,
-                var.version,
-                var.lease_id,
-                var.lease_ttl,
-                var.document,
-            )
-        )
+            handle.write(var.value_bytes)
+        updated.append(replace(var, file=path))
     resolution.variables = updated

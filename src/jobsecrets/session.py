@@ -18,11 +18,12 @@ from collections.abc import Iterator, Mapping
 
 from ._signals import TERMINATING as _TERMINATING
 from ._signals import Terminated, install_signal_handlers
-from .backends.base import BackendContext
+from .backends.base import Backend, BackendContext, TokenRecord
 from .errors import JobSecretsError
-from .identity import IdentityConfig, IdentityProvider
-from .leases import Ledger, RevokeReport
-from .spec import Spec, load_spec
+from .identity import IdentityProvider
+from .lifecycle.ledger import Ledger, RevokeReport
+from .resolver import BackendFactory, default_backend_factory, wanted_backends
+from .spec.parser import load_spec
 
 log = logging.getLogger("jobsecrets")
 
@@ -50,17 +51,16 @@ def signals_deferred() -> Iterator[list[int]]:
             signal.signal(sig, previous)
 
 
-def identity_for(spec: Spec, env: Mapping[str, str]) -> IdentityProvider:
-    """The CI job's identity provider, from the spec's ``identity:`` (nothing is fetched yet)."""
-    config, _problems = IdentityConfig.from_mapping(dict(spec.identity))
-    return IdentityProvider(config, env)
-
-
 class Session:
     """One command's spec, environment, backend context and ledger."""
 
     def __init__(
-        self, config: str, only: list[str] | None, env: Mapping[str, str] | None = None
+        self,
+        config: str,
+        only: list[str] | None,
+        env: Mapping[str, str] | None = None,
+        *,
+        backend_factory: BackendFactory = default_backend_factory,
     ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.spec_full = load_spec(config)
@@ -72,7 +72,9 @@ class Session:
             timeout=float(self.spec.settings.timeout),
             spec_dir=os.path.dirname(os.path.abspath(config)),
         )
-        self.identity = identity_for(self.spec, self.env)
+        self.identity = IdentityProvider(self.spec.identity, self.env)
+        #: How every command builds a live backend from its spec entry (tests pass their own).
+        self.backend_factory = backend_factory
         # Every OIDC token handed to a backend is a credential: remembered only to be masked.
         # The audiences asked for are what `plan --check` reports claims for.
         self._identity_tokens: dict[str, None] = {}
@@ -87,6 +89,21 @@ class Session:
         with self._identity_lock:
             self._identity_tokens[token] = None
         return token
+
+    def backends_wanted(self) -> list[str]:
+        """The backends this job signs in to (``run``, ``export`` and ``plan --check`` alike)."""
+        return wanted_backends(self.spec)
+
+    def build_backend(self, name: str) -> Backend:
+        """A live backend for ``backends.NAME``, recorded in the ledger before it signs in, so
+        :meth:`finish` revokes its token whatever happens next."""
+        backend = self.backend_factory(self.spec.backends[name], self.context)
+        self.ledger.add_backend(backend)
+        return backend
+
+    def token_records(self) -> dict[str, TokenRecord | None]:
+        """Backend name -> the login token jobsecrets obtained there (``None``: the user's own)."""
+        return {b.name: b.token_record() for b in self.ledger.backend_list()}
 
     def identity_tokens(self) -> list[str]:
         """The CI identity tokens fetched so far (to mask: a bearer JWT signs anyone in)."""

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from jobsecrets.identity import IdentityConfig, IdentityProvider
+from jobsecrets.identity import IdentityProvider
+from jobsecrets.spec.identity import IdentityConfig
 from support.oidc import GithubTokenServer, default_claims, public_pem, sign
 from support.openbao import OpenBaoServer
 from support.postgres import PostgresServer

@@ -132,8 +132,8 @@ def test_json_secret_string_is_returned_as_text(sm: Any) -> None:
     assert isinstance(doc.data, str)
     assert doc.data == value, "SecretString differs"
     assert doc.version and doc.updated is not None
-    assert doc.metadata["name"] == "prod/db"
-    assert "AWSCURRENT" in doc.metadata["version_stages"]
+    assert doc.details["name"] == "prod/db"
+    assert "AWSCURRENT" in doc.details["version_stages"]
 
 
 def test_binary_secret_is_byte_exact(sm: Any) -> None:

@@ -17,14 +17,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jobsecrets.errors import IdentityError
-from jobsecrets.identity import (
-    IdentityConfig,
-    IdentityProvider,
-    detect_platform,
-    expiry_problem,
-    public_claims,
-    token_claims,
-)
+from jobsecrets.identity import IdentityProvider, expiry_problem, public_claims, token_claims
+from jobsecrets.platforms import detect
+from jobsecrets.spec.identity import IdentityConfig
 from support.oidc import GithubTokenServer, default_claims, sign
 
 
@@ -56,10 +51,10 @@ def leaks(exc: IdentityError, *secrets: str) -> bool:
 
 
 def test_detect_platform() -> None:
-    assert detect_platform({"GITHUB_ACTIONS": "true"}) == "github"
-    assert detect_platform({"GITLAB_CI": "true"}) == "gitlab"
-    assert detect_platform({"GITHUB_ACTIONS": "false", "CI": "true"}) == "local"
-    assert detect_platform({}) == "local"
+    assert detect({"GITHUB_ACTIONS": "true"}).name == "github"
+    assert detect({"GITLAB_CI": "true"}).name == "gitlab"
+    assert detect({"GITHUB_ACTIONS": "false", "CI": "true"}).name == "local"
+    assert detect({}).name == "local"
 
 
 def test_config_defaults_and_values() -> None:

@@ -25,7 +25,10 @@ from jobsecrets.backends.base import (
     TokenRecord,
 )
 from jobsecrets.errors import AccessDenied, BackendError, ConfigError
-from jobsecrets.leases import STATE_KEY_ENV, Ledger, Renewer, default_state_path, load_state
+from jobsecrets.lifecycle.cipher import STATE_KEY_ENV
+from jobsecrets.lifecycle.ledger import Ledger
+from jobsecrets.lifecycle.renewal import Renewal, Renewer
+from jobsecrets.lifecycle.state import default_state_path, load_state, write_state
 
 # Values that must never reach a state file (the store "returns" them with each lease).
 CANARY_VALUE = "canary-value-" + secrets.token_hex(8)
@@ -123,7 +126,7 @@ def test_state_file_holds_ids_never_values(tmp_path: Path) -> None:
     store = Store()
     ledger = make_ledger(store, reads=2)
     path = tmp_path / "state" / "state.json"
-    ledger.write_state(str(path))
+    write_state(ledger, str(path))
     text = path.read_text()
     assert CANARY_VALUE not in text, "a secret value reached the state file"
     state = json.loads(text)
@@ -136,8 +139,8 @@ def test_state_file_holds_ids_never_values(tmp_path: Path) -> None:
 def test_two_exports_merge_into_one_state_file_and_revoke_ends_both(tmp_path: Path) -> None:
     store = Store()
     path = str(tmp_path / "state.json")
-    make_ledger(store, reads=1).write_state(path)
-    make_ledger(store, reads=2).write_state(path)
+    write_state(make_ledger(store, reads=1), path)
+    write_state(make_ledger(store, reads=2), path)
     state = json.loads(Path(path).read_text())
     assert len(state["leases"]) == 3 and len(state["tokens"]) == 2
     ledger = load_state(path, {}, factory(store))
@@ -151,7 +154,7 @@ def test_two_exports_merge_into_one_state_file_and_revoke_ends_both(tmp_path: Pa
 def test_revoke_is_idempotent_and_fine_with_expired_leases(tmp_path: Path) -> None:
     store = Store()
     path = str(tmp_path / "state.json")
-    make_ledger(store, reads=2).write_state(path)
+    write_state(make_ledger(store, reads=2), path)
     store.leases.clear()  # they expired on their own
     first = load_state(path, {}, factory(store))
     assert first is not None and first.revoke_all().ok
@@ -164,7 +167,7 @@ def test_revoke_is_idempotent_and_fine_with_expired_leases(tmp_path: Path) -> No
 def test_a_failed_lease_revoke_stays_in_the_state_for_a_retry(tmp_path: Path) -> None:
     store = Store()
     path = str(tmp_path / "state.json")
-    make_ledger(store, token=False, reads=2).write_state(path)
+    write_state(make_ledger(store, token=False, reads=2), path)
     stuck = sorted(store.leases)[0]
     store.fail_revoke.add(stuck)
     ledger = load_state(path, {}, factory(store))
@@ -172,7 +175,7 @@ def test_a_failed_lease_revoke_stays_in_the_state_for_a_retry(tmp_path: Path) ->
     report = ledger.revoke_all()
     assert not report.ok and report.leases_revoked == 1
     assert any(stuck in failure for failure in report.failures)
-    ledger.write_state(path, merge=False)
+    write_state(ledger, path, merge=False)
     kept = json.loads(Path(path).read_text())
     assert [lease["lease_id"] for lease in kept["leases"]] == [stuck]
 
@@ -207,9 +210,9 @@ def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
     key = secrets.token_hex(32)
     ledger = make_ledger(store, reads=1)
     token = ledger.tokens()[0].token
-    from jobsecrets.leases import StateCipher
+    from jobsecrets.lifecycle.cipher import StateCipher
 
-    ledger.write_state(path, cipher=StateCipher(key))
+    write_state(ledger, path, cipher=StateCipher(key))
     text = Path(path).read_text()
     assert token not in text, "the token is in the state file in clear"
     assert "token_sealed" in text
@@ -218,7 +221,7 @@ def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
     assert without is not None
     report = without.revoke_all()
     assert not report.ok and any(STATE_KEY_ENV in f for f in report.failures)
-    without.write_state(path, merge=False)  # kept, still sealed, for a retry with the key
+    write_state(without, path, merge=False)  # kept, still sealed, for a retry with the key
     assert "token_sealed" in Path(path).read_text()
 
     wrong = load_state(path, {STATE_KEY_ENV: secrets.token_hex(32)}, factory(store))
@@ -230,7 +233,7 @@ def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
 
 
 def test_short_state_key_is_refused() -> None:
-    from jobsecrets.leases import StateCipher
+    from jobsecrets.lifecycle.cipher import StateCipher
 
     with pytest.raises(ConfigError, match="too short"):
         StateCipher("short")
@@ -241,21 +244,22 @@ def test_state_in_a_directory_others_can_write_is_refused(tmp_path: Path) -> Non
     shared.mkdir()
     shared.chmod(0o777)
     with pytest.raises(ConfigError, match="writable by other users"):
-        make_ledger(Store()).write_state(str(shared / "state.json"))
+        write_state(make_ledger(Store()), str(shared / "state.json"))
 
 
 def test_renewal_extends_leases_and_stops_at_the_max_ttl() -> None:
     store = Store()
     ledger = make_ledger(store, reads=1)
-    lease = next(iter(ledger.leases.values()))
+    renewal = Renewal(ledger)
+    lease = ledger.lease_list()[0]
     later = lease.obtained_at + lease.ttl * 0.7
-    assert ledger.renew_due(now=later) == []
+    assert renewal.renew_due(now=later) == []
     assert store.renewals == 1
     store.max_ttl = 5  # the next renewal is capped
-    renewed = next(iter(ledger.leases.values()))
-    messages = ledger.renew_due(now=renewed.obtained_at + renewed.ttl * 0.7)
+    renewed = ledger.lease_list()[0]
+    messages = renewal.renew_due(now=renewed.obtained_at + renewed.ttl * 0.7)
     assert store.renewals == 2 and any("maximum TTL" in m for m in messages)
-    ledger.renew_due(now=time.time() + 1000)
+    renewal.renew_due(now=time.time() + 1000)
     assert store.renewals == 2, "a capped lease was renewed again"
 
 
@@ -317,7 +321,7 @@ def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) ->
     still revoked, instead of `revoke` failing before revoking anything."""
     store = Store()
     path = tmp_path / "state.json"
-    make_ledger(store, reads=2).write_state(str(path))
+    write_state(make_ledger(store, reads=2), str(path))
     state = json.loads(path.read_text())
     state["leases"].append({"backend": "vault", "lease_id": "database/creds/half"})
     state["leases"].append("garbage")
@@ -358,7 +362,7 @@ def test_two_exports_naming_different_servers_alike_revoke_each_on_its_own(tmp_p
         document = backend.read(ReadRequest("database/creds/ci"))
         assert document.lease is not None
         ledger.add_lease(document.lease)
-        ledger.write_state(path)
+        write_state(ledger, path)
 
     def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
         return MemoryBackend(name, options, BackendContext(env={}), stores[options["server"]])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jobsecrets.commands import _masks_for
-from jobsecrets.resolver import Resolution
+from jobsecrets.commands.common import masks_for
+from jobsecrets.resolved import Resolution
 from jobsecrets.session import Session, Terminated, install_signal_handlers, signals_deferred
 
 
@@ -38,7 +38,7 @@ def test_the_ci_identity_token_is_masked(tmp_path: Path) -> None:
     assert session.context.identity is not None
     assert session.context.identity("vault") == token
     assert session.identity_audiences() == ["vault"]
-    masks = _masks_for(session, Resolution())
+    masks = masks_for(session, Resolution())
     printed = masks.redact_text(f"login with {token} done")
     assert token not in printed, "the identity token was not masked"
 
@@ -69,7 +69,7 @@ def test_export_refuses_an_unsafe_state_directory_before_writing_secret_files(
     import json
     import stat
 
-    from jobsecrets.commands import export_command
+    from jobsecrets.commands.export import export_command
     from jobsecrets.errors import ConfigError
 
     (tmp_path / "store.json").write_text(json.dumps({"tls": {"key": "k3y-" + "x" * 20}}))
@@ -101,9 +101,9 @@ def test_a_failed_export_keeps_what_it_could_not_revoke_for_revoke(
     it, instead of reporting "nothing to revoke" while the lease lives on."""
     import json
 
-    from jobsecrets.commands import export_command
+    from jobsecrets.commands.export import export_command
     from jobsecrets.errors import BackendError, ConfigError
-    from jobsecrets.leases import load_state
+    from jobsecrets.lifecycle.state import load_state
     from jobsecrets.testing.fake import FakeBackend
 
     (tmp_path / "store.json").write_text(

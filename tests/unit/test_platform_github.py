@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from jobsecrets.errors import ConfigError
-from jobsecrets.identity import IdentityConfig, IdentityProvider
-from jobsecrets.platforms import github, load_exporter
+from jobsecrets.identity import IdentityProvider
+from jobsecrets.platforms import exporter, github
 from jobsecrets.redact import MaskList
-from jobsecrets.resolver import Resolution, ResolvedVar
+from jobsecrets.resolved import Resolution, ResolvedVar
+from jobsecrets.spec.identity import IdentityConfig
 
 SECRET = "s3cret-Value-%-with-percent"
 MULTI = "first-line-abcdef\nsecond-line-ghijkl"
@@ -167,7 +168,7 @@ def test_outside_github_without_output_is_a_config_error() -> None:
 
 
 def test_exporter_is_loaded_for_the_github_format() -> None:
-    assert load_exporter("github") is github.export
+    assert exporter("github") is github.PLATFORM
 
 
 def test_audience_from_the_environment_overrides_the_spec_default() -> None:

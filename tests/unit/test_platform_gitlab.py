@@ -23,10 +23,10 @@ import pytest
 import yaml
 
 import jobsecrets
-from jobsecrets.filter import build_masks, parse_names
+from jobsecrets.commands.redact import build_masks, parse_names
 from jobsecrets.platforms.gitlab import mask_variable_names, render_gitlab
 from jobsecrets.redact import MaskList
-from jobsecrets.resolver import Resolution, ResolvedVar
+from jobsecrets.resolved import Resolution, ResolvedVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INCLUDE = REPO_ROOT / "gitlab" / "jobsecrets.yml"

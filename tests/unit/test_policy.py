@@ -15,18 +15,11 @@ from pathlib import Path
 import pytest
 
 from jobsecrets.backends.base import Document, Lease, TokenRecord
+from jobsecrets.backends.vault.backend import kv_date
 from jobsecrets.errors import ConfigError
-from jobsecrets.policy import (
-    EffectiveRule,
-    Facts,
-    Policy,
-    Rule,
-    effective_rules,
-    evaluate,
-    facts_from_document,
-    parse_policy,
-)
+from jobsecrets.policy import EffectiveRule, Facts, effective_rules, evaluate, facts_from_document
 from jobsecrets.spec import parse_spec
+from jobsecrets.spec.policy import Policy, Rule, parse_policy
 from support.cli import jobsecrets
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -138,7 +131,9 @@ def test_action_precedence_rule_then_variable_then_global() -> None:
 
 
 def static(updated: datetime | None, custom: dict[str, str] | None = None) -> Document:
-    return Document(data={}, updated=updated, metadata={"custom_metadata": custom})
+    """A KV v2 read as the Vault backend dates it (version created_time, custom_metadata)."""
+    when, source = kv_date(updated.isoformat() if updated else None, custom)
+    return Document(data={}, updated=when, age_source=source, dynamic=False)
 
 
 def leased(ttl: int) -> Document:

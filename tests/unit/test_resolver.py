@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from jobsecrets.backends.base import BackendContext
+from jobsecrets.commands.plan import build_report
 from jobsecrets.errors import AccessDenied, BackendError, ConfigError, SecretNotFound
-from jobsecrets.leases import Ledger
-from jobsecrets.resolver import plan, resolve
+from jobsecrets.lifecycle.ledger import Ledger
+from jobsecrets.resolver import resolve
+from jobsecrets.session import Session
 from jobsecrets.spec import parse_spec
 
 
@@ -24,6 +26,7 @@ def setup(tmp_path: Path, documents: dict[str, object], secrets: str, **options:
     for key, value in opts.items():
         text += f"    {key}: {json.dumps(value)}\n"
     text += "secrets:\n" + secrets
+    (tmp_path / "jobsecrets.yml").write_text(text)
     spec = parse_spec(text, str(tmp_path / "jobsecrets.yml"))
     return spec, BackendContext(env={}, spec_dir=str(tmp_path))
 
@@ -152,9 +155,13 @@ def test_prefix_selection_names_and_collisions(tmp_path: Path) -> None:
 
 
 def test_plan_reads_nothing(tmp_path: Path) -> None:
-    spec, _ = setup(tmp_path, {"a": {"b": "c"}}, "  A: fake:a#b\n")
-    entries = plan(spec)
-    assert [(e.name, e.path, e.field, e.backend_type) for e in entries] == [("A", "a", "b", "fake")]
+    setup(tmp_path, {"a": {"b": "c"}}, "  A: fake:a#b\n")
+    session = Session(str(tmp_path / "jobsecrets.yml"), None, env={})
+    report = build_report(session, check=False)
+    session.finish()
+    assert [(v.name, v.path, v.field, v.type) for v in report.variables] == [
+        ("A", "a", "b", "fake")
+    ]
     assert journal(tmp_path) == []
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from jobsecrets.backends.base import BackendContext
 from jobsecrets.errors import BackendError
-from jobsecrets.leases import Ledger
+from jobsecrets.lifecycle.ledger import Ledger
 from jobsecrets.resolver import resolve
 from jobsecrets.spec import Spec, parse_spec
 

@@ -198,8 +198,8 @@ def _schema_keys(node: Any) -> set[str]:
 
 
 def test_schema_knows_every_top_level_and_policy_key() -> None:
-    from jobsecrets.policy import POLICY_KEYS
-    from jobsecrets.spec import SECRET_KEYS, TOP_KEYS
+    from jobsecrets.spec.parser import SECRET_KEYS, TOP_KEYS
+    from jobsecrets.spec.policy import POLICY_KEYS
 
     assert _schema_keys(SCHEMA) == TOP_KEYS
     assert _schema_keys(SCHEMA["$defs"]["policy"]) == set(POLICY_KEYS)

@@ -231,7 +231,7 @@ def test_settings_redact_and_identity() -> None:
     )
     assert (spec.settings.timeout, spec.settings.deadline, spec.settings.concurrency) == (5, 60, 4)
     assert spec.redact.replacement == "[masked]" and spec.redact.min_line_length == 6
-    assert spec.identity["variable"] == "MY_TOKEN"
+    assert spec.identity.variable == "MY_TOKEN"
     found = problems_of(
         "version: 1\nsettings: {timeout: soon, colour: red}\nredact: {replacement: ''}\n"
         "identity: {provider: carrier-pigeon}\nsecrets:\n  A: vault:a/b#c\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobsecrets.backends.vault import _clean, _seconds
+from jobsecrets.backends.vault.backend import _clean, _seconds
 
 
 def test_seconds_tolerates_hostile_ttls() -> None:

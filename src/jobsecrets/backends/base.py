@@ -97,17 +97,33 @@ def _freeze(mapping: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Document:
-    """What one read returns.
+    """What one read (or one metadata lookup) returns.
 
     ``data`` is a mapping of fields (Vault, JSON secrets), or a ``str``/``bytes`` whole value.
-    ``version`` and ``updated`` feed policy checks; ``lease`` is set for leased (dynamic) reads.
+    ``lease`` is set for leased (dynamic) reads. The policy rules read only the typed facts, which
+    every backend fills the same way:
+
+    - ``updated``: when the value was last set, as the store dates it (``None``: unknown), and
+      ``age_source``: from what (``version created``, ``LastRotatedDate``, ...);
+    - ``dynamic``: whether the engine leases; a document with a lease is always dynamic, and
+      ``None`` means the backend cannot tell (see :attr:`is_dynamic`).
+
+    ``details`` holds backend-specific facts (mount, ARN, ...) for display and debugging only: no
+    module outside the backend that wrote them reads them.
     """
 
     data: Mapping[str, Any] | str | bytes = field(repr=False)
     lease: Lease | None = None
     version: str | None = None
     updated: datetime | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    age_source: str = ""
+    dynamic: bool | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_dynamic(self) -> bool:
+        """True when the value comes from a leased engine (a lease exists, or the store says so)."""
+        return self.lease is not None or self.dynamic is True
 
 
 @dataclass(frozen=True)
@@ -157,9 +173,9 @@ class Backend(abc.ABC):
     SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {}
     #: True when ``params`` (write-style reads) are meaningful for this backend.
     SUPPORTS_PARAMS: ClassVar[bool] = False
-    #: True when a read does not tell when the secret was last rotated, so the ``max_age`` policy
-    #: asks :meth:`metadata` after reading (AWS: ``LastRotatedDate`` comes from DescribeSecret only).
-    AGE_FROM_METADATA: ClassVar[bool] = False
+    #: Names (``fnmatch`` patterns) this backend may export through :meth:`exported_variables`
+    #: although the denylist refuses them for ordinary variables (AWS: ``AWS_*``).
+    EXPORTED_NAMES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
         self.name = name
@@ -182,6 +198,14 @@ class Backend(abc.ABC):
     def describe_auth(cls, options: Mapping[str, Any]) -> str:
         """How this backend will sign in, for ``plan`` (e.g. ``jwt (role ci-deploy)``)."""
         return "default"
+
+    @classmethod
+    def exports_credentials(cls, options: Mapping[str, Any]) -> bool:
+        """True when a backend so configured hands the job variables of its own (credentials).
+
+        Such a backend is signed in to even when no secret names it (AWS ``credentials: true``).
+        """
+        return False
 
     # ---- runtime ------------------------------------------------------------------------
 
@@ -235,10 +259,19 @@ class Backend(abc.ABC):
     def metadata(self, request: ReadRequest) -> Document | None:
         """What is known about ``request`` without reading its value (for ``policy:``), or ``None``.
 
-        The document has empty ``data``; ``updated`` is when the value was last set, and
-        ``metadata["dynamic"]`` says whether the engine leases (``None`` or absent: unknown).
+        The document has empty ``data``; ``updated``/``age_source`` say when the value was last set
+        and ``dynamic`` whether the engine leases.
         """
         return None
+
+    def dated(self, request: ReadRequest, document: Document) -> Document:
+        """``document`` (a read of ``request``) with the best date the store has for it.
+
+        Called only when a ``max_age`` rule needs the age. The default trusts the read; a store
+        whose read does not say when a secret was last rotated (AWS: ``LastRotatedDate`` comes
+        from DescribeSecret only) asks for it here.
+        """
+        return document
 
     def exported_variables(self) -> Mapping[str, str]:
         """Extra variables the backend itself hands to the job (e.g. short-lived AWS credentials).
@@ -250,6 +283,10 @@ class Backend(abc.ABC):
     def identity_info(self) -> Mapping[str, Any]:
         """Non-secret facts about who we are signed in as (for ``plan --check``)."""
         return {}
+
+    def renew_increment(self) -> int | None:
+        """Seconds to ask for when renewing a lease; ``None``: the lease's own TTL."""
+        return None
 
     def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
         """Renew a lease and return it with its new TTL."""

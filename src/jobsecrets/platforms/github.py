@@ -1,4 +1,4 @@
-"""GitHub Actions: announce masks, then hand the values to later steps through the runner's files.
+"""GitHub Actions: detection, job ids, the OIDC token endpoint, and ``export --format github``.
 
 ``jobsecrets export --format github`` (what the ``actions/inject`` action runs) does, in order:
 
@@ -19,22 +19,115 @@ Switches come from the environment, because the action sets them from its inputs
 - ``JOBSECRETS_GITHUB_EXPORT_ENV`` (default ``true``): write values to ``$GITHUB_ENV``;
 - ``JOBSECRETS_GITHUB_OUTPUTS`` (default ``false``): write values as step outputs;
 - ``JOBSECRETS_GITHUB_SUMMARY`` (default ``true``): write the job summary table.
+
+The job's identity token is requested from ``ACTIONS_ID_TOKEN_REQUEST_URL`` with the bearer
+``ACTIONS_ID_TOKEN_REQUEST_TOKEN`` (the workflow needs ``permissions: id-token: write``), for the
+audience the backend asks for. Only ``urllib`` is used: ``plan`` imports this without paying for an
+HTTP library.
 """
 
 from __future__ import annotations
 
-__all__ = ["export", "heredoc_entry", "new_delimiter", "summary_table"]
+__all__ = [
+    "PLATFORM",
+    "GitHub",
+    "export",
+    "heredoc_entry",
+    "new_delimiter",
+    "request_oidc_token",
+    "summary_table",
+]
 
 import contextlib
+import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Mapping
-from typing import TextIO
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from ..errors import ConfigError, JobSecretsError
-from ..redact import MaskList
-from ..resolver import Resolution, ResolvedVar
+from ..durations import format_duration
+from ..errors import ConfigError, IdentityError, JobSecretsError
+from .base import Platform, TokenSource
+
+if TYPE_CHECKING:
+    from ..redact import MaskList
+    from ..resolved import Resolution, ResolvedVar
+
+REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
+REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+class GitHub(Platform):
+    """GitHub Actions (``GITHUB_ACTIONS=true``)."""
+
+    name: ClassVar[str] = "github"
+    export_format: ClassVar[str | None] = "github"
+    audit_variables: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "server": ("GITHUB_SERVER_URL",),
+        "project": ("GITHUB_REPOSITORY",),
+        "pipeline": ("GITHUB_RUN_ID",),
+        "attempt": ("GITHUB_RUN_ATTEMPT",),
+        "workflow": ("GITHUB_WORKFLOW_REF", "GITHUB_WORKFLOW"),
+        "job": ("GITHUB_JOB",),
+        "ref": ("GITHUB_REF",),
+        "sha": ("GITHUB_SHA",),
+        "actor": ("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
+        "event": ("GITHUB_EVENT_NAME",),
+    }
+
+    def detect(self, env: Mapping[str, str]) -> bool:
+        """``GITHUB_ACTIONS=true``, as the runner sets it."""
+        return env.get("GITHUB_ACTIONS") == "true"
+
+    def job_key(self, env: Mapping[str, str]) -> str:
+        """Run id and job id: one job of one workflow run."""
+        return env.get("GITHUB_RUN_ID", "") + env.get("GITHUB_JOB", "")
+
+    def state_base(self, env: Mapping[str, str]) -> str | None:
+        """``$RUNNER_TEMP``: private to the job and emptied by the runner after it."""
+        return env.get("RUNNER_TEMP") or None
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        """``jobsecrets-gh-<run id>-<attempt>``."""
+        if not env.get("GITHUB_RUN_ID"):
+            return None
+        return f"jobsecrets-gh-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+
+    def token_source(
+        self, variable: str | None, audience: str | None, env: Mapping[str, str]
+    ) -> TokenSource:
+        """GitHub's OIDC token endpoint (needs ``permissions: id-token: write``)."""
+        url = env.get(REQUEST_URL_ENV, "")
+        missing = [name for name in (REQUEST_URL_ENV, REQUEST_TOKEN_ENV) if not env.get(name)]
+        host = urllib.parse.urlsplit(url).hostname or "?"
+        if missing:
+            return TokenSource(
+                "github",
+                "GitHub Actions OIDC token endpoint (not available)",
+                missing=f"GitHub Actions did not provide {' and '.join(missing)}",
+                hint="give the job 'permissions: id-token: write' (in the workflow or the "
+                "job); pull requests from forks never get an OIDC token",
+            )
+        return TokenSource(
+            "github",
+            f"GitHub Actions OIDC token endpoint ({host})",
+            request=lambda aud, timeout, clock, sleep: request_oidc_token(
+                env, aud, timeout, clock, sleep
+            ),
+        )
+
+    def export(self, *args: Any, **kwargs: Any) -> None:
+        """:func:`export`."""
+        export(*args, **kwargs)
+
+
+PLATFORM = GitHub()
+
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -229,3 +322,79 @@ def export(
         + (f" and written to {where}" if where else " (export-env and outputs are off)"),
         file=sys.stderr,
     )
+
+
+# ---- the OIDC token endpoint ----------------------------------------------------------------------
+
+
+def request_oidc_token(
+    env: Mapping[str, str],
+    audience: str | None,
+    timeout: float,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """A fresh OIDC token for ``audience`` from GitHub's endpoint, retried within ``timeout``.
+
+    5xx and 429 answers and network errors are retried with backoff; 401/403/404 are not (they
+    do not get better). The request token is sent as a bearer header, never logged.
+    """
+    url = env[REQUEST_URL_ENV]
+    if audience:
+        # The URL GitHub gives already carries a query string (api-version=...).
+        separator = "&" if urllib.parse.urlsplit(url).query else "?"
+        if url.endswith(("?", "&")):
+            separator = ""
+        url = f"{url}{separator}audience={urllib.parse.quote(audience, safe='')}"
+    request = urllib.request.Request(  # noqa: S310 - the URL is GitHub's, not user input
+        url,
+        headers={
+            "Authorization": f"Bearer {env[REQUEST_TOKEN_ENV]}",
+            "Accept": "application/json; api-version=2.0",
+            "User-Agent": "jobsecrets",
+        },
+    )
+    deadline = clock() + timeout
+    delay = 0.25
+    attempt = 0
+    last = ""
+    while True:
+        attempt += 1
+        remaining = deadline - clock()
+        try:
+            with urllib.request.urlopen(request, timeout=max(1.0, min(10.0, remaining))) as r:  # noqa: S310
+                body = r.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 and exc.code != 429:
+                # 401/403/404 will not get better by retrying.
+                raise IdentityError(
+                    f"GitHub's OIDC token endpoint refused the request: HTTP {exc.code}",
+                    hint="the job needs 'permissions: id-token: write'; the request token "
+                    "is only valid while the job runs",
+                ) from None
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            last = f"{type(reason).__name__}: {reason}"
+        else:
+            return _parse_github_body(body)
+        remaining = deadline - clock()
+        if remaining <= delay:
+            raise IdentityError(
+                f"GitHub's OIDC token endpoint failed {attempt} times within "
+                f"{format_duration(timeout)} (last: {last})",
+                hint="retry the job; raise 'identity.timeout' if this is frequent",
+            )
+        sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _parse_github_body(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise IdentityError("GitHub's OIDC token endpoint answered with invalid JSON") from None
+    value = data.get("value") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise IdentityError("GitHub's OIDC token endpoint answered without a token 'value'")
+    return value

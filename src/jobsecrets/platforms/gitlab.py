@@ -1,4 +1,6 @@
-"""``jobsecrets export --format gitlab``: values for the job's own shell, masked by ``jobsecrets redact``.
+"""GitLab CI: detection, job ids, the ``id_tokens:`` variable, and ``export --format gitlab``.
+
+``jobsecrets export --format gitlab`` writes values for the job's own shell, masked by ``jobsecrets redact``.
 
 GitLab has no run-time equivalent of GitHub's ``::add-mask::``: a value fetched by the job cannot be
 added to the masked variables, and a dotenv artifact would store it in GitLab. So the include
@@ -19,20 +21,100 @@ stdout that is also stderr: in a GitLab job that is the job log itself (``jobsec
 
 from __future__ import annotations
 
-__all__ = ["export", "mask_variable_names", "render_gitlab"]
+__all__ = [
+    "DEFAULT_ID_TOKEN_VARIABLE",
+    "FILE_VARS_ENV",
+    "MIN_LINE_LENGTH_ENV",
+    "PLATFORM",
+    "REPLACEMENT_ENV",
+    "VARS_ENV",
+    "GitLab",
+    "export",
+    "mask_variable_names",
+    "render_gitlab",
+]
 
 import os
-import re
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError
-from ..filter import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, REPLACEMENT_ENV, VARS_ENV
 from ..formats import render
-from ..redact import MaskList
-from ..resolver import Resolution
+from ..names import is_identifier
+from .base import Platform, TokenSource
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+if TYPE_CHECKING:
+    from ..redact import MaskList
+    from ..resolved import Resolution
+
+#: How ``export --format gitlab`` tells the ``jobsecrets redact`` filter what to mask: the names of
+#: the variables holding values (never the values), the ``file: true`` ones, and the settings.
+VARS_ENV = "JOBSECRETS_MASK_VARS"
+FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
+REPLACEMENT_ENV = "JOBSECRETS_MASK_REPLACEMENT"
+MIN_LINE_LENGTH_ENV = "JOBSECRETS_MASK_MIN_LINE_LENGTH"
+#: The variable ``id_tokens:`` defines unless the spec names another.
+DEFAULT_ID_TOKEN_VARIABLE = "VAULT_ID_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+class GitLab(Platform):
+    """GitLab CI (``GITLAB_CI=true``)."""
+
+    name: ClassVar[str] = "gitlab"
+    export_format: ClassVar[str | None] = "gitlab"
+    token_in_variable: ClassVar[bool] = True
+    audit_variables: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "server": ("CI_SERVER_URL",),
+        "project": ("CI_PROJECT_PATH",),
+        "pipeline": ("CI_PIPELINE_ID",),
+        "job_id": ("CI_JOB_ID",),
+        "job": ("CI_JOB_NAME",),
+        "ref": ("CI_COMMIT_REF_NAME",),
+        "sha": ("CI_COMMIT_SHA",),
+        "actor": ("GITLAB_USER_LOGIN",),
+        "event": ("CI_PIPELINE_SOURCE",),
+        "environment": ("CI_ENVIRONMENT_NAME",),
+    }
+
+    def detect(self, env: Mapping[str, str]) -> bool:
+        """``GITLAB_CI=true``, as the runner sets it."""
+        return env.get("GITLAB_CI") == "true"
+
+    def job_key(self, env: Mapping[str, str]) -> str:
+        """The job id."""
+        return env.get("CI_JOB_ID", "")
+
+    def state_base(self, env: Mapping[str, str]) -> str | None:
+        """Beside the build directory: ``after_script`` runs in a new shell in the same place."""
+        if self.detect(env) and env.get("CI_PROJECT_DIR"):
+            return env["CI_PROJECT_DIR"] + ".tmp"
+        return None
+
+    def session_name(self, env: Mapping[str, str]) -> str | None:
+        """``jobsecrets-gl-<job id>``."""
+        return f"jobsecrets-gl-{env['CI_JOB_ID']}" if env.get("CI_JOB_ID") else None
+
+    def token_source(
+        self, variable: str | None, audience: str | None, env: Mapping[str, str]
+    ) -> TokenSource:
+        """The variable ``id_tokens:`` defines (``VAULT_ID_TOKEN`` unless the spec names another)."""
+        name = variable or DEFAULT_ID_TOKEN_VARIABLE
+        return TokenSource(
+            "gitlab",
+            f"GitLab CI id_tokens variable ${name}",
+            missing="" if env.get(name) else f"${name} is not set or empty",
+            hint=f"declare it in the job: 'id_tokens: {{{name}: {{aud: "
+            f"{audience or 'https://vault.example.com'}}}}}'",
+            variable=name,
+        )
+
+    def export(self, *args: Any, **kwargs: Any) -> None:
+        """:func:`export`."""
+        export(*args, **kwargs)
+
+
+PLATFORM = GitLab()
 
 
 def mask_variable_names(
@@ -48,7 +130,7 @@ def mask_variable_names(
     files = [var.name for var in resolution.variables if var.file is not None]
     patterns = masks.patterns
     for name, value in sorted(env.items()):
-        if name in names or name in files or not value or not _NAME.match(name):
+        if name in names or name in files or not value or not is_identifier(name):
             continue
         if value.encode("utf-8", "surrogateescape") in patterns:
             names.append(name)

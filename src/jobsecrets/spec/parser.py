@@ -1,35 +1,27 @@
-"""The spec file (``jobsecrets.yml``) parsed into frozen dataclasses.
+"""The spec file (``jobsecrets.yml``) parsed into :mod:`~jobsecrets.spec.model` dataclasses.
 
 The file is validated as a whole: every problem is collected with its file and line and raised as one
-:class:`~jobsecrets.errors.ConfigError` (exit code 2) before anything is fetched.
+:class:`~jobsecrets.errors.ConfigError` (exit code 2) before anything is fetched. Every section is parsed
+here (or by the section's own module beside this one: ``policy``, ``identity``), once.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "BackendSpec",
-    "RedactSettings",
-    "SecretSpec",
-    "Settings",
-    "Spec",
-    "load_spec",
-    "parse_spec",
-]
+__all__ = ["ENCODINGS", "SECRET_KEYS", "SPEC_VERSION", "TOP_KEYS", "load_spec", "parse_spec"]
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from .backends.base import ReadRequest
-from .backends.registry import available_types, get_backend_class
-from .durations import parse_duration
-from .errors import ConfigError, Problem
-from .names import check_name
+from ..backends.registry import available_types, get_backend_class
+from ..durations import parse_duration
+from ..errors import ConfigError, Problem
+from ..names import check_name
+from ..refs import Reference, parse_reference
+from .identity import IdentityConfig
+from .model import BackendSpec, RedactSettings, SecretSpec, Settings, Spec
 from .policy import Policy, parse_policy
-from .refs import Reference, parse_reference
 
 SPEC_VERSION = 1
 TOP_KEYS = {
@@ -43,118 +35,7 @@ TOP_KEYS = {
     "policy",
 }
 SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "policy"}
-BACKEND_COMMON_KEYS = {"type"}
 ENCODINGS = {"utf-8", "base64"}
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """One entry of ``backends:``. ``options`` holds everything but ``type``."""
-
-    name: str
-    type: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    line: int | None = None
-    implicit: bool = False
-
-
-@dataclass(frozen=True)
-class SecretSpec:
-    """One entry of ``secrets:``: a variable and where its value comes from.
-
-    For a prefix selection (``ref`` ending in ``*``) ``name`` is only a label: the variables are
-    named after the secrets found under the prefix.
-    """
-
-    name: str
-    ref: Reference
-    backend: str
-    file: bool = False
-    optional: bool = False
-    params: Mapping[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
-    encoding: str = "utf-8"
-    name_prefix: str = ""
-    policy: Policy | None = None
-    line: int | None = None
-
-    @property
-    def is_prefix(self) -> bool:
-        """True when this entry selects every secret under a prefix."""
-        return self.ref.is_prefix
-
-    def read_request(self, path: str | None = None) -> ReadRequest:
-        """The read this variable needs (``path`` overrides the reference's, for prefix members)."""
-        return ReadRequest(
-            path=self.ref.path if path is None else path,
-            params=dict(self.params),
-            options=dict(self.options),
-            variables=(self.name,),
-            ref=self.ref.raw,
-        )
-
-
-@dataclass(frozen=True)
-class RedactSettings:
-    """How values are masked in output."""
-
-    replacement: str = "***"
-    min_line_length: int = 4
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Timeouts and concurrency of resolution."""
-
-    timeout: int = 10
-    deadline: int = 60
-    concurrency: int = 16
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A whole, valid spec file."""
-
-    path: str
-    version: int
-    backends: Mapping[str, BackendSpec]
-    secrets: tuple[SecretSpec, ...]
-    allow_names: tuple[str, ...] = ()
-    identity: Mapping[str, Any] = field(default_factory=dict)
-    redact: RedactSettings = field(default_factory=RedactSettings)
-    settings: Settings = field(default_factory=Settings)
-    policy: Policy = field(default_factory=Policy)
-
-    def secret(self, name: str) -> SecretSpec:
-        """The secret entry called ``name``."""
-        for secret in self.secrets:
-            if secret.name == name:
-                return secret
-        raise KeyError(name)
-
-    def select(self, only: list[str] | None) -> Spec:
-        """A spec restricted to the named entries (``--only``); unknown names are a ConfigError."""
-        if not only:
-            return self
-        known = {s.name for s in self.secrets}
-        unknown = [n for n in only if n not in known]
-        if unknown:
-            raise ConfigError(
-                "--only names variables that are not in the spec: " + ", ".join(sorted(unknown)),
-                hint="names must match keys under 'secrets:'",
-            )
-        wanted = set(only)
-        return Spec(
-            path=self.path,
-            version=self.version,
-            backends=self.backends,
-            secrets=tuple(s for s in self.secrets if s.name in wanted),
-            allow_names=self.allow_names,
-            identity=self.identity,
-            redact=self.redact,
-            settings=self.settings,
-            policy=self.policy,
-        )
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:
@@ -579,16 +460,13 @@ class _Parser:
         )
         return ref.backend_type
 
-    def _identity(self, entry: tuple[yaml.Node, yaml.Node] | None) -> dict[str, Any]:
+    def _identity(self, entry: tuple[yaml.Node, yaml.Node] | None) -> IdentityConfig:
         if entry is None:
-            return {}
-        from .identity import IdentityConfig
-
-        value = self.value(entry[1])
-        _config, problems = IdentityConfig.from_mapping(value)
+            return IdentityConfig()
+        config, problems = IdentityConfig.from_mapping(self.value(entry[1]))
         for message in problems:
             self.problem(message, entry[1])
-        return dict(value) if isinstance(value, dict) and not problems else {}
+        return config
 
     def _redact(self, entry: tuple[yaml.Node, yaml.Node] | None) -> RedactSettings:
         if entry is None:

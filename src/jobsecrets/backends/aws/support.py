@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..durations import parse_duration
+from ...durations import parse_duration
+from ...platforms import session_name
 
 # Error codes, as botocore parses them from the response. moto's IAM simulation answers JSON-protocol
 # calls with an XML body that botocore cannot parse, so there the code is just the HTTP status ("403"):
@@ -128,16 +129,10 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
 def default_session_name(env: Mapping[str, str]) -> str:
     """A RoleSessionName that shows up in CloudTrail as the CI job that asked.
 
-    GitHub: ``jobsecrets-gh-<run id>-<attempt>``; GitLab: ``jobsecrets-gl-<job id>``; else
-    ``jobsecrets-local``. Invalid characters become ``-``; the result is cut to 64 characters.
+    The CI platform names the job (:func:`jobsecrets.platforms.session_name`); characters STS
+    refuses become ``-`` and the result is cut to 64 characters.
     """
-    if env.get("GITHUB_RUN_ID"):
-        name = f"jobsecrets-gh-{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
-    elif env.get("CI_JOB_ID"):
-        name = f"jobsecrets-gl-{env['CI_JOB_ID']}"
-    else:
-        name = "jobsecrets-local"
-    return _SESSION_CHAR.sub("-", name)[:64]
+    return _SESSION_CHAR.sub("-", session_name(env))[:64]
 
 
 def resolve_region(options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:

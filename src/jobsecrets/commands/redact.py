@@ -39,16 +39,12 @@ import signal
 from collections.abc import Mapping
 from types import FrameType
 
-from .redact import DEFAULT_MIN_LINE_LENGTH, DEFAULT_REPLACEMENT, MaskList
-
-VARS_ENV = "JOBSECRETS_MASK_VARS"
-FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
-REPLACEMENT_ENV = "JOBSECRETS_MASK_REPLACEMENT"
-MIN_LINE_LENGTH_ENV = "JOBSECRETS_MASK_MIN_LINE_LENGTH"
+from ..names import is_identifier
+from ..platforms.gitlab import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, REPLACEMENT_ENV, VARS_ENV
+from ..redact import DEFAULT_MIN_LINE_LENGTH, DEFAULT_REPLACEMENT, MaskList
 
 # Pipes deliver at most 64 KiB per read on Linux; a bigger buffer costs nothing and helps on macOS.
 _READ_SIZE = 1 << 20
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A file: true secret bigger than this is not read into the mask list (certificates and keys are
 # a few KiB; a value this big would make every other pattern slow and is not printed in one piece).
 _MAX_FILE_MASK = 1 << 20
@@ -60,7 +56,7 @@ def parse_names(text: str) -> list[str]:
     """Variable names from a comma- and/or whitespace-separated list; invalid ones are dropped."""
     names = []
     for item in re.split(r"[,\s]+", text.strip()):
-        if item and _NAME.match(item) and item not in names:
+        if item and is_identifier(item) and item not in names:
             names.append(item)
     return names
 

@@ -19,19 +19,21 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import (
+from ...durations import parse_duration
+from ...errors import (
     AccessDenied,
     AuthError,
     BackendError,
+    ClaimsRefused,
     ConfigError,
     IdentityError,
     SecretNotFound,
 )
-from ..names import CONTROL_CHARS
-from .base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
+from ...names import CONTROL_CHARS
+from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
 
 if TYPE_CHECKING:
     import hvac
@@ -78,6 +80,34 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+#: custom_metadata key (KV v2) that can date a secret further back than its version's created_time.
+ROTATED_AT_KEY = "rotated_at"
+
+
+def kv_date(created_time: object, custom_metadata: object) -> tuple[datetime | None, str]:
+    """When a KV v2 value was last set, and from what: ``(time, age source)``.
+
+    The version's ``created_time``, unless ``custom_metadata.rotated_at`` (RFC 3339) is earlier:
+    that key can only make a secret *older*, so whoever may write metadata cannot make a stale
+    value look fresh.
+    """
+    updated = _parse_time(created_time)
+    source = "version created" if updated is not None else ""
+    rotated = (
+        _parse_time(custom_metadata.get(ROTATED_AT_KEY))
+        if isinstance(custom_metadata, Mapping)
+        else None
+    )
+    if rotated is not None and (updated is None or _utc(rotated) < _utc(updated)):
+        return rotated, f"custom_metadata.{ROTATED_AT_KEY}"
+    return updated, source
+
+
+def _utc(moment: datetime) -> datetime:
+    # Naive times from the store are UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 _CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
 
 
@@ -87,7 +117,7 @@ def _explain_jwt_refusal(message: str, jwt: str, auth: Mapping[str, Any]) -> str
     Vault names the claim (``claim "ref" does not match any associated bound claim values``) but
     not the value it got; the token's public claims are no secret, so show the one that failed.
     """
-    from ..identity import public_claims, token_claims
+    from ...identity import public_claims, token_claims
 
     try:
         claims = public_claims(token_claims(jwt))
@@ -157,8 +187,6 @@ class VaultBackend(Backend):
         if "tls_skip_verify" in options and not isinstance(options["tls_skip_verify"], bool):
             problems.append("'tls_skip_verify' must be true or false")
         if "renew_increment" in options:
-            from ..durations import parse_duration
-
             try:
                 parse_duration(options["renew_increment"])
             except ValueError as error:
@@ -345,7 +373,9 @@ class VaultBackend(Backend):
                         if method == "jwt"
                         else ""
                     )
-                    raise AuthError(
+                    # A refused jwt login is a claims mismatch until shown otherwise.
+                    refused = ClaimsRefused if method == "jwt" else AuthError
+                    raise refused(
                         f"backend {self.name!r}: {method} login failed (role "
                         f"{payload.get('role', '?')!r}, mount {mount!r}): {error.message}{detail}",
                         hint=self._login_hint(method),
@@ -474,15 +504,14 @@ class VaultBackend(Backend):
                 # A deleted or destroyed latest version answers 404-like with metadata only.
                 raise SecretNotFound(f"{what}: no current version in {self.name!r}")
             meta = body.get("metadata") or {}
+            updated, source = kv_date(meta.get("created_time"), meta.get("custom_metadata"))
             return Document(
                 data=dict(body["data"]),
                 version=str(meta.get("version", "")) or None,
-                updated=_parse_time(meta.get("created_time")),
-                metadata={
-                    "kv_version": 2,
-                    "mount": mount,
-                    "custom_metadata": meta.get("custom_metadata"),
-                },
+                updated=updated,
+                age_source=source,
+                dynamic=False,
+                details={"kv_version": 2, "mount": mount},
             )
         if method == "write":
             reply = self._request("POST", request.path, what=what, json=dict(request.params))
@@ -506,7 +535,9 @@ class VaultBackend(Backend):
         return Document(
             data=dict(data),
             lease=lease,
-            metadata={"kv_version": kv_version, "mount": mount},
+            # KV v1 is static; any other engine without a lease (a static role's password) too.
+            dynamic=lease is not None,
+            details={"kv_version": kv_version, "mount": mount},
         )
 
     def check_access(self, request: ReadRequest) -> AccessCheck:
@@ -545,20 +576,18 @@ class VaultBackend(Backend):
             body = body if isinstance(body, dict) else {}
             current = str(body.get("current_version") or "")
             version = (body.get("versions") or {}).get(current) or {}
+            updated, source = kv_date(version.get("created_time"), body.get("custom_metadata"))
             return Document(
                 data={},
                 version=current or None,
-                updated=_parse_time(version.get("created_time")),
-                metadata={
-                    "kv_version": 2,
-                    "mount": mount,
-                    "custom_metadata": body.get("custom_metadata"),
-                    "dynamic": False,
-                },
+                updated=updated,
+                age_source=source,
+                dynamic=False,
+                details={"kv_version": 2, "mount": mount},
             )
         if kv_version == 1:
-            return Document(data={}, metadata={"kv_version": 1, "mount": mount, "dynamic": False})
-        return Document(data={}, metadata={"mount": mount, "dynamic": True})
+            return Document(data={}, dynamic=False, details={"kv_version": 1, "mount": mount})
+        return Document(data={}, dynamic=True, details={"mount": mount})
 
     def identity_info(self) -> Mapping[str, Any]:
         """Non-secret facts about our token: accessor, policies, TTL, display name, metadata."""
@@ -574,6 +603,11 @@ class VaultBackend(Backend):
         }
 
     # ---- lifetimes --------------------------------------------------------------------------------
+
+    def renew_increment(self) -> int | None:
+        """``renew_increment`` from the backend's options, in seconds (validated by the spec)."""
+        value = self.options.get("renew_increment")
+        return None if value is None else parse_duration(value)
 
     def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
         """Renew through ``sys/leases/renew``; the answer's TTL may be shorter (max_ttl)."""

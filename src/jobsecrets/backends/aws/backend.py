@@ -23,6 +23,8 @@ from __future__ import annotations
 
 __all__ = ["AwsBackend"]
 
+import dataclasses
+import logging
 import math
 import re
 import threading
@@ -33,8 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ..durations import parse_duration
-from ..errors import (
+from ...durations import parse_duration
+from ...errors import (
     AccessDenied,
     AuthError,
     BackendError,
@@ -43,7 +45,8 @@ from ..errors import (
     JobSecretsError,
     SecretNotFound,
 )
-from ._aws_support import (
+from ..base import AccessCheck, Backend, BackendContext, Document, ReadRequest
+from .support import (
     Failure,
     backoff_delay,
     classify_client_error,
@@ -53,7 +56,8 @@ from ._aws_support import (
     validate_backend_options,
     validate_secret_options,
 )
-from .base import AccessCheck, Backend, BackendContext, Document, ReadRequest
+
+log = logging.getLogger("jobsecrets")
 
 if TYPE_CHECKING:
     import boto3
@@ -90,7 +94,7 @@ class AwsBackend(Backend):
         "max_attempts": "attempts per AWS call when throttled or failing with 5xx (default 5, 1-20)",
     }
     #: The read's CreatedDate is the version's; LastRotatedDate needs DescribeSecret (policy max_age).
-    AGE_FROM_METADATA: ClassVar[bool] = True
+    EXPORTED_NAMES: ClassVar[tuple[str, ...]] = ("AWS_*",)
     SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {
         "version_stage": "read the version with this staging label (e.g. AWSPREVIOUS)",
         "version_id": "read this exact version id (exclusive with version_stage)",
@@ -446,7 +450,9 @@ class AwsBackend(Backend):
             version=entry.get("VersionId"),
             # CreatedDate of the version read is when this value was last set (rotated or changed).
             updated=updated if isinstance(updated, datetime) else None,
-            metadata={
+            age_source="version created" if isinstance(updated, datetime) else "",
+            dynamic=False,
+            details={
                 "arn": entry.get("ARN", ""),
                 "name": entry.get("Name", ""),
                 "version_stages": list(entry.get("VersionStages") or []),
@@ -653,8 +659,33 @@ class AwsBackend(Backend):
             data={},
             version=version,
             updated=updated,
-            metadata={"dynamic": False, "age_source": source, "arn": response.get("ARN", "")},
+            age_source=source,
+            dynamic=False,
+            details={"arn": response.get("ARN", "")},
         )
+
+    def dated(self, request: ReadRequest, document: Document) -> Document:
+        """A read only says when its version was created: ``LastRotatedDate`` needs DescribeSecret."""
+        try:
+            meta = self.metadata(request)
+        except JobSecretsError as error:
+            # Denied DescribeSecret: the version's own creation time (from the read) still dates it.
+            log.info(
+                "%s: metadata not available (%s); using the read's version time",
+                request.describe(),
+                error.message,
+            )
+            return document
+        if meta is None or meta.updated is None:
+            return document
+        return dataclasses.replace(
+            document, updated=meta.updated, age_source=meta.age_source or "metadata"
+        )
+
+    @classmethod
+    def exports_credentials(cls, options: Mapping[str, Any]) -> bool:
+        """``credentials: true`` hands the role's credentials to the job."""
+        return options.get("credentials") is True
 
     def exported_variables(self) -> Mapping[str, str]:
         """With ``credentials: true``, the role's short-lived credentials for the job.

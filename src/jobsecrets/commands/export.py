@@ -1,0 +1,110 @@
+"""``jobsecrets export``: resolve, write the values where the format says, hand the leases over.
+
+The leases and tokens go to the state file (for ``jobsecrets revoke`` in a later step) before any
+value leaves; on any failure nothing is exported and everything obtained is revoked.
+"""
+
+from __future__ import annotations
+
+__all__ = ["export_command"]
+
+import contextlib
+import logging
+import os
+import sys
+
+from ..errors import JobSecretsError
+from ..formats import FORMATS, render
+from ..lifecycle.cipher import StateCipher
+from ..lifecycle.state import default_state_path, private_directory, write_state
+from ..pipeline import resolve_checked
+from ..platforms import exporter
+from ..session import Session
+from .common import masks_for
+
+log = logging.getLogger("jobsecrets")
+
+
+def _write_output(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # O_CREAT's mode does not apply to a file that already existed.
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _restore_state(path: str, previous: bytes | None) -> None:
+    """Put the state file back as it was before this ``export`` (an earlier export's records)."""
+    if previous is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    fd = os.open(path + ".restore", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(previous)
+    os.replace(path + ".restore", path)
+
+
+def export_command(
+    config: str,
+    only: list[str] | None,
+    fmt: str,
+    *,
+    output: str | None,
+    state: str | None,
+    files_dir: str | None,
+    audit_log: str | None = None,
+) -> None:
+    """Resolve, write the values in ``fmt``, and hand the leases over to the state file."""
+    session = Session(config, only)
+    # A bad or unusable $JOBSECRETS_STATE_KEY fails here, before anything is obtained.
+    cipher = StateCipher.from_env(session.env)
+    handed_over = False
+    state_path = state or default_state_path(session.env)
+    previous = _read_bytes(state_path)
+    try:
+        if files_dir is None and any(s.file for s in session.spec.secrets):
+            files_dir = os.path.dirname(os.path.abspath(state_path))
+            # Checked like the state file's directory, and before anything is fetched: secret
+            # files must not be written where another user could swap or remove them.
+            private_directory(files_dir)
+        resolution = resolve_checked(session, "export", audit_log, files_dir=files_dir)
+        masks = masks_for(session, resolution)
+        # Record the leases before any value leaves: if we are killed after writing the values,
+        # `revoke` still finds them.
+        session.ledger.spec_dir = session.context.spec_dir
+        if not session.ledger.is_empty():
+            write_state(session.ledger, state_path, cipher=cipher)
+            handed_over = True
+            log.info("state file: %s", state_path)
+        if fmt in FORMATS:
+            _write_output(render(fmt, resolution.env()), output)
+        else:
+            exporter(fmt).export(resolution, masks, session.env, output)
+    except BaseException:
+        # Nothing partial: values may not have reached the job, so end what was obtained now,
+        # and leave the state file as an earlier `export` of this job left it.
+        try:
+            session.finish()
+        finally:
+            if handed_over:
+                _restore_state(state_path, previous)
+            if not session.ledger.is_empty():
+                # What could not be revoked stays recorded: `revoke` (post step, after_script)
+                # retries it instead of finding nothing while it lives on.
+                with contextlib.suppress(OSError, JobSecretsError):
+                    write_state(session.ledger, state_path, cipher=cipher)
+        raise
+    session.ledger.close()

@@ -1,0 +1,38 @@
+"""``jobsecrets revoke``: end every lease and token an ``export`` recorded. Safe to run twice."""
+
+from __future__ import annotations
+
+__all__ = ["revoke_command"]
+
+import contextlib
+import os
+import sys
+
+from ..errors import RevokeError
+from ..lifecycle.cipher import StateCipher
+from ..lifecycle.state import default_state_path, load_state, write_state
+from ..session import signals_deferred
+
+
+def revoke_command(state: str | None) -> None:
+    """Revoke what the state file records; remove it when everything is gone."""
+    env = dict(os.environ)
+    path = state or default_state_path(env)
+    ledger = load_state(path, env)
+    if ledger is None:
+        print(f"jobsecrets: nothing to revoke (no state file at {path})", file=sys.stderr)
+        return
+    # A cancelled job's post step may be signalled too: finish revoking first.
+    with signals_deferred():
+        report = ledger.revoke_all()
+        ledger.close()
+        if report.ok:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            print(f"jobsecrets: {report.summary()}", file=sys.stderr)
+            return
+        # Keep what could not be revoked, so a second `revoke` can try again.
+        write_state(ledger, path, merge=False, cipher=StateCipher.from_env(env))
+    raise RevokeError(
+        report.summary(), hint="run `jobsecrets revoke` again, or revoke the leases listed by hand"
+    )

@@ -1,0 +1,61 @@
+"""``jobsecrets run -- CMD``: resolve, run the command with the secrets, mask its output, revoke.
+
+Whatever happens (a failing child, a signal, a resolution error halfway), what was obtained for the
+job is revoked before the process exits; the child's exit code is ours unless cleanup fails.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_command"]
+
+import logging
+
+from ..errors import RevokeError
+from ..lifecycle.renewal import Renewer
+from ..pipeline import resolve_checked
+from ..runner import run_child
+from ..session import Session
+from .common import masks_for
+
+log = logging.getLogger("jobsecrets")
+
+
+def run_command(
+    config: str,
+    only: list[str] | None,
+    argv: list[str],
+    *,
+    tty: bool | None,
+    audit_log: str | None = None,
+) -> int:
+    """Resolve, run ``argv`` with the secrets, revoke; returns the exit code to use."""
+    session = Session(config, only)
+    renewer: Renewer | None = None
+    code = 0
+    try:
+        # policy: enforced and every variable audited (--audit-log) before the child starts.
+        resolution = resolve_checked(session, "run", audit_log)
+        log.info(
+            "resolved %d variable(s)%s",
+            len(resolution.variables),
+            f", skipped optional {', '.join(resolution.skipped)}" if resolution.skipped else "",
+        )
+        masks = masks_for(session, resolution)
+        # Messages name lease ids and accessors only (failures, leases at their max TTL).
+        renewer = Renewer(
+            session.ledger, on_failure=lambda message: log.warning("%s", message)
+        ).start()
+        env = dict(session.env)
+        env.update(resolution.env())
+        code = run_child(argv, env, masks, tty=tty)
+    finally:
+        try:
+            if renewer is not None:
+                renewer.stop()
+        finally:
+            # Even if a signal interrupts stopping the renewer, revocation must still happen.
+            report = session.finish()
+    if not report.ok and code == 0:
+        raise RevokeError(f"the command succeeded but cleanup failed: {report.summary()}")
+    # With a failing child, its own code wins; finish() already warned about what was not revoked.
+    return int(code)

@@ -1,0 +1,308 @@
+"""The state file: what ``export`` hands over so that ``jobsecrets revoke`` can end it in a later step.
+
+It holds lease ids, backend settings and the tokens jobsecrets itself obtained, never a secret *value*.
+How the tokens in it are protected:
+
+* the file is created 0600 (atomically, never world-readable for an instant) in a directory that only
+  its owner may write to; the default directory is a per-user ``jobsecrets-UID`` created 0700;
+* the tokens are the job's own short-lived login tokens (never a token the user supplied), and
+  ``revoke`` revokes them and removes the file;
+* optionally, when ``$JOBSECRETS_STATE_KEY`` is set (by a CI wrapper that can hand a random key from
+  its main step to its post step), each token is encrypted (:mod:`.cipher`): a copy of the file alone
+  (an artifact upload, a cache, a backup of the workspace) then revokes nothing and signs nobody in.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "STATE_VERSION",
+    "default_state_path",
+    "load_state",
+    "private_directory",
+    "state_of",
+    "write_state",
+]
+
+import contextlib
+import dataclasses
+import json
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from ..backends.base import Backend, BackendContext, Lease, TokenRecord
+from ..backends.registry import get_backend_class
+from ..errors import ConfigError, JobSecretsError
+from ..platforms import job_key, state_base
+from .cipher import StateCipher
+from .ledger import Ledger, why
+
+STATE_VERSION = 1
+
+
+def default_state_path(env: Mapping[str, str]) -> str:
+    """Where ``export`` and ``revoke`` keep the state file unless ``--state`` says otherwise.
+
+    ``$JOBSECRETS_STATE`` if set; else the CI platform's directory for the job
+    (:func:`jobsecrets.platforms.state_base`: ``$RUNNER_TEMP`` on GitHub, beside the build directory
+    on GitLab) or the temp directory, in a per-user ``jobsecrets-UID`` directory created 0700, named
+    after the job's ids.
+    """
+    explicit = env.get("JOBSECRETS_STATE")
+    if explicit:
+        return explicit
+    job = job_key(env)
+    suffix = f"-{job}" if job else ""
+    return os.path.join(state_base(env), f"jobsecrets-{os.getuid()}", f"state{suffix}.json")
+
+
+def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any]:
+    """The JSON-able state: backend settings, leases, our tokens and files. No secret value.
+
+    With ``cipher`` each token is stored encrypted (``token_sealed``) instead of as-is.
+    """
+    owners = ledger.lease_owners()
+    tokens: list[dict[str, Any]] = []
+    for record in ledger.tokens():
+        entry = asdict(record)
+        if cipher is not None:
+            entry["token_sealed"] = cipher.seal(entry.pop("token"))
+        tokens.append(entry)
+    return {
+        "version": STATE_VERSION,
+        "created": time.time(),
+        "spec_dir": os.path.abspath(ledger.spec_dir),
+        "backends": {
+            backend.name: {"type": backend.type_name, "options": dict(backend.options)}
+            for backend in ledger.backend_list()
+        },
+        "tokens": tokens + [dict(entry) for entry in ledger.unreadable_tokens],
+        "leases": [
+            {**asdict(lease), "token_accessor": owners.get(lease.lease_id, "")}
+            for lease in ledger.lease_list()
+        ],
+        "files": list(ledger.files),
+    }
+
+
+def write_state(
+    ledger: Ledger, path: str, merge: bool = True, cipher: StateCipher | None = None
+) -> None:
+    """Write (or merge into) the state file, 0600 in a private directory, atomically."""
+    state = state_of(ledger, cipher)
+    if merge:
+        try:
+            previous = _read_state(path)
+        except FileNotFoundError:
+            previous = None
+        if previous is not None:
+            _merge(state, previous)
+    directory = os.path.dirname(os.path.abspath(path))
+    private_directory(directory)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _entry_key(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("accessor") or entry.get("token") or entry.get("token_sealed") or "")
+
+
+def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
+    """Add what an earlier ``export`` of the same job recorded to ``state`` (in place).
+
+    Two exports may use different specs that name different servers alike (``vault``): the earlier
+    entry is then kept under a new name, and its leases and tokens follow it, so each is revoked
+    against the server that issued it.
+    """
+    renamed: dict[str, str] = {}
+    for name, entry in previous.get("backends", {}).items():
+        current = state["backends"].get(name)
+        if current is None or current == entry:
+            state["backends"].setdefault(name, entry)
+            continue
+        index = 2
+        while f"{name}~{index}" in state["backends"]:
+            index += 1
+        renamed[name] = f"{name}~{index}"
+        state["backends"][renamed[name]] = entry
+
+    def moved(item: Any) -> Any:
+        if isinstance(item, dict) and item.get("backend") in renamed:
+            return {**item, "backend": renamed[item["backend"]]}
+        return item
+
+    known = {lease["lease_id"] for lease in state["leases"]}
+    state["leases"] += [
+        moved(lease)
+        for lease in previous.get("leases", [])
+        if not isinstance(lease, dict) or lease.get("lease_id") not in known
+    ]
+    state["files"] = sorted(set(state["files"]) | set(previous.get("files", [])))
+    known_tokens = {_entry_key(t) for t in state["tokens"]}
+    state["tokens"] += [
+        moved(t) for t in previous.get("tokens", []) if _entry_key(t) not in known_tokens
+    ]
+
+
+def private_directory(directory: str) -> None:
+    """Create ``directory`` 0700 if needed and refuse one where others could swap our files.
+
+    The default directory (``jobsecrets-UID`` under a shared temp dir) could have been created
+    beforehand by another user; a sticky, world-writable directory (``/tmp``) is fine, since nobody
+    else can replace a file we own there.
+    """
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"state directory {directory} is not a directory")
+    if os.getuid() != 0 and info.st_uid not in (os.getuid(), 0):
+        raise ConfigError(
+            f"state directory {directory} belongs to another user",
+            hint="pass --state with a path in a directory of your own",
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise ConfigError(
+            f"state directory {directory} is writable by other users",
+            hint="pass --state with a path in a directory of your own (e.g. $RUNNER_TEMP)",
+        )
+
+
+def _read_state(path: str) -> dict[str, Any]:
+    """Read a state file; raises FileNotFoundError when there is none."""
+    try:
+        # O_NOFOLLOW: a symlink planted at our path must not make us read someone else's file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ConfigError(f"cannot open state file {path}: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if os.getuid() != 0 and info.st_uid != os.getuid():
+            raise ConfigError(f"state file {path} belongs to another user; not using it")
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            fd = -1
+            state = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read state file {path}: {type(error).__name__}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise ConfigError(
+            f"state file {path} is not a jobsecrets state file (version {STATE_VERSION})"
+        )
+    return state
+
+
+_LEASE_FIELDS = {f.name for f in dataclasses.fields(Lease)}
+_TOKEN_FIELDS = {f.name for f in dataclasses.fields(TokenRecord)}
+
+
+def load_state(
+    path: str,
+    env: Mapping[str, str],
+    factory: Callable[[str, str, dict[str, Any]], Backend] | None = None,
+) -> Ledger | None:
+    """Rebuild a ledger from a state file (backends reconnect when revoking); ``None`` if there is none.
+
+    Encrypted tokens are opened with ``$JOBSECRETS_STATE_KEY`` from ``env``; those it cannot open
+    are kept aside (reported as failures by :meth:`Ledger.revoke_all`, written back for a retry).
+    """
+    try:
+        state = _read_state(path)
+    except FileNotFoundError:
+        return None
+    cipher = StateCipher.from_env(env)
+    ledger = Ledger()
+    ledger.spec_dir = str(state.get("spec_dir") or ".")
+    context = BackendContext(env=env, spec_dir=ledger.spec_dir)
+    # A damaged entry is skipped and reported, never fatal: everything else must still be revoked.
+    for name, entry in _items(state.get("backends"), ledger, "backends"):
+        try:
+            options = dict(entry.get("options") or {})
+            if factory is not None:
+                backend = factory(name, entry["type"], options)
+            else:
+                backend = get_backend_class(entry["type"])(name, options, context)
+        except (JobSecretsError, KeyError, TypeError, ValueError, AttributeError) as error:
+            ledger.unusable.append(f"backend {name!r}: unusable state entry ({why(error)})")
+            continue
+        ledger.add_backend(backend)
+        ledger.pending_resume[name] = None
+    for entry in _entries(state.get("tokens"), ledger, "tokens"):
+        token = entry.get("token")
+        if token is None and "token_sealed" in entry and cipher is not None:
+            token = cipher.open(str(entry["token_sealed"]))
+        if token is None:
+            ledger.unreadable_tokens.append(dict(entry))
+            continue
+        fields = {k: v for k, v in entry.items() if k in _TOKEN_FIELDS}
+        fields["token"] = token
+        try:
+            record = TokenRecord(**fields)
+        except TypeError:
+            # Named by accessor only: the entry holds the token itself.
+            ledger.unusable.append(
+                f"token {entry.get('accessor') or '?'}: unusable state entry (fields missing)"
+            )
+            continue
+        ledger.recorded_tokens.append(record)
+        if ledger.pending_resume.get(record.backend) is None:
+            # Reconnect with a token we obtained: it can revoke the leases it created.
+            ledger.pending_resume[record.backend] = record
+    for entry in _entries(state.get("leases"), ledger, "leases"):
+        try:
+            lease = Lease(**{k: v for k, v in entry.items() if k in _LEASE_FIELDS})
+        except TypeError:
+            ledger.unusable.append(
+                f"lease {entry.get('lease_id') or '?'}: unusable state entry (fields missing)"
+            )
+            continue
+        owner = str(entry["token_accessor"] or "") if "token_accessor" in entry else None
+        ledger.restore_lease(lease, owner)
+    files = state.get("files", [])
+    for file in files if isinstance(files, list) else []:
+        ledger.add_file(str(file))
+    return ledger
+
+
+def _items(value: Any, ledger: Ledger, what: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The (name, entry) pairs of a state file mapping, skipping (and reporting) odd ones."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        ledger.unusable.append(f"state file: {what!r} is not a mapping")
+        return []
+    pairs: list[tuple[str, Mapping[str, Any]]] = []
+    for name, entry in value.items():
+        if isinstance(entry, dict):
+            pairs.append((str(name), entry))
+        else:
+            ledger.unusable.append(f"state file: {what} entry {str(name)!r} is not a mapping")
+    return pairs
+
+
+def _entries(value: Any, ledger: Ledger, what: str) -> list[Mapping[str, Any]]:
+    """The entries of a state file list, skipping (and reporting) odd ones."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        ledger.unusable.append(f"state file: {what!r} is not a list")
+        return []
+    entries: list[Mapping[str, Any]] = [entry for entry in value if isinstance(entry, dict)]
+    if len(entries) < len(value):
+        ledger.unusable.append(f"state file: {len(value) - len(entries)} odd {what} entry(ies)")
+    return entries
