@@ -1,8 +1,45 @@
-"""Test helpers shipped with jobsecrets: a fake backend and the conformance suite for backends."""
+"""What tests need, for jobsecrets' own and for third-party backends and users' specs.
+
+- :class:`BackendConformance`: the whole backend contract as a pytest suite;
+- :class:`MemoryStore` / :class:`MemoryBackend`: an in-memory store (plain data or a function
+  instead of a server), to pass wherever a backend factory is taken;
+- :class:`FakeBackend`: the same over files (``type: fake``), for ``jobsecrets`` subprocesses;
+- :class:`SpecBuilder`: spec files written from code.
+
+Names load on first use: the ``fake`` backend's entry point imports this package, and that must not
+need pytest (only the conformance suite does).
+"""
 
 from __future__ import annotations
 
-__all__ = ["BackendConformance", "FakeBackend"]
+__all__ = ["BackendConformance", "FakeBackend", "MemoryBackend", "MemoryStore", "SpecBuilder"]
 
-from .conformance import BackendConformance
-from .fake import FakeBackend
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .conformance import BackendConformance
+    from .fake import FakeBackend
+    from .memory import MemoryBackend, MemoryStore
+    from .specs import SpecBuilder
+
+_LAZY = {
+    "BackendConformance": ".conformance",
+    "FakeBackend": ".fake",
+    "MemoryBackend": ".memory",
+    "MemoryStore": ".memory",
+    "SpecBuilder": ".specs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

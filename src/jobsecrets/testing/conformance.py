@@ -1,17 +1,30 @@
-"""The conformance suite every backend passes, built-in or third-party.
+"""The conformance suite every backend passes, built-in or third-party: the whole backend contract.
 
-Subclass :class:`BackendConformance` in a pytest module and provide three fixtures:
+Subclass :class:`BackendConformance` in a pytest module and provide these fixtures:
 
+``make_backend``
+    a callable returning a *new* backend of the configuration under test, not signed in yet;
 ``backend``
-    a signed-in backend instance (``login()`` already called);
+    a signed-in backend (``login()`` already called); the default is ``make_backend()`` + login;
 ``seed``
-    a callable ``seed(path, {"field": "value", ...})`` that stores a document in the real store
-    so that reading ``path`` returns those fields;
+    ``seed(path, {"field": "value", ...})`` stores a document in the real store so that reading
+    ``path`` returns those fields;
 ``missing_path``
-    a path that does not exist in the store.
+    a path that does not exist in the store;
+``break_login``
+    ``break_login(backend)`` makes the next logins of that (not yet signed-in) backend fail, and
+    returns a callable that repairs it: the suite then checks that a failed sign-in can be retried;
+``leased_request`` (only with ``LEASES = True``)
+    a :class:`~jobsecrets.backends.base.ReadRequest` whose read obtains a lease;
+``state_factory`` (only for a backend not registered as an entry point)
+    what :func:`~jobsecrets.lifecycle.state.load_state` rebuilds the backend with.
 
-Optionally override ``whole_value_path`` behaviour by setting ``SUPPORTS_PREFIX = True`` when the
-backend implements :meth:`~jobsecrets.backends.base.Backend.list_prefix`.
+and set the capability flags below. What is covered: registration and static description; sign-in,
+and a retry after a failed sign-in; reads (fields, ``read_many`` order and isolation, missing paths,
+errors without values, the typed facts of a document); ``check_access`` without reading; prefix
+listing (or a clear refusal); ``metadata`` without a value; leases (renewal, revocation, idempotence);
+our own token (revocation, idempotence); and resuming from a state file in a later process, which
+revokes everything.
 
 The tests use random canary values and assert with booleans, so a failure never prints a value.
 """
@@ -21,15 +34,24 @@ from __future__ import annotations
 __all__ = ["BackendConformance"]
 
 import secrets
-from collections.abc import Callable
-from typing import ClassVar
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
 
 from ..backends.base import AccessCheck, Backend, Document, ReadRequest
 from ..backends.registry import available_types, get_backend_class
 from ..errors import JobSecretsError, SecretNotFound
 from ..fields import extract
+from ..lifecycle.ledger import Ledger
+from ..lifecycle.state import load_state, write_state
 
 Seed = Callable[[str, dict[str, str]], None]
+MakeBackend = Callable[[], Backend]
+BreakLogin = Callable[[Backend], Callable[[], None]]
+StateFactory = Callable[[str, str, dict[str, Any]], Backend]
 
 
 def _canary() -> str:
@@ -47,15 +69,52 @@ class BackendConformance:
     PATH_TEMPLATE: ClassVar[str] = "{name}"
     #: True when the backend implements prefix listing.
     SUPPORTS_PREFIX: ClassVar[bool] = False
+    #: True when ``metadata`` dates a seeded document (when it was set) without reading it.
+    DATES_METADATA: ClassVar[bool] = False
+    #: True when the store leases (``leased_request`` fixture); then renewal is tested too.
+    LEASES: ClassVar[bool] = False
+    #: True when signing in obtains a token of jobsecrets' own, which it must revoke.
+    OWN_TOKEN: ClassVar[bool] = False
+    #: True when the class must be found through the ``jobsecrets.backends`` entry points.
+    REGISTERED: ClassVar[bool] = True
+
+    # ---- default fixtures ------------------------------------------------------------------
+
+    @pytest.fixture
+    def backend(self, make_backend: MakeBackend) -> Iterator[Backend]:
+        """A signed-in backend of the configuration under test."""
+        instance = make_backend()
+        instance.login()
+        yield instance
+        instance.close()
+
+    @pytest.fixture
+    def leased_request(self) -> ReadRequest | None:
+        """A read that obtains a lease (override when ``LEASES = True``)."""
+        return None
+
+    @pytest.fixture
+    def state_factory(self) -> StateFactory | None:
+        """How ``load_state`` rebuilds the backend (``None``: through the registry)."""
+        return None
 
     def path(self, name: str | None = None) -> str:
         """A fresh path for this backend."""
         return self.PATH_TEMPLATE.format(name=name or _unique())
 
+    def request(self, path: str, variable: str = "A") -> ReadRequest:
+        """A read of ``path`` for one variable."""
+        return ReadRequest(path, variables=(variable,), ref=f"x:{path}")
+
     # ---- registration and static description ---------------------------------------------
 
     def test_registered_through_entry_point(self, backend: Backend) -> None:
         """The class is found under its type name in the ``jobsecrets.backends`` group."""
+        if not self.REGISTERED:
+            assert backend.type_name not in available_types() or get_backend_class(
+                backend.type_name
+            ) is not type(backend)
+            return
         assert backend.type_name in available_types()
         assert get_backend_class(backend.type_name) is type(backend)
 
@@ -75,6 +134,51 @@ class BackendConformance:
     def test_describe_auth_is_text(self, backend: Backend) -> None:
         """``plan`` can show how the backend signs in."""
         assert isinstance(type(backend).describe_auth(backend.options), str)
+        assert isinstance(type(backend).exports_credentials(backend.options), bool)
+
+    # ---- sign-in -----------------------------------------------------------------------------
+
+    def test_sign_in_then_read(self, make_backend: MakeBackend, seed: Seed) -> None:
+        """A new backend signs in once and reads; its token (if any) is described, not shown."""
+        path = self.path()
+        value = _canary()
+        seed(path, {"v": value})
+        backend = make_backend()
+        try:
+            backend.login()
+            assert extract(backend.read(self.request(path)).data, "v") == value
+            record = backend.token_record()
+            assert (record is not None) == self.OWN_TOKEN
+            if record is not None:
+                shown = record.token in repr(record)
+                assert not shown, "a token record's repr shows the token"
+        finally:
+            backend.close()
+
+    def test_a_failed_sign_in_can_be_retried(
+        self, make_backend: MakeBackend, break_login: BreakLogin, seed: Seed
+    ) -> None:
+        """A sign-in that fails raises a JobSecretsError, obtains nothing, and a later login()
+        really signs in (it must not return early on what the failed attempt left behind)."""
+        path = self.path()
+        value = _canary()
+        seed(path, {"v": value})
+        backend = make_backend()
+        try:
+            repair = break_login(backend)
+            for _attempt in range(2):
+                try:
+                    backend.login()
+                except JobSecretsError:
+                    pass
+                else:
+                    raise AssertionError("a broken sign-in succeeded")
+                assert backend.token_record() is None
+            repair()
+            backend.login()
+            assert extract(backend.read(self.request(path)).data, "v") == value
+        finally:
+            backend.close()
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -83,10 +187,23 @@ class BackendConformance:
         path = self.path()
         first, second = _canary(), _canary()
         seed(path, {"first": first, "second": second})
-        document = backend.read(ReadRequest(path, variables=("A",), ref=f"x:{path}"))
+        document = backend.read(self.request(path))
         assert isinstance(document, Document)
         assert extract(document.data, "first") == first, "field 'first' did not round-trip"
         assert extract(document.data, "second") == second, "field 'second' did not round-trip"
+
+    def test_document_facts_are_typed(self, backend: Backend, seed: Seed) -> None:
+        """A static read is not dynamic and has no lease; ``dated`` keeps the data and says when
+        it was set, if it says anything, with where that date comes from."""
+        path = self.path()
+        seed(path, {"v": _canary()})
+        request = self.request(path)
+        document = backend.read(request)
+        assert document.lease is None and document.is_dynamic is False
+        dated = backend.dated(request, document)
+        assert isinstance(dated, Document) and dated.data == document.data
+        if dated.updated is not None:
+            assert dated.age_source, "a date without its source"
 
     def test_read_many_keeps_order_and_isolates_errors(
         self, backend: Backend, seed: Seed, missing_path: str
@@ -98,10 +215,8 @@ class BackendConformance:
             path = self.path()
             values[path] = _canary()
             seed(path, {"v": values[path]})
-            requests.append(ReadRequest(path, variables=(f"V{index}",), ref=f"x:{path}"))
-        requests.insert(
-            1, ReadRequest(missing_path, variables=("MISSING",), ref=f"x:{missing_path}")
-        )
+            requests.append(self.request(path, f"V{index}"))
+        requests.insert(1, self.request(missing_path, "MISSING"))
         results = backend.read_many(requests)
         assert len(results) == len(requests)
         assert isinstance(results[1], SecretNotFound)
@@ -114,9 +229,7 @@ class BackendConformance:
     def test_missing_path_is_secret_not_found(self, backend: Backend, missing_path: str) -> None:
         """A missing path raises SecretNotFound naming the variable and the reference."""
         try:
-            backend.read(
-                ReadRequest(missing_path, variables=("SOME_VAR",), ref=f"x:{missing_path}")
-            )
+            backend.read(self.request(missing_path, "SOME_VAR"))
         except SecretNotFound as error:
             assert "SOME_VAR" in error.message
         else:
@@ -127,7 +240,7 @@ class BackendConformance:
         path = self.path()
         value = _canary()
         seed(path, {"present": value})
-        document = backend.read(ReadRequest(path, variables=("A",), ref=f"x:{path}"))
+        document = backend.read(self.request(path))
         try:
             extract(document.data, "absent")
         except LookupError as error:
@@ -140,9 +253,26 @@ class BackendConformance:
         """``check_access`` answers an AccessCheck for a readable path."""
         path = self.path()
         seed(path, {"v": _canary()})
-        check = backend.check_access(ReadRequest(path, variables=("A",), ref=f"x:{path}"))
+        check = backend.check_access(self.request(path))
         assert isinstance(check, AccessCheck)
         assert check.allowed
+
+    def test_metadata_reads_no_value(self, backend: Backend, seed: Seed) -> None:
+        """``metadata`` answers without the value: empty data, typed facts; with
+        ``DATES_METADATA`` it says when the secret was set and from what."""
+        path = self.path()
+        value = _canary()
+        seed(path, {"v": value})
+        meta = backend.metadata(self.request(path))
+        if meta is None:
+            assert not self.DATES_METADATA, "metadata() said nothing"
+            return
+        assert isinstance(meta, Document)
+        leaked = value in repr(meta.data) or bool(meta.data)
+        assert not leaked, "metadata() returned data"
+        assert meta.is_dynamic is False
+        if self.DATES_METADATA:
+            assert meta.updated is not None and meta.age_source
 
     def test_prefix_listing(self, backend: Backend, seed: Seed) -> None:
         """With prefix support, every seeded path under a prefix is listed, nothing else;
@@ -160,9 +290,75 @@ class BackendConformance:
         prefix = self.path(f"{group}/")
         assert set(backend.list_prefix(prefix)) == paths
 
+    # ---- leases and tokens -----------------------------------------------------------------
+
+    def test_leases_renew_and_revoke(
+        self, backend: Backend, leased_request: ReadRequest | None
+    ) -> None:
+        """A leased read names its lease (backend, id, TTL); renewing keeps the id and gives a
+        TTL; revoking it twice is fine. A store without leases never hands one out."""
+        if not self.LEASES:
+            return
+        assert leased_request is not None, "LEASES = True needs the leased_request fixture"
+        document = backend.read(leased_request)
+        lease = document.lease
+        assert lease is not None and document.is_dynamic
+        assert lease.backend == backend.name and lease.lease_id and lease.ttl > 0
+        if lease.renewable:
+            renewed = backend.renew_lease(lease, backend.renew_increment() or lease.ttl)
+            assert renewed.lease_id == lease.lease_id and renewed.ttl > 0
+        backend.revoke_lease(lease.lease_id)
+        backend.revoke_lease(lease.lease_id)
+
     def test_revoke_unknown_lease_is_quiet(self, backend: Backend) -> None:
         """Revoking is idempotent: a lease that does not exist (any more) is not an error."""
         backend.revoke_lease(f"no/such/lease/{secrets.token_hex(4)}")
+
+    def test_own_token_is_revoked_once_and_quietly_again(self, make_backend: MakeBackend) -> None:
+        """The token a sign-in obtained is ours to revoke, and revoking it again is no error."""
+        backend = make_backend()
+        try:
+            backend.login()
+            record = backend.token_record()
+            if not self.OWN_TOKEN:
+                assert record is None, "a token the user supplied must not be listed as ours"
+                return
+            assert record is not None
+            backend.revoke_token(record)
+            backend.revoke_token(record)
+        finally:
+            backend.close()
+
+    def test_resume_from_a_state_file_revokes_everything(
+        self,
+        make_backend: MakeBackend,
+        leased_request: ReadRequest | None,
+        state_factory: StateFactory | None,
+    ) -> None:
+        """``export`` hands leases and tokens over in a state file; a later process (``revoke``)
+        rebuilds the backend from it, reconnects, and revokes all of it; a second revoke finds
+        nothing left."""
+        backend = make_backend()
+        backend.login()
+        ledger = Ledger()
+        ledger.add_backend(backend)
+        if self.LEASES:
+            assert leased_request is not None, "LEASES = True needs the leased_request fixture"
+            lease = backend.read(leased_request).lease
+            assert lease is not None
+            ledger.add_lease(lease)
+        with tempfile.TemporaryDirectory() as directory:
+            path = str(Path(directory) / "state.json")
+            write_state(ledger, path)
+            backend.close()
+            later = load_state(path, dict(backend.context.env), factory=state_factory)
+            assert later is not None
+            report = later.revoke_all()
+            later.close()
+            assert report.ok, "revoking from the state file failed"
+            assert report.tokens_revoked == (1 if self.OWN_TOKEN else 0)
+            assert report.leases_revoked + report.leases_with_token == (1 if self.LEASES else 0)
+            assert later.is_empty()
 
     def test_close_is_idempotent(self, backend: Backend) -> None:
         """``close`` may be called more than once."""

@@ -1,11 +1,13 @@
-"""A fake backend for tests and demos: documents come from a JSON file, events go to a journal.
+"""A fake backend for tests and demos across processes: documents from a JSON file, events to a journal.
 
-Registered as ``type: fake``. Options: ``file`` (JSON: ``{"path": {"field": "value"} | "text"}``),
-``lease_ttl`` (every read gets a renewable lease of that many seconds), ``journal`` (a file where
-login/read/renew/revoke events are appended as JSON lines, without values, so tests can check what
-happened), ``token`` (true: the login "obtains" a token that must be revoked), ``fail`` (a list of
-paths whose read fails with a BackendError), ``deny`` (paths whose read is denied), ``delay`` (seconds
-every read takes, to stand for a slow store in deadline tests).
+Registered as ``type: fake``: the in-memory backend (:mod:`.memory`) with its store kept in files, so
+a ``jobsecrets`` subprocess can use it. Options: ``file`` (JSON: ``{"path": {field: value} | "text"}``,
+re-read when it changes), ``lease_ttl`` (every read gets a renewable lease of that many seconds),
+``journal`` (a file where login/read/renew/revoke events are appended as JSON lines, without values,
+so tests can check what happened), ``token`` (true: the login "obtains" a token that must be revoked),
+``fail`` (paths whose read fails with a BackendError), ``deny`` (paths whose read is denied), ``delay``
+(seconds every read takes, to stand for a slow store in deadline tests). The file keeps no dates:
+:meth:`FakeBackend.metadata` says nothing.
 """
 
 from __future__ import annotations
@@ -14,28 +16,65 @@ __all__ = ["FakeBackend"]
 
 import json
 import os
-import secrets
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..backends.base import (
-    AccessCheck,
-    Backend,
-    BackendContext,
-    Document,
-    Lease,
-    ReadRequest,
-    TokenRecord,
-)
-from ..errors import AccessDenied, BackendError, ConfigError, SecretNotFound
+from ..backends.base import BackendContext, Document, ReadRequest
+from ..errors import ConfigError
+from .memory import MemoryBackend, MemoryStore
 
 
-class FakeBackend(Backend):
+class _FileStore(MemoryStore):
+    """A :class:`MemoryStore` whose documents come from a JSON file and whose journal is a file."""
+
+    def __init__(self, backend: str, options: Mapping[str, Any], spec_dir: str) -> None:
+        super().__init__(
+            lease_ttl=options.get("lease_ttl"),
+            token=bool(options.get("token")),
+            fail=set(options.get("fail", [])),
+            deny=set(options.get("deny", [])),
+            delay=float(options.get("delay", 0) or 0),
+        )
+        self.backend_name = backend
+        self.file = os.path.join(spec_dir, str(options["file"])) if "file" in options else None
+        self.journal_file = (
+            os.path.join(spec_dir, str(options["journal"])) if "journal" in options else None
+        )
+        self._loaded: tuple[int, int] | None = None
+
+    def load(self) -> None:
+        """(Re)read the documents when the file changed since the last read."""
+        if self.file is None:
+            return
+        try:
+            info = os.stat(self.file)
+            if self._loaded == (info.st_mtime_ns, info.st_size):
+                return
+            with open(self.file, encoding="utf-8") as handle:
+                documents = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise ConfigError(
+                f"fake backend {self.backend_name!r}: cannot load its file ({type(error).__name__})"
+            ) from None
+        with self._lock:
+            self.documents = documents
+        self._loaded = (info.st_mtime_ns, info.st_size)
+
+    def record(self, event: str, backend: str, **details: Any) -> None:
+        """Journal to the file too (another process reads it)."""
+        super().record(event, backend, **details)
+        if self.journal_file is None:
+            return
+        line = json.dumps({"backend": backend, "time": time.time(), "event": event, **details})
+        with self._lock, open(self.journal_file, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+class FakeBackend(MemoryBackend):
     """An in-process store backed by a JSON file: for tests and local dry runs only."""
 
-    type_name = "fake"
+    type_name: ClassVar[str] = "fake"
     OPTIONS: ClassVar[Mapping[str, str]] = {
         "file": "JSON file of documents: {path: {field: value} | text}",
         "lease_ttl": "seconds: every read gets a renewable lease",
@@ -45,14 +84,10 @@ class FakeBackend(Backend):
         "deny": "paths whose read is denied (AccessDenied)",
         "delay": "seconds every read takes (a slow store)",
     }
-    SECRET_OPTIONS: ClassVar[Mapping[str, str]] = {"version": "ignored; accepted for tests"}
-    SUPPORTS_PARAMS = True
 
     def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
-        super().__init__(name, options, context)
-        self._lock = threading.Lock()
-        self._token: TokenRecord | None = None
-        self._data: dict[str, Any] | None = None
+        self.files = _FileStore(name, options, context.spec_dir)
+        super().__init__(name, options, context, store=self.files)
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
@@ -78,108 +113,21 @@ class FakeBackend(Backend):
         """Fake: no real sign-in."""
         return "fake token" if options.get("token") else "none"
 
-    def _path(self, key: str) -> str:
-        return os.path.join(self.context.spec_dir, str(self.options[key]))
-
-    def _event(self, **event: Any) -> None:
-        if "journal" not in self.options:
-            return
-        line = json.dumps({"backend": self.name, "time": time.time(), **event}, sort_keys=True)
-        with self._lock, open(self._path("journal"), "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-
-    def _documents(self) -> dict[str, Any]:
-        if self._data is None:
-            if "file" not in self.options:
-                self._data = {}
-            else:
-                try:
-                    with open(self._path("file"), encoding="utf-8") as handle:
-                        self._data = json.load(handle)
-                except (OSError, ValueError) as error:
-                    raise ConfigError(
-                        f"fake backend {self.name!r}: cannot load its file ({type(error).__name__})"
-                    ) from None
-        return self._data
-
-    def login(self) -> None:
-        """Pretend to sign in; with ``token: true`` a token is 'obtained'."""
-        if self.options.get("token"):
-            self._token = TokenRecord(
-                self.name,
-                "fake-token-" + secrets.token_hex(8),
-                "acc-" + secrets.token_hex(4),
-                3600,
-                True,
-            )
-        self._event(event="login")
-
     def read(self, request: ReadRequest) -> Document:
-        """Return the document at ``request.path``."""
-        self._event(event="read", path=request.path)
-        if self.options.get("delay"):
-            time.sleep(float(self.options["delay"]))
-        if request.path in self.options.get("fail", []):
-            raise BackendError(f"{request.describe()}: the fake store failed")
-        if request.path in self.options.get("deny", []):
-            raise AccessDenied(f"{request.describe()}: permission denied by {self.name!r}")
-        documents = self._documents()
-        if request.path not in documents:
-            raise SecretNotFound(f"{request.describe()}: not found in {self.name!r}")
-        data = documents[request.path]
-        lease = None
-        if "lease_ttl" in self.options:
-            lease = Lease(
-                self.name,
-                f"{self.name}/{request.path}/{secrets.token_hex(4)}",
-                int(self.options["lease_ttl"]),
-                True,
-                request.path,
-            )
-            self._event(event="lease", lease_id=lease.lease_id)
-        if isinstance(data, dict):
-            return Document(data=dict(data), lease=lease, version="1")
-        return Document(data=str(data), lease=lease, version="1")
+        """The document at ``request.path``, from the file as it is now."""
+        self.files.load()
+        return super().read(request)
 
     def list_prefix(self, prefix: str) -> list[str]:
         """Every document path under ``prefix``."""
-        return sorted(p for p in self._documents() if p.startswith(prefix))
+        self.files.load()
+        return super().list_prefix(prefix)
 
-    def check_access(self, request: ReadRequest) -> AccessCheck:
-        """Denied for the ``deny`` paths, missing for paths the store does not hold."""
-        if request.path in self.options.get("deny", []):
-            return AccessCheck(False, "fake: denied")
-        if request.path not in self._documents():
-            return AccessCheck(False, f"not found in {self.name!r}", missing=True)
-        return AccessCheck(True, "fake")
+    def check_access(self, request: ReadRequest) -> Any:
+        """As the memory backend, on the file as it is now."""
+        self.files.load()
+        return super().check_access(request)
 
-    def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
-        """Renew (journalled)."""
-        self._event(event="renew", lease_id=lease.lease_id)
-        return Lease(
-            lease.backend,
-            lease.lease_id,
-            increment or lease.ttl,
-            lease.renewable,
-            lease.path,
-            time.time(),
-        )
-
-    def revoke_lease(self, lease_id: str) -> None:
-        """Revoke (journalled)."""
-        self._event(event="revoke", lease_id=lease_id)
-
-    def token_record(self) -> TokenRecord | None:
-        """The fake token, if ``token: true``."""
-        return self._token
-
-    def resume(self, record: TokenRecord | None) -> None:
-        """Reconnect in a later process."""
-        self._token = record
-        self._event(event="resume")
-
-    def revoke_token(self, record: TokenRecord) -> None:
-        """Revoke the token (journalled by accessor)."""
-        self._event(event="revoke-token", accessor=record.accessor)
-        if self._token is not None and self._token.token == record.token:
-            self._token = None
+    def metadata(self, request: ReadRequest) -> Document | None:
+        """The file keeps no dates and no engine kinds: nothing is known without reading."""
+        return None
