@@ -71,16 +71,16 @@ def make_backend(
     env: dict[str, str] | None = None,
     identity: Any = None,
     deadline: float | None = None,
+    sleep: Any = None,
 ) -> AwsBackend:
     context = BackendContext(
         env=dict(BASE_ENV if env is None else env),
         identity=identity,
         timeout=5.0,
         deadline=deadline,
+        sleep=sleep or (lambda _seconds: None),  # retries without waiting
     )
-    backend = AwsBackend("aws", options or {}, context)
-    backend._sleep = lambda _seconds: None  # retries without waiting
-    return backend
+    return AwsBackend("aws", options or {}, context)
 
 
 def logged_in(**kwargs: Any) -> AwsBackend:
@@ -311,9 +311,8 @@ def test_prefix_listing_pages_through_150_secrets(sm: Any) -> None:
 
 def test_throttling_is_retried(sm: Any) -> None:
     seed_secrets(sm, {"t1": "a", "t2": "b"})
-    backend = logged_in()
     sleeps: list[float] = []
-    backend._sleep = sleeps.append
+    backend = logged_in(sleep=sleeps.append)
     backend.client.meta.events.register("before-call.secretsmanager.*", throttle(3))
     results = backend.read_many([req("t1"), req("t2")])
     assert all(isinstance(r, Document) for r in results)

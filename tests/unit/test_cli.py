@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jobsecrets.testing.specs import SpecBuilder
 from support.cli import jobsecrets
 
 
 def write_spec(tmp_path: Path, secrets: str, documents: dict[str, object]) -> Path:
     """A spec with one fake backend whose store holds ``documents``."""
-    store = tmp_path / "store.json"
-    store.write_text(json.dumps(documents))
-    spec = tmp_path / "jobsecrets.yml"
-    spec.write_text(
-        f"version: 1\nbackends:\n  fake:\n    type: fake\n    file: {store}\nsecrets:\n{secrets}"
-    )
-    return spec
+    return SpecBuilder().fake(tmp_path, documents).merge("secrets:\n" + secrets).write(tmp_path)
 
 
 def test_plan_check_leaves_out_a_missing_optional_secret(tmp_path: Path) -> None:
@@ -46,12 +41,9 @@ def test_plan_check_missing_required_secret_exits_4_not_5(tmp_path: Path) -> Non
 
 
 def test_plan_check_denied_path_still_exits_5(tmp_path: Path) -> None:
-    store = tmp_path / "store.json"
-    store.write_text(json.dumps({"app": {"a": "value-of-a-1234"}}))
-    (tmp_path / "jobsecrets.yml").write_text(
-        f"version: 1\nbackends:\n  fake:\n    type: fake\n    file: {store}\n    deny: [app]\n"
-        "secrets:\n  A: fake:app#a\n"
-    )
+    SpecBuilder().fake(tmp_path, {"app": {"a": "value-of-a-1234"}}, deny=["app"]).secret(
+        "A", "fake:app#a"
+    ).write(tmp_path)
     result = jobsecrets(["plan", "--check"], cwd=tmp_path)
     assert result.returncode == 5, result.stderr
 

@@ -10,7 +10,6 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,93 +18,34 @@ import pytest
 from jobsecrets.backends.base import (
     Backend,
     BackendContext,
-    Document,
     Lease,
     ReadRequest,
-    TokenRecord,
 )
-from jobsecrets.errors import AccessDenied, BackendError, ConfigError
+from jobsecrets.errors import ConfigError
 from jobsecrets.lifecycle.cipher import STATE_KEY_ENV
 from jobsecrets.lifecycle.ledger import Ledger
 from jobsecrets.lifecycle.renewal import Renewal, Renewer
 from jobsecrets.lifecycle.state import default_state_path, load_state, write_state
+from jobsecrets.testing import MemoryBackend, MemoryStore
 
 # Values that must never reach a state file (the store "returns" them with each lease).
 CANARY_VALUE = "canary-value-" + secrets.token_hex(8)
 
 
-class Store:
-    """What the server knows: live leases and tokens, and the failures to inject."""
-
-    def __init__(self) -> None:
-        self.leases: dict[str, int] = {}  # lease id -> ttl
-        self.tokens: set[str] = set()
-        self.fail_revoke: set[str] = set()  # lease ids whose revoke fails (store down)
-        self.deny_revoke = False  # no sys/leases/revoke in the policy
-        self.max_ttl: int | None = None
-        self.renewals = 0
-        self.revoke_calls = 0
+def new_store() -> MemoryStore:
+    """A store that leases every read for 30 s and remembers what is alive."""
+    return MemoryStore(
+        lease_ttl=30,
+        documents={
+            path: {"password": CANARY_VALUE}
+            for path in ("database/creds/ci", *(f"database/creds/r{n}" for n in range(3)))
+        },
+    )
 
 
-class MemoryBackend(Backend):
-    """A backend over :class:`Store`; ``token`` option: the login obtains a token of ours."""
-
-    type_name = "memory"
-
-    def __init__(
-        self, name: str, options: Mapping[str, Any], context: BackendContext, store: Store
-    ) -> None:
-        super().__init__(name, options, context)
-        self.store = store
-        self._token: TokenRecord | None = None
-
-    def login(self) -> None:
-        if self.options.get("token"):
-            token = "tok-" + secrets.token_hex(8)
-            self.store.tokens.add(token)
-            self._token = TokenRecord(self.name, token, "acc-" + token[-6:], 60, True)
-
-    def read(self, request: ReadRequest) -> Document:
-        lease = Lease(self.name, f"{request.path}/{secrets.token_hex(4)}", 30, True, request.path)
-        self.store.leases[lease.lease_id] = lease.ttl
-        return Document({"password": CANARY_VALUE}, lease=lease)
-
-    def renew_lease(self, lease: Lease, increment: int | None = None) -> Lease:
-        self.store.renewals += 1
-        ttl = increment or lease.ttl
-        if self.store.max_ttl is not None:
-            ttl = min(ttl, self.store.max_ttl)
-        return Lease(lease.backend, lease.lease_id, ttl, lease.renewable, lease.path, time.time())
-
-    def revoke_lease(self, lease_id: str) -> None:
-        self.store.revoke_calls += 1
-        if lease_id in self.store.fail_revoke:
-            raise BackendError(f"revoke lease {lease_id}: cannot reach the store")
-        if self.store.deny_revoke:
-            raise AccessDenied(f"revoke lease {lease_id}: permission denied")
-        self.store.leases.pop(lease_id, None)  # an expired lease is fine: idempotent
-
-    def token_record(self) -> TokenRecord | None:
-        return self._token
-
-    def resume(self, record: TokenRecord | None) -> None:
-        if record is None:
-            self.login()
-        else:
-            self._token = record
-
-    def revoke_token(self, record: TokenRecord) -> None:
-        self.store.tokens.discard(record.token)
-        # Like Vault: the token's leases end with it.
-        if self.store.deny_revoke:
-            self.store.leases.clear()
-        if self._token is not None and self._token.token == record.token:
-            self._token = None
-
-
-def make_ledger(store: Store, *, token: bool = True, reads: int = 1) -> Ledger:
+def make_ledger(store: MemoryStore, *, token: bool = True, reads: int = 1) -> Ledger:
     ledger = Ledger()
-    backend = MemoryBackend("vault", {"token": token}, BackendContext(env={}), store)
+    backend = store.backend("vault", {"token": token})
     ledger.add_backend(backend)
     backend.login()
     for number in range(reads):
@@ -115,15 +55,8 @@ def make_ledger(store: Store, *, token: bool = True, reads: int = 1) -> Ledger:
     return ledger
 
 
-def factory(store: Store) -> Any:
-    def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
-        return MemoryBackend(name, options, BackendContext(env={}), store)
-
-    return build
-
-
 def test_state_file_holds_ids_never_values(tmp_path: Path) -> None:
-    store = Store()
+    store = new_store()
     ledger = make_ledger(store, reads=2)
     path = tmp_path / "state" / "state.json"
     write_state(ledger, str(path))
@@ -137,13 +70,13 @@ def test_state_file_holds_ids_never_values(tmp_path: Path) -> None:
 
 
 def test_two_exports_merge_into_one_state_file_and_revoke_ends_both(tmp_path: Path) -> None:
-    store = Store()
+    store = new_store()
     path = str(tmp_path / "state.json")
     write_state(make_ledger(store, reads=1), path)
     write_state(make_ledger(store, reads=2), path)
     state = json.loads(Path(path).read_text())
     assert len(state["leases"]) == 3 and len(state["tokens"]) == 2
-    ledger = load_state(path, {}, factory(store))
+    ledger = load_state(path, {}, store.state_factory)
     assert ledger is not None
     report = ledger.revoke_all()
     assert report.ok, report.summary()
@@ -152,25 +85,25 @@ def test_two_exports_merge_into_one_state_file_and_revoke_ends_both(tmp_path: Pa
 
 
 def test_revoke_is_idempotent_and_fine_with_expired_leases(tmp_path: Path) -> None:
-    store = Store()
+    store = new_store()
     path = str(tmp_path / "state.json")
     write_state(make_ledger(store, reads=2), path)
     store.leases.clear()  # they expired on their own
-    first = load_state(path, {}, factory(store))
+    first = load_state(path, {}, store.state_factory)
     assert first is not None and first.revoke_all().ok
-    second = load_state(path, {}, factory(store))
+    second = load_state(path, {}, store.state_factory)
     assert second is not None
     again = second.revoke_all()
     assert again.ok, again.summary()
 
 
 def test_a_failed_lease_revoke_stays_in_the_state_for_a_retry(tmp_path: Path) -> None:
-    store = Store()
+    store = new_store()
     path = str(tmp_path / "state.json")
     write_state(make_ledger(store, token=False, reads=2), path)
     stuck = sorted(store.leases)[0]
     store.fail_revoke.add(stuck)
-    ledger = load_state(path, {}, factory(store))
+    ledger = load_state(path, {}, store.state_factory)
     assert ledger is not None
     report = ledger.revoke_all()
     assert not report.ok and report.leases_revoked == 1
@@ -180,13 +113,13 @@ def test_a_failed_lease_revoke_stays_in_the_state_for_a_retry(tmp_path: Path) ->
     assert [lease["lease_id"] for lease in kept["leases"]] == [stuck]
 
     store.fail_revoke.clear()  # the store is back
-    retry = load_state(path, {}, factory(store))
+    retry = load_state(path, {}, store.state_factory)
     assert retry is not None
     assert retry.revoke_all().ok and not store.leases
 
 
 def test_denied_lease_revoke_is_ended_by_revoking_its_token(tmp_path: Path) -> None:
-    store = Store()
+    store = new_store()
     store.deny_revoke = True  # Vault's default policy: no sys/leases/revoke
     ledger = make_ledger(store, reads=2)
     report = ledger.revoke_all()
@@ -197,7 +130,7 @@ def test_denied_lease_revoke_is_ended_by_revoking_its_token(tmp_path: Path) -> N
 
 
 def test_denied_lease_of_a_user_token_is_a_failure() -> None:
-    store = Store()
+    store = new_store()
     store.deny_revoke = True
     ledger = make_ledger(store, token=False, reads=1)
     report = ledger.revoke_all()
@@ -205,7 +138,7 @@ def test_denied_lease_of_a_user_token_is_a_failure() -> None:
 
 
 def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
-    store = Store()
+    store = new_store()
     path = str(tmp_path / "state.json")
     key = secrets.token_hex(32)
     ledger = make_ledger(store, reads=1)
@@ -217,17 +150,17 @@ def test_encrypted_tokens_need_the_key(tmp_path: Path) -> None:
     assert token not in text, "the token is in the state file in clear"
     assert "token_sealed" in text
 
-    without = load_state(path, {}, factory(store))
+    without = load_state(path, {}, store.state_factory)
     assert without is not None
     report = without.revoke_all()
     assert not report.ok and any(STATE_KEY_ENV in f for f in report.failures)
     write_state(without, path, merge=False)  # kept, still sealed, for a retry with the key
     assert "token_sealed" in Path(path).read_text()
 
-    wrong = load_state(path, {STATE_KEY_ENV: secrets.token_hex(32)}, factory(store))
+    wrong = load_state(path, {STATE_KEY_ENV: secrets.token_hex(32)}, store.state_factory)
     assert wrong is not None and not wrong.revoke_all().ok
 
-    right = load_state(path, {STATE_KEY_ENV: key}, factory(store))
+    right = load_state(path, {STATE_KEY_ENV: key}, store.state_factory)
     assert right is not None
     assert right.revoke_all().ok and not store.tokens
 
@@ -244,29 +177,29 @@ def test_state_in_a_directory_others_can_write_is_refused(tmp_path: Path) -> Non
     shared.mkdir()
     shared.chmod(0o777)
     with pytest.raises(ConfigError, match="writable by other users"):
-        write_state(make_ledger(Store()), str(shared / "state.json"))
+        write_state(make_ledger(new_store()), str(shared / "state.json"))
 
 
 def test_renewal_extends_leases_and_stops_at_the_max_ttl() -> None:
-    store = Store()
+    store = new_store()
     ledger = make_ledger(store, reads=1)
     renewal = Renewal(ledger)
     lease = ledger.lease_list()[0]
     later = lease.obtained_at + lease.ttl * 0.7
     assert renewal.renew_due(now=later) == []
-    assert store.renewals == 1
+    assert len(store.events("renew")) == 1
     store.max_ttl = 5  # the next renewal is capped
     renewed = ledger.lease_list()[0]
     messages = renewal.renew_due(now=renewed.obtained_at + renewed.ttl * 0.7)
-    assert store.renewals == 2 and any("maximum TTL" in m for m in messages)
+    assert len(store.events("renew")) == 2 and any("maximum TTL" in m for m in messages)
     renewal.renew_due(now=time.time() + 1000)
-    assert store.renewals == 2, "a capped lease was renewed again"
+    assert len(store.events("renew")) == 2, "a capped lease was renewed again"
 
 
 def test_renewer_thread_renews_before_expiry() -> None:
-    store = Store()
+    store = new_store()
     ledger = Ledger()
-    backend = MemoryBackend("vault", {}, BackendContext(env={}), store)
+    backend = store.backend("vault")
     ledger.add_backend(backend)
     ledger.add_lease(Lease("vault", "db/creds/ci/x", 1, True, "db/creds/ci"))
     renewer = Renewer(ledger, max_sleep=0.1).start()
@@ -274,7 +207,7 @@ def test_renewer_thread_renews_before_expiry() -> None:
         time.sleep(1.5)
     finally:
         renewer.stop()
-    assert store.renewals >= 2
+    assert len(store.events("renew")) >= 2
 
 
 class FlakyRenewBackend(MemoryBackend):
@@ -291,7 +224,7 @@ class FlakyRenewBackend(MemoryBackend):
 
 
 def test_renewer_survives_an_unexpected_renewal_error() -> None:
-    store = Store()
+    store = new_store()
     ledger = Ledger()
     ledger.add_backend(FlakyRenewBackend("vault", {}, BackendContext(env={}), store))
     ledger.add_lease(Lease("vault", "db/creds/ci/x", 2, True, "db/creds/ci"))
@@ -299,11 +232,11 @@ def test_renewer_survives_an_unexpected_renewal_error() -> None:
     renewer = Renewer(ledger, on_failure=messages.append, max_sleep=0.1).start()
     try:
         deadline = time.monotonic() + 10
-        while store.renewals == 0 and time.monotonic() < deadline:
+        while len(store.events("renew")) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         renewer.stop()
-    assert store.renewals >= 1, "the renewer stopped after one unexpected error"
+    assert len(store.events("renew")) >= 1, "the renewer stopped after one unexpected error"
     assert any("cannot renew lease" in m and "RuntimeError" in m for m in messages)
 
 
@@ -319,7 +252,7 @@ def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) ->
     """A damaged entry (a lease missing fields, an unknown backend type, a secret file that
     cannot be removed, garbage in a list) is reported, and every other lease and token is
     still revoked, instead of `revoke` failing before revoking anything."""
-    store = Store()
+    store = new_store()
     path = tmp_path / "state.json"
     write_state(make_ledger(store, reads=2), str(path))
     state = json.loads(path.read_text())
@@ -350,7 +283,7 @@ def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) ->
 
 def test_two_exports_naming_different_servers_alike_revoke_each_on_its_own(tmp_path: Path) -> None:
     """Two specs in one job may both call their (different) servers `vault`."""
-    stores = {"a": Store(), "b": Store()}
+    stores = {"a": new_store(), "b": new_store()}
     path = str(tmp_path / "state.json")
     for server, store in stores.items():
         ledger = Ledger()

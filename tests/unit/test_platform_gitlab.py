@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -203,10 +204,14 @@ def test_filter_flushes_and_exits_on_sigterm(tmp_path: Path) -> None:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(b"before term-secret-1 after\n")
     proc.stdin.flush()
-    time.sleep(0.5)  # the interpreter is up and the line was read
+    # The line coming out shows the filter is up, its handlers installed, and the line read
+    # (a fixed sleep is not enough on a loaded machine: the signal then kills the interpreter).
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    assert ready, "the filter wrote nothing"
+    first = proc.stdout.readline()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
-    assert proc.stdout.read() == b"before *** after\n"
+    assert first + proc.stdout.read() == b"before *** after\n"
     assert not done.exists()
     proc.stdin.close()
 
@@ -262,12 +267,17 @@ def test_filter_loses_no_byte_it_read_when_sigterm_arrives_mid_write(tmp_path: P
 def test_filter_ignores_sigint(tmp_path: Path) -> None:
     proc, _ = _start_filter(tmp_path, {"JOBSECRETS_MASK_VARS": "X", "X": "int-secret-1"})
     assert proc.stdin is not None and proc.stdout is not None
-    time.sleep(0.5)
+    proc.stdin.write(b"up int-secret-1\n")
+    proc.stdin.flush()
+    # Its first line out shows its handlers are installed (no fixed sleep: see above).
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    assert ready, "the filter wrote nothing"
+    first = proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
     proc.stdin.write(b"still here int-secret-1\n")
     proc.stdin.close()
     assert proc.wait(timeout=10) == 0
-    assert proc.stdout.read() == b"still here ***\n"
+    assert first + proc.stdout.read() == b"up ***\nstill here ***\n"
 
 
 # ---- the include -----------------------------------------------------------------------------

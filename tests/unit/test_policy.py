@@ -20,6 +20,7 @@ from jobsecrets.errors import ConfigError
 from jobsecrets.policy import EffectiveRule, Facts, effective_rules, evaluate, facts_from_document
 from jobsecrets.spec import parse_spec
 from jobsecrets.spec.policy import Policy, Rule, parse_policy
+from jobsecrets.testing.specs import JOURNAL, SpecBuilder, read_journal
 from support.cli import jobsecrets
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -194,31 +195,15 @@ def test_require_dynamic() -> None:
 
 def write_fake(tmp_path: Path, policy: str, lease_ttl: int | None = 3600) -> tuple[Path, str, Path]:
     value = "canary-" + secrets.token_hex(12)
-    (tmp_path / "docs.json").write_text(
-        json.dumps({"db/creds": {"password": value}, "kv/app": {"key": value}})
-    )
-    journal = tmp_path / "journal.jsonl"
-    options = f", lease_ttl: {lease_ttl}" if lease_ttl else ""
-    spec = tmp_path / "jobsecrets.yml"
-    spec.write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1
-            backends:
-              fake: {{type: fake, file: docs.json, journal: journal.jsonl{options}}}
-            secrets:
-              DB_PASS: fake:db/creds#password
-            """
-        )
-        + textwrap.dedent(policy)
-    )
-    return spec, value, journal
+    documents = {"db/creds": {"password": value}, "kv/app": {"key": value}}
+    options = {"lease_ttl": lease_ttl} if lease_ttl else {}
+    builder = SpecBuilder().fake(tmp_path, documents, **options)
+    spec = builder.secret("DB_PASS", "fake:db/creds#password").merge(policy).write(tmp_path)
+    return spec, value, tmp_path / JOURNAL
 
 
 def events(journal: Path) -> list[dict[str, str]]:
-    if not journal.exists():
-        return []
-    return [json.loads(line) for line in journal.read_text().splitlines()]
+    return read_journal(journal.parent, journal.name)
 
 
 def test_run_fails_with_exit_8_and_revokes_an_over_long_lease(tmp_path: Path) -> None:

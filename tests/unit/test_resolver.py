@@ -16,24 +16,17 @@ from jobsecrets.errors import AccessDenied, BackendError, ConfigError, SecretNot
 from jobsecrets.lifecycle.ledger import Ledger
 from jobsecrets.resolver import resolve
 from jobsecrets.session import Session
-from jobsecrets.spec import parse_spec
+from jobsecrets.testing.specs import SpecBuilder, read_journal
 
 
 def setup(tmp_path: Path, documents: dict[str, object], secrets: str, **options: object) -> tuple:
-    (tmp_path / "store.json").write_text(json.dumps(documents))
-    opts = {"file": "store.json", "journal": "journal.jsonl", **options}
-    text = "version: 1\nbackends:\n  fake:\n    type: fake\n"
-    for key, value in opts.items():
-        text += f"    {key}: {json.dumps(value)}\n"
-    text += "secrets:\n" + secrets
-    (tmp_path / "jobsecrets.yml").write_text(text)
-    spec = parse_spec(text, str(tmp_path / "jobsecrets.yml"))
+    builder = SpecBuilder().fake(tmp_path, documents, **options).merge("secrets:\n" + secrets)
+    spec = builder.parse(str(builder.write(tmp_path)))
     return spec, BackendContext(env={}, spec_dir=str(tmp_path))
 
 
 def journal(tmp_path: Path) -> list[dict]:
-    path = tmp_path / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return read_journal(tmp_path)
 
 
 def test_one_read_per_path_whatever_the_number_of_fields(tmp_path: Path) -> None:

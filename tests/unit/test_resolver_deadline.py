@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,24 +11,23 @@ from jobsecrets.backends.base import BackendContext
 from jobsecrets.errors import BackendError
 from jobsecrets.lifecycle.ledger import Ledger
 from jobsecrets.resolver import resolve
-from jobsecrets.spec import Spec, parse_spec
+from jobsecrets.spec import Spec
+from jobsecrets.testing.specs import SpecBuilder, read_journal
 
 
 def fake_spec(tmp_path: Path, deadline: str, **options: object) -> Spec:
-    (tmp_path / "store.json").write_text(json.dumps({"slow": {"v": "x"}, "other": {"v": "y"}}))
-    opts = {"file": "store.json", "journal": "journal.jsonl", **options}
-    text = (
-        "version: 1\nsettings:\n  deadline: " + deadline + "\nbackends:\n  fake:\n    type: fake\n"
+    builder = (
+        SpecBuilder()
+        .fake(tmp_path, {"slow": {"v": "x"}, "other": {"v": "y"}}, **options)
+        .section("settings", {"deadline": deadline})
+        .secret("SLOW", "fake:slow#v")
+        .secret("OTHER", "fake:other#v")
     )
-    for key, value in opts.items():
-        text += f"    {key}: {json.dumps(value)}\n"
-    text += "secrets:\n  SLOW: fake:slow#v\n  OTHER: fake:other#v\n"
-    return parse_spec(text, str(tmp_path / "jobsecrets.yml"))
+    return builder.parse(str(builder.write(tmp_path)))
 
 
 def events(tmp_path: Path) -> list[dict[str, object]]:
-    path = tmp_path / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return read_journal(tmp_path)
 
 
 def test_deadline_fails_in_time_and_names_what_was_pending(tmp_path: Path) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from jobsecrets.backends.vault.backend import _clean, _seconds
+from jobsecrets.backends.vault.answers import clean_text, seconds
 
 
 def test_seconds_tolerates_hostile_ttls() -> None:
-    assert _seconds(3600) == 3600
-    assert _seconds("60") == 60
+    assert seconds(3600) == 3600
+    assert seconds("60") == 60
     for bad in ("soon", None, [], {}, True, -5, 10**12, float("nan")):
-        assert _seconds(bad, 7) == 7
+        assert seconds(bad, 7) == 7
 
 
 def test_clean_strips_c0_c1_and_bounds_length() -> None:
-    cleaned = _clean("a\x1b[31mb\x9bc\nd" + "x" * 500)
+    cleaned = clean_text("a\x1b[31mb\x9bc\nd" + "x" * 500)
     assert "\x1b" not in cleaned and "\x9b" not in cleaned and "\n" not in cleaned
     assert len(cleaned) <= 203
 
@@ -30,6 +30,6 @@ def test_a_half_done_login_can_be_retried() -> None:
     backend = VaultBackend("vault", {"auth": {"method": "approle"}}, BackendContext(env=env))
     with pytest.raises(AuthError):
         backend.login()  # $VAULT_ROLE_ID is not set
-    assert backend._client is None
+    assert backend.token_record() is None
     with pytest.raises(AuthError):
         backend.login()  # fails again for the same reason instead of "succeeding" without a token

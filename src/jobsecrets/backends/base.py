@@ -144,7 +144,9 @@ class BackendContext:
     """What a backend gets from the outside world.
 
     ``identity`` returns the CI job's OIDC token for an audience (raises ``IdentityError``);
-    ``env`` is the environment to read configuration from; ``timeout`` bounds one request.
+    ``env`` is the environment to read configuration from; ``timeout`` bounds one request;
+    ``deadline`` (``time.monotonic()``) bounds the whole resolution; ``sleep`` is how a backend
+    waits between retries (tests pass one that does not wait).
     """
 
     env: Mapping[str, str]
@@ -152,6 +154,7 @@ class BackendContext:
     timeout: float = 10.0
     deadline: float | None = None
     spec_dir: str = "."
+    sleep: Callable[[float], None] = time.sleep
 
     def remaining(self) -> float:
         """Seconds left before the overall deadline (``timeout`` when there is none)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = ["JOURNAL", "STORE", "SpecBuilder", "read_journal"]
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,19 @@ class SpecBuilder:
     def section(self, key: str, value: Any) -> SpecBuilder:
         """Set a top-level section (``policy``, ``settings``, ``redact``, ``identity``, ...)."""
         self._sections[key] = value
+        return self
+
+    def merge(self, text: str) -> SpecBuilder:
+        """Merge a YAML snippet of top-level keys: ``secrets:`` and ``backends:`` entries join
+        the ones already added, any other key sets its section."""
+        data = yaml.safe_load(textwrap.dedent(text)) or {}
+        for key, value in data.items():
+            if key == "secrets":
+                self._secrets.update(value)
+            elif key == "backends":
+                self._backends.update(value)
+            else:
+                self._sections[key] = value
         return self
 
     def data(self) -> dict[str, Any]:

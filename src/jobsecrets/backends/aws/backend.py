@@ -116,7 +116,6 @@ class AwsBackend(Backend):
         self.api_calls: Counter[str] = Counter()
         self.batch_fallback: str | None = None
         self._max_attempts = int(self.options.get("max_attempts", 5))
-        self._sleep: Callable[[float], None] = time.sleep
         self._lock = threading.Lock()
         self._session: boto3.session.Session | None = None
         self._sm: SecretsManagerClient | None = None
@@ -342,7 +341,7 @@ class AwsBackend(Backend):
             if attempt >= self._max_attempts or delay >= self._deadline_left():
                 failure.jobsecrets_attempts = attempt  # type: ignore[attr-defined]
                 raise failure
-            self._sleep(delay)
+            self.context.sleep(delay)
 
     def _map_exception(
         self, exc: BaseException, what: str, secret_id: str | None, operation: str

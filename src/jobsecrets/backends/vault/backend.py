@@ -19,7 +19,6 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...durations import parse_duration
@@ -32,8 +31,8 @@ from ...errors import (
     IdentityError,
     SecretNotFound,
 )
-from ...names import CONTROL_CHARS
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
+from .answers import clean_text, kv_date, seconds
 
 if TYPE_CHECKING:
     import hvac
@@ -46,66 +45,6 @@ AUTH_KEYS = {
     "kubernetes": {"method", "mount", "role", "token_file"},
 }
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-
-
-def _clean(text: object, limit: int = 200) -> str:
-    """Server text is hostile: strip control characters (terminal escapes) and bound its length."""
-    cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
-
-
-def _seconds(value: object, default: int = 0) -> int:
-    """A TTL from a server answer; anything that is not a sane number of seconds gives ``default``.
-
-    A hostile or broken answer must not make a read fail after its lease exists: the lease id
-    would then never reach the ledger, and never be revoked.
-    """
-    if isinstance(value, bool):
-        return default
-    try:
-        seconds = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
-        return default
-    return seconds if 0 <= seconds <= 10 * 365 * 86400 else default
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        # Vault writes RFC 3339 with nanoseconds; fromisoformat (3.10) takes at most microseconds.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-#: custom_metadata key (KV v2) that can date a secret further back than its version's created_time.
-ROTATED_AT_KEY = "rotated_at"
-
-
-def kv_date(created_time: object, custom_metadata: object) -> tuple[datetime | None, str]:
-    """When a KV v2 value was last set, and from what: ``(time, age source)``.
-
-    The version's ``created_time``, unless ``custom_metadata.rotated_at`` (RFC 3339) is earlier:
-    that key can only make a secret *older*, so whoever may write metadata cannot make a stale
-    value look fresh.
-    """
-    updated = _parse_time(created_time)
-    source = "version created" if updated is not None else ""
-    rotated = (
-        _parse_time(custom_metadata.get(ROTATED_AT_KEY))
-        if isinstance(custom_metadata, Mapping)
-        else None
-    )
-    if rotated is not None and (updated is None or _utc(rotated) < _utc(updated)):
-        return rotated, f"custom_metadata.{ROTATED_AT_KEY}"
-    return updated, source
-
-
-def _utc(moment: datetime) -> datetime:
-    # Naive times from the store are UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 _CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
@@ -182,7 +121,7 @@ class VaultBackend(Backend):
         address = options.get("address")
         if isinstance(address, str) and not re.match(r"^https?://", address):
             problems.append(
-                f"'address' must start with http:// or https:// (got {_clean(address, 60)!r})"
+                f"'address' must start with http:// or https:// (got {clean_text(address, 60)!r})"
             )
         if "tls_skip_verify" in options and not isinstance(options["tls_skip_verify"], bool):
             problems.append("'tls_skip_verify' must be true or false")
@@ -327,7 +266,7 @@ class VaultBackend(Backend):
     def _errors(error: Exception) -> str:
         errors = getattr(error, "errors", None)
         if isinstance(errors, list) and errors:
-            return _clean("; ".join(str(e) for e in errors))
+            return clean_text("; ".join(str(e) for e in errors))
         return type(error).__name__
 
     # ---- login ---------------------------------------------------------------------------------
@@ -389,7 +328,7 @@ class VaultBackend(Backend):
                     backend=self.name,
                     token=auth["client_token"],
                     accessor=str(auth.get("accessor", "")),
-                    ttl=_seconds(auth.get("lease_duration")),
+                    ttl=seconds(auth.get("lease_duration")),
                     renewable=bool(auth.get("renewable")),
                 )
             except BaseException:
@@ -528,7 +467,7 @@ class VaultBackend(Backend):
             lease = Lease(
                 backend=self.name,
                 lease_id=str(reply["lease_id"]),
-                ttl=_seconds(reply.get("lease_duration")),
+                ttl=seconds(reply.get("lease_duration")),
                 renewable=bool(reply.get("renewable")),
                 path=request.path,
             )
@@ -618,7 +557,7 @@ class VaultBackend(Backend):
             "PUT", "sys/leases/renew", what=f"renew lease {lease.lease_id}", json=payload
         )
         ttl = (
-            _seconds(reply.get("lease_duration"), lease.ttl)
+            seconds(reply.get("lease_duration"), lease.ttl)
             if isinstance(reply, dict)
             else lease.ttl
         )
@@ -657,7 +596,7 @@ class VaultBackend(Backend):
             record.backend,
             record.token,
             record.accessor,
-            _seconds(auth.get("lease_duration"), record.ttl),
+            seconds(auth.get("lease_duration"), record.ttl),
             bool(auth.get("renewable", record.renewable)),
         )
 

@@ -1,0 +1,76 @@
+"""Reading Vault/OpenBao's answers, which are hostile until shown otherwise: times, TTLs, text.
+
+A server (or a proxy before it) may send anything: a TTL that is not a number, a time Python cannot
+parse, text with terminal escapes. Nothing here raises on such input; each function falls back to a
+safe value, so one odd field never loses a lease id or a token.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ROTATED_AT_KEY", "clean_text", "kv_date", "parse_time", "seconds"]
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from ...names import CONTROL_CHARS
+
+
+def clean_text(text: object, limit: int = 200) -> str:
+    """Server text is hostile: strip control characters (terminal escapes) and bound its length."""
+    cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def seconds(value: object, default: int = 0) -> int:
+    """A TTL from a server answer; anything that is not a sane number of seconds gives ``default``.
+
+    A hostile or broken answer must not make a read fail after its lease exists: the lease id
+    would then never reach the ledger, and never be revoked.
+    """
+    if isinstance(value, bool):
+        return default
+    try:
+        seconds = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return seconds if 0 <= seconds <= 10 * 365 * 86400 else default
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        # Vault writes RFC 3339 with nanoseconds; fromisoformat (3.10) takes at most microseconds.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+#: custom_metadata key (KV v2) that can date a secret further back than its version's created_time.
+ROTATED_AT_KEY = "rotated_at"
+
+
+def kv_date(created_time: object, custom_metadata: object) -> tuple[datetime | None, str]:
+    """When a KV v2 value was last set, and from what: ``(time, age source)``.
+
+    The version's ``created_time``, unless ``custom_metadata.rotated_at`` (RFC 3339) is earlier:
+    that key can only make a secret *older*, so whoever may write metadata cannot make a stale
+    value look fresh.
+    """
+    updated = parse_time(created_time)
+    source = "version created" if updated is not None else ""
+    rotated = (
+        parse_time(custom_metadata.get(ROTATED_AT_KEY))
+        if isinstance(custom_metadata, Mapping)
+        else None
+    )
+    if rotated is not None and (updated is None or _utc(rotated) < _utc(updated)):
+        return rotated, f"custom_metadata.{ROTATED_AT_KEY}"
+    return updated, source
+
+
+def _utc(moment: datetime) -> datetime:
+    # Naive times from the store are UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
