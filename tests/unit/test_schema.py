@@ -17,7 +17,7 @@ from jobsecrets.errors import ConfigError
 from jobsecrets.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "schema" / "jobsecrets.schema.json"
+SCHEMA_PATH = (ROOT / "schema" / "jobsecrets.schema.json").resolve()
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
@@ -221,3 +221,22 @@ def test_readme_points_editors_at_the_schema() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "schema/jobsecrets.schema.json" in readme
     assert textwrap.dedent("# yaml-language-server: $schema=") in readme
+
+
+def test_the_schemas_ship_inside_the_package() -> None:
+    """package-data names files that exist under src/jobsecrets, so the wheel carries them
+    (the root ``schema/`` is a link to them, for editors and the README's URL)."""
+    import importlib.resources
+    import re
+
+    # (tomllib is 3.11+; the package supports 3.10.)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    table = pyproject.split("[tool.setuptools.package-data]", 1)[1]
+    found = re.search(r"^jobsecrets = (\[.*\])$", table, re.MULTILINE)
+    assert found is not None
+    patterns = json.loads(found.group(1))
+    package = ROOT / "src" / "jobsecrets"
+    shipped = {p.relative_to(package).as_posix() for pat in patterns for p in package.glob(pat)}
+    assert {"schema/jobsecrets.schema.json", "schema/audit-record.v1.schema.json"} <= shipped
+    resource = importlib.resources.files("jobsecrets") / "schema" / "jobsecrets.schema.json"
+    assert json.loads(resource.read_text())["$schema"]
