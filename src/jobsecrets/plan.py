@@ -141,6 +141,10 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
     report["identity"]["tokens"] = [
         _claims_report(session, audience) for audience in session.identity_audiences()
     ]
+    for name, signed_in in backends.items():  # exit 2 on a path that cannot be meant, as `run` does
+        signed_in.preflight(
+            [s.read_request() for s in spec.secrets if s.backend == name and not s.is_prefix]
+        )
     for secret in spec.secrets:
         live = backends.get(secret.backend)
         # "missing" (the store says it does not exist) is not "denied": an optional variable is

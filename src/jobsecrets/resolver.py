@@ -188,8 +188,9 @@ def resolve(
         groups[name] = per_backend
         if not per_backend:
             return
-        stage[name] = "reading"
         requests = list(per_backend.values())
+        backend.preflight(requests)  # refuses what cannot be meant (KV v2 'data/' paths): exit 2
+        stage[name] = "reading"
         results = backend.read_many(requests, max_workers=spec.settings.concurrency)
         leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
         if not late.record(backend, leases, ledger):
