@@ -22,6 +22,7 @@ from .errors import AccessDenied, AuthError, JobSecretsError, PolicyViolation, S
 from .policy import check_plan, plan_violations, policy_text
 from .resolver import plan
 from .session import Session
+from .spec import SecretSpec
 
 MASKED_FORMS = "value, each line, base64 (std/url/unpadded), hex, URL- and JSON-escaped"
 
@@ -35,6 +36,15 @@ def masking_limits(min_line_length: int) -> str:
         f"{min_line_length} bytes of a multi-line value are not masked on their own "
         "(run and export warn, naming the variable)"
     )
+
+
+def field_set_label(secret: SecretSpec) -> str | None:
+    """How ``plan`` names the variables of a ``#*``/``#**`` entry, e.g. ``every field as APP_*``."""
+    if not secret.selects_fields:
+        return None
+    case = "key case kept" if secret.ref.field == "**" else "upper case"
+    flat = ", nested keys joined with _" if secret.flatten else ""
+    return f"every field as {secret.name_prefix}<KEY>: {case}{flat}"
 
 
 def build_report(session: Session, check: bool) -> dict[str, Any]:
@@ -69,6 +79,8 @@ def build_report(session: Session, check: bool) -> dict[str, Any]:
             # and whether the value is base64-encoded.
             "name_prefix": spec.secret(e.name).name_prefix,
             "encoding": spec.secret(e.name).encoding,
+            # `#*`: one variable per field of the document, named as fieldsets.py says.
+            "every_field": field_set_label(spec.secret(e.name)),
             "masked": True,
         }
         for e in entries
@@ -227,7 +239,9 @@ def _text(report: dict[str, Any]) -> str:
     ]
     for var in report["variables"]:
         row: tuple[str, ...] = (
-            var["name"] + (" (prefix)" if var["prefix"] else ""),
+            var["name"]
+            + (" (prefix)" if var["prefix"] else "")
+            + (f" ({var['every_field']})" if var["every_field"] else ""),
             var["ref"],
             "yes" if var["file"] else "",
             "yes" if var["optional"] else "",

@@ -477,6 +477,8 @@ def spec_secret_of(spec: Spec, var: ResolvedVar) -> SecretSpec | None:
     for secret in spec.secrets:
         if secret.is_prefix and var.ref.startswith(secret.ref.raw + " -> "):
             return secret
+        if secret.selects_fields and var.ref == secret.ref.raw and var.backend == secret.backend:
+            return secret  # one of the variables `#*` made (named after the document's keys)
     return None
 
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
 from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
-from .fields import FieldMissing, extract, to_text
+from .fields import FieldMissing, to_text
+from .fieldsets import FieldSetError, select
 from .leases import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
 from .spec import BackendSpec, SecretSpec, Spec
@@ -224,6 +225,8 @@ def resolve(
 
     resolution = Resolution()
     errors: list[JobSecretsError] = []
+    # Names taken by variables the spec names itself; `#*` members may not take them (fieldsets.py).
+    taken = {s.name for s in secrets if not s.selects_fields}
     for secret in secrets:
         request_key = secret.read_request().key
         result = documents[(secret.backend, request_key)]
@@ -234,35 +237,53 @@ def resolve(
             errors.append(result)
             continue
         try:
-            raw = extract(result.data, secret.ref.field)
+            selected = select(
+                result.data,
+                secret.ref.field,
+                name=secret.name,
+                name_prefix=secret.name_prefix,
+                flatten=secret.flatten,
+            )
         except FieldMissing as error:
             if secret.optional:
                 resolution.skipped.append(secret.name)
                 continue
             errors.append(SecretNotFound(f"{secret.name} ({secret.ref.raw}): {error}"))
             continue
-        value = to_text(raw, secret.encoding)
-        if isinstance(value, bytes) and not secret.file:
-            errors.append(
-                ConfigError(
-                    f"{secret.name} ({secret.ref.raw}): the value is binary",
-                    hint="use 'file: true' or 'encoding: base64' for this variable",
+        except FieldSetError as error:
+            errors.append(ConfigError(f"{secret.name} ({secret.ref.raw}): {error}"))
+            continue
+        for name, raw in selected:
+            if secret.selects_fields:  # named after the store's keys: hostile until checked
+                problem = check_name(name, spec.allow_names) or (
+                    "name taken" if name in taken else None
+                )
+                if problem:
+                    errors.append(ConfigError(f"{secret.name} ({secret.ref.raw}): {problem}"))
+                    continue
+                taken.add(name)
+            value = to_text(raw, secret.encoding)
+            if isinstance(value, bytes) and not secret.file:
+                errors.append(
+                    ConfigError(
+                        f"{name} ({secret.ref.raw}): the value is binary",
+                        hint="use 'file: true' or 'encoding: base64' for this variable",
+                    )
+                )
+                continue
+            resolution.variables.append(
+                ResolvedVar(
+                    name=name,
+                    value=value,
+                    backend=secret.backend,
+                    path=secret.ref.path,
+                    ref=secret.ref.raw,
+                    version=result.version,
+                    lease_id=result.lease.lease_id if result.lease else None,
+                    lease_ttl=result.lease.ttl if result.lease else None,
+                    document=result,
                 )
             )
-            continue
-        resolution.variables.append(
-            ResolvedVar(
-                name=secret.name,
-                value=value,
-                backend=secret.backend,
-                path=secret.ref.path,
-                ref=secret.ref.raw,
-                version=result.version,
-                lease_id=result.lease.lease_id if result.lease else None,
-                lease_ttl=result.lease.ttl if result.lease else None,
-                document=result,
-            )
-        )
 
     seen = {v.name for v in resolution.variables}
     for name, backend in backends.items():
@@ -443,6 +464,9 @@ def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[Sec
                 encoding=secret.encoding,
                 policy=secret.policy,
                 line=secret.line,
+                # `prefix/*#*`: each secret's fields are named after it (the AWS action's way).
+                name_prefix=name + "_" if secret.selects_fields else "",
+                flatten=secret.flatten,
             )
         )
     if problems:

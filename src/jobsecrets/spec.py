@@ -27,6 +27,7 @@ from .backends.base import ReadRequest
 from .backends.registry import available_types, get_backend_class
 from .durations import parse_duration
 from .errors import ConfigError, Problem
+from .fieldsets import is_field_set
 from .names import check_name
 from .policy import Policy, parse_policy
 from .refs import Reference, parse_reference
@@ -42,7 +43,7 @@ TOP_KEYS = {
     "settings",
     "policy",
 }
-SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "policy"}
+SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "flatten", "policy"}
 BACKEND_COMMON_KEYS = {"type"}
 ENCODINGS = {"utf-8", "base64"}
 
@@ -77,6 +78,12 @@ class SecretSpec:
     name_prefix: str = ""
     policy: Policy | None = None
     line: int | None = None
+    flatten: bool = False
+
+    @property
+    def selects_fields(self) -> bool:
+        """True for ``#*``/``#**``: every field of the document is a variable (``name`` is a label)."""
+        return is_field_set(self.ref.field)
 
     @property
     def is_prefix(self) -> bool:
@@ -499,9 +506,10 @@ class _Parser:
         if not isinstance(name_prefix, str):
             self.problem(f"secret {name!r}: 'name_prefix' must be a string", value_node)
             name_prefix = ""
-        elif name_prefix and not ref.is_prefix:
+        elif name_prefix and not (ref.is_prefix or is_field_set(ref.field)):
             self.problem(
-                f"secret {name!r}: 'name_prefix' only goes with a prefix ref ending in '*'",
+                f"secret {name!r}: 'name_prefix' only goes with a prefix ref ending in '*' "
+                "or every field ('#*', '#**')",
                 value_node,
             )
         elif name_prefix and check_name(name_prefix + "X", allow_names):
@@ -514,6 +522,15 @@ class _Parser:
             )
         if ref.is_prefix and ref.field is not None and file:
             self.problem(f"secret {name!r}: a prefix selection cannot be 'file: true'", value_node)
+        flatten = self._bool(fields.get("flatten", False), name, "flatten", value_node)
+        if is_field_set(ref.field) and file:
+            self.problem(f"secret {name!r}: every field ('#*') cannot be 'file: true'", value_node)
+        if flatten and not is_field_set(ref.field):
+            self.problem(
+                f"secret {name!r}: 'flatten' goes with every field ('#*' or '#**'), "
+                f"e.g. '{ref.raw.rpartition('#')[0] or ref.raw}#*'",
+                value_node,
+            )
         policy: Policy | None = None
         if "policy" in fields:
             policy, policy_problems = parse_policy(
@@ -534,6 +551,7 @@ class _Parser:
             name_prefix=name_prefix,
             policy=policy,
             line=_line(key_node),
+            flatten=flatten,
         )
 
     def _bool(self, value: Any, name: str, key: str, node: yaml.Node) -> bool:
