@@ -5,7 +5,8 @@ document, named ``APP_`` + the key with every character that is not a letter, di
 turned into ``_`` and letters upper-cased (``api-key`` -> ``APP_API_KEY``). ``#**`` keeps the
 key's case (``apiKey`` -> ``APP_apiKey``), as vault-action's ``**`` does. With ``flatten: true``
 nested objects become one variable per leaf, keys joined with ``_`` (``{"db": {"user": ..}}``
--> ``APP_DB_USER``), as aws-secretsmanager-get-secrets' ``parse-json-secrets`` does. Two keys
+-> ``APP_DB_USER``), as aws-secretsmanager-get-secrets' ``parse-json-secrets`` does, and, as it
+does, a value that is not a JSON object is one variable named after the entry. Two keys
 that end up with one name are refused, never silently merged. A name that would start with a
 digit gets a leading ``_``.
 
@@ -78,6 +79,13 @@ def select(
     if not is_field_set(field):
         return [(name, extract(data, field))]
     keep_case = field == "**"
+    if flatten:
+        try:
+            document = _document(data)
+        except FieldSetError:
+            return [(name, data)]  # parse-json-secrets: a value that is no object keeps its name
+    else:
+        document = _document(data)
     pairs: list[tuple[str, Any]] = []
     origin: dict[str, str] = {}
 
@@ -99,5 +107,5 @@ def select(
             origin[var] = where
             pairs.append((var, value))
 
-    walk(_document(data), name_prefix, "")
+    walk(document, name_prefix, "")
     return pairs

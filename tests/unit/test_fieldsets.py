@@ -56,6 +56,8 @@ def test_collisions_are_refused_and_name_both_keys(doc: dict, flatten: bool) -> 
 def test_every_field_of_something_that_is_no_object(data: object) -> None:
     with pytest.raises(FieldSetError):
         select(data, "*", name="L")
+    # flatten (parse-json-secrets): such a value is one variable named after the entry.
+    assert select(data, "*", name="L", name_prefix="L_", flatten=True) == [("L", data)]
 
 
 def _spec(tmp_path: Path, documents: dict, secrets: str) -> tuple:
