@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Problem
 from .gitlab import read_gitlab, rewrite_gitlab
 from .model import ImportError_, Job, Note, Where
 from .specwriter import SpecFile, build_specs
@@ -39,7 +39,10 @@ class ImportResult:
 
 def _kind(path: str, text: str, doc: Document | None) -> str:
     data = doc.data if doc is not None else None
-    if isinstance(data, dict) and isinstance(data.get("jobs"), dict):
+    if isinstance(data, dict) and (
+        isinstance(data.get("jobs"), dict)
+        or (isinstance(data.get("runs"), dict) and data["runs"].get("using") == "composite")
+    ):
         return "github"
     if isinstance(data, dict) and any(
         isinstance(v, dict) and ({"script", "secrets", "extends", "trigger"} & set(v))
@@ -103,7 +106,7 @@ def convert(
         raise ConfigError(
             "nothing to import: no hashicorp/vault-action or aws-secretsmanager-get-secrets "
             "step, no GitLab secrets:, no vals reference that could be carried over",
-            hint="see the notes above" if result.notes else "",
+            [Problem(n.message, n.where.file, n.where.line) for n in _unique(result.notes)],
         )
     result.specs = build_specs(result.jobs, spec_out, result.notes, paths)
     config_of = {(job.file, job.name): spec.path for spec in result.specs for job in spec.jobs}

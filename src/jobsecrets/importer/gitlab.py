@@ -25,7 +25,7 @@ from ruamel.yaml.tag import Tag
 
 from .exprs import gitlab_variable
 from .model import Backend, ImportError_, Job, Note, Secret, Where
-from .yamlio import Document, key_line, value_line
+from .yamlio import Document, key_line, last_comment, move_trailing_comment, value_line
 
 # Top-level keys that are not jobs.
 RESERVED = frozenset(
@@ -370,7 +370,13 @@ def rewrite_gitlab(
     data = doc.data
     for node in nodes:
         body = node.body
-        del body["secrets"]
+        old = body["secrets"]
+        last = list(body)[-1] == "secrets"
+        trailing = last_comment(old)  # before any entry goes
+        for name in node.names:
+            old.pop(name, None)
+        if not old:  # what was not carried over (a GCP secret) stays for GitLab to fetch
+            del body["secrets"]
         variables = body.get("variables")
         if not isinstance(variables, dict):
             variables = CommentedMap()
@@ -401,6 +407,8 @@ def rewrite_gitlab(
                         f"!reference [.jobsecrets, {script}] put first",
                     )
                 )
+        if last and "secrets" not in body:
+            move_trailing_comment(old, body, trailing)
     _add_include(data, include)
     return notes
 
@@ -421,4 +429,10 @@ def _add_include(data: Any, include: str) -> None:
     if not any(
         isinstance(i, dict) and include in (i.get("local"), i.get("component")) for i in current
     ):
+        last = current[-1] if current else None
         current.append(entry)
+        if isinstance(last, CommentedMap) and last:
+            # A blank line or comment after the last include belongs after the new one.
+            held = last.ca.items.pop(list(last)[-1], None)
+            if held is not None:
+                entry.ca.items[list(entry)[-1]] = held

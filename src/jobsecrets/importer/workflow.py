@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 from . import aws_action, vault_action
 from .exprs import has_expression
 from .model import Backend, ImportError_, Job, Note, Where
-from .yamlio import Document, key_line, node_line, value_line
+from .yamlio import Document, key_line, move_trailing_comment, node_line, value_line
 
 VAULT_ACTION = re.compile(r"^\s*hashicorp/vault-action@\S+\s*$")
 AWS_ACTION = re.compile(r"^\s*aws-actions/aws-secretsmanager-get-secrets@\S+\s*$")
@@ -54,15 +54,25 @@ def _with(step: Any, where: Where) -> dict[str, Any]:
 def read_workflow(doc: Document) -> tuple[list[Job], list[Note], list[StepRewrite]]:
     """Jobs with their secrets, the notes, and the steps to rewrite, of one workflow file."""
     data = doc.data
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+    if isinstance(data, dict) and isinstance(data.get("runs"), dict):
+        # A composite action (action.yml): its steps are read like one job's.
+        job_map: Any = {"composite": data["runs"]}
+        lines: Any = data
+    elif isinstance(data, dict) and isinstance(data.get("jobs"), dict):
+        job_map = lines = data["jobs"]
+    else:
         raise ImportError_.at(doc.where(1), "not a GitHub workflow (no 'jobs:' mapping)")
     jobs: list[Job] = []
     notes: list[Note] = []
     rewrites: list[StepRewrite] = []
-    for job_id, body in data["jobs"].items():
+    for job_id, body in job_map.items():
         if not isinstance(body, dict) or not isinstance(body.get("steps"), list):
             continue  # a reusable-workflow call or an empty job: nothing of ours
-        job = Job(doc.path, str(job_id), doc.where(key_line(data["jobs"], job_id)))
+        job = Job(
+            doc.path,
+            str(job_id),
+            doc.where(key_line(lines, job_id if job_map is lines else "runs")),
+        )
         region: str | None = None
         for step in body["steps"]:
             if not isinstance(step, dict):
@@ -134,6 +144,13 @@ def rewrite_steps(
             if changed:
                 renames[str(step["id"])] = changed
         step["uses"] = action
+        pin_comment = step.ca.items.get("uses")
+        if (
+            pin_comment
+            and pin_comment[2] is not None
+            and re.match(r"\s*#\s*v?\d", str(pin_comment[2].value))
+        ):
+            del step.ca.items["uses"]  # '# v3.0.0' named the old action's version
         if "with" in step:
             step["with"] = inputs
         else:
@@ -145,32 +162,9 @@ def rewrite_steps(
                 step["env"] = env
             for key, value in rewrite.step_env.items():
                 env[key] = value
-        _keep_trailing_comment(old, step)
+        move_trailing_comment(old, step)
     if renames:
         _rename_outputs(doc.data, renames)
-
-
-def _keep_trailing_comment(old: Any, step: CommentedMap) -> None:
-    """A comment after the old ``with:`` belongs to whatever follows the step: keep it there.
-
-    ruamel hangs it on the last key of the old ``with:``; it goes to the step's new last key.
-    """
-    if not isinstance(old, CommentedMap) or not old:
-        return
-    comment = old.ca.items.get(list(old)[-1])
-    token = comment[2] if comment is not None and len(comment) > 2 else None
-    if token is None:
-        return
-    node: CommentedMap = step
-    while isinstance(node[list(node)[-1]], CommentedMap) and node[list(node)[-1]]:
-        node = node[list(node)[-1]]
-    value = str(token.value)
-    if not value.startswith("\n"):
-        # After a block scalar (`secrets: |`) the comment starts on its own line; after the
-        # plain value it now follows, it would become an end-of-line comment.
-        value = "\n" + " " * token.column + value
-    token.value = value
-    node.ca.items[list(node)[-1]] = [None, None, token, None]
 
 
 def _rename_outputs(node: Any, renames: dict[str, dict[str, str]]) -> Any:

@@ -7,14 +7,23 @@ module only by the ``import`` command: start-up of the other commands stays ligh
 
 from __future__ import annotations
 
-__all__ = ["Document", "key_line", "load", "value_line"]
+__all__ = [
+    "Document",
+    "key_line",
+    "last_comment",
+    "load",
+    "move_trailing_comment",
+    "node_line",
+    "value_line",
+]
 
 import io
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedBase
+from ruamel.yaml.comments import CommentedBase, CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -87,13 +96,52 @@ def load(path: str, text: str) -> Document:
 
 
 def _mapping_indent(text: str) -> int:
-    """The indentation of a nested mapping key (ruamel guesses only the sequences')."""
-    for line in text.splitlines():
-        stripped = line.lstrip(" ")
-        width = len(line) - len(stripped)
-        if width and stripped and not stripped.startswith(("-", "#")) and ":" in stripped:
-            return width
+    """The indentation of a nested mapping (ruamel guesses only the sequences'): the first
+    key under a top-level key that holds a block mapping."""
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for line, following in itertools.pairwise(lines):
+        if not line.startswith((" ", "-")) and line.rstrip().endswith(":"):
+            stripped = following.lstrip(" ")
+            width = len(following) - len(stripped)
+            if width and not stripped.startswith("-"):
+                return width
     return 2
+
+
+def last_comment(node: Any) -> Any:
+    """The comment token after the last entry of ``node`` (deepest last mapping), or None."""
+    found = None
+    while isinstance(node, CommentedMap) and node:
+        last = list(node)[-1]
+        item = node.ca.items.get(last)
+        if item is not None and len(item) > 2 and item[2] is not None:
+            found = item[2]
+        node = node[last]
+    return found
+
+
+def move_trailing_comment(old: Any, new_parent: Any, token: Any = None) -> None:
+    """Keep the comment (or blank lines) that followed ``old``, a subtree being replaced or removed.
+
+    ruamel hangs what follows a mapping on its deepest last key; once that key is gone, the
+    comment must hang on ``new_parent``'s deepest last key, or the lines after it lose it.
+    ``token``: the comment, when it was taken (:func:`_last_comment`) before ``old`` changed.
+    """
+    token = token if token is not None else last_comment(old)
+    if token is None or not isinstance(new_parent, CommentedMap) or not new_parent:
+        return
+    node: CommentedMap = new_parent
+    while isinstance(node[list(node)[-1]], CommentedMap) and node[list(node)[-1]]:
+        node = node[list(node)[-1]]
+    value = str(token.value)
+    if not value.startswith("\n"):
+        # After a block scalar (`secrets: |`) the comment starts on its own line; after a
+        # plain value it would become an end-of-line comment.
+        value = "\n" + " " * token.column + value
+    token.value = value
+    node.ca.items[list(node)[-1]] = [None, None, token, None]
 
 
 def key_line(node: Any, key: Any) -> int | None:
