@@ -85,8 +85,11 @@ def load(path: str, text: str) -> Document:
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
+        context = ""
+        if error.context and error.context_mark is not None and error.problem_mark is not None:
+            context = f" ({error.context} that starts at line {error.context_mark.line + 1})"
         raise ImportError_.at(
-            Where(path, line), f"not valid YAML: {error.problem or error.context}"
+            Where(path, line), f"not valid YAML: {error.problem or error.context}{context}"
         ) from None
     except YAMLError as error:
         raise ImportError_.at(Where(path), f"not valid YAML: {type(error).__name__}") from None
