@@ -228,7 +228,7 @@ def test_vault_action_kv1_and_nested_and_dashes(bao: OpenBaoServer, tmp_path: Pa
         patch={r"    address: .*\n": ""},
     )
     assert got == want({"SIGNING_KEY": "sign-side-8", "KEYSTORE_PASS": "ks-side-9"})
-    # `data.password` on a KV v2 path, a quoted nested selector, and `api-key` -> APIKEY.
+    # A quoted nested selector ("db.host": db -> host), and "api-key" quoted -> APIKEY.
     (tmp_path / "n").mkdir()
     got = convert_and_run(
         tmp_path / "n",

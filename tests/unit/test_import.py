@@ -96,6 +96,7 @@ def test_each_file_converts_to_a_valid_spec(path: Path, monkeypatch: pytest.Monk
         ("duplicate-across-steps.yml", ":14:", "API_TOKEN is set again (first at line 11)"),
         ("missing-semicolon.yml", ":12:", "separated by ';'"),
         ("bad-short-form.gitlab-ci.yml", ":5:", "is not PATH/FIELD[@MOUNT]"),
+        ("jsonata-without-name.yml", ":12:", "vault-action refuses it too"),
     ],
 )
 def test_bad_input_is_refused_with_file_and_line(name: str, where: str, message: str) -> None:
@@ -114,6 +115,7 @@ def test_every_bad_file_is_tested() -> None:
         "duplicate-across-steps.yml",
         "missing-semicolon.yml",
         "bad-short-form.gitlab-ci.yml",
+        "jsonata-without-name.yml",
     }
     assert {p.name for p in BAD} == tested
 

@@ -57,7 +57,12 @@ INPUTS = frozenset(
 
 # vault-action method -> jobsecrets auth method; anything else is not carried over.
 METHODS = {"token": "token", "approle": "approle", "jwt": "jwt", "kubernetes": "kubernetes"}
-_SIMPLE_SELECTOR = re.compile(r"^[A-Za-z0-9_\-]+$")
+# A JSONata path of plain names or `back-ticked` names: what vault-action reads as keys.
+_PATH = re.compile(
+    r"^(?:[A-Za-z_$][A-Za-z0-9_$]*|`[^`]+`)(?:\.(?:[A-Za-z_$][A-Za-z0-9_$]*|`[^`]+`))*$"
+)
+_STEP = re.compile(r"`[^`]+`|[^.]+")
+_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
 def normalize_output_key(key: str, upper: bool = False) -> str:
@@ -251,8 +256,6 @@ def convert_step(
         path, selector = parts[0], parts[1].replace('"', "")
         secret_path, kv_mount = _kv_path(path.strip("/"))
         extra: dict[str, Any] = {"mount": kv_mount} if kv_mount and "/" in kv_mount else {}
-        if kv_mount and selector.startswith("data.") and selector != "data.":
-            selector = selector[len("data.") :]  # KV v2 body: vault-action looks in data.data
         if selector in ("*", "**"):
             prefix = normalize_output_key(rename or "", upper=selector == "*")
             result.secrets.append(
@@ -275,14 +278,27 @@ def convert_step(
                 )
             )
             continue
-        if not _SIMPLE_SELECTOR.match(selector):
-            if rename is None:
+        quoted = parts[1].startswith('"')
+        if "." not in selector:
+            # vault-action reads a selector without '.' as one key ("api-key" included); but
+            # unquoted and with no '| NAME' it must parse as a JSONata name (`api-key` is a
+            # subtraction): vault-action refuses it, so the import does too.
+            if rename is None and not quoted and not _NAME.match(selector):
                 raise ImportError_.at(
-                    spot, f"entry {_short(entry)!r}: a JSONata selector needs '| NAME'"
+                    spot,
+                    f"entry {_short(entry)!r}: {selector!r} is a JSONata expression, not a key: "
+                    "vault-action refuses it too; write it in double quotes or give '| NAME'",
                 )
-            if "." in selector and all(_SIMPLE_SELECTOR.match(p) for p in selector.split(".")):
-                field_name = selector  # a nested key: jobsecrets reads a.b too
-            else:
+            field_name = selector
+        else:
+            steps = _path_steps(selector)
+            if steps is None:
+                if rename is None and not quoted:
+                    raise ImportError_.at(
+                        spot,
+                        f"entry {_short(entry)!r}: a JSONata expression needs '| NAME' "
+                        "(vault-action refuses it too)",
+                    )
                 result.notes.append(
                     Note(
                         spot,
@@ -291,8 +307,7 @@ def convert_step(
                     )
                 )
                 continue
-        else:
-            field_name = selector
+            field_name = ".".join(steps)  # a nested key a.b: jobsecrets reads it too
         env_name = rename if rename is not None else normalize_output_key(selector, upper=True)
         result.outputs[rename if rename is not None else normalize_output_key(selector)] = env_name
         result.secrets.append(
@@ -307,6 +322,13 @@ def convert_step(
             )
         )
     return result
+
+
+def _path_steps(selector: str) -> list[str] | None:
+    """The keys of a simple JSONata path (``a.b``, ```api-key```), or None for an expression."""
+    if not _PATH.match(selector):
+        return None
+    return [step.strip("`") for step in _STEP.findall(selector)]
 
 
 def _kv_path(path: str) -> tuple[str, str | None]:
