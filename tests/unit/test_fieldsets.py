@@ -113,3 +113,20 @@ def test_spec_validation(secret: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_spec(text, "s.yml")
     assert message in str(caught.value.problems[0])
+
+
+def test_plan_shows_how_every_field_is_named(tmp_path: Path) -> None:
+    from support.cli import jobsecrets
+
+    (tmp_path / "store.json").write_text("{}")
+    (tmp_path / "jobsecrets.yml").write_text(
+        "version: 1\nbackends:\n  fake: {type: fake, file: store.json}\nsecrets:\n"
+        "  APP: {ref: 'fake:app#**', name_prefix: APP_, flatten: true}\n"
+    )
+    result = jobsecrets(["plan"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "APP (every field as APP_<KEY>: key case kept, nested keys joined with _)" in result.stdout
+    )
+    as_json = jobsecrets(["plan", "--format", "json"], cwd=tmp_path)
+    assert '"every_field": "every field as APP_<KEY>' in as_json.stdout
