@@ -1,4 +1,4 @@
-"""The ``jobsecrets`` command line: ``plan``, ``run``, ``export``, ``revoke``.
+"""The ``jobsecrets`` command line: ``plan``, ``run``, ``export``, ``revoke``, ``redact``, ``import``.
 
 Heavy libraries (hvac, boto3) are imported only by the backends, when a command talks to a store:
 ``--help``, ``--version`` and ``plan`` never load them (a test guards the import graph).
@@ -269,6 +269,52 @@ def redact(done_file: str | None) -> None:
     from .commands.redact import run_filter_from_env
 
     sys.exit(run_filter_from_env(dict(os.environ), done_file=done_file))
+
+
+# ---- import ----------------------------------------------------------------------------------
+
+
+@cli.command("import")
+@verbose_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--write", is_flag=True, help="Write the spec and edit FILES in place (else: print).")
+@click.option(
+    "--spec-out", type=click.Path(dir_okay=False), help="Write the spec here [jobsecrets.yml]."
+)
+@click.option(
+    "--action",
+    default="jobsecrets/jobsecrets/actions/inject@v1",
+    show_default=True,
+    help="What rewritten GitHub steps use (pin a commit SHA).",
+)
+@click.option(
+    "--gitlab-include",
+    default="gitlab/jobsecrets.yml",
+    show_default=True,
+    help="Include added to GitLab files: a local path, or a component (with @VERSION).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing spec file.")
+def import_(
+    files: tuple[str, ...],
+    write: bool,
+    spec_out: str | None,
+    action: str,
+    gitlab_include: str,
+    force: bool,
+) -> None:
+    """Turn vault-action / aws-secretsmanager-get-secrets steps, GitLab `secrets:` and vals
+    references into a spec, rewritten steps and jobs, and a report. Reads no secret value.
+    """
+    from .importer.command import run_import  # ruamel.yaml: loaded by this command only
+
+    run_import(
+        list(files),
+        write=write,
+        spec_out=spec_out,
+        action=action,
+        gitlab_include=gitlab_include,
+        force=force,
+    )
 
 
 # ---- entry point -----------------------------------------------------------------------------

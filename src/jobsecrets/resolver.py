@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
 from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
-from .fields import FieldMissing, extract, to_text
+from .fields import FieldMissing, to_text
+from .fieldsets import FieldSetError, select
 from .lifecycle.ledger import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
 from .resolved import Resolution, ResolvedVar
@@ -114,8 +115,9 @@ class _BackendRun:
             self.requests[request.key] = request
         if not self.requests:
             return
-        self.stage = "reading"
         requests = list(self.requests.values())
+        backend.preflight(requests)  # refuses what cannot be meant (KV v2 'data/' paths): exit 2
+        self.stage = "reading"
         results = self.backend.read_many(requests, max_workers=self.spec.settings.concurrency)
         leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
         if not self.late.record(backend, leases, self.ledger):
@@ -169,11 +171,11 @@ def resolve(
 
     resolution = Resolution()
     errors: list[JobSecretsError] = []
+    # Names taken by variables the spec names itself; `#*` members may not take them (fieldsets.py).
+    taken = {m.name for m in members if not m.secret.selects_fields}
     for member in members:
         result = runs[member.secret.backend].documents[member.request().key]
-        var = _variable(member, result, resolution, errors)
-        if var is not None:
-            resolution.variables.append(var)
+        resolution.variables.extend(_variables(spec, member, result, resolution, errors, taken))
     _add_exported(runs, resolution, errors)
     if errors:
         raise _combine(errors)
@@ -192,49 +194,78 @@ def _in_spec_order(spec: Spec, runs: Mapping[str, _BackendRun]) -> list[_Member]
     return [m for secret in spec.secrets for m in by_entry.get(id(secret), [])]
 
 
-def _variable(
+def _variables(
+    spec: Spec,
     member: _Member,
     result: Document | JobSecretsError,
     resolution: Resolution,
     errors: list[JobSecretsError],
-) -> ResolvedVar | None:
-    """The variable a read gives, or ``None`` (skipped optional, or an error appended)."""
+    taken: set[str],
+) -> list[ResolvedVar]:
+    """The variables a read gives: one, or one per field for ``#*`` (skipped optional ones and
+    errors are noted in ``resolution`` and ``errors``)."""
     secret = member.secret
     if isinstance(result, JobSecretsError):
         if secret.optional and isinstance(result, SecretNotFound):
             resolution.skipped.append(member.name)
         else:
             errors.append(result)
-        return None
+        return []
+    # `prefix/*#*`: each secret's fields are named after it (the AWS action's way).
+    name_prefix = (
+        member.name + "_" if secret.is_prefix and secret.selects_fields else secret.name_prefix
+    )
     try:
-        raw = extract(result.data, secret.ref.field)
+        selected = select(
+            result.data,
+            secret.ref.field,
+            name=member.name,
+            name_prefix=name_prefix,
+            flatten=secret.flatten,
+        )
     except FieldMissing as error:
         if secret.optional:
             resolution.skipped.append(member.name)
         else:
             errors.append(SecretNotFound(f"{member.name} ({member.ref}): {error}"))
-        return None
-    value = to_text(raw, secret.encoding)
-    if isinstance(value, bytes) and not secret.file:
-        errors.append(
-            ConfigError(
-                f"{member.name} ({member.ref}): the value is binary",
-                hint="use 'file: true' or 'encoding: base64' for this variable",
+        return []
+    except FieldSetError as error:
+        errors.append(ConfigError(f"{member.name} ({member.ref}): {error}"))
+        return []
+    variables = []
+    for name, raw in selected:
+        if secret.selects_fields:  # named after the store's keys: hostile until checked
+            problem = check_name(name, spec.allow_names) or (
+                "name taken" if name in taken else None
+            )
+            if problem:
+                errors.append(ConfigError(f"{member.name} ({member.ref}): {problem}"))
+                continue
+            taken.add(name)
+        value = to_text(raw, secret.encoding)
+        if isinstance(value, bytes) and not secret.file:
+            errors.append(
+                ConfigError(
+                    f"{name} ({member.ref}): the value is binary",
+                    hint="use 'file: true' or 'encoding: base64' for this variable",
+                )
+            )
+            continue
+        variables.append(
+            ResolvedVar(
+                name=name,
+                value=value,
+                backend=secret.backend,
+                path=member.path,
+                ref=member.ref,
+                version=result.version,
+                lease_id=result.lease.lease_id if result.lease else None,
+                lease_ttl=result.lease.ttl if result.lease else None,
+                document=result,
+                secret=secret,
             )
         )
-        return None
-    return ResolvedVar(
-        name=member.name,
-        value=value,
-        backend=secret.backend,
-        path=member.path,
-        ref=member.ref,
-        version=result.version,
-        lease_id=result.lease.lease_id if result.lease else None,
-        lease_ttl=result.lease.ttl if result.lease else None,
-        document=result,
-        secret=secret,
-    )
+    return variables
 
 
 def _add_exported(

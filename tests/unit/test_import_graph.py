@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("hvac", "boto3", "botocore", "requests")
+# ruamel.yaml: only `jobsecrets import` reads YAML round-trip.
+HEAVY = ("hvac", "boto3", "botocore", "requests", "ruamel")
 
 PROBE = """
 import sys, runpy, json, io, contextlib
@@ -54,6 +55,7 @@ def test_help_version_and_plan_import_no_client_library(tmp_path: Path) -> None:
         ["plan"],
         ["plan", "--format", "json"],
         ["run", "--help"],
+        ["import", "--help"],
     ):
         code, modules = loaded(args, tmp_path)
         assert code == 0, args

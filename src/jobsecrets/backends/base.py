@@ -249,6 +249,13 @@ class Backend(abc.ABC):
         with ThreadPoolExecutor(max_workers=min(max_workers, len(requests))) as pool:
             return list(pool.map(self.read_safely, requests))
 
+    def preflight(self, requests: Sequence[ReadRequest]) -> None:
+        """Refuse requests that cannot mean what they say, before any of them is read.
+
+        Called after :meth:`login` and before :meth:`read_many` (and by ``plan --check``). May
+        look at the store's layout (e.g. Vault mounts), never at a value. Raises ConfigError.
+        """
+
     def list_prefix(self, prefix: str) -> list[str]:
         """List the secret paths under ``prefix`` (for prefix selection). Optional."""
         raise ConfigError(

@@ -76,6 +76,8 @@ class PlannedVariable:
     #: How a prefix selection names its variables, and whether the value is base64.
     name_prefix: str
     encoding: str
+    #: For ``#*``/``#**``: how the variables of every field are named (``None`` otherwise).
+    every_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,9 @@ class PlanReport:
         rows = [header + (("ACCESS",) if self.checked else ())]
         for var in self.variables:
             row: tuple[str, ...] = (
-                var.name + (" (prefix)" if var.prefix else ""),
+                var.name
+                + (" (prefix)" if var.prefix else "")
+                + (f" ({var.every_field})" if var.every_field else ""),
                 var.ref,
                 "yes" if var.file else "",
                 "yes" if var.optional else "",
@@ -364,7 +368,17 @@ def _planned(spec: Spec, secret: SecretSpec) -> PlannedVariable:
         prefix=secret.is_prefix,
         name_prefix=secret.name_prefix,
         encoding=secret.encoding,
+        every_field=field_set_label(secret),
     )
+
+
+def field_set_label(secret: SecretSpec) -> str | None:
+    """How ``plan`` names the variables of a ``#*``/``#**`` entry, e.g. ``every field as APP_*``."""
+    if not secret.selects_fields:
+        return None
+    case = "key case kept" if secret.ref.field == "**" else "upper case"
+    flat = ", nested keys joined with _" if secret.flatten else ""
+    return f"every field as {secret.name_prefix}<KEY>: {case}{flat}"
 
 
 def _token_report(session: Session, audience: str | None) -> TokenReport:
@@ -406,6 +420,10 @@ def _check(session: Session, report: PlanReport) -> None:
         except JobSecretsError as error:
             facts = {"lookup_error": error.message}
         report.backend_checks[name] = BackendCheck(True, identity=facts)
+    for name, signed_in in live.items():  # exit 2 on a path that cannot be meant, as `run` does
+        signed_in.preflight(
+            [s.read_request() for s in spec.secrets if s.backend == name and not s.is_prefix]
+        )
     # Claims of exactly the tokens the backends asked for (the audience matters to the role).
     report.identity.tokens = [
         _token_report(session, audience) for audience in session.identity_audiences()

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..backends.base import ReadRequest
 from ..errors import ConfigError
+from ..fieldsets import is_field_set
 from ..refs import Reference
 from .identity import IdentityConfig
 from .policy import Policy
@@ -55,6 +56,12 @@ class SecretSpec:
     name_prefix: str = ""
     policy: Policy | None = None
     line: int | None = None
+    flatten: bool = False
+
+    @property
+    def selects_fields(self) -> bool:
+        """True for ``#*``/``#**``: every field of the document is a variable (``name`` is a label)."""
+        return is_field_set(self.ref.field)
 
     @property
     def is_prefix(self) -> bool:

@@ -17,6 +17,7 @@ import yaml
 from ..backends.registry import available_types, get_backend_class
 from ..durations import parse_duration
 from ..errors import ConfigError, Problem
+from ..fieldsets import is_field_set
 from ..names import check_name
 from ..refs import Reference, parse_reference
 from .identity import IdentityConfig
@@ -34,7 +35,7 @@ TOP_KEYS = {
     "settings",
     "policy",
 }
-SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "policy"}
+SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "flatten", "policy"}
 ENCODINGS = {"utf-8", "base64"}
 
 
@@ -380,9 +381,10 @@ class _Parser:
         if not isinstance(name_prefix, str):
             self.problem(f"secret {name!r}: 'name_prefix' must be a string", value_node)
             name_prefix = ""
-        elif name_prefix and not ref.is_prefix:
+        elif name_prefix and not (ref.is_prefix or is_field_set(ref.field)):
             self.problem(
-                f"secret {name!r}: 'name_prefix' only goes with a prefix ref ending in '*'",
+                f"secret {name!r}: 'name_prefix' only goes with a prefix ref ending in '*' "
+                "or every field ('#*', '#**')",
                 value_node,
             )
         elif name_prefix and check_name(name_prefix + "X", allow_names):
@@ -395,6 +397,15 @@ class _Parser:
             )
         if ref.is_prefix and ref.field is not None and file:
             self.problem(f"secret {name!r}: a prefix selection cannot be 'file: true'", value_node)
+        flatten = self._bool(fields.get("flatten", False), name, "flatten", value_node)
+        if is_field_set(ref.field) and file:
+            self.problem(f"secret {name!r}: every field ('#*') cannot be 'file: true'", value_node)
+        if flatten and not is_field_set(ref.field):
+            self.problem(
+                f"secret {name!r}: 'flatten' goes with every field ('#*' or '#**'), "
+                f"e.g. '{ref.raw.rpartition('#')[0] or ref.raw}#*'",
+                value_node,
+            )
         policy: Policy | None = None
         if "policy" in fields:
             policy, policy_problems = parse_policy(
@@ -415,6 +426,7 @@ class _Parser:
             name_prefix=name_prefix,
             policy=policy,
             line=_line(key_node),
+            flatten=flatten,
         )
 
     def _bool(self, value: Any, name: str, key: str, node: yaml.Node) -> bool:

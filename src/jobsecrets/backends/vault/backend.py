@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...durations import parse_duration
@@ -48,6 +48,26 @@ K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: 
 
 
 _CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
+
+
+def kv2_api_path_problem(path: str, mount: str, kv_version: int | None) -> str | None:
+    """Why ``path`` is a KV v2 *API* path (``MOUNT/data/...``, ``MOUNT/metadata/...``), or None.
+
+    vault-action, GitLab and the HTTP API spell KV v2 paths with ``data/``; jobsecrets adds it
+    itself, so the pasted path would read ``MOUNT/data/data/...``: ``not found`` with a root
+    token, ``permission denied`` (and a misleading policy hint) with a real one. Checked on
+    detected or ``kv_version: 2`` mounts; an explicit ``mount:`` option means the path is literal.
+    """
+    if kv_version != 2 or not mount or not path.startswith(mount):
+        return None
+    head, _, rest = path[len(mount) :].partition("/")
+    if head not in ("data", "metadata") or not rest.strip("/"):
+        return None
+    return (
+        f"{path!r} is written as a KV v2 API path: {mount!r} is a KV version 2 mount and "
+        f"jobsecrets adds '{head}/' itself (it would read {mount}data/{head}/{rest}); "
+        f"write '{mount}{rest}' instead"
+    )
 
 
 def _explain_jwt_refusal(message: str, jwt: str, auth: Mapping[str, Any]) -> str:
@@ -164,6 +184,10 @@ class VaultBackend(Backend):
             options["mount"].strip("/") + "/"
         ):
             problems.append(f"path {path!r} is not under mount {options['mount']!r}")
+        if options.get("kv_version") == 2 and "mount" not in options:
+            problem = kv2_api_path_problem(path, path.split("/", 1)[0] + "/", 2)
+            if problem:
+                problems.append(problem)
         if "method" in options and options["method"] not in ("read", "write"):
             problems.append("'method' must be 'read' or 'write'")
         if path.endswith("*"):
@@ -430,9 +454,33 @@ class VaultBackend(Backend):
                 self._mounts[mount] = answer
         return answer
 
+    def preflight(self, requests: Sequence[ReadRequest]) -> None:
+        """Refuse KV v2 API paths (``secret/data/app``) before anything is read: exit 2."""
+        problems = []
+        for request in requests:
+            problem = self._api_path_problem(request)
+            if problem:
+                problems.append(f"{', '.join(request.variables) or request.ref}: {problem}")
+        if problems:
+            raise ConfigError(
+                "KV v2 path written with 'data/' or 'metadata/'; nothing was read:\n"
+                + "\n".join(f"  - {p}" for p in problems),
+                hint="KV v2 references name the secret's own path (vault:secret/app#field), as "
+                "`vault kv get secret/app` does",
+            )
+
+    def _api_path_problem(self, request: ReadRequest) -> str | None:
+        if "mount" in request.options:
+            return None  # an explicit mount: the path under it is taken literally
+        mount, kv_version = self._mount_of(request.path, request.options)
+        return kv2_api_path_problem(request.path, mount, kv_version)
+
     def read(self, request: ReadRequest) -> Document:
         """One read of one path, whatever the number of fields wanted from it."""
         what = request.describe()
+        problem = self._api_path_problem(request)
+        if problem:  # callers run preflight() first; this keeps a direct read() honest too
+            raise ConfigError(f"{what}: {problem}")
         mount, kv_version = self._mount_of(request.path, request.options)
         method = request.options.get("method") or ("write" if request.params else "read")
         if kv_version == 2:
@@ -481,6 +529,9 @@ class VaultBackend(Backend):
 
     def check_access(self, request: ReadRequest) -> AccessCheck:
         """Ask ``sys/capabilities-self`` for the path actually read (``data/`` for KV v2)."""
+        problem = self._api_path_problem(request)
+        if problem:  # never report `read on secret/data/data/...` as allowed
+            raise ConfigError(f"{request.describe()}: {problem}")
         mount, kv_version = self._mount_of(request.path, request.options)
         path = request.path
         if kv_version == 2:

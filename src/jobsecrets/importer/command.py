@@ -1,0 +1,214 @@
+"""``jobsecrets import FILE...``: read, convert, then print (or write) the spec, the diff, the report.
+
+Reads no secret value and needs no network: only the files named. Nothing is written unless
+``--write`` (the spec and the rewritten files) or ``--spec-out`` (the spec) asks for it, and
+then only once every file converted without an error.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ImportResult", "convert", "run_import"]
+
+import difflib
+import os
+from dataclasses import dataclass, field
+
+import click
+
+from ..errors import ConfigError, Problem
+from .gitlab import read_gitlab, rewrite_gitlab
+from .model import ImportError_, Job, Note, Where
+from .specwriter import SpecFile, build_specs
+from .vals import read_vals
+from .workflow import read_workflow, rewrite_steps
+from .yamlio import Document, load
+
+DEFAULT_ACTION = "jobsecrets/jobsecrets/actions/inject@v1"
+DEFAULT_GITLAB_INCLUDE = "gitlab/jobsecrets.yml"
+
+
+@dataclass
+class ImportResult:
+    """Everything an import produced."""
+
+    specs: list[SpecFile] = field(default_factory=list)
+    rewritten: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new)
+    notes: list[Note] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+
+
+def _kind(path: str, text: str, doc: Document | None) -> str:
+    data = doc.data if doc is not None else None
+    if isinstance(data, dict) and (
+        isinstance(data.get("jobs"), dict)
+        or (isinstance(data.get("runs"), dict) and data["runs"].get("using") == "composite")
+    ):
+        return "github"
+    if isinstance(data, dict) and any(
+        isinstance(v, dict) and ({"script", "secrets", "extends", "trigger"} & set(v))
+        for v in data.values()
+    ):
+        return "gitlab"
+    if "ref+" in text:
+        return "vals"
+    raise ImportError_.at(
+        Where(path, 1),
+        "not a GitHub workflow (jobs:), a GitLab CI file (jobs with script:) or a file of vals "
+        "references (ref+vault://...)",
+    )
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise ImportError_.at(Where(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
+        raise ImportError_.at(Where(path), f"cannot read: {reason}") from None
+
+
+def convert(
+    paths: list[str],
+    *,
+    spec_out: str = "jobsecrets.yml",
+    action: str = DEFAULT_ACTION,
+    gitlab_include: str = DEFAULT_GITLAB_INCLUDE,
+) -> ImportResult:
+    """Convert ``paths``; raises ImportError_ (exit 2) for input it cannot read."""
+    result = ImportResult()
+    loaded: list[tuple[Document, str, object]] = []
+    for path in paths:
+        text = _read(path)
+        doc: Document | None
+        try:
+            doc = load(path, text)
+        except ImportError_:
+            if "ref+" in text and not path.endswith((".yml", ".yaml")):
+                doc = None  # a dotenv file of vals references is not YAML
+            else:
+                raise
+        kind = _kind(path, text, doc)
+        if kind == "github":
+            assert doc is not None
+            jobs, notes, rewrites = read_workflow(doc)
+            loaded.append((doc, kind, rewrites))
+        elif kind == "gitlab":
+            assert doc is not None
+            jobs, notes, nodes = read_gitlab(doc)
+            loaded.append((doc, kind, nodes))
+        else:
+            jobs, notes = read_vals(path, text, doc.data if doc is not None else None)
+        result.jobs.extend(jobs)
+        result.notes.extend(notes)
+    if not result.jobs:
+        raise ConfigError(
+            "nothing to import: no hashicorp/vault-action or aws-secretsmanager-get-secrets "
+            "step, no GitLab secrets:, no vals reference that could be carried over",
+            [Problem(n.message, n.where.file, n.where.line) for n in _unique(result.notes)],
+        )
+    result.specs = build_specs(result.jobs, spec_out, result.notes, paths)
+    config_of = {(job.file, job.name): spec.path for spec in result.specs for job in spec.jobs}
+    for doc, kind, items in loaded:
+        configs = {name: cfg for (file, name), cfg in config_of.items() if file == doc.path}
+        if kind == "github":
+            rewrite_steps(doc, items, action, configs)  # type: ignore[arg-type]
+        else:
+            result.notes.extend(rewrite_gitlab(doc, items, gitlab_include, configs))  # type: ignore[arg-type]
+            if items:
+                result.notes.append(
+                    Note(
+                        doc.where(1),
+                        f"include {gitlab_include!r} added: copy gitlab/jobsecrets.yml from "
+                        "jobsecrets there, or pass --gitlab-include with your catalog component",
+                        "info",
+                    )
+                )
+        new = doc.dump()
+        if new != doc.text:
+            result.rewritten[doc.path] = (doc.text, new)
+    result.notes = _unique(result.notes)
+    return result
+
+
+def _unique(notes: list[Note]) -> list[Note]:
+    seen: set[tuple[str, int | None, str]] = set()
+    out = []
+    for note in notes:
+        key = (note.where.file, note.where.line, note.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(note)
+    return sorted(out, key=lambda n: (n.where.file, n.where.line or 0))
+
+
+def report_text(notes: list[Note]) -> str:
+    """The report: one line per note, ``file:line: level: message``."""
+    if not notes:
+        return "report: everything was carried over\n"
+    lines = [f"report: {len(notes)} note(s)"]
+    lines.extend(f"{note.where}: {note.level}: {note.message}" for note in notes)
+    return "\n".join(lines) + "\n"
+
+
+def diff_text(rewritten: dict[str, tuple[str, str]]) -> str:
+    """A unified diff of every rewritten file."""
+    chunks: list[str] = []
+    for path, (old, new) in rewritten.items():
+        chunks.extend(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                fromfile=f"a/{path}",
+                tofile=f"b/{path}",
+            )
+        )
+    return "".join(chunks)
+
+
+def _write_file(path: str, text: str, *, mode: int | None = None) -> None:
+    tmp = f"{path}.jobsecrets-import.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def run_import(
+    paths: list[str],
+    *,
+    write: bool,
+    spec_out: str | None,
+    action: str,
+    gitlab_include: str,
+    force: bool,
+) -> None:
+    """The ``import`` command."""
+    result = convert(
+        paths, spec_out=spec_out or "jobsecrets.yml", action=action, gitlab_include=gitlab_include
+    )
+    if write or spec_out:
+        for spec in result.specs:
+            if os.path.exists(spec.path) and not force:
+                with open(spec.path, encoding="utf-8") as handle:
+                    if handle.read() != spec.text:
+                        raise ConfigError(
+                            f"{spec.path} exists: not overwritten",
+                            hint="pass --spec-out PATH for another file, or --force",
+                        )
+            _write_file(spec.path, spec.text)
+            click.echo(f"wrote {spec.path} ({len(spec.secrets)} variable(s))")
+    else:
+        for spec in result.specs:
+            click.echo(f"# ---- {spec.path} ----")
+            click.echo(spec.text, nl=False)
+    if write:
+        for path, (_old, new) in result.rewritten.items():
+            mode = os.stat(path).st_mode & 0o777
+            _write_file(path, new, mode=mode)
+            click.echo(f"rewrote {path}")
+    elif result.rewritten:
+        click.echo(diff_text(result.rewritten), nl=False)
+    click.echo(report_text(result.notes), nl=False)
