@@ -25,8 +25,11 @@ __all__ = [
     "VARS_ENV",
     "build_masks",
     "parse_names",
+    "recorded_min_line_length",
+    "recorded_names",
     "run_filter",
     "run_filter_from_env",
+    "values_from_env",
 ]
 
 import contextlib
@@ -65,6 +68,42 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
+def recorded_names(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The names ``export`` recorded in ``env``: plain variables, and ``file: true`` ones.
+
+    Shared with ``jobsecrets scan``, which finds the job's values the same way in a later step.
+    """
+    return parse_names(env.get(VARS_ENV, "")), parse_names(env.get(FILE_VARS_ENV, ""))
+
+
+def values_from_env(
+    env: Mapping[str, str], names: list[str], file_names: list[str]
+) -> tuple[list[tuple[str, str | bytes]], list[str]]:
+    """``(name, value)`` for every listed variable that holds one; also the names that held nothing.
+
+    For ``file_names`` the variable holds a path: the value is the file's contents (the path is
+    not a secret).
+    """
+    values: list[tuple[str, str | bytes]] = []
+    missing = []
+    for name in names:
+        value = env.get(name)
+        if value:
+            values.append((name, value))
+        else:
+            missing.append(name)
+    for name in file_names:
+        path = env.get(name)
+        try:
+            if not path or os.path.getsize(path) > _MAX_FILE_MASK:
+                raise OSError(errno.ENOENT, "no file")
+            with open(path, "rb") as handle:
+                values.append((name, handle.read()))
+        except OSError:
+            missing.append(name)
+    return values, missing
+
+
 def build_masks(
     env: Mapping[str, str],
     names: list[str],
@@ -79,23 +118,16 @@ def build_masks(
     a secret).
     """
     masks = MaskList(replacement=replacement, min_line_length=min_line_length)
-    missing = []
-    for name in names:
-        value = env.get(name)
-        if value:
-            masks.add(value, name=name)
-        else:
-            missing.append(name)
-    for name in file_names:
-        path = env.get(name)
-        try:
-            if not path or os.path.getsize(path) > _MAX_FILE_MASK:
-                raise OSError(errno.ENOENT, "no file")
-            with open(path, "rb") as handle:
-                masks.add(handle.read(), name=name)
-        except OSError:
-            missing.append(name)
+    values, missing = values_from_env(env, names, file_names)
+    for name, value in values:
+        masks.add(value, name=name)
     return masks, missing
+
+
+def recorded_min_line_length(env: Mapping[str, str]) -> int | None:
+    """The spec's ``min_line_length`` as ``export`` recorded it; None when not recorded."""
+    raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
+    return int(raw_min) if raw_min.isdigit() else None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -184,15 +216,12 @@ def run_filter(
 
 def run_filter_from_env(env: Mapping[str, str], *, done_file: str | None = None) -> int:
     """:func:`run_filter` configured by the ``$JOBSECRETS_MASK_*`` variables of ``env``."""
-    min_line: int | None = None
-    raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
-    if raw_min.isdigit():
-        min_line = int(raw_min)
+    names, file_names = recorded_names(env)
     return run_filter(
         env,
-        parse_names(env.get(VARS_ENV, "")),
-        parse_names(env.get(FILE_VARS_ENV, "")),
+        names,
+        file_names,
         replacement=env.get(REPLACEMENT_ENV) or None,
-        min_line_length=min_line,
+        min_line_length=recorded_min_line_length(env),
         done_file=done_file,
     )
