@@ -74,7 +74,9 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
                 with os.scandir(directory) as entries:
                     listed = sorted(entries, key=lambda e: e.name)
             except OSError as error:
-                report.add_issue((directory,), f"cannot be listed: {error.strerror}")
+                report.add_issue(
+                    (os.path.normpath(directory),), f"cannot be listed: {error.strerror}"
+                )
                 continue
             subdirs = []
             for entry in listed:
@@ -82,13 +84,13 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as error:
-                    report.add_issue((path,), f"cannot be read: {error.strerror}")
+                    report.add_issue((os.path.normpath(path),), f"cannot be read: {error.strerror}")
                     continue
                 if stat.S_ISLNK(st.st_mode):
                     target = os.path.realpath(path)
                     if not (os.path.exists(target) and _inside(target, roots)):
                         report.add_issue(
-                            (path,),
+                            (os.path.normpath(path),),
                             "symlink to outside the scanned paths (or dangling, or a loop): "
                             "not followed",
                             error=False,
@@ -96,9 +98,12 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
                 elif stat.S_ISDIR(st.st_mode):
                     subdirs.append(path)
                 elif stat.S_ISREG(st.st_mode):
-                    yield from take(path, path, st)
+                    # Shown without a leading "./" (scan . names files as the user sees them).
+                    yield from take(os.path.normpath(path), path, st)
                 else:
-                    report.add_issue((path,), f"{_kind(st.st_mode)}: not read", error=False)
+                    report.add_issue(
+                        (os.path.normpath(path),), f"{_kind(st.st_mode)}: not read", error=False
+                    )
             stack.extend(reversed(subdirs))
 
 
