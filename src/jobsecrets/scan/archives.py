@@ -213,7 +213,9 @@ def scan_object(
     head = _read_head(stream)
     kind = sniff(head)
     if kind is None:
-        n = scan_stream(stream.read, ctx.matcher, where, ctx.report, first=head)
+        n = scan_stream(
+            stream.read, ctx.matcher, where, ctx.report, first=head, lines_from=seekable
+        )
         ctx.report.count(scanned=n)
         return
     if depth >= ctx.limits.max_depth:
@@ -242,7 +244,9 @@ def scan_object(
 
 def _scan_tar(stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int) -> None:
     # "r|": a stream, members in order, no seeking; compression is ours to undo (already done).
-    with tarfile.open(fileobj=stream, mode="r|") as archive:
+    # 64 KiB reads: the default (10 KiB) costs a Python call per 10 KiB; a bigger buffer is
+    # copied whole at every header read (tarfile._Stream slices it).
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 16) as archive:
         count = 0
         for member in archive:
             count += 1

@@ -1,8 +1,8 @@
 """Running a scan of files on disk, in parallel, into one :class:`Report`.
 
 Files are scanned by a few threads: the Aho-Corasick search and zlib release the GIL, so two
-cores scan nearly twice as fast. At most ``2 * workers`` files are in flight, so memory stays at
-a few chunks per thread plus the matcher.
+cores scan nearly twice as fast. Each thread holds one file at a time, so memory stays at a few
+chunks per thread plus the matcher.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ __all__ = ["scan_paths"]
 
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from .archives import ExpansionLimit, Limits, ScanContext, scan_object
 from .matcher import Matcher
@@ -47,25 +46,36 @@ def scan_paths(
     limits: Limits | None = None,
     workers: int | None = None,
 ) -> None:
-    """Scan every regular file under ``paths`` into ``report``."""
+    """Scan every regular file under ``paths`` into ``report``.
+
+    Each thread takes the next file from the one walk itself (under a lock): handing files from
+    a main thread to a pool costs a GIL switch per file, which dominates a tree of small files.
+    """
     limits = limits or Limits()
-    workers = workers or min(4, os.cpu_count() or 1)
-    slots = threading.BoundedSemaphore(2 * workers)
+    count = workers or min(4, os.cpu_count() or 1)
+    files = walk(paths, report)
+    lock = threading.Lock()
     failures: list[BaseException] = []
 
-    def done(future: Future[None]) -> None:
-        slots.release()
-        error = future.exception()
-        if error is not None:
-            failures.append(error)
+    def worker() -> None:
+        while not failures:
+            with lock:
+                item = next(files, None)
+            if item is None:
+                return
+            try:
+                _scan_file(*item, matcher, report, limits)
+            except BaseException as error:  # re-raised in the caller's thread
+                failures.append(error)
+                return
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jobsecrets-scan") as pool:
-        for shown, path, st in walk(paths, report):
-            slots.acquire()
-            if failures:
-                slots.release()
-                break
-            future = pool.submit(_scan_file, shown, path, st, matcher, report, limits)
-            future.add_done_callback(done)
+    threads = [
+        threading.Thread(target=worker, name=f"jobsecrets-scan-{n}", daemon=True)
+        for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     if failures:
         raise failures[0]
