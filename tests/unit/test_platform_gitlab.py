@@ -316,6 +316,7 @@ def test_include_inputs_and_defaults() -> None:
     inputs = header["spec"]["inputs"]  # type: ignore[index]
     assert set(inputs) == {
         "config", "only", "id_token_variable", "install", "version", "install_path", "python", "redact",
+        "scan",
     }  # fmt: skip
     assert inputs["version"]["default"] == jobsecrets.__version__
     assert inputs["redact"] == {**inputs["redact"], "type": "boolean", "default": True}
