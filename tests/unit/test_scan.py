@@ -441,3 +441,29 @@ def test_modes_left_untouched(tmp_path: Path) -> None:
     os.chmod(tmp_path / "f", 0o640)
     run_scan([tmp_path])
     assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o640
+
+
+def test_pre_commit_hook_entry_stops_a_staged_value(tmp_path: Path) -> None:
+    """The documented hook (.pre-commit-hooks.yaml), run the way pre-commit runs it."""
+    import shlex
+
+    import yaml
+
+    hooks = yaml.safe_load((Path(__file__).parents[2] / ".pre-commit-hooks.yaml").read_text())
+    (hook,) = hooks
+    assert (hook["id"], hook["pass_filenames"], hook["language"]) == (
+        "jobsecrets-scan",
+        False,
+        "python",
+    )
+    argv = [*shlex.split(hook["entry"]), *hook["args"]]
+    assert argv[0] == "jobsecrets"
+    _spec(tmp_path)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "settings.py").write_text(f"TOKEN = {SECRET!r}\n")
+    subprocess.run(["git", "add", "settings.py"], cwd=tmp_path, check=True)
+    result = jobsecrets(argv[1:], cwd=tmp_path)
+    assert result.returncode == LeakFound.exit_code, result.stderr
+    assert ":settings.py:1: offset 9: API_TOKEN (value)" in result.stdout
+    subprocess.run(["git", "rm", "-q", "--cached", "settings.py"], cwd=tmp_path, check=True)
+    assert jobsecrets(argv[1:], cwd=tmp_path).returncode == 0

@@ -57,6 +57,10 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
     for top in paths:
         try:
             st = os.stat(top)
+        except FileNotFoundError:
+            # Nothing there, nothing to upload (GitLab only warns about a missing artifact path).
+            report.add_issue((top,), "does not exist: nothing to scan", error=False)
+            continue
         except OSError as error:
             report.add_issue((top,), f"cannot be read: {error.strerror}")
             continue
