@@ -467,3 +467,11 @@ def test_pre_commit_hook_entry_stops_a_staged_value(tmp_path: Path) -> None:
     assert ":settings.py:1: offset 9: API_TOKEN (value)" in result.stdout
     subprocess.run(["git", "rm", "-q", "--cached", "settings.py"], cwd=tmp_path, check=True)
     assert jobsecrets(argv[1:], cwd=tmp_path).returncode == 0
+
+
+def test_min_length_below_the_key_length_still_finds_short_values(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("pin=4711x;\n")
+    assert run_scan([tmp_path], values=[("PIN", "4711x")]).total_findings == 0  # default 8
+    report = Report()
+    scan_paths([str(tmp_path)], Matcher([("PIN", "4711x")], min_length=5), report)
+    assert [(f.names, f.form, f.offset) for f in report.findings] == [(("PIN",), "value", 4)]

@@ -53,12 +53,12 @@ class Matcher:
             raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
             if not raw:
                 continue
-            if len(raw) < max(min_length, KEY):
+            if len(raw) < min_length:
                 if name not in self.skipped:
                     self.skipped.append(name)
                 continue
             for form, label in labelled_mask_forms(raw, min_line_length=min_line_length):
-                if len(form) >= max(min_length, KEY):
+                if len(form) >= min_length:
                     owners.setdefault(form, {})[(name, label)] = None
         self._forms: list[bytes] = sorted(owners)
         self._owners: list[tuple[tuple[str, str], ...]] = [tuple(owners[f]) for f in self._forms]
@@ -66,6 +66,7 @@ class Matcher:
         self.maxlen: int = max((len(f) for f in self._forms), default=0)
         keys: dict[bytes, list[tuple[int, int]]] = {}
         for form_id, form in enumerate(self._forms):
+            # A form shorter than KEY (only with --min-length below it) is its own key.
             keys.setdefault(form[:KEY], []).append((form_id, 0))
             if len(form) >= 2 * KEY:
                 keys.setdefault(form[KEY : 2 * KEY], []).append((form_id, KEY))
@@ -125,7 +126,7 @@ class Matcher:
 
 
 def _wrapped_match(data: bytes, form: bytes, at: int, offset: int) -> tuple[int, int] | None:
-    """``[start, end)`` of ``form`` around its key at ``data[at:at+KEY]``, whitespace skipped.
+    """``[start, end)`` of ``form`` around its key at ``data[at:]``, whitespace skipped.
 
     The key itself is contiguous; the bytes of the form before it are matched backwards, those
     after it forwards, skipping spaces, tabs and line breaks that the form does not have there.
@@ -144,9 +145,10 @@ def _wrapped_match(data: bytes, form: bytes, at: int, offset: int) -> tuple[int,
             return None
         i -= 1
     start = i + 1
-    i = at + KEY
+    key_length = min(KEY, len(form) - offset)
+    i = at + key_length
     n = len(data)
-    for j in range(offset + KEY, len(form)):
+    for j in range(offset + key_length, len(form)):
         want = form[j]
         while i < n and data[i] != want and data[i] in _SPACE and budget > 0:
             broke = broke or data[i] in _BREAK
