@@ -8,6 +8,28 @@ const os = require('os');
 const path = require('path');
 const lib = require('./lib');
 
+// Scan mode (input `scan`): `jobsecrets scan PATHS` with the values this job holds, found by the
+// names the inject step recorded in $GITHUB_ENV. A finding fails the step (before an upload
+// step runs) and puts a table (variable, file, form) in the job summary; never a value.
+async function scan(paths, cwd) {
+  const install = await lib.ensureInstalled();
+  lib.saveState('mode', 'scan');
+  const args = ['scan', ...paths];
+  if (process.env.GITHUB_STEP_SUMMARY) args.push('--summary', process.env.GITHUB_STEP_SUMMARY);
+  // Paths go in argv (they are not secrets); the values stay in the environment.
+  const result = await lib.runCli(install.venvPython, args, {
+    cwd,
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+  });
+  if (result.code === 9) {
+    lib.error('jobsecrets scan found secret values in files (see the job summary): nothing may be uploaded');
+  } else if (result.code !== 0) {
+    const detail = result.errors.map((l) => l.replace(/^jobsecrets: /, '')).join('\n');
+    lib.error(`jobsecrets scan failed (exit ${result.code})${detail ? ':\n' + detail : ''}`);
+  }
+  process.exitCode = result.code;
+}
+
 async function main() {
   const config = lib.getInput('config', 'jobsecrets.yml');
   // Commas, spaces or newlines between names (a YAML block scalar is the natural way to list many).
@@ -18,6 +40,8 @@ async function main() {
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
   const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
+  const scanPaths = lib.getInput('scan').split(/[\s]+/).filter(Boolean);
+  if (scanPaths.length) return scan(scanPaths, cwd);
 
   const install = await lib.ensureInstalled();
   console.log(

@@ -8,6 +8,7 @@ const path = require('path');
 const lib = require('./lib');
 
 async function post() {
+  if (lib.getState('mode') === 'scan') return; // a scan step obtained nothing
   const statePath = lib.getState('state_path');
   const venvPython = lib.getState('venv_python');
   if (!statePath || !venvPython) {

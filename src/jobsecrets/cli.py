@@ -1,4 +1,5 @@
-"""The ``jobsecrets`` command line: ``plan``, ``run``, ``export``, ``revoke``, ``redact``, ``import``.
+"""The ``jobsecrets`` command line: ``plan``, ``run``, ``export``, ``revoke``, ``redact``, ``import``,
+``scan``.
 
 Heavy libraries (hvac, boto3) are imported only by the backends, when a command talks to a store:
 ``--help``, ``--version`` and ``plan`` never load them (a test guards the import graph).
@@ -161,12 +162,20 @@ def plan(config: str, only: tuple[str, ...], check: bool, fmt: str) -> None:
     default=None,
     help="Give the command a pseudo-terminal (default: when stdout is one).",
 )
+@click.option(
+    "--scan",
+    "scan_paths",
+    multiple=True,
+    metavar="PATH",
+    help="After COMMAND exits (before revocation), look for the values in PATH (repeatable).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
     config: str,
     only: tuple[str, ...],
     audit_log: str | None,
     tty: bool | None,
+    scan_paths: tuple[str, ...],
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND with the secrets in its environment, masked in its output, revoked at exit.
@@ -176,7 +185,16 @@ def run(
     """
     from .commands.run import run_command
 
-    sys.exit(run_command(config, _split_only(only), list(command), tty=tty, audit_log=audit_log))
+    sys.exit(
+        run_command(
+            config,
+            _split_only(only),
+            list(command),
+            tty=tty,
+            audit_log=audit_log,
+            scan=list(scan_paths),
+        )
+    )
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -315,6 +333,74 @@ def import_(
         gitlab_include=gitlab_include,
         force=force,
     )
+
+
+# ---- scan ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@verbose_option
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Resolve this spec here for the values (a local check; leases are revoked at once). "
+    "Without it: the values of this environment, by the names `export` recorded.",
+)
+@click.option("--only", multiple=True, metavar="NAME[,NAME]", help="With -c: only these variables.")
+@click.option("--staged", is_flag=True, help="Scan what `git commit` would record now.")
+@click.option("--history", type=click.IntRange(min=1), metavar="N", help="Scan the last N commits.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False),
+    help="Append a Markdown table (variable, file, form) to this file, e.g. $GITHUB_STEP_SUMMARY.",
+)
+@click.option(
+    "--min-length",
+    type=click.IntRange(min=3),
+    default=8,
+    show_default=True,
+    help="Values and forms shorter than this are not searched for (named in a warning).",
+)
+@click.option(
+    "--max-depth",
+    type=click.IntRange(min=0),
+    default=6,
+    show_default=True,
+    help="Archive and compression layers opened inside one another.",
+)
+@click.argument("paths", nargs=-1, type=click.Path())
+def scan(
+    config: str | None,
+    only: tuple[str, ...],
+    staged: bool,
+    history: int | None,
+    fmt: str,
+    summary: str | None,
+    min_length: int,
+    max_depth: int,
+    paths: tuple[str, ...],
+) -> None:
+    """Look for the job's values, in every masked form, in PATHs (archives too) and git changes.
+
+    Reports file, archive member, offset, line, variable and form: never the value. Exit codes:
+    0 clean, 9 a value was found, 10 something could not be scanned.
+    """
+    from .scan import Limits, ScanOptions, run_scan
+
+    options = ScanOptions(
+        paths=list(paths),
+        staged=staged,
+        history=history,
+        fmt=fmt,
+        summary=summary,
+        min_length=min_length,
+        limits=Limits(max_depth=max_depth),
+    )
+    sys.exit(run_scan(config, _split_only(only) if config else None, options))
 
 
 # ---- entry point -----------------------------------------------------------------------------

@@ -12,6 +12,8 @@
     ├── BackendError (exit 6)         a store failed or could not be reached
     ├── RevokeError (exit 7)          a lease or token could not be revoked
     ├── PolicyViolation (exit 8)      a secret breaks a ``policy:`` rule set to fail
+    ├── LeakFound (exit 9)            ``scan`` found a value (in some form) in a file or commit
+    ├── ScanIncomplete (exit 10)      ``scan`` found none, but could not read everything
     └── ChildError (exit 126 / 127)   ``run`` could not start the command
 
 Messages never contain a secret value: they name the variable and the reference instead.
@@ -28,9 +30,11 @@ __all__ = [
     "ConfigError",
     "IdentityError",
     "JobSecretsError",
+    "LeakFound",
     "PolicyViolation",
     "Problem",
     "RevokeError",
+    "ScanIncomplete",
     "SecretNotFound",
 ]
 
@@ -134,6 +138,18 @@ class PolicyViolation(JobSecretsError):
     """A secret breaks a policy rule whose ``on_violation`` is ``fail``."""
 
     exit_code = 8
+
+
+class LeakFound(JobSecretsError):
+    """``scan`` found a value of the job in a file, an archive member or a commit."""
+
+    exit_code = 9
+
+
+class ScanIncomplete(JobSecretsError):
+    """``scan`` found no value but could not read everything (unreadable, damaged, a bomb)."""
+
+    exit_code = 10
 
 
 class ChildError(JobSecretsError):

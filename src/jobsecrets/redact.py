@@ -28,6 +28,7 @@ __all__ = [
     "MaskList",
     "PatternSet",
     "StreamRedactor",
+    "labelled_mask_forms",
     "mask_forms",
 ]
 
@@ -143,6 +144,36 @@ def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) 
     forms |= _url_forms(value)
     forms |= _json_forms(value)
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+def labelled_mask_forms(
+    value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH
+) -> list[tuple[bytes, str]]:
+    """Every form :func:`mask_forms` returns for ``value``, each with a label naming its encoding.
+
+    For ``jobsecrets scan``, which reports *which* form it found (never the form itself). Built on
+    :func:`mask_forms`, so a form added there is searched for at once; until it is given a label
+    here it is reported as ``"masked form"``. Longest first, then bytewise, so the order is stable.
+    """
+    forms = mask_forms(value, min_line_length=min_line_length)
+    crlf = {value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), value.replace(b"\n", b"\r\n")}
+    # First group that holds a form names it: a value without special characters is its own
+    # URL and JSON form, and is reported as the value.
+    groups: list[tuple[str, set[bytes]]] = [
+        ("value", {value}),
+        ("line of the value", set(value.splitlines())),
+        ("value with CRLF line ends", crlf),
+        ("base64", _base64_forms(value)),
+        ("base64 of base64", _base64_forms(base64.b64encode(value))),
+        ("hex", {value.hex().encode("ascii"), value.hex().upper().encode("ascii")}),
+        ("URL-encoded", _url_forms(value)),
+        ("JSON-escaped", _json_forms(value)),
+    ]
+    labelled = []
+    for form in sorted(forms, key=lambda f: (-len(f), f)):
+        label = next((name for name, group in groups if form in group), "masked form")
+        labelled.append((form, label))
+    return labelled
 
 
 # Above this many pattern bytes the scanner uses a (slower, smaller) NFA instead of a DFA:

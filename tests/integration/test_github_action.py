@@ -382,3 +382,57 @@ def test_cancelled_job_still_revokes(job: Job, stores: Stores, action_repo: Path
     assert wait_until(lambda: not stores.leases()), "a database lease outlived the job"
     assert wait_until(lambda: stores.accessors() <= accessors_before), "the Vault token lives on"
     assert wait_until(lambda: stores.postgres.roles() <= roles_before), "the DB role lives on"
+
+
+SCAN_WORKFLOW = """\
+on: push
+permissions:
+  id-token: write
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - name: checkout (a copy of the test workspace)
+        run: cp -R "$TEST_SRC/." .
+      - name: inject
+        uses: acme/jobsecrets/actions/inject@v1
+        with:
+          audience: vault
+          only: STRIPE_KEY,BLOB
+      - name: build
+        run: |
+          mkdir -p dist
+          echo "built" > dist/app.txt
+          if [ "$LEAK" = true ]; then
+            printf %s "$STRIPE_KEY" | base64 > dist/key.txt
+            tar czf dist/bundle.tgz dist/key.txt
+          fi
+      - name: scan before upload
+        uses: acme/jobsecrets/actions/inject@v1
+        with:
+          scan: dist/
+      - name: upload
+        run: echo "UPLOADED dist"
+"""
+
+
+def test_scan_input_fails_the_job_before_upload_with_a_summary(
+    job: Job, stores: Stores, action_repo: Path
+) -> None:
+    """Issue 19: the Action's scan mode, placed before the upload step."""
+    (job.workspace / ".github" / "workflows" / "ci.yml").write_text(SCAN_WORKFLOW)
+    result = run_act(job.workspace, action_repo, {**job.env, "LEAK": "true"})
+    log = act_log(result, stores.canaries)
+    assert result.returncode != 0, log
+    assert "Failure - Main scan before upload" in log, log
+    assert "UPLOADED dist" not in log
+    assert "| STRIPE_KEY | dist/key.txt:1 | base64 |" in log, log
+    assert "| STRIPE_KEY | dist/bundle.tgz!dist/key.txt:1 | base64 |" in log, log
+    assert "jobsecrets scan found secret values in files" in log
+    assert check_no_value(log, stores.canaries), "a secret value reached the log"
+
+    clean = run_act(job.workspace, action_repo, {**job.env, "LEAK": "false"})
+    log = act_log(clean, stores.canaries)
+    assert clean.returncode == 0, log
+    assert "UPLOADED dist" in log
+    assert "jobsecrets scan: no value found" in log

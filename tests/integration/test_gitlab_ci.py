@@ -445,3 +445,49 @@ def test_install_from_a_checkout_with_a_custom_id_token_variable(
     assert run.code == 0, run.tail()
     assert "key ***" in run.log
     assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
+
+
+def test_scan_input_fails_the_job_before_artifacts_are_uploaded(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """Issue 19: `scan` looks in the artifacts and the dotenv report when the script ends."""
+    leaky = {
+        "script": [
+            "mkdir -p dist",
+            'printf "%s" "$APP_API_KEY" | base64 > dist/key.txt',
+            "tar czf dist/bundle.tgz dist/key.txt",
+            'echo "BUILD_ID=42" > build.env',
+        ],
+        "artifacts": {"paths": ["dist/"], "reports": {"dotenv": "build.env"}},
+    }
+    run = run_pipeline(
+        tmp_path / "leaky",
+        stack,
+        leaky,
+        spec=stack.spec(aws=False),
+        inputs={"scan": "dist build.env"},
+    )
+    assert run.code != 0, run.tail()
+    assert "dist/key.txt:1: offset 0: APP_API_KEY (base64)" in run.log, run.tail()
+    assert "dist/bundle.tgz!dist/key.txt:1: offset 0: APP_API_KEY (base64)" in run.log
+    assert "2 finding(s)" in run.log
+    assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
+    artifacts = tmp_path / "leaky" / "repo" / ".gitlab-ci-local" / "artifacts" / "deploy"
+    assert not (artifacts / "dist" / "key.txt").exists(), "a failed job uploads nothing"
+
+    clean = {
+        "script": ["mkdir -p dist", "echo built > dist/app.txt", 'echo "BUILD_ID=42" > build.env'],
+        "artifacts": {"paths": ["dist/"], "reports": {"dotenv": "build.env"}},
+    }
+    run = run_pipeline(
+        tmp_path / "clean",
+        stack,
+        clean,
+        spec=stack.spec(aws=False),
+        inputs={"scan": "dist build.env", "redact": False},
+    )
+    assert run.code == 0, run.tail()
+    assert "0 finding(s), 0 error(s)" in run.log
+    # The place a successful job's artifacts go (so the check above can fail).
+    uploaded = tmp_path / "clean" / "repo" / ".gitlab-ci-local" / "artifacts" / "deploy"
+    assert (uploaded / "dist" / "app.txt").exists()

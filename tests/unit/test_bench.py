@@ -97,3 +97,26 @@ def test_resolution_inputs_and_goal_checks(tmp_path: Path) -> None:
     assert not summary["goal_within_budget"]  # 0.6 > 0.56
     section, memory = resolution.render(summary, raw, "bench/resolution.py")
     assert "| 100 |" in section and "missed" in section and "jobsecrets run" in memory
+
+
+def test_scan_bench_tree_holds_exactly_the_planted_leaks(tmp_path: Path) -> None:
+    """bench/scan_throughput.py's tree: its planted values are found, nothing else (no timing)."""
+    import random
+
+    import scan_throughput
+
+    from jobsecrets.scan import Matcher, Report
+    from jobsecrets.scan.scanner import scan_paths
+
+    rng = random.Random(7)
+    values = scan_throughput.random_values(rng, 50)
+    scan_throughput.build_tree(tmp_path / "tree", 2, values, rng)
+    report = Report()
+    scan_paths(
+        [str(tmp_path / "tree")], Matcher((f"V{i}", v) for i, v in enumerate(values)), report
+    )
+    assert report.errors == []
+    assert sorted((f.where[0].rsplit("/", 1)[1], f.names) for f in report.findings) == [
+        ("chunk0.min.js", ("V0",)),
+        ("env.gz", ("V1",)),
+    ]

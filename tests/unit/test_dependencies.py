@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.formats": 0,
     "jobsecrets.timeutil": 0,
     "jobsecrets.redact": 0,
+    "jobsecrets.recorded": 0,
     # L1: the backend interface and its registry
     "jobsecrets.backends": 1,
     "jobsecrets.backends.base": 1,

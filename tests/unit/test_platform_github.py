@@ -41,15 +41,20 @@ def masks_for(res: Resolution) -> MaskList:
     return masks
 
 
-def parse_heredocs(text: str) -> dict[str, str]:
-    """Read entries the way the runner does: NAME<<DELIM, lines, DELIM."""
+def parse_heredocs(text: str, *, recorded: bool = False) -> dict[str, str]:
+    """Read entries the way the runner does: NAME<<DELIM, lines, DELIM.
+
+    The ``JOBSECRETS_MASK_*`` entries (names for a later `jobsecrets scan`) are left out unless
+    ``recorded``.
+    """
     result: dict[str, str] = {}
     lines = text.split("\n")
     i = 0
     while i < len(lines) and lines[i]:
         name, delimiter = lines[i].split("<<", 1)
         end = lines.index(delimiter, i + 1)
-        result[name] = "\n".join(lines[i + 1 : end])
+        if recorded or not name.startswith("JOBSECRETS_MASK_"):
+            result[name] = "\n".join(lines[i + 1 : end])
         i = end + 1
     return result
 
@@ -71,6 +76,18 @@ def test_values_go_to_github_env_as_heredocs(gh: dict[str, str]) -> None:
     entries = parse_heredocs(Path(gh["GITHUB_ENV"]).read_text())
     assert (entries == res.env()) is True
     assert Path(gh["GITHUB_OUTPUT"]).read_text() == ""  # outputs are off by default
+
+
+def test_names_are_recorded_for_a_later_scan_step(gh: dict[str, str]) -> None:
+    """Issue 19: `jobsecrets scan` in a later step finds the values by these names."""
+    res = resolution()
+    github.export(res, masks_for(res), gh, None, stream=io.StringIO())
+    entries = parse_heredocs(Path(gh["GITHUB_ENV"]).read_text(), recorded=True)
+    plain = " ".join(v.name for v in res.variables if v.file is None)
+    files = " ".join(v.name for v in res.variables if v.file is not None)
+    assert entries["JOBSECRETS_MASK_VARS"] == plain
+    assert entries["JOBSECRETS_MASK_FILE_VARS"] == files
+    assert entries["JOBSECRETS_MASK_MIN_LINE_LENGTH"].isdigit()
 
 
 def test_masks_are_announced_before_any_value_is_written(gh: dict[str, str]) -> None:

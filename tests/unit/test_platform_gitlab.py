@@ -24,8 +24,9 @@ import pytest
 import yaml
 
 import jobsecrets
-from jobsecrets.commands.redact import build_masks, parse_names
+from jobsecrets.commands.redact import build_masks
 from jobsecrets.platforms.gitlab import mask_variable_names, render_gitlab
+from jobsecrets.recorded import parse_names
 from jobsecrets.redact import MaskList
 from jobsecrets.resolved import Resolution, ResolvedVar
 
@@ -326,6 +327,7 @@ def test_include_inputs_and_defaults() -> None:
     inputs = header["spec"]["inputs"]  # type: ignore[index]
     assert set(inputs) == {
         "config", "only", "id_token_variable", "install", "version", "install_path", "python", "redact",
+        "scan",
     }  # fmt: skip
     assert inputs["version"]["default"] == jobsecrets.__version__
     assert inputs["redact"] == {**inputs["redact"], "type": "boolean", "default": True}

@@ -18,47 +18,28 @@ reads (through a wakeup pipe), never raised in the middle of a write: every byte
 
 from __future__ import annotations
 
-__all__ = [
-    "FILE_VARS_ENV",
-    "MIN_LINE_LENGTH_ENV",
-    "REPLACEMENT_ENV",
-    "VARS_ENV",
-    "build_masks",
-    "parse_names",
-    "run_filter",
-    "run_filter_from_env",
-]
+__all__ = ["build_masks", "run_filter", "run_filter_from_env"]
 
 import contextlib
-import errno
 import logging
 import os
-import re
 import select
 import signal
 from collections.abc import Mapping
 from types import FrameType
 
-from ..names import is_identifier
-from ..platforms.gitlab import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, REPLACEMENT_ENV, VARS_ENV
+from ..recorded import (
+    REPLACEMENT_ENV,
+    VARS_ENV,
+    recorded_min_line_length,
+    recorded_names,
+    values_from_env,
+)
 from ..redact import DEFAULT_MIN_LINE_LENGTH, DEFAULT_REPLACEMENT, MaskList
 
 # Pipes deliver at most 64 KiB per read on Linux; a bigger buffer costs nothing and helps on macOS.
 _READ_SIZE = 1 << 20
-# A file: true secret bigger than this is not read into the mask list (certificates and keys are
-# a few KiB; a value this big would make every other pattern slow and is not printed in one piece).
-_MAX_FILE_MASK = 1 << 20
-
 log = logging.getLogger("jobsecrets")
-
-
-def parse_names(text: str) -> list[str]:
-    """Variable names from a comma- and/or whitespace-separated list; invalid ones are dropped."""
-    names = []
-    for item in re.split(r"[,\s]+", text.strip()):
-        if item and is_identifier(item) and item not in names:
-            names.append(item)
-    return names
 
 
 def build_masks(
@@ -75,22 +56,9 @@ def build_masks(
     a secret).
     """
     masks = MaskList(replacement=replacement, min_line_length=min_line_length)
-    missing = []
-    for name in names:
-        value = env.get(name)
-        if value:
-            masks.add(value, name=name)
-        else:
-            missing.append(name)
-    for name in file_names:
-        path = env.get(name)
-        try:
-            if not path or os.path.getsize(path) > _MAX_FILE_MASK:
-                raise OSError(errno.ENOENT, "no file")
-            with open(path, "rb") as handle:
-                masks.add(handle.read(), name=name)
-        except OSError:
-            missing.append(name)
+    values, missing = values_from_env(env, names, file_names)
+    for name, value in values:
+        masks.add(value, name=name)
     return masks, missing
 
 
@@ -180,15 +148,12 @@ def run_filter(
 
 def run_filter_from_env(env: Mapping[str, str], *, done_file: str | None = None) -> int:
     """:func:`run_filter` configured by the ``$JOBSECRETS_MASK_*`` variables of ``env``."""
-    min_line: int | None = None
-    raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
-    if raw_min.isdigit():
-        min_line = int(raw_min)
+    names, file_names = recorded_names(env)
     return run_filter(
         env,
-        parse_names(env.get(VARS_ENV, "")),
-        parse_names(env.get(FILE_VARS_ENV, "")),
+        names,
+        file_names,
         replacement=env.get(REPLACEMENT_ENV) or None,
-        min_line_length=min_line,
+        min_line_length=recorded_min_line_length(env),
         done_file=done_file,
     )

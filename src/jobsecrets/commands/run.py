@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["run_command"]
 
 import logging
+import sys
 
 from ..errors import RevokeError
 from ..lifecycle.renewal import Renewer
@@ -27,8 +28,13 @@ def run_command(
     *,
     tty: bool | None,
     audit_log: str | None = None,
+    scan: list[str] | None = None,
 ) -> int:
-    """Resolve, run ``argv`` with the secrets, revoke; returns the exit code to use."""
+    """Resolve, run ``argv`` with the secrets, revoke; returns the exit code to use.
+
+    With ``scan`` paths, they are searched for the values after the child exits and before
+    revocation; a finding (9) or an incomplete scan (10) is the exit code when the child's is 0.
+    """
     session = Session(config, only)
     renewer: Renewer | None = None
     code = 0
@@ -48,6 +54,17 @@ def run_command(
         env = dict(session.env)
         env.update(resolution.env())
         code = run_child(argv, env, masks, tty=tty)
+        if scan:
+            # Issue 19: the child's outputs are checked while the values still exist to compare.
+            from ..scan.command import ScanOptions, scan_values
+
+            scan_code = scan_values(
+                [(v.name, v.value) for v in resolution.variables],
+                ScanOptions(paths=scan),
+                min_line_length=session.spec.redact.min_line_length,
+                out=sys.stderr,
+            )
+            code = code or scan_code
     finally:
         try:
             if renewer is not None:

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from ..durations import format_duration
 from ..errors import ConfigError, IdentityError, JobSecretsError
+from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
 from .base import Platform, TokenSource
 
 if TYPE_CHECKING:
@@ -234,15 +235,15 @@ def _append(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _append_all(paths: Iterable[str], text: str) -> None:
-    """Append ``text`` to every file, or to none: a failure takes back what was appended.
+def _append_all(items: Iterable[tuple[str, str]]) -> None:
+    """Append each ``(path, text)``, or none: a failure takes back what was appended.
 
     The runner reads ``$GITHUB_ENV``/``$GITHUB_OUTPUT`` only when the step ends, so cutting a file
     back to its earlier size undoes our entries (all or nothing, invariant 4).
     """
     done: list[tuple[str, int]] = []
     try:
-        for path in paths:
+        for path, text in items:
             try:
                 size = os.stat(path).st_size
             except FileNotFoundError:
@@ -254,6 +255,17 @@ def _append_all(paths: Iterable[str], text: str) -> None:
             with contextlib.suppress(OSError):
                 os.truncate(path, size)
         raise
+
+
+def _recorded_names(resolution: Resolution, masks: MaskList) -> list[tuple[str, str]]:
+    """``$JOBSECRETS_MASK_*`` entries: which variables hold values (and which hold files)."""
+    names = [var.name for var in resolution.variables if var.file is None]
+    files = [var.name for var in resolution.variables if var.file is not None]
+    return [
+        (VARS_ENV, " ".join(names)),
+        (FILE_VARS_ENV, " ".join(files)),
+        (MIN_LINE_LENGTH_ENV, str(masks.min_line_length)),
+    ]
 
 
 def _announce_masks(masks: MaskList, stream: TextIO) -> None:
@@ -295,10 +307,21 @@ def export(
     delimiter = new_delimiter()
     entries = [heredoc_entry(var.name, _text_value(var), delimiter) for var in resolution.variables]
     body = "".join(entries)
+    if env_path:
+        # Names only: a later `jobsecrets scan` step finds the values by them, as the redact
+        # filter does on GitLab (issue 19). Not for step outputs: those are not an environment.
+        env_body = body + "".join(
+            heredoc_entry(name, text, delimiter)
+            for name, text in _recorded_names(resolution, masks)
+        )
+    else:
+        env_body = body
     table = summary_table(resolution.variables, masks) if summary else ""
 
     _announce_masks(masks, stream)
-    _append_all([path for path in (env_path, output_path) if path], body)
+    _append_all(
+        [(path, text) for path, text in ((env_path, env_body), (output_path, body)) if path]
+    )
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if table and summary_path:
         try:

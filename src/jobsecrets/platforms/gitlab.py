@@ -23,11 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_ID_TOKEN_VARIABLE",
-    "FILE_VARS_ENV",
-    "MIN_LINE_LENGTH_ENV",
     "PLATFORM",
-    "REPLACEMENT_ENV",
-    "VARS_ENV",
     "GitLab",
     "export",
     "mask_variable_names",
@@ -42,18 +38,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import ConfigError
 from ..formats import render
 from ..names import is_identifier
+from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, REPLACEMENT_ENV, VARS_ENV
 from .base import Platform, TokenSource
 
 if TYPE_CHECKING:
     from ..redact import MaskList
     from ..resolved import Resolution
 
-#: How ``export --format gitlab`` tells the ``jobsecrets redact`` filter what to mask: the names of
-#: the variables holding values (never the values), the ``file: true`` ones, and the settings.
-VARS_ENV = "JOBSECRETS_MASK_VARS"
-FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
-REPLACEMENT_ENV = "JOBSECRETS_MASK_REPLACEMENT"
-MIN_LINE_LENGTH_ENV = "JOBSECRETS_MASK_MIN_LINE_LENGTH"
 #: The variable ``id_tokens:`` defines unless the spec names another.
 DEFAULT_ID_TOKEN_VARIABLE = "VAULT_ID_TOKEN"  # noqa: S105 - a variable name, not a secret
 

@@ -1,0 +1,87 @@
+"""How a later step of the same job finds the job's values: by the variable *names* ``export`` recorded.
+
+Values never travel in argv or a file: ``export`` (GitLab's shell lines, GitHub's ``$GITHUB_ENV``)
+records in ``$JOBSECRETS_MASK_VARS`` which variables hold values and in ``$JOBSECRETS_MASK_FILE_VARS``
+which hold the path of a ``file: true`` value; the ``jobsecrets redact`` filter and ``jobsecrets scan``
+read them back from their own environment with the functions here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FILE_VARS_ENV",
+    "MIN_LINE_LENGTH_ENV",
+    "REPLACEMENT_ENV",
+    "VARS_ENV",
+    "parse_names",
+    "recorded_min_line_length",
+    "recorded_names",
+    "values_from_env",
+]
+
+import errno
+import os
+import re
+from collections.abc import Mapping
+
+from .names import is_identifier
+
+VARS_ENV = "JOBSECRETS_MASK_VARS"
+FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
+REPLACEMENT_ENV = "JOBSECRETS_MASK_REPLACEMENT"
+MIN_LINE_LENGTH_ENV = "JOBSECRETS_MASK_MIN_LINE_LENGTH"
+
+# A file: true secret bigger than this is not read into the mask list (certificates and keys are
+# a few KiB; a value this big would make every other pattern slow and is not printed in one piece).
+_MAX_FILE_MASK = 1 << 20
+
+
+def parse_names(text: str) -> list[str]:
+    """Variable names from a comma- and/or whitespace-separated list; invalid ones are dropped."""
+    names = []
+    for item in re.split(r"[,\s]+", text.strip()):
+        if item and is_identifier(item) and item not in names:
+            names.append(item)
+    return names
+
+
+def recorded_names(env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The names ``export`` recorded in ``env``: plain variables, and ``file: true`` ones.
+
+    Shared with ``jobsecrets scan``, which finds the job's values the same way in a later step.
+    """
+    return parse_names(env.get(VARS_ENV, "")), parse_names(env.get(FILE_VARS_ENV, ""))
+
+
+def values_from_env(
+    env: Mapping[str, str], names: list[str], file_names: list[str]
+) -> tuple[list[tuple[str, str | bytes]], list[str]]:
+    """``(name, value)`` for every listed variable that holds one; also the names that held nothing.
+
+    For ``file_names`` the variable holds a path: the value is the file's contents (the path is
+    not a secret).
+    """
+    values: list[tuple[str, str | bytes]] = []
+    missing = []
+    for name in names:
+        value = env.get(name)
+        if value:
+            values.append((name, value))
+        else:
+            missing.append(name)
+    for name in file_names:
+        path = env.get(name)
+        try:
+            if not path or os.path.getsize(path) > _MAX_FILE_MASK:
+                raise OSError(errno.ENOENT, "no file")
+            with open(path, "rb") as handle:
+                values.append((name, handle.read()))
+        except OSError:
+            missing.append(name)
+    return values, missing
+
+
+def recorded_min_line_length(env: Mapping[str, str]) -> int | None:
+    """The spec's ``min_line_length`` as ``export`` recorded it; None when not recorded."""
+    raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
+    return int(raw_min) if raw_min.isdigit() else None

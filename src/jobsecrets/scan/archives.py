@@ -1,0 +1,339 @@
+"""Looking inside archives and compressed data, nested, with bounded depth and expansion.
+
+Formats are recognised by their first bytes, not by file name: a ``.jar``/``.whl``/``.apk`` is a
+zip, a Docker layer is a tar, ``.tgz`` is gzip then tar. Supported: zip (stored and deflated,
+bzip2, lzma members, whatever :mod:`zipfile` reads), tar (ustar/GNU/pax), gzip, bzip2, xz, and
+zstd when a library exists (Python 3.14's :mod:`compression.zstd`, else the ``zstandard`` package:
+``pip install 'jobsecrets[zstd]'``; without one a zstd file is an error, never silently skipped).
+
+Hostile input is an error for that file, never a hang or an exhausted disk:
+
+* nesting deeper than :attr:`Limits.max_depth` layers is not opened;
+* every byte produced by decompression or read out of an archive counts against the top-level
+  file's budget: ``max(min_bomb, ratio * its size)``, at most ``max_total``. A zip bomb stops there
+  (a zip's declared sizes are checked before anything is inflated);
+* damaged data, encrypted zip members and unsupported compression are errors (the file could
+  hold a value we cannot see).
+
+Zip needs to seek: a zip file on disk is read in place; a zip inside something else is copied to
+a private temporary file first (counted against the budget).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ExpansionLimit", "Limits", "ScanContext", "limited", "scan_object", "sniff"]
+
+import bz2
+import contextlib
+import gzip
+import lzma
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from .content import CHUNK, scan_stream
+from .matcher import Matcher
+from .report import Report
+
+_HEAD = 512
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far the scan goes into archives."""
+
+    #: Archive or compression layers opened inside one another (``.tar.gz`` is 2).
+    max_depth: int = 6
+    #: Expansion allowed per file on disk, as a multiple of its size...
+    ratio: int = 200
+    #: ...but never less than this (small archives of text compress very well)...
+    min_bomb: int = 256 << 20
+    #: ...and never more than this.
+    max_total: int = 32 << 30
+    #: Members of one archive.
+    max_members: int = 200_000
+
+
+class ExpansionLimit(Exception):
+    """More bytes came out of a file than its budget allows: a decompression bomb."""
+
+
+@dataclass
+class ScanContext:
+    """What one top-level file's scan shares: matcher, report, limits and the expansion budget."""
+
+    matcher: Matcher
+    report: Report
+    limits: Limits
+    budget: int = 0
+    expanded: int = 0
+
+    def start(self, size: int) -> None:
+        """A new top-level file of ``size`` bytes: reset the budget."""
+        lim = self.limits
+        self.budget = min(lim.max_total, max(lim.min_bomb, lim.ratio * size))
+        self.expanded = 0
+
+    def spend(self, n: int) -> None:
+        """Count ``n`` bytes produced by an archive layer; raise past the budget."""
+        self.expanded += n
+        if self.expanded > self.budget:
+            raise ExpansionLimit(
+                f"expands to more than {self.budget:,} bytes: a decompression bomb? "
+                "(not scanned further)"
+            )
+
+
+class _Counted:
+    """A read-only stream whose bytes count against the budget."""
+
+    def __init__(self, raw: Any, ctx: ScanContext) -> None:
+        self._raw = raw
+        self._ctx = ctx
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._raw.read(CHUNK if n is None or n < 0 else n)
+        self._ctx.spend(len(data))
+        return data
+
+
+class _Prefixed:
+    """``head`` followed by the rest of ``raw``: a non-seekable stream after it was sniffed."""
+
+    def __init__(self, head: bytes, raw: Any) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                data = self._head + self._raw.read()
+                self._head = b""
+                return bytes(data)
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        rest: bytes = self._raw.read(n)
+        return rest
+
+    def readable(self) -> bool:
+        return True
+
+
+def _zstd_reader(raw: Any) -> Any:
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+
+        return zstd.ZstdFile(raw)
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        raise _Unsupported(
+            "zstd: no library to read it (Python 3.14+, or pip install 'jobsecrets[zstd]')"
+        ) from None
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+
+
+class _Unsupported(Exception):
+    """A format we recognise but cannot open here."""
+
+
+_COMPRESSED: dict[str, Callable[[Any], Any]] = {
+    "gzip": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    "bzip2": lambda raw: bz2.BZ2File(raw),
+    "xz": lambda raw: lzma.LZMAFile(raw),  # noqa: SIM115 (closed by scan_object)
+    "zstd": _zstd_reader,
+}
+
+
+_BZ2_MAGICS = (b"1AY&SY", b"\x17rE8P\x90")
+
+
+def sniff(head: bytes) -> str | None:
+    """The container format ``head`` (the first 512 bytes) starts, or None for plain data."""
+    if head.startswith(b"\x1f\x8b\x08"):
+        return "gzip"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    # "BZh", the block size digit, then a block or end-of-stream magic (pi or sqrt(pi)).
+    if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] in _BZ2_MAGICS:
+        return "bzip2"
+    if head[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+def _read_head(stream: Any) -> bytes:
+    head = b""
+    while len(head) < _HEAD:
+        more = stream.read(_HEAD - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
+_DAMAGED = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
+
+
+def scan_object(
+    stream: Any,
+    where: tuple[str, ...],
+    ctx: ScanContext,
+    depth: int = 0,
+    *,
+    seekable: BinaryIO | None = None,
+) -> None:
+    """Scan one stream: as an archive or compressed data when it is one, else as bytes.
+
+    ``seekable`` is the same data as an open file that can seek (a file on disk), for zip.
+    Problems become issues in the report for ``where``; nothing is raised but
+    :class:`ExpansionLimit`, which ends the whole top-level file.
+    """
+    head = _read_head(stream)
+    kind = sniff(head)
+    if kind is None:
+        n = scan_stream(
+            stream.read, ctx.matcher, where, ctx.report, first=head, lines_from=seekable
+        )
+        ctx.report.count(scanned=n)
+        return
+    if depth >= ctx.limits.max_depth:
+        ctx.report.add_issue(
+            where, f"{kind} nested more than {ctx.limits.max_depth} layers deep: not opened"
+        )
+        return
+    try:
+        if kind == "zip":
+            _scan_zip(head, stream, where, ctx, depth, seekable)
+        elif kind == "tar":
+            _scan_tar(_Prefixed(head, stream), where, ctx, depth)
+        else:
+            opened = _COMPRESSED[kind](_Prefixed(head, stream))
+            try:
+                scan_object(_Counted(opened, ctx), where, ctx, depth + 1)
+            finally:
+                opened.close()
+    except ExpansionLimit:
+        raise
+    except _Unsupported as error:
+        ctx.report.add_issue(where, str(error))
+    except _DAMAGED as error:
+        ctx.report.add_issue(where, f"{kind}: cannot be read ({type(error).__name__}): not scanned")
+
+
+def _scan_tar(stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int) -> None:
+    # "r|": a stream, members in order, no seeking; compression is ours to undo (already done).
+    # 64 KiB reads: the default (10 KiB) costs a Python call per 10 KiB; a bigger buffer is
+    # copied whole at every header read (tarfile._Stream slices it).
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 16) as archive:
+        count = 0
+        for member in archive:
+            count += 1
+            if count > ctx.limits.max_members:
+                ctx.report.add_issue(where, f"tar: more than {ctx.limits.max_members} members")
+                return
+            if not member.isfile():
+                continue  # links, directories, devices: metadata only
+            handle = archive.extractfile(member)
+            if handle is None:
+                continue
+            scan_object(_Counted(handle, ctx), (*where, member.name), ctx, depth + 1)
+
+
+def _spool(stream: Any, ctx: ScanContext) -> IO[bytes]:
+    """Copy a nested zip to a private temporary file (it must seek); counted in the budget."""
+    spool = tempfile.TemporaryFile(prefix="jobsecrets-scan-")  # noqa: SIM115  (closed by caller)
+    try:
+        while True:
+            data = stream.read(CHUNK)
+            if not data:
+                break
+            spool.write(data)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def _scan_zip(
+    head: bytes,
+    stream: Any,
+    where: tuple[str, ...],
+    ctx: ScanContext,
+    depth: int,
+    seekable: BinaryIO | None,
+) -> None:
+    with contextlib.ExitStack() as stack:
+        if seekable is not None:
+            seekable.seek(0)
+            source: IO[bytes] = seekable
+        else:
+            source = stack.enter_context(_spool(_Prefixed(head, stream), ctx))
+        archive = stack.enter_context(zipfile.ZipFile(source))
+        infos = archive.infolist()
+        if len(infos) > ctx.limits.max_members:
+            ctx.report.add_issue(where, f"zip: more than {ctx.limits.max_members} members")
+            return
+        declared = sum(info.file_size for info in infos)
+        if ctx.expanded + declared > ctx.budget:
+            raise ExpansionLimit(
+                f"zip declares {declared:,} bytes, more than its budget of {ctx.budget:,}: "
+                "a decompression bomb? (not scanned)"
+            )
+        for info in infos:
+            if info.is_dir():
+                continue
+            member_where = (*where, info.filename)
+            if info.flag_bits & 0x1:
+                ctx.report.add_issue(member_where, "zip: encrypted member: not scanned")
+                continue
+            try:
+                with archive.open(info) as handle:
+                    scan_object(_Counted(handle, ctx), member_where, ctx, depth + 1)
+            except ExpansionLimit:
+                raise
+            except _DAMAGED as error:
+                ctx.report.add_issue(
+                    member_where, f"zip: cannot be read ({type(error).__name__}): not scanned"
+                )
+
+
+class _Limited:
+    def __init__(self, raw: Any, n: int) -> None:
+        self._raw = raw
+        self.left = n
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        want = self.left if n is None or n < 0 else min(n, self.left)
+        data: bytes = self._raw.read(want)
+        self.left -= len(data)
+        return data
+
+
+def limited(raw: Any, n: int) -> _Limited:
+    """A reader giving at most ``n`` bytes of ``raw``; ``.left`` is what it did not give."""
+    return _Limited(raw, n)

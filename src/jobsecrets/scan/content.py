@@ -1,0 +1,115 @@
+"""Matching one byte stream in bounded chunks, values broken over lines included.
+
+The stream is read :data:`CHUNK` bytes at a time. The matcher's keys are searched in each chunk
+(without the GIL); each key found is verified where it is (:meth:`Matcher.verify`). A key in the
+last ``maxlen + 128`` bytes of a chunk is left for the next one, which starts ``2 * maxlen + 256``
+bytes before the end of this one: every key is verified once, with at least ``maxlen + 128``
+bytes on both sides of it, so an occurrence cut by a chunk boundary (or spread over lines) is
+seen whole. Memory stays at a few chunks whatever the stream's size.
+
+At each start only the longest form is reported, and a form inside another (a line of a
+multi-line value within the value) is not reported again. In text, a value broken by line
+breaks (``base64`` at 76 columns, PEM at 64, a YAML folded scalar with its indentation, ``fold``)
+is reported with ``split across lines``. Streams with a NUL byte in their first 8 KiB are binary:
+no line breaks are skipped, and no line numbers are given.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CHUNK", "scan_stream"]
+
+from collections.abc import Callable
+from typing import Any
+
+from .matcher import Matcher
+from .report import Finding, Report
+
+#: Bytes read per step; big enough that the re-searched overlap and the per-call cost vanish.
+CHUNK = 4 << 20
+_BINARY_PROBE = 8192
+
+
+def scan_stream(
+    read: Callable[[int], bytes],
+    matcher: Matcher,
+    where: tuple[str, ...],
+    report: Report,
+    *,
+    first: bytes = b"",
+    lines_from: Any = None,
+) -> int:
+    """Search everything ``read`` returns (after ``first``); returns the number of bytes searched.
+
+    ``lines_from`` is the same data as a seekable file: line numbers are then counted at the end,
+    for the findings only, instead of for every chunk.
+    """
+    keep = 2 * matcher.maxlen + 256
+    margin = keep // 2
+    tail = b""
+    base = 0  # stream offset of data[0]
+    done_upto = 0  # keys before this stream offset have been verified
+    covered_until = -1  # end of the last reported occurrence
+    lines_before = 0  # line breaks in the stream before data[0] (without lines_from)
+    binary: bool | None = None
+    found: list[tuple[int, int, bool, int | None]] = []
+    # One chunk read ahead: the last chunk is known to be the last, so it is searched once
+    # (a small file costs one search, not one more for its tail).
+    chunk = first + read(CHUNK - len(first)) if len(first) < CHUNK else first
+    total = 0
+    while chunk:
+        ahead = read(CHUNK)
+        total += len(chunk)
+        final = not ahead
+        data = tail + chunk if tail else chunk
+        chunk = ahead
+        if binary is None:
+            binary = b"\x00" in data[:_BINARY_PROBE]
+        limit = len(data) if final else len(data) - margin
+        matches: list[tuple[int, int, int, bool]] = []
+        for key_id, at, _end in matcher.candidates(data):
+            if at >= limit or base + at < done_upto:
+                continue
+            matches.extend(matcher.verify(data, key_id, at, wrapped=not binary))
+        # Longest first at each start; then skip what an earlier occurrence already covers.
+        for form_id, start, end, wrapped in sorted(matches, key=lambda m: (m[1], -m[2])):
+            if base + end <= covered_until:
+                continue
+            covered_until = max(covered_until, base + end)
+            line = None
+            if not binary and lines_from is None:
+                line = lines_before + data.count(b"\n", 0, start) + 1
+            found.append((base + start, form_id, wrapped, line))
+        done_upto = base + limit
+        cut = max(0, len(data) - keep)
+        if not binary and lines_from is None:
+            lines_before += data.count(b"\n", 0, cut)
+        tail = data[cut:]
+        base += cut
+    if found and not binary and lines_from is not None:
+        lines = _lines_at(lines_from, [offset for offset, _, _, _ in found])
+        found = [(o, f, w, lines[o]) for o, f, w, _ in found]
+    for offset, form_id, wrapped, line in found:
+        owners = matcher.owners(form_id)
+        names = tuple(dict.fromkeys(name for name, _ in owners))
+        form = " / ".join(dict.fromkeys(label for _, label in owners))
+        if wrapped:
+            form += ", split across lines"
+        report.add_finding(Finding(where, offset, line, names, form))
+    return total
+
+
+def _lines_at(handle: Any, offsets: list[int]) -> dict[int, int]:
+    """Line number of each offset, counted by reading the file again (findings are rare)."""
+    handle.seek(0)
+    result: dict[int, int] = {}
+    lines = 1
+    pos = 0
+    for offset in sorted(set(offsets)):
+        while pos < offset:
+            block = handle.read(min(CHUNK, offset - pos))
+            if not block:
+                break
+            lines += block.count(b"\n")
+            pos += len(block)
+        result[offset] = lines
+    return result
