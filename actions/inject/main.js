@@ -19,7 +19,9 @@ async function main() {
   const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
 
-  const install = await lib.ensureInstalled();
+  // Optional dependency sets of jobsecrets (e.g. `github`: pyjwt + cryptography for type: github).
+  const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
+  const install = await lib.ensureInstalled(extras);
   console.log(
     install.cached
       ? `jobsecrets: using the cached install ${install.venv}`

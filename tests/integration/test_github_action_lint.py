@@ -68,6 +68,7 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
         "export-env",
         "outputs",
         "audience",
+        "extras",
         "working-directory",
     }
     assert all(spec.get("description") for spec in inputs.values())
