@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.lifecycle": 6,
     # L7: resolution and audit; L8: a command's session; L9: the run/export pipeline
     "jobsecrets.resolver": 7,
+    "jobsecrets.option_lookup": 7,
     "jobsecrets.audit": 7,
     "jobsecrets.session": 8,
     "jobsecrets.pipeline": 9,
