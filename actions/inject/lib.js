@@ -170,7 +170,25 @@ function readProject(root) {
     const item = /^([A-Za-z0-9_.-]+)\s*=\s*"([^"]+)"/.exec(line.trim());
     if (group && item) (entryPoints[group] ??= []).push(`${item[1]} = ${item[2]}`);
   }
-  return { version, dependencies: strings(deps[1]), entryPoints };
+  // [project.optional-dependencies]: `name = ["req", ...]` on one line each (extras the action may add).
+  const optional = {};
+  const extrasBlock = /^\[project\.optional-dependencies\]\s*$([\s\S]*?)(?=^\[)/m.exec(text);
+  for (const m of (extrasBlock?.[1] ?? '').matchAll(/^([A-Za-z0-9_-]+)\s*=\s*\[([^\]\n]*)\]/gm)) {
+    optional[m[1]] = strings(m[2]);
+  }
+  return { version, dependencies: strings(deps[1]), optional, entryPoints };
+}
+
+/** The requirements of the extras named in `extras` (e.g. ['github']); unknown names are an error. */
+function extraRequirements(project, extras) {
+  const requirements = [];
+  for (const name of extras) {
+    if (!(name in project.optional)) {
+      throw new Error(`unknown extra '${name}' (known: ${Object.keys(project.optional).sort().join(', ')})`);
+    }
+    requirements.push(...project.optional[name]);
+  }
+  return requirements;
 }
 
 /** Run a command with its output going to this step's log; resolve with the exit code. */
@@ -233,16 +251,20 @@ function installSource(root, sitePackages, project) {
  * The CLI is started as `<venv>/bin/python -m jobsecrets`, which works from any directory the venv
  * was renamed to (console-script shebangs would still name the temporary one).
  */
-async function ensureInstalled() {
+async function ensureInstalled(extras = []) {
   const started = Date.now();
   const python = findPython();
   const project = readProject(REPO_ROOT);
+  // Checked before anything is installed; part of the cache key, so an install without the
+  // extra is never reused for a step that needs it.
+  const extraDeps = extraRequirements(project, extras);
   // $JOBSECRETS_TOOL_CACHE: a directory of the user's choice (a persistent volume, or a path
   // actions/cache saves); default: the runner's tool cache.
   const cacheRoot =
     process.env.JOBSECRETS_TOOL_CACHE ||
     path.join(process.env.RUNNER_TOOL_CACHE || path.join(os.homedir(), '.cache'), 'jobsecrets');
-  const venv = path.join(cacheRoot, `${project.version}-${installKey(REPO_ROOT, python)}`);
+  const suffix = extras.length ? `-${[...extras].sort().join('+')}` : '';
+  const venv = path.join(cacheRoot, `${project.version}-${installKey(REPO_ROOT, python)}${suffix}`);
   const venvPython = path.join(venv, 'bin', 'python');
   if (fs.existsSync(path.join(venv, '.jobsecrets-complete'))) {
     return { venvPython, venv, cached: true, seconds: (Date.now() - started) / 1000 };
@@ -300,6 +322,13 @@ async function ensureInstalled() {
     if (result.code !== 0) result = await pipInstall(project.dependencies);
     const code = result.code;
     if (code !== 0) throw new Error(`installing jobsecrets' dependencies failed (pip exit ${code})`);
+    if (extraDeps.length) {
+      // Not in the lock (it pins the base dependencies only): resolved by pip.
+      const extra = await pipInstall(extraDeps);
+      if (extra.code !== 0) {
+        throw new Error(`installing the extras ${extras.join(', ')} failed (pip exit ${extra.code})`);
+      }
+    }
     installSource(REPO_ROOT, path.join(tmp, 'lib', `python${python.short}`, 'site-packages'), project);
     fs.writeFileSync(path.join(tmp, '.jobsecrets-complete'), `${new Date().toISOString()}\n`);
     try {

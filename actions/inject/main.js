@@ -43,7 +43,9 @@ async function main() {
   const scanPaths = lib.getInput('scan').split(/[\s]+/).filter(Boolean);
   if (scanPaths.length) return scan(scanPaths, cwd);
 
-  const install = await lib.ensureInstalled();
+  // Optional dependency sets of jobsecrets (e.g. `github`: pyjwt + cryptography for type: github).
+  const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
+  const install = await lib.ensureInstalled(extras);
   console.log(
     install.cached
       ? `jobsecrets: using the cached install ${install.venv}`

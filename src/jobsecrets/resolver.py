@@ -33,6 +33,7 @@ from .lifecycle.ledger import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
 from .resolved import Resolution, ResolvedVar
 from .spec.model import BackendSpec, SecretSpec, Spec
+from .spec.references import option_references
 
 log = logging.getLogger("jobsecrets")
 
@@ -52,6 +53,10 @@ def wanted_backends(spec: Spec) -> list[str]:
     for name, backend in spec.backends.items():
         if get_backend_class(backend.type).exports_credentials(backend.options):
             wanted.add(name)
+    # A backend whose options name another backend's secret (a GitHub App's key in Vault) needs
+    # that one signed in too, in its own pipeline: the deadline and late-result handling cover it.
+    for name in list(wanted):
+        wanted |= {r.backend for r in option_references(spec.backends[name]).values() if r.backend}
     return sorted(wanted)
 
 

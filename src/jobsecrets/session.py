@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["Session", "Terminated", "install_signal_handlers", "signals_deferred"]
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from .backends.base import Backend, BackendContext, TokenRecord
 from .errors import JobSecretsError
 from .identity import IdentityProvider
 from .lifecycle.ledger import Ledger, RevokeReport
+from .option_lookup import read_option_reference
 from .resolver import BackendFactory, default_backend_factory, wanted_backends
 from .spec.parser import load_spec
 
@@ -81,6 +83,11 @@ class Session:
         self._audiences: dict[str | None, None] = {}
         self._identity_lock = threading.Lock()
         self.context.identity = self._identity_token
+        # Backend options may name a secret of another backend (a GitHub App's key): read through
+        # this session's own backends, so whatever that costs (a login token) is in the ledger.
+        self.context.lookup = functools.partial(
+            read_option_reference, self.spec, self.build_backend, self.ledger
+        )
 
     def _identity_token(self, audience: str | None) -> str:
         with self._identity_lock:
@@ -97,6 +104,11 @@ class Session:
     def build_backend(self, name: str) -> Backend:
         """A live backend for ``backends.NAME``, recorded in the ledger before it signs in, so
         :meth:`finish` revokes its token whatever happens next."""
+        existing = self.ledger.backend(name)
+        if existing is not None:
+            # An option lookup (a GitHub App's key) signed this one in already: a second instance
+            # would replace it in the ledger, and its token would never be revoked.
+            return existing
         backend = self.backend_factory(self.spec.backends[name], self.context)
         self.ledger.add_backend(backend)
         return backend

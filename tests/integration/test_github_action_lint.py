@@ -69,6 +69,7 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
         "outputs",
         "audience",
         "scan",
+        "extras",
         "working-directory",
     }
     assert all(spec.get("description") for spec in inputs.values())

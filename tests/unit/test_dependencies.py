@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.lifecycle": 6,
     # L7: resolution and audit; L8: a command's session; L9: the run/export pipeline
     "jobsecrets.resolver": 7,
+    "jobsecrets.option_lookup": 7,
     "jobsecrets.audit": 7,
     "jobsecrets.session": 8,
     "jobsecrets.pipeline": 9,
@@ -64,8 +65,11 @@ LAYERS: dict[str, int] = {
 
 
 def layer(module: str) -> int:
+    if module == PACKAGE:
+        return LAYERS[PACKAGE]
     parts = module.split(".")
-    for end in range(len(parts), 0, -1):
+    # Down to the first level under the package: an unknown module never falls back to L0.
+    for end in range(len(parts), 1, -1):
         prefix = ".".join(parts[:end])
         if prefix in LAYERS:
             return LAYERS[prefix]

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-# ruamel.yaml: only `jobsecrets import` reads YAML round-trip.
-HEAVY = ("hvac", "boto3", "botocore", "requests", "ruamel")
+# ruamel.yaml: only `jobsecrets import` reads YAML round-trip; jwt and cryptography: the github
+# backend signs with them, only when it signs in.
+HEAVY = ("hvac", "boto3", "botocore", "requests", "ruamel", "jwt", "cryptography")
 
 PROBE = """
 import sys, runpy, json, io, contextlib
@@ -43,7 +44,9 @@ def test_help_version_and_plan_import_no_client_library(tmp_path: Path) -> None:
         "backends:",
         "  vault: {type: vault, address: 'http://127.0.0.1:1'}",
         "  aws: {type: aws, region: eu-west-1}",
+        "  gh: {type: github, app_id: 1, private_key: 'vault:secret/ci/app#pem'}",
         "secrets:",
+        "  GH_TOKEN: {ref: 'gh:acme/app', permissions: {contents: read}}",
     ]
     for i in range(10):
         lines.append(f"  V{i}: vault:secret/app{i}#f")

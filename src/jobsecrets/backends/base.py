@@ -147,6 +147,9 @@ class BackendContext:
     ``env`` is the environment to read configuration from; ``timeout`` bounds one request;
     ``deadline`` (``time.monotonic()``) bounds the whole resolution; ``sleep`` is how a backend
     waits between retries (tests pass one that does not wait).
+    ``lookup`` reads a reference of the same spec (``vault:secret/ci/github-app#pem``) for a backend
+    option listed in :attr:`Backend.REFERENCE_OPTIONS`: the session reads it through its own
+    backends, so their tokens and leases are in the ledger; the value is never exported.
     """
 
     env: Mapping[str, str]
@@ -155,6 +158,7 @@ class BackendContext:
     deadline: float | None = None
     spec_dir: str = "."
     sleep: Callable[[float], None] = time.sleep
+    lookup: Callable[[str], str | bytes] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the overall deadline (``timeout`` when there is none)."""
@@ -179,6 +183,12 @@ class Backend(abc.ABC):
     #: Names (``fnmatch`` patterns) this backend may export through :meth:`exported_variables`
     #: although the denylist refuses them for ordinary variables (AWS: ``AWS_*``).
     EXPORTED_NAMES: ClassVar[tuple[str, ...]] = ()
+    #: Backend options whose value may be a reference to a secret of another backend of the spec
+    #: (``private_key: vault:secret/ci/github-app#pem``, any string with a ``:``). The spec checks
+    #: that it names a declared backend; the backend reads it with ``context.lookup``.
+    REFERENCE_OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    #: False when a read is one whole value that a ``#field`` cannot pick from (a minted token).
+    TAKES_FIELD: ClassVar[bool] = True
 
     def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
         self.name = name
@@ -201,6 +211,11 @@ class Backend(abc.ABC):
     def describe_auth(cls, options: Mapping[str, Any]) -> str:
         """How this backend will sign in, for ``plan`` (e.g. ``jwt (role ci-deploy)``)."""
         return "default"
+
+    @classmethod
+    def plan_warnings(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+        """Warnings ``plan`` shows for this backend (e.g. credentials shorter-lived than the job)."""
+        return []
 
     @classmethod
     def exports_credentials(cls, options: Mapping[str, Any]) -> bool:

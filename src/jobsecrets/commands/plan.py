@@ -82,11 +82,13 @@ class PlannedVariable:
 
 @dataclass(frozen=True)
 class PlannedBackend:
-    """A backend the job signs in to, and how."""
+    """A backend the job signs in to, and how; ``warnings`` are the backend's own (GitHub: tokens
+    last one hour, and a job that may run longer is told so here)."""
 
     name: str
     type: str
     auth: str
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class PlanReport:
                 lines.append(f"    {key}: {value}")
         for backend in self.backends:
             lines.append(f"backend {backend.name} ({backend.type}): auth {backend.auth}")
+            lines.extend(f"  warning: {warning}" for warning in backend.warnings)
             checked = (self.backend_checks or {}).get(backend.name)
             if checked is None:
                 continue
@@ -338,7 +341,14 @@ def build_report(session: Session, check: bool) -> PlanReport:
     for name in session.backends_wanted():
         backend = spec.backends[name]
         cls = get_backend_class(backend.type)
-        backends.append(PlannedBackend(name, backend.type, cls.describe_auth(backend.options)))
+        backends.append(
+            PlannedBackend(
+                name,
+                backend.type,
+                cls.describe_auth(backend.options),
+                tuple(cls.plan_warnings(backend.options, session.env)),
+            )
+        )
     report = PlanReport(
         spec=spec.path,
         identity=IdentityReport(

@@ -23,6 +23,7 @@ from ..refs import Reference, parse_reference
 from .identity import IdentityConfig
 from .model import BackendSpec, RedactSettings, SecretSpec, Settings, Spec
 from .policy import Policy, parse_policy
+from .references import reference_values
 
 SPEC_VERSION = 1
 TOP_KEYS = {
@@ -277,7 +278,45 @@ class _Parser:
             for message in cls.validate_options(clean):
                 self.problem(f"backend {name!r}: {message}", value_node)
             backends[name] = BackendSpec(name, type_name, clean, _line(key_node))
+        # Options that name another backend's secret (a GitHub App's key) are checked once all
+        # backends are known: a reference may name one declared below it.
+        self._check_option_references(backends)
         return backends
+
+    def _check_option_references(self, backends: dict[str, BackendSpec]) -> None:
+        """Each reference in a backend option parses and names another declared backend.
+
+        That backend must itself take no option references: one level only, so there is no cycle
+        and the resolver can sign it in alongside the rest.
+        """
+        for spec in backends.values():
+            for option, value in reference_values(spec).items():
+                where = f"backend {spec.name!r}: {option!r}"
+                try:
+                    ref = parse_reference(value)
+                except ValueError as error:
+                    self.problems.append(Problem(f"{where}: {error}", self.path, spec.line))
+                    continue
+                target = backends.get(ref.backend or "")
+                if ref.backend is None or target is None:
+                    known = ", ".join(sorted(n for n in backends if n != spec.name)) or "none"
+                    self.problems.append(
+                        Problem(
+                            f"{where}: {value!r} must name a backend declared under 'backends:' "
+                            f"as NAME:PATH#FIELD (declared: {known})",
+                            self.path,
+                            spec.line,
+                        )
+                    )
+                elif target.name == spec.name or reference_values(target):
+                    self.problems.append(
+                        Problem(
+                            f"{where}: {value!r} names a backend that itself reads its options "
+                            "from references; name a store (vault, aws) instead",
+                            self.path,
+                            spec.line,
+                        )
+                    )
 
     def _secrets(
         self,
@@ -349,6 +388,13 @@ class _Parser:
             return None
         backend = backends[backend_name]
         cls = get_backend_class(backend.type)
+        if ref.field is not None and not cls.TAKES_FIELD:
+            # Caught now, not as "field asked of a secret that is not JSON" after minting.
+            self.problem(
+                f"secret {name!r}: {backend.type} references take no '#field': the variable "
+                "holds the whole value",
+                ref_node,
+            )
 
         options: dict[str, Any] = {}
         for key, (value, opt_key_node) in extra.items():

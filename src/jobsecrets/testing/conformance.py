@@ -19,7 +19,11 @@ Subclass :class:`BackendConformance` in a pytest module and provide these fixtur
 ``state_factory`` (only for a backend not registered as an entry point)
     what :func:`~jobsecrets.lifecycle.state.load_state` rebuilds the backend with.
 
-and set the capability flags below. What is covered: registration and static description; sign-in,
+and set the capability flags below. A backend that mints a credential per read (``github``: an
+installation token) sets ``MINTS_CREDENTIALS``: ``seed(path, fields)`` then only makes ``path``
+mintable, and the read tests check the minting contract instead of the fields (a whole value with a
+lease, one per distinct read, that revokes, twice); ``READ_OPTIONS`` are the per-secret options every
+read carries (``{"permissions": {"contents": "read"}}``). What is covered: registration and static description; sign-in,
 and a retry after a failed sign-in; reads (fields, ``read_many`` order and isolation, missing paths,
 errors without values, the typed facts of a document); ``check_access`` without reading; prefix
 listing (or a clear refusal); ``metadata`` without a value; leases (renewal, revocation, idempotence);
@@ -35,7 +39,7 @@ __all__ = ["BackendConformance"]
 
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -77,6 +81,10 @@ class BackendConformance:
     OWN_TOKEN: ClassVar[bool] = False
     #: True when the class must be found through the ``jobsecrets.backends`` entry points.
     REGISTERED: ClassVar[bool] = True
+    #: True when each read mints a credential (a whole value with a lease) instead of reading fields.
+    MINTS_CREDENTIALS: ClassVar[bool] = False
+    #: Per-secret options every read of the suite carries.
+    READ_OPTIONS: ClassVar[Mapping[str, Any]] = {}
 
     # ---- default fixtures ------------------------------------------------------------------
 
@@ -103,8 +111,24 @@ class BackendConformance:
         return self.PATH_TEMPLATE.format(name=name or _unique())
 
     def request(self, path: str, variable: str = "A") -> ReadRequest:
-        """A read of ``path`` for one variable."""
-        return ReadRequest(path, variables=(variable,), ref=f"x:{path}")
+        """A read of ``path`` for one variable, with :attr:`READ_OPTIONS`."""
+        return ReadRequest(
+            path, options=dict(self.READ_OPTIONS), variables=(variable,), ref=f"x:{path}"
+        )
+
+    def check_read(self, backend: Backend, document: Document, fields: Mapping[str, str]) -> None:
+        """The read returned ``fields``; for a minting backend, a credential with a lease that
+        revokes (twice: idempotent)."""
+        if not self.MINTS_CREDENTIALS:
+            for key, value in fields.items():
+                assert extract(document.data, key) == value, f"field {key!r} did not round-trip"
+            return
+        assert isinstance(document.data, (str, bytes)) and document.data, "no credential minted"
+        lease = document.lease
+        assert lease is not None and document.is_dynamic, "a minted credential has no lease"
+        assert lease.backend == backend.name and lease.ttl > 0
+        backend.revoke_lease(lease.lease_id)
+        backend.revoke_lease(lease.lease_id)
 
     # ---- registration and static description ---------------------------------------------
 
@@ -146,7 +170,7 @@ class BackendConformance:
         backend = make_backend()
         try:
             backend.login()
-            assert extract(backend.read(self.request(path)).data, "v") == value
+            self.check_read(backend, backend.read(self.request(path)), {"v": value})
             record = backend.token_record()
             assert (record is not None) == self.OWN_TOKEN
             if record is not None:
@@ -176,7 +200,7 @@ class BackendConformance:
                 assert backend.token_record() is None
             repair()
             backend.login()
-            assert extract(backend.read(self.request(path)).data, "v") == value
+            self.check_read(backend, backend.read(self.request(path)), {"v": value})
         finally:
             backend.close()
 
@@ -189,8 +213,7 @@ class BackendConformance:
         seed(path, {"first": first, "second": second})
         document = backend.read(self.request(path))
         assert isinstance(document, Document)
-        assert extract(document.data, "first") == first, "field 'first' did not round-trip"
-        assert extract(document.data, "second") == second, "field 'second' did not round-trip"
+        self.check_read(backend, document, {"first": first, "second": second})
 
     def test_document_facts_are_typed(self, backend: Backend, seed: Seed) -> None:
         """A static read is not dynamic and has no lease; ``dated`` keeps the data and says when
@@ -199,7 +222,10 @@ class BackendConformance:
         seed(path, {"v": _canary()})
         request = self.request(path)
         document = backend.read(request)
-        assert document.lease is None and document.is_dynamic is False
+        if self.MINTS_CREDENTIALS:
+            assert document.lease is not None and document.is_dynamic is True
+        else:
+            assert document.lease is None and document.is_dynamic is False
         dated = backend.dated(request, document)
         assert isinstance(dated, Document) and dated.data == document.data
         if dated.updated is not None:
@@ -220,11 +246,16 @@ class BackendConformance:
         results = backend.read_many(requests)
         assert len(results) == len(requests)
         assert isinstance(results[1], SecretNotFound)
+        leases = set()
         for request, result in zip(requests, results, strict=True):
             if request.path == missing_path:
                 continue
             assert isinstance(result, Document)
-            assert extract(result.data, "v") == values[request.path], "read_many mixed up documents"
+            if self.MINTS_CREDENTIALS:
+                # Distinct reads mint distinct credentials, each with its own lease.
+                assert result.lease is not None and result.lease.lease_id not in leases
+                leases.add(result.lease.lease_id)
+            self.check_read(backend, result, {"v": values[request.path]})
 
     def test_missing_path_is_secret_not_found(self, backend: Backend, missing_path: str) -> None:
         """A missing path raises SecretNotFound naming the variable and the reference."""
@@ -270,7 +301,7 @@ class BackendConformance:
         assert isinstance(meta, Document)
         leaked = value in repr(meta.data) or bool(meta.data)
         assert not leaked, "metadata() returned data"
-        assert meta.is_dynamic is False
+        assert meta.is_dynamic is self.MINTS_CREDENTIALS
         if self.DATES_METADATA:
             assert meta.updated is not None and meta.age_source
 
@@ -356,7 +387,9 @@ class BackendConformance:
             report = later.revoke_all()
             later.close()
             assert report.ok, "revoking from the state file failed"
-            assert report.tokens_revoked == (1 if self.OWN_TOKEN else 0)
+            # A minting backend keeps its credentials as its token record (sealed like a token).
+            minted = self.MINTS_CREDENTIALS and self.LEASES
+            assert report.tokens_revoked == (1 if self.OWN_TOKEN or minted else 0)
             assert report.leases_revoked + report.leases_with_token == (1 if self.LEASES else 0)
             assert later.is_empty()
 
