@@ -283,6 +283,18 @@ def _fail(error: JobSecretsError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every failure into a message and exit code."""
+    from ._exit import exit_process
+
+    try:
+        _main(argv)
+        code: int | str | None = 0
+    except SystemExit as done:
+        code = done.code
+    # Last, after revocation: do not wait for worker threads a store keeps blocked (_exit.py).
+    exit_process(code)
+
+
+def _main(argv: list[str] | None) -> None:
     from ._signals import Terminated, install_signal_handlers
 
     install_signal_handlers()

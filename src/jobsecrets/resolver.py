@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
 from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
+from .failures import combine
 from .fields import FieldMissing, extract, to_text
 from .leases import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
@@ -200,15 +201,20 @@ def resolve(
     def pending(names: list[str]) -> str:
         parts = []
         for name in names:
+            # The store's address, so the message says which server to look at.
+            address = getattr(backends[name], "address", "") or getattr(
+                backends[name], "_endpoint", ""
+            )
+            at = f" at {address}" if address else ""
             what = stage.get(name, "signing in to")
             if what == "reading":
                 variables = [v for r in groups[name].values() for v in r.variables]
                 shown = ", ".join(variables[:5])
                 if len(variables) > 5:
                     shown += f" and {len(variables) - 5} more"
-                parts.append(f"reading {len(groups[name])} path(s) of {name!r} ({shown})")
+                parts.append(f"reading {len(groups[name])} path(s) of {name!r}{at} ({shown})")
             else:
-                parts.append(f"{what} {name!r}")
+                parts.append(f"{what} {name!r}{at}")
         return "; ".join(parts)
 
     _gather(
@@ -394,14 +400,8 @@ def _gather(
 
 
 def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
-    """One error naming every failed variable; its exit code is the first error's."""
-    if len(errors) == 1:
-        return errors[0]
-    first = errors[0]
-    message = f"{len(errors)} variables failed:\n" + "\n".join(f"  - {e.message}" for e in errors)
-    combined = type(first)(message)
-    combined.hint = first.hint
-    return combined
+    """One error naming every failed variable, one line per distinct cause (see failures.py)."""
+    return combine(errors)
 
 
 def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[SecretSpec]:

@@ -30,6 +30,7 @@ from .errors import ConfigError, Problem
 from .names import check_name
 from .policy import Policy, parse_policy
 from .refs import Reference, parse_reference
+from .spec_limits import clip, decode_spec, loader_class, read_spec_bytes, scan_limits
 
 SPEC_VERSION = 1
 TOP_KEYS = {
@@ -167,17 +168,16 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
             hint="pass -c/--config PATH, or leave it out for jobsecrets.yml",
         )
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        # Bounded read, bad bytes reported by line (spec_limits: a spec cannot exhaust us).
+        text = decode_spec(read_spec_bytes(path), path)
     except FileNotFoundError:
         raise ConfigError(
             f"spec file not found: {path}",
             [Problem("file not found", path)],
             hint="create jobsecrets.yml or pass -c/--config PATH",
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
-        raise ConfigError(f"cannot read spec file {path}: {reason}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read spec file {path}: {error.strerror}") from None
     return parse_spec(text, path)
 
 
@@ -197,10 +197,11 @@ class _Parser:
         self.text = text
         self.path = path
         self.problems: list[Problem] = []
-        self.loader: yaml.SafeLoader | None = None
+        self.loader: Any = None
 
     def problem(self, message: str, node: yaml.Node | None = None) -> None:
-        self.problems.append(Problem(message, self.path, _line(node)))
+        # Messages quote values and keys: clipped, so none embeds an unbounded one.
+        self.problems.append(Problem(clip(message), self.path, _line(node)))
 
     def value(self, node: yaml.Node) -> Any:
         assert self.loader is not None
@@ -268,16 +269,28 @@ class _Parser:
         )
 
     def parse(self) -> Spec:
+        # Depth, alias expansion and value sizes are bounded before anything is composed.
+        scan_limits(self.text, self.path)
         try:
-            self.loader = yaml.SafeLoader(self.text)
+            self.loader = loader_class()(self.text)
             root = self.loader.get_single_node()
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark is not None else None
-            self.problems.append(Problem(f"YAML syntax error: {error.problem}", self.path, line))
+            self.problem(f"YAML syntax error: {error.problem}")
+            self.problems[-1] = Problem(self.problems[-1].message, self.path, line)
+            raise self.fail() from None
+        except yaml.reader.ReaderError as error:
+            # A character YAML does not allow (a control character): say on which line.
+            line = self.text.count("\n", 0, max(0, error.position)) + 1
+            char = error.character
+            code = ord(char) if isinstance(char, str) else int(char)
+            self.problems.append(
+                Problem(f"character U+{code:04X} is not allowed in YAML", self.path, line)
+            )
             raise self.fail() from None
         except yaml.YAMLError as error:
-            self.problems.append(Problem(f"YAML error: {error}", self.path))
+            self.problem(f"YAML error: {error}")
             raise self.fail() from None
         if root is None:
             self.problem("the spec file is empty: it needs 'version: 1' and 'secrets:'")

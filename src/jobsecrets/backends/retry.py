@@ -1,0 +1,84 @@
+"""One retry rule for every backend: which failures are transient, and how long to wait.
+
+A transient failure is one where the store did not (or surely did not usefully) handle the
+request: the connection was refused, the store answered 429 (rate limit) or 503 (sealed,
+standby, overloaded), or, for a request that is safe to repeat, the connection was reset or the
+store answered another 5xx. A request that may create something (a database credential, a
+certificate, a login token) is not repeated after a reset or a 500: the first attempt may have
+created it, and a second credential nobody knows about would never be revoked.
+
+Waits are full-jitter exponential backoff (many CI jobs throttled together must not retry in
+lock step), at least the store's ``Retry-After`` when it gives one, and never past the overall
+deadline: when the next wait would end after it, the last failure is raised instead.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Retrying", "backoff_delay", "retry_after_seconds"]
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: Longest Retry-After honoured: a store asking for more is treated as down.
+MAX_RETRY_AFTER = 30.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (the delta-seconds form only), or None."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+@dataclass
+class Retrying:
+    """Run a call until it succeeds, fails permanently, runs out of attempts or of deadline.
+
+    ``transient(error)`` returns None for a permanent failure, or the store's ``Retry-After``
+    (0.0 when it gave none) for a transient one. ``deadline`` is a ``time.monotonic()`` value or
+    None. The number of attempts made is left on the raised error as ``jobsecrets_attempts``.
+    """
+
+    transient: Callable[[BaseException], float | None]
+    deadline: float | None = None
+    max_attempts: int = 5
+    base: float = 0.2
+    cap: float = 5.0
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def __call__(self, call: Callable[[], T]) -> T:
+        """``call()``, retried as the class describes."""
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except Exception as error:
+                attempt += 1
+                retry_after = self.transient(error)
+                left = math.inf if self.deadline is None else self.deadline - time.monotonic()
+                delay = (
+                    None
+                    if retry_after is None
+                    else max(retry_after, backoff_delay(attempt - 1, self.base, self.cap))
+                )
+                if delay is None or attempt >= self.max_attempts or delay >= left:
+                    error.jobsecrets_attempts = attempt  # type: ignore[attr-defined]
+                    raise
+                self.sleep(delay)
