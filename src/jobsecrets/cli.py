@@ -24,7 +24,7 @@ from .errors import ChildError, ConfigError, JobSecretsError, RevokeError
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("jobsecrets")
 
-EXPORT_FORMATS = ("shell", "dotenv", "json", "github", "gitlab")
+EXPORT_FORMATS = ("shell", "dotenv", "docker", "json", "github", "gitlab")
 
 
 def _split_only(value: tuple[str, ...]) -> list[str] | None:

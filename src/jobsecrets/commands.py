@@ -13,12 +13,14 @@ import logging
 import os
 import sys
 
+from .env_limits import check_child_env
 from .errors import JobSecretsError, RevokeError
 from .formats import FORMATS, render
 from .leases import Renewer, StateCipher, default_state_path, load_state, private_directory
 from .policy import resolve_checked
 from .redact import MaskList
 from .resolver import Resolution
+from .safe_files import write_private
 from .session import Session
 
 log = logging.getLogger("jobsecrets")
@@ -71,6 +73,8 @@ def run_command(
         ).start()
         env = dict(session.env)
         env.update(resolution.env())
+        # NUL, or beyond the OS's size limits: say which variable, before the command starts.
+        check_child_env(env, argv, [var.name for var in resolution.variables])
         code = run_child(argv, env, masks, tty=tty)
     finally:
         try:
@@ -90,11 +94,8 @@ def _write_output(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    # O_CREAT's mode does not apply to a file that already existed.
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    # Only a regular file of ours, never a device, FIFO, symlink or another user's file.
+    write_private(output, text)
 
 
 def _read_bytes(path: str) -> bytes | None:
