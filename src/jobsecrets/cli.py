@@ -283,8 +283,9 @@ def _fail(error: JobSecretsError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every failure into a message and exit code."""
-    from ._exit import exit_process
+    from ._exit import exit_process, mark_process_start
 
+    mark_process_start()
     try:
         _main(argv)
         code: int | str | None = 0

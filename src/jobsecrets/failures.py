@@ -17,6 +17,9 @@ SHOWN = 6
 
 
 def _subjects(items: list[str]) -> str:
+    # "DB_USER (vault:secret/app#user)" -> "DB_USER": the reference is in the spec; the line
+    # is about the cause.
+    items = [item.split(" (", 1)[0] for item in items]
     shown = ", ".join(items[:SHOWN])
     if len(items) > SHOWN:
         shown += f" and {len(items) - SHOWN} more"
@@ -35,13 +38,13 @@ def combine(errors: list[JobSecretsError]) -> JobSecretsError:
     if len(groups) == 1 and first.cause:
         subjects = [e.subject for e in errors]
         combined = type(first)(
-            f"{len(errors)} variables failed: {first.cause} ({_subjects(subjects)})"
+            f"{len(errors)} variables failed ({_subjects(subjects)}): {first.cause}"
         )
     else:
         lines = []
         for (_kind, cause), members in groups.items():
             if members[0].cause:
-                lines.append(f"  - {cause}: {_subjects([m.subject for m in members])}")
+                lines.append(f"  - {_subjects([m.subject for m in members])}: {cause}")
             else:
                 lines.extend(f"  - {m.message}" for m in members)
         combined = type(first)(f"{len(errors)} variables failed:\n" + "\n".join(lines))

@@ -287,6 +287,9 @@ def resolve(
 
     if errors:
         raise _combine(errors)
+    # The deadline bounds resolution. Later calls (renewals, revocation when the job ends) have
+    # their own timeouts; a deadline still set would make them the short "late" kind.
+    context.deadline = None
     if any(s.file for s in secrets):
         _write_files(resolution, {s.name for s in secrets if s.file}, ledger, files_dir)
     return resolution

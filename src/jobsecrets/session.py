@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 
+from ._exit import process_start
 from ._signals import TERMINATING as _TERMINATING
 from ._signals import Terminated, install_signal_handlers
 from .backends.base import BackendContext
@@ -71,6 +72,8 @@ class Session:
             identity=None,
             timeout=float(self.spec.settings.timeout),
             spec_dir=os.path.dirname(os.path.abspath(config)),
+            # The overall deadline counts from the command's start, not from resolution's.
+            deadline=process_start() + self.spec.settings.deadline,
         )
         self.identity = identity_for(self.spec, self.env)
         # Every OIDC token handed to a backend is a credential: remembered only to be masked.

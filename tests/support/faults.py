@@ -3,6 +3,7 @@
 Each accepted connection is handled by a *mode* (changeable while it runs, ``proxy.mode = ...``):
 
 ``pass``       forward bytes both ways unchanged
+``http``       forward each HTTP request on its own connection (so :meth:`switch_on` sees it)
 ``blackhole``  accept and read the request, never answer (the connection stays open)
 ``drip``       forward the request, pass the answer on one byte every ``drip_interval`` seconds
 ``reset``      forward the request, pass ``reset_after`` bytes of the answer, then reset (RST)
@@ -85,6 +86,7 @@ class FaultProxy:
         self.drip_interval = drip_interval
         self.reset_after = reset_after
         self.requests = 0
+        self._trigger: tuple[bytes, str] | None = None
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._closed = threading.Event()
@@ -116,6 +118,25 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 sock.close()
         self._thread.join(timeout=5)
+
+    def switch_on(self, marker: str, mode: str) -> None:
+        """From the first request whose request line holds ``marker`` on, use ``mode``.
+
+        Unlike switching from the test's thread, this never cuts an answer in flight: with
+        mode ``http`` the answer before it (a login's, with its token) has been delivered.
+        """
+        with self._lock:
+            self._trigger = (marker.encode(), mode)
+
+    def drop_connections(self) -> None:
+        """Close every open connection (a pooled keep-alive one would bypass a new mode)."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -165,6 +186,9 @@ class FaultProxy:
                     return
                 with self._lock:
                     self.requests += 1
+                    first_line = request.split(b"\r\n", 1)[0]
+                    if self._trigger is not None and self._trigger[0] in first_line:
+                        self.mode, self._trigger = self._trigger[1], None
                 mode = self.mode
                 if mode == "blackhole":
                     self._closed.wait()
@@ -173,6 +197,9 @@ class FaultProxy:
                     if self._take_status():
                         self._answer_status(conn)
                         return
+                    self._forward_then(conn, request, lambda c, answer: c.sendall(answer))
+                    return
+                if mode in ("http", "pass"):
                     self._forward_then(conn, request, lambda c, answer: c.sendall(answer))
                     return
                 if mode == "drip":

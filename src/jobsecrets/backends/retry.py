@@ -14,14 +14,15 @@ deadline: when the next wait would end after it, the last failure is raised inst
 
 from __future__ import annotations
 
-__all__ = ["Retrying", "backoff_delay", "retry_after_seconds"]
+__all__ = ["OutOfTime", "Retrying", "backoff_delay", "retry_after_seconds", "within"]
 
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -45,6 +46,36 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return min(seconds, MAX_RETRY_AFTER)
+
+
+class OutOfTime(Exception):
+    """A call given a wall-clock limit by :func:`within` did not end in time."""
+
+
+def within(seconds: float, call: Callable[[], T]) -> T:
+    """``call()``, but give up after ``seconds`` of wall-clock time (raise :class:`OutOfTime`).
+
+    A socket timeout bounds each read, not the answer: a store that sends one byte every half
+    second never trips it. Revocation must still end, so it runs in a daemon thread that is
+    abandoned when late (the process exits without waiting for it, see ``_exit.py``).
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=run, name="jobsecrets-bounded", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise OutOfTime(f"no complete answer within {seconds:g}s")
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
 
 
 @dataclass

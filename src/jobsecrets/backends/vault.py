@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..names import CONTROL_CHARS
 from .base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
-from .retry import Retrying, retry_after_seconds
+from .retry import OutOfTime, Retrying, retry_after_seconds, within
 
 if TYPE_CHECKING:
     import hvac
@@ -46,6 +46,8 @@ AUTH_KEYS = {
     "jwt": {"method", "mount", "role", "audience"},
     "kubernetes": {"method", "mount", "role", "token_file"},
 }
+#: Timeout of a revocation made after the overall deadline passed (see ``_request``).
+LATE_TIMEOUT = 0.5
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 
 
@@ -358,30 +360,50 @@ class VaultBackend(Backend):
 
         client = self.client
         deadline = self.context.deadline if bounded else None
+        # Revoking once the deadline has passed (the job is failing on a slow store): one short
+        # attempt, so the process still ends within the deadline plus a second. What it cannot
+        # revoke is reported, and stays in the state file for `jobsecrets revoke`.
+        late = (
+            not bounded
+            and self.context.deadline is not None
+            and time.monotonic() >= self.context.deadline
+        )
 
         def call() -> Any:
             if deadline is not None and time.monotonic() >= deadline:
                 raise _Abandoned()
-            timeout = self.context.remaining() if bounded else self.context.timeout
+            if late:
+                timeout = LATE_TIMEOUT
+            else:
+                timeout = self.context.remaining() if bounded else self.context.timeout
             self._retry_after.value = None
-            return client.adapter.request(
-                method, f"/v1/{path.lstrip('/')}", timeout=timeout, **kwargs
+            url = f"/v1/{path.lstrip('/')}"
+            if bounded:
+                # Reads and sign-in: the resolver stops waiting at the deadline by itself.
+                return client.adapter.request(method, url, timeout=timeout, **kwargs)
+            # Revocation and renewal: a wall-clock bound too, so a slow drip cannot hold the
+            # end of the job (a socket timeout is per read, a drip never trips it).
+            return within(
+                timeout * 2,
+                lambda: client.adapter.request(method, url, timeout=timeout, **kwargs),
             )
 
         try:
-            return Retrying(self._transient(safe), deadline)(call)
+            retrying = Retrying(self._transient(safe), deadline, max_attempts=1 if late else 5)
+            return retrying(call)
         except _Abandoned:
             raise StoreUnavailable.about(what, "abandoned: the overall deadline passed") from None
         except hvac.exceptions.InvalidPath:
-            raise SecretNotFound(f"{what}: not found in {self.name!r}") from None
+            raise SecretNotFound.about(what, f"not found in {self.name!r}") from None
         except hvac.exceptions.Forbidden as error:
-            raise AccessDenied(
-                f"{what}: permission denied by {self.name!r} ({self._errors(error)})",
+            raise AccessDenied.about(
+                what,
+                f"permission denied by {self.name!r} ({self._errors(error)})",
                 hint="check the policies attached to the role jobsecrets signs in with",
             ) from None
         except hvac.exceptions.InvalidRequest as error:
-            raise BackendError(
-                f"{what}: rejected by {self.name!r}: {self._errors(error)}"
+            raise BackendError.about(
+                what, f"rejected by {self.name!r}: {self._errors(error)}"
             ) from None
         except (
             hvac.exceptions.RateLimitExceeded,
@@ -393,7 +415,7 @@ class VaultBackend(Backend):
             status = {
                 hvac.exceptions.RateLimitExceeded: "429 rate limited",
                 hvac.exceptions.VaultDown: "503 sealed or unavailable",
-                hvac.exceptions.InternalServerError: "500 internal error",
+                hvac.exceptions.InternalServerError: "500 server error",
                 hvac.exceptions.BadGateway: "502 bad gateway",
             }.get(type(error), "an unexpected error")
             raise StoreUnavailable.about(
@@ -402,11 +424,16 @@ class VaultBackend(Backend):
                 hint=self._down_hint(),
             ) from None
         except hvac.exceptions.VaultError as error:
-            raise BackendError(f"{what}: {self.name!r} failed: {self._errors(error)}") from None
+            raise BackendError.about(what, f"{self.name!r} failed: {self._errors(error)}") from None
         except requests.exceptions.SSLError:
-            raise BackendError(
-                f"{what}: TLS verification of {self.address} failed",
+            raise BackendError.about(
+                what,
+                f"TLS verification of {self.address} failed",
                 hint="set 'ca_cert:' (or VAULT_CACERT) to the CA bundle that signed the server",
+            ) from None
+        except OutOfTime as error:
+            raise StoreUnavailable.about(
+                what, f"cannot reach {self.address}: {error}", hint=self._down_hint()
             ) from None
         except requests.exceptions.RequestException as error:
             reason = _transport_reason(error) or type(error).__name__
