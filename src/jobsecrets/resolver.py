@@ -206,6 +206,9 @@ def resolve(
                 backends[name], "_endpoint", ""
             )
             at = f" at {address}" if address else ""
+            trouble = getattr(backends[name], "last_trouble", None)
+            if trouble:
+                at += f" (its last answer: {trouble})"
             what = stage.get(name, "signing in to")
             if what == "reading":
                 variables = [v for r in groups[name].values() for v in r.variables]

@@ -33,6 +33,8 @@ from .refs import Reference, parse_reference
 from .spec_limits import clip, decode_spec, loader_class, read_spec_bytes, scan_limits
 
 SPEC_VERSION = 1
+#: Problems listed in one error (the count says how many there were).
+MAX_PROBLEMS = 50
 TOP_KEYS = {
     "version",
     "backends",
@@ -211,6 +213,10 @@ class _Parser:
         except yaml.YAMLError as error:
             self.problem(f"invalid value: {getattr(error, 'problem', error)}", node)
             return None
+        except ValueError:
+            # int() of a 5,000-digit number: Python refuses it (int_max_str_digits).
+            self.problem("invalid value: a number too large to read", node)
+            return None
 
     def _duplicate_keys(self, node: yaml.Node) -> None:
         """Report repeated keys in nested mappings (``auth``, ``params``, ``policy``...).
@@ -263,9 +269,12 @@ class _Parser:
     def fail(self) -> ConfigError:
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
+        shown = self.problems[:MAX_PROBLEMS]
+        if count > MAX_PROBLEMS:
+            # A generated spec can hold 50,000 bad entries: the first ones say what to fix.
+            shown.append(Problem(f"... and {count - MAX_PROBLEMS} more problems", self.path))
         return ConfigError(
-            f"{self.path}: {count} {noun} in the spec file; nothing was fetched",
-            self.problems,
+            f"{self.path}: {count} {noun} in the spec file; nothing was fetched", shown
         )
 
     def parse(self) -> Spec:

@@ -104,10 +104,12 @@ class Retrying:
                 attempt += 1
                 retry_after = self.transient(error)
                 left = math.inf if self.deadline is None else self.deadline - time.monotonic()
+                # Retry-After plus jitter: callers told "1 s" together must not all come back
+                # at the same instant and be refused together again.
                 delay = (
                     None
                     if retry_after is None
-                    else max(retry_after, backoff_delay(attempt - 1, self.base, self.cap))
+                    else retry_after + backoff_delay(attempt - 1, self.base, self.cap)
                 )
                 if delay is None or attempt >= self.max_attempts or delay >= left:
                     error.jobsecrets_attempts = attempt  # type: ignore[attr-defined]

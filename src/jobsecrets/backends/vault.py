@@ -83,6 +83,14 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+#: hvac's exception for a status -> how messages say it.
+_STATUS = {
+    "RateLimitExceeded": "429 rate limited",
+    "VaultDown": "503 sealed or unavailable",
+    "InternalServerError": "500 server error",
+    "BadGateway": "502 bad gateway",
+}
+_REQUEST_PATH = re.compile(r'request path "[^"]*":\s*')
 _CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
 
 
@@ -118,8 +126,9 @@ class _Abandoned(Exception):
 
 
 def _attempts(error: BaseException) -> str:
+    # Not the exact count: variables that failed alike after 3 or 5 tries share one line.
     count = getattr(error, "jobsecrets_attempts", 1)
-    return f"{count} attempt{'s' if count != 1 else ''}"
+    return "retried until the deadline or the last attempt" if count > 1 else "not retried"
 
 
 def _transport_reason(error: BaseException) -> str | None:
@@ -183,6 +192,8 @@ class VaultBackend(Backend):
         # failure instead of each redoing it in turn (20 waiters x timeout each, past the deadline).
         self._mount_failures: dict[str, JobSecretsError] = {}
         self._retry_after = threading.local()
+        #: The last transient failure seen (for the deadline message), or None.
+        self.last_trouble: str | None = None
         self._mount_lock = threading.Lock()
         self._token_record: TokenRecord | None = None
 
@@ -314,6 +325,9 @@ class VaultBackend(Backend):
         import requests
 
         def transient(error: BaseException) -> float | None:
+            # What the store last did wrong: the deadline message names it (a sealed store
+            # retried until the deadline is still a sealed store).
+            self.last_trouble = _STATUS.get(type(error).__name__) or _transport_reason(error)
             if isinstance(error, (hvac.exceptions.RateLimitExceeded, hvac.exceptions.VaultDown)):
                 return retry_after_seconds(getattr(self._retry_after, "value", None)) or 0.0
             if isinstance(error, requests.exceptions.SSLError):
@@ -389,7 +403,8 @@ class VaultBackend(Backend):
             )
 
         try:
-            retrying = Retrying(self._transient(safe), deadline, max_attempts=1 if late else 5)
+            # Up to 10 attempts: with backoff that is about the default deadline, which bounds it.
+            retrying = Retrying(self._transient(safe), deadline, max_attempts=1 if late else 10)
             return retrying(call)
         except _Abandoned:
             raise StoreUnavailable.about(what, "abandoned: the overall deadline passed") from None
@@ -412,15 +427,12 @@ class VaultBackend(Backend):
             hvac.exceptions.BadGateway,
             hvac.exceptions.UnexpectedError,
         ) as error:
-            status = {
-                hvac.exceptions.RateLimitExceeded: "429 rate limited",
-                hvac.exceptions.VaultDown: "503 sealed or unavailable",
-                hvac.exceptions.InternalServerError: "500 server error",
-                hvac.exceptions.BadGateway: "502 bad gateway",
-            }.get(type(error), "an unexpected error")
+            status = _STATUS.get(type(error).__name__, "an unexpected error")
+            # Without the path the server names, so one cause groups every variable it hit.
+            detail = _REQUEST_PATH.sub("", self._errors(error))
             raise StoreUnavailable.about(
                 what,
-                f"{self.address} answered {status} ({self._errors(error)}; {_attempts(error)})",
+                f"{self.address} answered {status} ({detail}; {_attempts(error)})",
                 hint=self._down_hint(),
             ) from None
         except hvac.exceptions.VaultError as error:
