@@ -18,7 +18,16 @@ import click
 
 from .backends.base import Backend
 from .backends.registry import get_backend_class
-from .errors import AccessDenied, AuthError, JobSecretsError, PolicyViolation, SecretNotFound
+from .backends.retry import OutOfTime, within
+from .errors import (
+    AccessDenied,
+    AuthError,
+    BackendError,
+    JobSecretsError,
+    PolicyViolation,
+    SecretNotFound,
+    StoreUnavailable,
+)
 from .policy import check_plan, plan_violations, policy_text
 from .resolver import plan
 from .session import Session
@@ -121,7 +130,12 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
         try:
             backend.login()
         except JobSecretsError as error:
-            entry: dict[str, Any] = {"signed_in": False, "error": error.message}
+            entry: dict[str, Any] = {
+                "signed_in": False,
+                "error": error.message,
+                # Could not be reached (exit 6), as opposed to refused (exit 3).
+                "unreachable": isinstance(error, BackendError),
+            }
             if "plan --check" in error.hint:
                 # We are plan --check: point at what it shows instead.
                 entry["hint"] = (
@@ -163,6 +177,7 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
                 entry = {
                     "allowed": False,
                     "missing": isinstance(error, SecretNotFound),
+                    "unreachable": isinstance(error, BackendError),
                     "detail": error.message,
                 }
         else:
@@ -178,6 +193,7 @@ def _check(session: Session, report: dict[str, Any]) -> dict[str, Any]:
                 entry = {
                     "allowed": False,
                     "missing": isinstance(error, SecretNotFound),
+                    "unreachable": isinstance(error, BackendError),
                     "detail": error.message,
                 }
         entry["optional"] = secret.optional
@@ -253,11 +269,31 @@ def _access_word(checked: dict[str, Any]) -> str:
     return "DENIED"
 
 
+def _report_within_deadline(session: Session, check: bool) -> dict[str, Any]:
+    """:func:`build_report`, held to the overall deadline when it talks to the stores.
+
+    The checks run one after another and a store may not answer at all: past the deadline the
+    command stops waiting (the worker is abandoned; the process exits without it, _exit.py).
+    """
+    deadline = session.context.deadline
+    if not check or deadline is None:
+        return build_report(session, check)
+    try:
+        return within(max(0.1, deadline - time.monotonic()), lambda: build_report(session, check))
+    except OutOfTime:
+        raise StoreUnavailable(
+            f"plan --check: the overall deadline ({session.spec.settings.deadline}s) passed "
+            "while still checking the stores",
+            hint="a store is slow or unreachable; raise 'settings: {deadline: ...}' if it is "
+            "only slow",
+        ) from None
+
+
 def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> None:
     """Print the plan; with ``check``, exit 3, 5 or 4 if a sign-in, a path or a secret fails."""
     session = Session(config, only)
     try:
-        report = build_report(session, check)
+        report = _report_within_deadline(session, check)
     finally:
         session.finish(quiet=True)
     if fmt == "json":
@@ -266,6 +302,17 @@ def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> N
         sys.stdout.write(_text(report))
     if check:
         checked = report["check"]["variables"]
+        unreachable = sorted(
+            {n for n, b in report["check"]["backends"].items() if b.get("unreachable")}
+            | {n for n, v in checked.items() if v.get("unreachable")}
+        )
+        if unreachable:
+            # A store that cannot answer is exit 6, as for `run`: not a refusal or a denial.
+            raise StoreUnavailable(
+                f"plan --check: could not reach the store for {', '.join(unreachable[:6])}"
+                + (f" and {len(unreachable) - 6} more" if len(unreachable) > 6 else ""),
+                hint="see the errors above; check the store's address and status",
+            )
         denied = [n for n, v in checked.items() if not v["allowed"] and not v["missing"]]
         missing = [
             n for n, v in checked.items() if v["missing"] and not v["allowed"] and not v["optional"]

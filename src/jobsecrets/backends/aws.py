@@ -42,6 +42,7 @@ from ..errors import (
     IdentityError,
     JobSecretsError,
     SecretNotFound,
+    StoreUnavailable,
 )
 from ._aws_support import (
     Failure,
@@ -318,6 +319,11 @@ class AwsBackend(Backend):
 
         attempt = 0
         while True:
+            if self._deadline_left() <= 0:
+                # Past the overall deadline nothing new starts (the resolver gave up already).
+                raise StoreUnavailable.about(
+                    f"backend {self.name!r}: {operation}", "abandoned: the overall deadline passed"
+                )
             with self._lock:
                 self.api_calls[operation] += 1
             try:
