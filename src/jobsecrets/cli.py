@@ -25,7 +25,7 @@ from .errors import ChildError, ConfigError, JobSecretsError, RevokeError
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("jobsecrets")
 
-EXPORT_FORMATS = ("shell", "dotenv", "json", "github", "gitlab")
+EXPORT_FORMATS = ("shell", "dotenv", "docker", "json", "github", "gitlab")
 
 
 def _split_only(value: tuple[str, ...]) -> list[str] | None:
@@ -415,6 +415,19 @@ def _fail(error: JobSecretsError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every failure into a message and exit code."""
+    from ._exit import exit_process, mark_process_start
+
+    mark_process_start()
+    try:
+        _main(argv)
+        code: int | str | None = 0
+    except SystemExit as done:
+        code = done.code
+    # Last, after revocation: do not wait for worker threads a store keeps blocked (_exit.py).
+    exit_process(code)
+
+
+def _main(argv: list[str] | None) -> None:
     from ._signals import Terminated, install_signal_handlers
 
     install_signal_handlers()

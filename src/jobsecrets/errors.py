@@ -10,6 +10,7 @@
     ├── SecretNotFound (exit 4)       a path, secret or field does not exist
     ├── AccessDenied (exit 5)         signed in, but not allowed to read this path
     ├── BackendError (exit 6)         a store failed or could not be reached
+    │   └── StoreUnavailable          ... for a reason of its own (network, 5xx, 429, sealed): sign-in too
     ├── RevokeError (exit 7)          a lease or token could not be revoked
     ├── PolicyViolation (exit 8)      a secret breaks a ``policy:`` rule set to fail
     ├── LeakFound (exit 9)            ``scan`` found a value (in some form) in a file or commit
@@ -36,6 +37,7 @@ __all__ = [
     "RevokeError",
     "ScanIncomplete",
     "SecretNotFound",
+    "StoreUnavailable",
 ]
 
 from dataclasses import dataclass
@@ -61,11 +63,23 @@ class JobSecretsError(Exception):
 
     exit_code: int = 1
     hint: str = ""
+    #: Set by :meth:`about`: what failed (variables, a reference) and why, apart, so that one
+    #: cause hitting many variables is reported once with the variables grouped.
+    subject: str = ""
+    cause: str = ""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
         if hint:
             self.hint = hint
+
+    @classmethod
+    def about(cls, subject: str, cause: str, *, hint: str = "") -> JobSecretsError:
+        """``SUBJECT: CAUSE``, with both kept for grouping (see :mod:`jobsecrets.failures`)."""
+        error = cls(f"{subject}: {cause}", hint=hint)
+        error.subject = subject
+        error.cause = cause
+        return error
 
     @property
     def message(self) -> str:
@@ -126,6 +140,14 @@ class BackendError(JobSecretsError):
     """A store failed, timed out or could not be reached."""
 
     exit_code = 6
+
+
+class StoreUnavailable(BackendError):
+    """The store could not be reached, or answered with a failure of its own (5xx, 429, sealed).
+
+    Apart from :class:`BackendError` so a sign-in that fails this way stays exit 6 ("could not
+    be reached") instead of becoming a refusal (exit 3).
+    """
 
 
 class RevokeError(JobSecretsError):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
 from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
+from .failures import combine
 from .fields import FieldMissing, to_text
 from .fieldsets import FieldSetError, select
 from .lifecycle.ledger import Ledger
@@ -130,15 +131,20 @@ class _BackendRun:
         self.documents = {r.key: result for r, result in zip(requests, results, strict=True)}
 
     def pending(self) -> str:
-        """What this run was still doing, for the deadline's message."""
+        """What this run was still doing, for the deadline's message: the store's address, so
+        it says which server to look at, and its last troubled answer if any."""
         name = self.backend.name
+        location = self.backend.location()
+        at = f" at {location}" if location else ""
+        if self.backend.last_trouble:
+            at += f" (its last answer: {self.backend.last_trouble})"
         if self.stage != "reading":
-            return f"{self.stage} {name!r}"
+            return f"{self.stage} {name!r}{at}"
         variables = [v for r in self.requests.values() for v in r.variables]
         shown = ", ".join(variables[:5])
         if len(variables) > 5:
             shown += f" and {len(variables) - 5} more"
-        return f"reading {len(self.requests)} path(s) of {name!r} ({shown})"
+        return f"reading {len(self.requests)} path(s) of {name!r}{at} ({shown})"
 
 
 def resolve(
@@ -184,6 +190,9 @@ def resolve(
     _add_exported(runs, resolution, errors)
     if errors:
         raise _combine(errors)
+    # The deadline bounds resolution. Later calls (renewals, revocation when the job ends) have
+    # their own timeouts; a deadline still set would make them the short "late" kind.
+    context.deadline = None
     file_names = {m.name for m in members if m.secret.file}
     if file_names:
         _write_files(resolution, file_names, ledger, files_dir)
@@ -398,14 +407,8 @@ def _gather(
 
 
 def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
-    """One error naming every failed variable; its exit code is the first error's."""
-    if len(errors) == 1:
-        return errors[0]
-    first = errors[0]
-    message = f"{len(errors)} variables failed:\n" + "\n".join(f"  - {e.message}" for e in errors)
-    combined = type(first)(message)
-    combined.hint = first.hint
-    return combined
+    """One error naming every failed variable, one line per distinct cause (see failures.py)."""
+    return combine(errors)
 
 
 def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[_Member]:

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 
+from ._exit import process_start
 from ._signals import TERMINATING as _TERMINATING
 from ._signals import Terminated, install_signal_handlers
 from .backends.base import Backend, BackendContext, TokenRecord
@@ -73,6 +74,8 @@ class Session:
             identity=None,
             timeout=float(self.spec.settings.timeout),
             spec_dir=os.path.dirname(os.path.abspath(config)),
+            # The overall deadline counts from the command's start, not from resolution's.
+            deadline=process_start() + self.spec.settings.deadline,
         )
         self.identity = IdentityProvider(self.spec.identity, self.env)
         #: How every command builds a live backend from its spec entry (tests pass their own).

@@ -31,10 +31,15 @@ LAYERS: dict[str, int] = {
     "jobsecrets.timeutil": 0,
     "jobsecrets.redact": 0,
     "jobsecrets.recorded": 0,
+    "jobsecrets._exit": 0,
+    "jobsecrets.failures": 0,
+    "jobsecrets.safe_files": 0,
+    "jobsecrets.env_limits": 0,
     # L1: the backend interface and its registry
     "jobsecrets.backends": 1,
     "jobsecrets.backends.base": 1,
     "jobsecrets.backends.registry": 1,
+    "jobsecrets.backends.retry": 1,
     # L2: the spec as data, the policy rules, resolved variables
     "jobsecrets.spec": 2,
     "jobsecrets.policy": 2,

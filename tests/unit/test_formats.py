@@ -25,10 +25,10 @@ def test_shell_export_round_trips_through_sh(value: str) -> None:
     assert out == value.encode("utf-8"), "shell quoting changed the value"
 
 
-def test_dotenv_quotes_what_needs_quoting() -> None:
+def test_dotenv_single_quotes_every_value_for_sh() -> None:
     assert render("dotenv", {"A": "plain"}) == "A='plain'\n"
-    assert render("dotenv", {"A": "it's\n$HOME"}) == 'A="it\'s\\n\\$HOME"\n'
-    assert render("dotenv", {"A": 'q"\\'}) == "A='q\"\\'\n"
+    assert render("dotenv", {"A": "it's\n$HOME"}) == "A='it'\\''s\n$HOME'\n"
+    assert render("dotenv", {"A": 'q"\\`'}) == "A='q\"\\`'\n"
 
 
 def test_json_is_sorted_and_exact() -> None:

@@ -194,6 +194,13 @@ class Backend(abc.ABC):
         self.name = name
         self.options = dict(options)
         self.context = context
+        #: The store's last troubled answer, short and value-free ("503 sealed or unavailable"),
+        #: set by retrying backends: the deadline's message names it.
+        self.last_trouble: str | None = None
+
+    def location(self) -> str:
+        """Where the store is (an address or region), for messages; ``""`` when unknown."""
+        return ""
 
     # ---- static description: no network, no client import -------------------------------
 

@@ -19,6 +19,7 @@ from ..lifecycle.cipher import StateCipher
 from ..lifecycle.state import default_state_path, private_directory, write_state
 from ..pipeline import resolve_checked
 from ..platforms import exporter
+from ..safe_files import write_private
 from ..session import Session
 from .common import masks_for
 
@@ -30,11 +31,8 @@ def _write_output(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    # O_CREAT's mode does not apply to a file that already existed.
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    # Only a regular file of ours, never a device, FIFO, symlink or another user's file.
+    write_private(output, text)
 
 
 def _read_bytes(path: str) -> bytes | None:

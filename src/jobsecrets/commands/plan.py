@@ -30,13 +30,16 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..backends.registry import get_backend_class
+from ..backends.retry import OutOfTime, within
 from ..errors import (
     AccessDenied,
     AuthError,
+    BackendError,
     ClaimsRefused,
     JobSecretsError,
     PolicyViolation,
     SecretNotFound,
+    StoreUnavailable,
 )
 from ..policy import Facts, PolicyResult, effective_rules, evaluate, facts_from_document
 from ..redact import MIN_SECRET_LENGTH
@@ -120,6 +123,8 @@ class BackendCheck:
     identity: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     hint: str = ""
+    #: Could not be reached (exit 6), as opposed to refused (exit 3).
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ class VariableCheck:
     optional: bool
     policy: PolicyResult
     policy_detail: str = ""
+    #: The store could not answer (exit 6), as opposed to denied or missing.
+    unreachable: bool = False
 
     @property
     def verdict(self) -> str:
@@ -268,6 +275,17 @@ class PlanReport:
         if self.variable_checks is None or self.backend_checks is None:
             return None
         checks = self.variable_checks
+        unreachable = sorted(
+            {n for n, b in self.backend_checks.items() if b.unreachable}
+            | {n for n, v in checks.items() if v.unreachable}
+        )
+        if unreachable:
+            # A store that cannot answer is exit 6, as for `run`: not a refusal or a denial.
+            return StoreUnavailable(
+                f"plan --check: could not reach the store for {', '.join(unreachable[:6])}"
+                + (f" and {len(unreachable) - 6} more" if len(unreachable) > 6 else ""),
+                hint="see the errors above; check the store's address and status",
+            )
         denied = [n for n, v in checks.items() if not v.allowed and not v.missing]
         missing = [n for n, v in checks.items() if v.missing and not v.allowed and not v.optional]
         failed = [n for n, b in self.backend_checks.items() if not b.signed_in]
@@ -311,7 +329,11 @@ def _token_json(token: TokenReport) -> dict[str, Any]:
 def _backend_json(check: BackendCheck) -> dict[str, Any]:
     if check.signed_in:
         return {"signed_in": True, "identity": check.identity}
-    entry: dict[str, Any] = {"signed_in": False, "error": check.error}
+    entry: dict[str, Any] = {
+        "signed_in": False,
+        "error": check.error,
+        "unreachable": check.unreachable,
+    }
     if check.hint:
         entry["hint"] = check.hint
     return entry
@@ -321,13 +343,16 @@ def _variable_json(check: VariableCheck) -> dict[str, Any]:
     policy = check.policy.as_dict()
     if check.policy_detail:
         policy["detail"] = check.policy_detail
-    return {
+    entry = {
         "allowed": check.allowed,
         "missing": check.missing,
         "detail": check.detail,
         "optional": check.optional,
         "policy": policy,
     }
+    if check.unreachable:
+        entry["unreachable"] = True
+    return entry
 
 
 # ---- building it ---------------------------------------------------------------------------------
@@ -422,7 +447,12 @@ def _check(session: Session, report: PlanReport) -> None:
             if isinstance(error, ClaimsRefused):
                 # We are plan --check: point at what it shows instead of at ourselves.
                 hint = "compare the role's bound claims and audiences with the token's claims above"
-            report.backend_checks[name] = BackendCheck(False, error=error.message, hint=hint)
+            report.backend_checks[name] = BackendCheck(
+                False,
+                error=error.message,
+                hint=hint,
+                unreachable=isinstance(error, BackendError),
+            )
             continue
         live[name] = backend
         try:
@@ -447,7 +477,7 @@ def _check(session: Session, report: PlanReport) -> None:
 def _check_variable(spec: Spec, secret: SecretSpec, live: Backend | None) -> VariableCheck:
     # "missing" (the store says it does not exist) is not "denied": an optional variable is then
     # just left out, as `run` would, and a required one fails with exit 4, not 5.
-    allowed, missing = False, False
+    allowed, missing, unreachable = False, False, False
     if live is None:
         detail = f"not signed in to {secret.backend!r}"
     else:
@@ -460,8 +490,11 @@ def _check_variable(spec: Spec, secret: SecretSpec, live: Backend | None) -> Var
                 allowed, missing, detail = access.allowed, access.missing, access.detail
         except JobSecretsError as error:
             missing, detail = isinstance(error, SecretNotFound), error.message
+            unreachable = isinstance(error, BackendError)
     policy, policy_detail = _check_policy(spec, secret, live)
-    return VariableCheck(allowed, missing, detail, secret.optional, policy, policy_detail)
+    return VariableCheck(
+        allowed, missing, detail, secret.optional, policy, policy_detail, unreachable
+    )
 
 
 def _check_policy(
@@ -482,12 +515,32 @@ def _check_policy(
     return evaluate(secret.name, rules, facts, before_read=True), ""
 
 
+def _report_within_deadline(session: Session, check: bool) -> PlanReport:
+    """:func:`build_report`, held to the overall deadline when it talks to the stores.
+
+    The checks run one after another and a store may not answer at all: past the deadline the
+    command stops waiting (the worker is abandoned; the process exits without it, _exit.py).
+    """
+    deadline = session.context.deadline
+    if not check or deadline is None:
+        return build_report(session, check)
+    try:
+        return within(max(0.1, deadline - time.monotonic()), lambda: build_report(session, check))
+    except OutOfTime:
+        raise StoreUnavailable(
+            f"plan --check: the overall deadline ({session.spec.settings.deadline}s) passed "
+            "while still checking the stores",
+            hint="a store is slow or unreachable; raise 'settings: {deadline: ...}' if it is "
+            "only slow",
+        ) from None
+
+
 def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> None:
     """Print the plan; with ``check``, exit 3, 5, 4 or 8 if a sign-in, a path, a secret or a
     policy rule fails."""
     session = Session(config, only)
     try:
-        report = build_report(session, check)
+        report = _report_within_deadline(session, check)
     finally:
         session.finish(quiet=True)
     if fmt == "json":

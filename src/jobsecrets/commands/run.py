@@ -11,6 +11,7 @@ __all__ = ["run_command"]
 import logging
 import sys
 
+from ..env_limits import check_child_env
 from ..errors import RevokeError
 from ..lifecycle.renewal import Renewer
 from ..pipeline import resolve_checked
@@ -53,6 +54,8 @@ def run_command(
         ).start()
         env = dict(session.env)
         env.update(resolution.env())
+        # NUL, or beyond the OS's size limits: say which variable, before the command starts.
+        check_child_env(env, argv, [var.name for var in resolution.variables])
         code = run_child(argv, env, masks, tty=tty)
         if scan:
             # Issue 19: the child's outputs are checked while the values still exist to compare.

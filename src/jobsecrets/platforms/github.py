@@ -163,6 +163,13 @@ def heredoc_entry(name: str, value: str, delimiter: str) -> str:
     Raises :class:`ExportRefused` (naming the variable, never showing the value) when the value
     contains the delimiter: the runner would end the heredoc there and read the rest as new entries.
     """
+    if "\x00" in value:
+        # The runner would hand the job a variable cut at the NUL: another credential, silently.
+        raise ExportRefused(
+            f"{name}: the value holds a NUL byte, which no environment variable can carry; "
+            "refusing to write it",
+            hint="use 'file: true' for this secret: the variable then holds the path of a 0600 file",
+        )
     if delimiter in value or delimiter in name:
         raise ExportRefused(
             f"{name}: the value contains the heredoc delimiter chosen for $GITHUB_ENV; "

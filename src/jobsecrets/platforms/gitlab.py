@@ -39,6 +39,7 @@ from ..errors import ConfigError
 from ..formats import render
 from ..names import is_identifier
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, REPLACEMENT_ENV, VARS_ENV
+from ..safe_files import write_private
 from .base import Platform, TokenSource
 
 if TYPE_CHECKING:
@@ -159,11 +160,8 @@ def _refuse_log_stdout() -> None:
 
 
 def _write_private(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    # O_CREAT's mode does not apply to a file that already existed.
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    # Only a regular file of ours, never a device, FIFO, symlink or another user's file.
+    write_private(path, text)
 
 
 def export(

@@ -21,11 +21,14 @@ from ..fieldsets import is_field_set
 from ..names import check_name
 from ..refs import Reference, parse_reference
 from .identity import IdentityConfig
+from .limits import clip, decode_spec, loader_class, read_spec_bytes, scan_limits
 from .model import BackendSpec, RedactSettings, SecretSpec, Settings, Spec
 from .policy import Policy, parse_policy
 from .references import reference_values
 
 SPEC_VERSION = 1
+#: Problems listed in one error (the count says how many there were).
+MAX_PROBLEMS = 50
 TOP_KEYS = {
     "version",
     "backends",
@@ -50,17 +53,16 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
             hint="pass -c/--config PATH, or leave it out for jobsecrets.yml",
         )
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        # Bounded read, bad bytes reported by line (spec_limits: a spec cannot exhaust us).
+        text = decode_spec(read_spec_bytes(path), path)
     except FileNotFoundError:
         raise ConfigError(
             f"spec file not found: {path}",
             [Problem("file not found", path)],
             hint="create jobsecrets.yml or pass -c/--config PATH",
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
-        raise ConfigError(f"cannot read spec file {path}: {reason}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read spec file {path}: {error.strerror}") from None
     return parse_spec(text, path)
 
 
@@ -80,10 +82,11 @@ class _Parser:
         self.text = text
         self.path = path
         self.problems: list[Problem] = []
-        self.loader: yaml.SafeLoader | None = None
+        self.loader: Any = None
 
     def problem(self, message: str, node: yaml.Node | None = None) -> None:
-        self.problems.append(Problem(message, self.path, _line(node)))
+        # Messages quote values and keys: clipped, so none embeds an unbounded one.
+        self.problems.append(Problem(clip(message), self.path, _line(node)))
 
     def value(self, node: yaml.Node) -> Any:
         assert self.loader is not None
@@ -92,6 +95,10 @@ class _Parser:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as error:
             self.problem(f"invalid value: {getattr(error, 'problem', error)}", node)
+            return None
+        except ValueError:
+            # int() of a 5,000-digit number: Python refuses it (int_max_str_digits).
+            self.problem("invalid value: a number too large to read", node)
             return None
 
     def _duplicate_keys(self, node: yaml.Node) -> None:
@@ -145,22 +152,37 @@ class _Parser:
     def fail(self) -> ConfigError:
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
+        shown = self.problems[:MAX_PROBLEMS]
+        if count > MAX_PROBLEMS:
+            # A generated spec can hold 50,000 bad entries: the first ones say what to fix.
+            shown.append(Problem(f"... and {count - MAX_PROBLEMS} more problems", self.path))
         return ConfigError(
-            f"{self.path}: {count} {noun} in the spec file; nothing was fetched",
-            self.problems,
+            f"{self.path}: {count} {noun} in the spec file; nothing was fetched", shown
         )
 
     def parse(self) -> Spec:
+        # Depth, alias expansion and value sizes are bounded before anything is composed.
+        scan_limits(self.text, self.path)
         try:
-            self.loader = yaml.SafeLoader(self.text)
+            self.loader = loader_class()(self.text)
             root = self.loader.get_single_node()
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark is not None else None
-            self.problems.append(Problem(f"YAML syntax error: {error.problem}", self.path, line))
+            self.problem(f"YAML syntax error: {error.problem}")
+            self.problems[-1] = Problem(self.problems[-1].message, self.path, line)
+            raise self.fail() from None
+        except yaml.reader.ReaderError as error:
+            # A character YAML does not allow (a control character): say on which line.
+            line = self.text.count("\n", 0, max(0, error.position)) + 1
+            char = error.character
+            code = ord(char) if isinstance(char, str) else int(char)
+            self.problems.append(
+                Problem(f"character U+{code:04X} is not allowed in YAML", self.path, line)
+            )
             raise self.fail() from None
         except yaml.YAMLError as error:
-            self.problems.append(Problem(f"YAML error: {error}", self.path))
+            self.problem(f"YAML error: {error}")
             raise self.fail() from None
         if root is None:
             self.problem("the spec file is empty: it needs 'version: 1' and 'secrets:'")

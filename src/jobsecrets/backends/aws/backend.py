@@ -44,6 +44,7 @@ from ...errors import (
     IdentityError,
     JobSecretsError,
     SecretNotFound,
+    StoreUnavailable,
 )
 from ..base import AccessCheck, Backend, BackendContext, Document, ReadRequest
 from .support import (
@@ -126,6 +127,10 @@ class AwsBackend(Backend):
         self._caller: Mapping[str, Any] | None = None
 
     # ---- static description -------------------------------------------------------------
+
+    def location(self) -> str:
+        """The Secrets Manager endpoint, else the region (once signed in)."""
+        return self._endpoint or self.region or ""
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
@@ -321,6 +326,11 @@ class AwsBackend(Backend):
 
         attempt = 0
         while True:
+            if self._deadline_left() <= 0:
+                # Past the overall deadline nothing new starts (the resolver gave up already).
+                raise StoreUnavailable.about(
+                    f"backend {self.name!r}: {operation}", "abandoned: the overall deadline passed"
+                )
             with self._lock:
                 self.api_calls[operation] += 1
             try:

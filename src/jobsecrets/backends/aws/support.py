@@ -23,7 +23,6 @@ __all__ = [
     "validate_secret_options",
 ]
 
-import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 
 from ...durations import parse_duration
 from ...platforms import session_name
+from ..retry import backoff_delay  # one backoff rule for every backend (retry.py)
 
 # Error codes, as botocore parses them from the response. moto's IAM simulation answers JSON-protocol
 # calls with an XML body that botocore cannot parse, so there the code is just the HTTP status ("403"):
@@ -116,14 +116,6 @@ def classify_client_error(response: Mapping[str, Any]) -> Failure:
     if code in {"InvalidRequestException", "DecryptionFailure"}:
         return Failure("invalid", code)
     return Failure("other", code or f"HTTP {status}")
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Full-jitter exponential backoff (AWS architecture blog): uniform in [0, min(cap, base*2^n)].
-
-    Jitter keeps many CI jobs that were throttled together from retrying in lock step.
-    """
-    return random.uniform(0, min(cap, base * (2**attempt)))
 
 
 def default_session_name(env: Mapping[str, str]) -> str:

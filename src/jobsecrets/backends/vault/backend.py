@@ -29,9 +29,12 @@ from ...errors import (
     ClaimsRefused,
     ConfigError,
     IdentityError,
+    JobSecretsError,
     SecretNotFound,
+    StoreUnavailable,
 )
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
+from ..retry import OutOfTime, Retrying, retry_after_seconds, within
 from .answers import clean_text, kv_date, seconds
 
 if TYPE_CHECKING:
@@ -44,9 +47,19 @@ AUTH_KEYS = {
     "jwt": {"method", "mount", "role", "audience"},
     "kubernetes": {"method", "mount", "role", "token_file"},
 }
+#: Timeout of a revocation made after the overall deadline passed (see ``_request``).
+LATE_TIMEOUT = 0.5
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 
 
+#: hvac's exception for a status -> how messages say it.
+_STATUS = {
+    "RateLimitExceeded": "429 rate limited",
+    "VaultDown": "503 sealed or unavailable",
+    "InternalServerError": "500 server error",
+    "BadGateway": "502 bad gateway",
+}
+_REQUEST_PATH = re.compile(r'request path "[^"]*":\s*')
 _CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
 
 
@@ -97,6 +110,44 @@ def _explain_jwt_refusal(message: str, jwt: str, auth: Mapping[str, Any]) -> str
     return ""
 
 
+class _Abandoned(Exception):
+    """A bounded call that would start after the overall deadline: not sent at all."""
+
+
+def _attempts(error: BaseException) -> str:
+    # Not the exact count: variables that failed alike after 3 or 5 tries share one line.
+    count = getattr(error, "jobsecrets_attempts", 1)
+    return "retried until the deadline or the last attempt" if count > 1 else "not retried"
+
+
+def _transport_reason(error: BaseException) -> str | None:
+    """Why a request got no answer, in words, from requests'/urllib3's exception chain."""
+    import requests
+
+    if not isinstance(error, requests.exceptions.RequestException):
+        return None
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return "no connection within the timeout"
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return "no answer within the timeout"
+    text = repr(error.args[0]) if error.args else ""
+    if (
+        "NameResolutionError" in text
+        or "Name or service not known" in text
+        or "getaddrinfo" in text
+    ):
+        return "host name not found"
+    if "ConnectionRefusedError" in text or "Connection refused" in text:
+        return "connection refused"
+    if "ConnectionResetError" in text or "Connection reset" in text:
+        return "connection reset"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
+        return "answer cut off"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return "connection failed"
+    return None
+
+
 class VaultBackend(Backend):
     """HashiCorp Vault / OpenBao."""
 
@@ -126,10 +177,19 @@ class VaultBackend(Backend):
         self._client_lock = threading.Lock()
         self._mounts: dict[str, tuple[str, int | None]] = {}
         self._mount_flights: dict[str, threading.Lock] = {}
+        # A lookup that failed (after its retries): the threads that waited for it share its
+        # failure instead of each redoing it in turn (20 waiters x timeout each, past the deadline).
+        self._mount_failures: dict[str, JobSecretsError] = {}
+        self._retry_after = threading.local()
+        #: The last transient failure seen (for the deadline message), or None.
         self._mount_lock = threading.Lock()
         self._token_record: TokenRecord | None = None
 
     # ---- static description ----------------------------------------------------------------
+
+    def location(self) -> str:
+        """The server's address."""
+        return self.address
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
@@ -246,7 +306,38 @@ class VaultBackend(Backend):
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         client.adapter.session.mount("https://", adapter)
         client.adapter.session.mount("http://", adapter)
+        # hvac's exceptions drop the headers: keep the last Retry-After of this thread's call.
+        client.adapter.session.hooks["response"].append(self._note_retry_after)
         return client
+
+    def _note_retry_after(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        self._retry_after.value = response.headers.get("Retry-After")
+
+    def _transient(self, safe: bool) -> Any:
+        """The retry rule of :mod:`.retry` for hvac/requests errors (``safe``: may repeat)."""
+        import hvac.exceptions
+        import requests
+
+        def transient(error: BaseException) -> float | None:
+            # What the store last did wrong: the deadline message names it (a sealed store
+            # retried until the deadline is still a sealed store).
+            self.last_trouble = _STATUS.get(type(error).__name__) or _transport_reason(error)
+            if isinstance(error, (hvac.exceptions.RateLimitExceeded, hvac.exceptions.VaultDown)):
+                return retry_after_seconds(getattr(self._retry_after, "value", None)) or 0.0
+            if isinstance(error, requests.exceptions.SSLError):
+                return None
+            reason = _transport_reason(error)
+            if reason == "connection refused":
+                return 0.0  # nothing was sent: always safe to repeat
+            if not safe or reason == "host name not found":
+                return None
+            if reason is not None or isinstance(
+                error, (hvac.exceptions.InternalServerError, hvac.exceptions.BadGateway)
+            ):
+                return 0.0
+            return None
+
+        return transient
 
     @property
     def client(self) -> hvac.Client:
@@ -255,36 +346,115 @@ class VaultBackend(Backend):
             raise BackendError(f"backend {self.name!r} is not signed in")
         return self._client
 
-    def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        """One API call with hvac's errors mapped onto ours; ``what`` names it in messages."""
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        safe: bool = False,
+        bounded: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """One API call with hvac's errors mapped onto ours; ``what`` names it in messages.
+
+        Transient failures are retried (:mod:`.retry`); ``safe`` says the call may be repeated
+        after a reset or a 500 (it creates nothing). ``bounded`` calls (sign-in, reads) stop at
+        the overall deadline: each attempt's timeout is what is left of it, and none starts
+        after it. Revocation is not bounded: it must still run once the deadline gave up.
+        """
         import hvac.exceptions
         import requests
 
         client = self.client
+        deadline = self.context.deadline if bounded else None
+        # Revoking once the deadline has passed (the job is failing on a slow store): one short
+        # attempt, so the process still ends within the deadline plus a second. What it cannot
+        # revoke is reported, and stays in the state file for `jobsecrets revoke`.
+        late = (
+            not bounded
+            and self.context.deadline is not None
+            and time.monotonic() >= self.context.deadline
+        )
+
+        def call() -> Any:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _Abandoned()
+            if late:
+                timeout = LATE_TIMEOUT
+            else:
+                timeout = self.context.remaining() if bounded else self.context.timeout
+            self._retry_after.value = None
+            url = f"/v1/{path.lstrip('/')}"
+            if bounded:
+                # Reads and sign-in: the resolver stops waiting at the deadline by itself.
+                return client.adapter.request(method, url, timeout=timeout, **kwargs)
+            # Revocation and renewal: a wall-clock bound too, so a slow drip cannot hold the
+            # end of the job (a socket timeout is per read, a drip never trips it).
+            return within(
+                timeout * 2,
+                lambda: client.adapter.request(method, url, timeout=timeout, **kwargs),
+            )
+
         try:
-            return client.adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs)
+            # Up to 10 attempts: with backoff that is about the default deadline, which bounds it.
+            retrying = Retrying(self._transient(safe), deadline, max_attempts=1 if late else 10)
+            return retrying(call)
+        except _Abandoned:
+            raise StoreUnavailable.about(what, "abandoned: the overall deadline passed") from None
         except hvac.exceptions.InvalidPath:
-            raise SecretNotFound(f"{what}: not found in {self.name!r}") from None
+            raise SecretNotFound.about(what, f"not found in {self.name!r}") from None
         except hvac.exceptions.Forbidden as error:
-            raise AccessDenied(
-                f"{what}: permission denied by {self.name!r} ({self._errors(error)})",
+            raise AccessDenied.about(
+                what,
+                f"permission denied by {self.name!r} ({self._errors(error)})",
                 hint="check the policies attached to the role jobsecrets signs in with",
             ) from None
         except hvac.exceptions.InvalidRequest as error:
-            raise BackendError(
-                f"{what}: rejected by {self.name!r}: {self._errors(error)}"
+            raise BackendError.about(
+                what, f"rejected by {self.name!r}: {self._errors(error)}"
+            ) from None
+        except (
+            hvac.exceptions.RateLimitExceeded,
+            hvac.exceptions.VaultDown,
+            hvac.exceptions.InternalServerError,
+            hvac.exceptions.BadGateway,
+            hvac.exceptions.UnexpectedError,
+        ) as error:
+            status = _STATUS.get(type(error).__name__, "an unexpected error")
+            # Without the path the server names, so one cause groups every variable it hit.
+            detail = _REQUEST_PATH.sub("", self._errors(error))
+            raise StoreUnavailable.about(
+                what,
+                f"{self.address} answered {status} ({detail}; {_attempts(error)})",
+                hint=self._down_hint(),
             ) from None
         except hvac.exceptions.VaultError as error:
-            raise BackendError(f"{what}: {self.name!r} failed: {self._errors(error)}") from None
+            raise BackendError.about(what, f"{self.name!r} failed: {self._errors(error)}") from None
         except requests.exceptions.SSLError:
-            raise BackendError(
-                f"{what}: TLS verification of {self.address} failed",
+            raise BackendError.about(
+                what,
+                f"TLS verification of {self.address} failed",
                 hint="set 'ca_cert:' (or VAULT_CACERT) to the CA bundle that signed the server",
             ) from None
-        except requests.exceptions.RequestException as error:
-            raise BackendError(
-                f"{what}: cannot reach {self.address}: {type(error).__name__}"
+        except OutOfTime as error:
+            raise StoreUnavailable.about(
+                what, f"cannot reach {self.address}: {error}", hint=self._down_hint()
             ) from None
+        except requests.exceptions.RequestException as error:
+            reason = _transport_reason(error) or type(error).__name__
+            raise StoreUnavailable.about(
+                what,
+                f"cannot reach {self.address}: {reason} ({_attempts(error)})",
+                hint=self._down_hint(),
+            ) from None
+
+    def _down_hint(self) -> str:
+        return (
+            f"the store at {self.address} is down, sealed, rate-limiting or unreachable: check "
+            "it (bao status / vault status) and run the job again; if it is only slow, raise "
+            "'settings: {deadline: ...}'"
+        )
 
     @staticmethod
     def _errors(error: Exception) -> str:
@@ -329,6 +499,13 @@ class VaultBackend(Backend):
                     answer = self._request(
                         "POST", f"auth/{mount}/login", what=f"login ({method})", json=payload
                     )
+                except StoreUnavailable as error:
+                    # Not a refusal: the store could not answer. Exit 6, not 3 with a hint
+                    # about bound claims that has nothing to do with it.
+                    self._client = None
+                    raise StoreUnavailable.about(
+                        f"backend {self.name!r}: {method} login", error.cause, hint=error.hint
+                    ) from None
                 except (AccessDenied, BackendError, SecretNotFound) as error:
                     self._client = None
                     detail = (
@@ -422,11 +599,19 @@ class VaultBackend(Backend):
         # lookup round trip, not 50 (the others wait, then find the answer in the cache).
         with self._mount_lock:
             flight = self._mount_flights.setdefault(path.split("/", 1)[0], threading.Lock())
+        segment = path.split("/", 1)[0]
         with flight:
             cached = self._cached_mount(path)
             if cached is not None:
                 return cached
-            return self._lookup_mount(path)
+            failed = self._mount_failures.get(segment)
+            if failed is not None:
+                raise failed
+            try:
+                return self._lookup_mount(path)
+            except JobSecretsError as error:
+                self._mount_failures[segment] = error
+                raise
 
     def _cached_mount(self, path: str) -> tuple[str, int | None] | None:
         with self._mount_lock:
@@ -438,7 +623,7 @@ class VaultBackend(Backend):
     def _lookup_mount(self, path: str) -> tuple[str, int | None]:
         try:
             reply = self._request(
-                "GET", f"sys/internal/ui/mounts/{path}", what=f"mount lookup of {path!r}"
+                "GET", f"sys/internal/ui/mounts/{path}", what=f"mount lookup of {path!r}", safe=True
             )
         except (AccessDenied, SecretNotFound):
             # Not allowed to look, or no such mount: treat as a plain logical read.
@@ -481,11 +666,15 @@ class VaultBackend(Backend):
         problem = self._api_path_problem(request)
         if problem:  # callers run preflight() first; this keeps a direct read() honest too
             raise ConfigError(f"{what}: {problem}")
-        mount, kv_version = self._mount_of(request.path, request.options)
+        try:
+            mount, kv_version = self._mount_of(request.path, request.options)
+        except JobSecretsError as error:
+            # The lookup (maybe another variable's) failed: say so about this variable.
+            raise type(error).about(what, error.cause or error.message, hint=error.hint) from None
         method = request.options.get("method") or ("write" if request.params else "read")
         if kv_version == 2:
             rest = request.path[len(mount) :]
-            reply = self._request("GET", f"{mount}data/{rest}", what=what)
+            reply = self._request("GET", f"{mount}data/{rest}", what=what, safe=True)
             body = reply.get("data") if isinstance(reply, dict) else None
             if not isinstance(body, dict) or body.get("data") is None:
                 # A deleted or destroyed latest version answers 404-like with metadata only.
@@ -503,7 +692,8 @@ class VaultBackend(Backend):
         if method == "write":
             reply = self._request("POST", request.path, what=what, json=dict(request.params))
         else:
-            reply = self._request("GET", request.path, what=what)
+            # A plain read may lease (database/creds): repeated only when nothing was sent.
+            reply = self._request("GET", request.path, what=what, safe=kv_version == 1)
         if not isinstance(reply, dict):
             # 204 No Content: a write that returns nothing is not a secret.
             raise SecretNotFound(f"{what}: {self.name!r} returned no data")
@@ -540,6 +730,7 @@ class VaultBackend(Backend):
             "POST",
             "sys/capabilities-self",
             what=f"capabilities of {path!r}",
+            safe=True,
             json={"paths": [path]},
         )
         data = reply.get("data", reply) if isinstance(reply, dict) else {}
@@ -560,7 +751,10 @@ class VaultBackend(Backend):
         if kv_version == 2:
             rest = request.path[len(mount) :]
             reply = self._request(
-                "GET", f"{mount}metadata/{rest}", what=f"metadata of {request.describe()}"
+                "GET",
+                f"{mount}metadata/{rest}",
+                what=f"metadata of {request.describe()}",
+                safe=True,
             )
             body = reply.get("data") if isinstance(reply, dict) else None
             body = body if isinstance(body, dict) else {}
@@ -581,7 +775,7 @@ class VaultBackend(Backend):
 
     def identity_info(self) -> Mapping[str, Any]:
         """Non-secret facts about our token: accessor, policies, TTL, display name, metadata."""
-        reply = self._request("GET", "auth/token/lookup-self", what="token lookup")
+        reply = self._request("GET", "auth/token/lookup-self", what="token lookup", safe=True)
         data = reply.get("data", {}) if isinstance(reply, dict) else {}
         return {
             "accessor": data.get("accessor"),
@@ -605,7 +799,12 @@ class VaultBackend(Backend):
         if increment:
             payload["increment"] = increment
         reply = self._request(
-            "PUT", "sys/leases/renew", what=f"renew lease {lease.lease_id}", json=payload
+            "PUT",
+            "sys/leases/renew",
+            what=f"renew lease {lease.lease_id}",
+            safe=True,
+            bounded=False,
+            json=payload,
         )
         ttl = (
             seconds(reply.get("lease_duration"), lease.ttl)
@@ -625,9 +824,23 @@ class VaultBackend(Backend):
         what = f"revoke lease {lease_id}"
         try:
             try:
-                self._request("PUT", "sys/leases/revoke", what=what, json={"lease_id": lease_id})
+                self._request(
+                    "PUT",
+                    "sys/leases/revoke",
+                    what=what,
+                    safe=True,
+                    bounded=False,
+                    json={"lease_id": lease_id},
+                )
             except AccessDenied:
-                self._request("PUT", f"sys/leases/revoke/{lease_id}", what=what, json={})
+                self._request(
+                    "PUT",
+                    f"sys/leases/revoke/{lease_id}",
+                    what=what,
+                    safe=True,
+                    bounded=False,
+                    json={},
+                )
         except SecretNotFound:
             return
         except BackendError as error:
@@ -641,7 +854,9 @@ class VaultBackend(Backend):
         record = self._token_record
         if record is None or not record.renewable:
             return
-        reply = self._request("POST", "auth/token/renew-self", what="token renewal", json={})
+        reply = self._request(
+            "POST", "auth/token/renew-self", what="token renewal", safe=True, bounded=False, json={}
+        )
         auth = reply.get("auth", {}) if isinstance(reply, dict) else {}
         self._token_record = TokenRecord(
             record.backend,
@@ -663,7 +878,14 @@ class VaultBackend(Backend):
         previous = client.token
         client.token = record.token
         try:
-            self._request("POST", "auth/token/revoke-self", what="token revocation", json={})
+            self._request(
+                "POST",
+                "auth/token/revoke-self",
+                what="token revocation",
+                safe=True,
+                bounded=False,
+                json={},
+            )
         except (AccessDenied, SecretNotFound):
             # 403 on revoke-self means the token is no longer valid: expired or revoked already.
             return

@@ -1,0 +1,61 @@
+"""Writing a file that will hold secret values, without harming whatever the path names.
+
+``export -o PATH`` and the GitLab exporter used to ``open(O_CREAT|O_TRUNC)`` then ``fchmod(0600)``
+whatever they got: run as root with ``-o /dev/null``, that made ``/dev/null`` unusable for every
+other user of the machine. Here the output must be a regular file that we create, or one that
+already exists and belongs to us; anything else (a device, a FIFO, a socket, a directory, someone
+else's file, a symlink) is refused before a byte is written or a mode changed.
+
+The checks are made on the opened descriptor (``fstat``), not on the path, so a path swapped
+between the check and the open cannot fool them; ``O_NOFOLLOW`` refuses a symlink as the last
+component and ``O_NONBLOCK`` keeps the open of a FIFO from hanging. Truncation happens only after
+the checks (``O_TRUNC`` at open would already empty someone else's file).
+"""
+
+from __future__ import annotations
+
+__all__ = ["write_private"]
+
+import errno
+import os
+import stat
+
+from .errors import ConfigError
+
+
+def _refuse(path: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"refusing to write secret values to {path}: {why}",
+        hint="name a new file, or a regular file of your own (it is made 0600)",
+    )
+
+
+def write_private(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` as a 0600 regular file we own; see the module docstring."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _refuse(path, "it is a symbolic link") from None
+        if error.errno in (errno.ENXIO, errno.EISDIR):
+            raise _refuse(path, "it is not a regular file") from None
+        raise ConfigError(f"cannot write {path}: {error.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _refuse(path, "it is not a regular file (a device, FIFO or socket)")
+        if info.st_uid != os.geteuid():
+            raise _refuse(path, "it belongs to another user")
+        if info.st_nlink > 1:
+            # Another name for the same file could be readable by someone else.
+            raise _refuse(path, "it has other hard links")
+        os.set_blocking(fd, True)
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+        data = text.encode("utf-8")
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)

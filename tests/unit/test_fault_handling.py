@@ -1,0 +1,210 @@
+"""The pieces of issue 14 on their own: retries, grouped errors, the exit, env limits, spec loaders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobsecrets.backends.retry import OutOfTime, Retrying, within
+from jobsecrets.env_limits import MAX_ARG_STRLEN, check_child_env
+from jobsecrets.errors import AccessDenied, ConfigError, StoreUnavailable
+from jobsecrets.failures import combine
+from jobsecrets.spec import limits as spec_limits
+from jobsecrets.spec import parser as spec_module
+from support.cli import jobsecrets
+
+# ---- retries ------------------------------------------------------------------------------------
+
+
+class Flaky:
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "ok"
+
+
+def test_transient_failures_are_retried_with_backoff() -> None:
+    sleeps: list[float] = []
+    flaky = Flaky(3, ConnectionError("refused"))
+    retrying = Retrying(lambda e: 0.0, deadline=None, sleep=sleeps.append)
+    assert retrying(flaky) == "ok"
+    assert flaky.calls == 4 and len(sleeps) == 3
+
+
+def test_permanent_failures_are_not_retried() -> None:
+    flaky = Flaky(1, ValueError("no"))
+    with pytest.raises(ValueError):
+        Retrying(lambda e: None, sleep=lambda s: None)(flaky)
+    assert flaky.calls == 1
+
+
+def test_retry_after_is_waited_at_least() -> None:
+    sleeps: list[float] = []
+    Retrying(lambda e: 2.0, deadline=None, sleep=sleeps.append)(Flaky(1, OSError()))
+    assert sleeps and sleeps[0] >= 2.0
+
+
+def test_no_wait_ends_past_the_deadline() -> None:
+    flaky = Flaky(100, OSError("busy"))
+    retrying = Retrying(lambda e: 5.0, deadline=time.monotonic() + 1.0, sleep=lambda s: None)
+    with pytest.raises(OSError) as caught:
+        retrying(flaky)
+    assert flaky.calls == 1 and caught.value.jobsecrets_attempts == 1  # type: ignore[attr-defined]
+
+
+def test_within_gives_up_on_a_call_that_does_not_end() -> None:
+    with pytest.raises(OutOfTime):
+        within(0.1, lambda: time.sleep(30))
+    assert within(5, lambda: 42) == 42
+
+
+# ---- one paragraph ------------------------------------------------------------------------------
+
+
+def test_one_cause_for_many_variables_is_one_line() -> None:
+    errors = [
+        StoreUnavailable.about(f"V{i} (vault:secret/p{i}#k)", "cannot reach http://v:8200: refused")
+        for i in range(20)
+    ]
+    combined = combine(list(errors))
+    assert isinstance(combined, StoreUnavailable) and combined.exit_code == 6
+    assert combined.message.count("\n") == 0
+    assert "cannot reach http://v:8200" in combined.message and "and 14 more" in combined.message
+
+
+def test_distinct_causes_get_a_line_each() -> None:
+    errors = [
+        StoreUnavailable.about("A (x)", "cannot reach X"),
+        StoreUnavailable.about("B (y)", "cannot reach X"),
+        AccessDenied.about("C (z)", "permission denied"),
+    ]
+    combined = combine(list(errors))
+    assert combined.message.count("\n  - ") == 2 and "A, B: cannot reach X" in combined.message
+
+
+# ---- the exit does not wait for blocked workers ---------------------------------------------
+
+
+def test_exit_does_not_wait_for_a_blocked_worker_thread() -> None:
+    code = textwrap.dedent(
+        """
+        import threading, time
+        from concurrent.futures import ThreadPoolExecutor
+        from jobsecrets._exit import exit_process
+        pool = ThreadPoolExecutor(1)
+        pool.submit(time.sleep, 600)
+        pool.shutdown(wait=False)
+        print("done", flush=True)
+        exit_process(6)
+        """
+    )
+    # The timeout is a hang detector: without exit_process the interpreter waits 600 s.
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 6 and result.stdout == "done\n", result.stderr
+
+
+# ---- values that cannot be environment variables --------------------------------------------
+
+
+def test_a_nul_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_child_env({"A": "fine", "B": "x\x00y"}, ["true"], ["A", "B"])
+    assert "B:" in str(caught.value) and "A:" not in str(caught.value)
+    assert "file: true" in caught.value.hint
+
+
+def test_a_value_over_max_arg_strlen_is_refused() -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.fail("MAX_ARG_STRLEN is Linux's")
+    with pytest.raises(ConfigError) as caught:
+        check_child_env({"BIG": "x" * MAX_ARG_STRLEN}, ["true"], ["BIG"])
+    assert "BIG" in str(caught.value) and "128 KiB" in str(caught.value)
+
+
+def test_an_environment_over_arg_max_is_refused() -> None:
+    env = {f"V{i}": "x" * 100_000 for i in range(200)}  # 20 MB, over any ARG_MAX
+    with pytest.raises(ConfigError, match="system's limit"):
+        check_child_env(env, ["true"], list(env))
+
+
+@pytest.mark.parametrize("value", ["nul\u0000inside", "y" * 200_000], ids=["nul", "200k"])
+def test_run_refuses_before_the_command_starts(tmp_path: Path, value: str) -> None:
+    store = tmp_path / "store.json"
+    store.write_text(json.dumps({"app": {"a": "fine-value-1", "b": value}}))
+    (tmp_path / "jobsecrets.yml").write_text(
+        f"version: 1\nbackends:\n  fake:\n    type: fake\n    file: {store}\n"
+        "secrets:\n  A: fake:app#a\n  BAD_ONE: fake:app#b\n"
+    )
+    marker = tmp_path / "started"
+    result = jobsecrets(["run", "--", "sh", "-c", f"touch '{marker}'"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "BAD_ONE" in result.stderr and "file: true" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not marker.exists(), "the command started"
+
+
+# ---- spec files: both YAML loaders, the same lines --------------------------------------------
+
+SPECS_WITH_PROBLEMS = [
+    "version: 1\nsecrets:\n  A: nope\n  B: vault:secret/a#k\n  bad-name: vault:secret/b#k\n",
+    "version: 2\nbackends:\n  v: {type: nope}\nsecrets:\n  A: v:x#y\n",
+    "version: 1\nsecrets:\n  A: vault:secret/a#k\n  A: vault:secret/b#k\n",
+    "version: 1\nsecrets:\n  A: {ref: 'vault:x#k', file: maybe}\nsettings: {deadline: soon}\n",
+    "version: 1\nsecrets:\n  A: [vault:secret/a#k\n",
+    "version: 1\nsecrets:\n  A: 'a\x01b'\n",
+    "version: 1\nsecrets:\n  A: " + "[" * 100 + "]" * 100 + "\n",
+]
+
+
+def problems_with(loader: type, text: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(spec_module, "loader_class", lambda: loader)
+    monkeypatch.setattr(spec_limits, "loader_class", lambda: loader)
+    with pytest.raises(ConfigError) as caught:
+        spec_module.parse_spec(text, "s.yml")
+    return [f"{p.line}" for p in caught.value.problems]
+
+
+@pytest.mark.parametrize("text", SPECS_WITH_PROBLEMS)
+def test_c_and_python_loaders_give_the_same_lines(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: the C loader is not tested"
+    c_lines = problems_with(yaml.CSafeLoader, text, monkeypatch)
+    py_lines = problems_with(yaml.SafeLoader, text, monkeypatch)
+    assert c_lines == py_lines and c_lines
+
+
+def test_the_c_loader_is_used_where_available() -> None:
+    assert spec_limits.loader_class() is yaml.CSafeLoader
+
+
+def test_bad_byte_is_reported_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_bytes(b"version: 1\nsecrets:\n  A: vault:secret/a#k\n  B: 'caf\xe9'\n")
+    with pytest.raises(ConfigError) as caught:
+        spec_module.load_spec(str(path))
+    assert [p.line for p in caught.value.problems] == [4]
+
+
+def test_alias_bomb_is_refused_without_expanding_it() -> None:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    text = "version: 1\nsecrets: {A: vault:secret/a#k}\n" + "\n".join(lines) + "\n"
+    with pytest.raises(ConfigError) as caught:
+        spec_module.parse_spec(text, "s.yml")
+    assert "alias" in str(caught.value) and len(str(caught.value)) < 1000
