@@ -197,3 +197,13 @@ def test_rewritten_files_pass_the_ci_schemas(
             check=False,
         )
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_file_mixing_indentation_styles_keeps_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `schedule:` indents its dashes, `steps:` does not: only the rewritten step changes.
+    monkeypatch.chdir(DATA)
+    old, new = convert(["github/va-approle.yml"]).rewritten["github/va-approle.yml"]
+    assert '    - cron: "0 3 * * *"\n' in new
+    assert "    - run: python report.py\n" in new
+    removed = [line for line in old.splitlines() if line not in new.splitlines()]
+    assert len(removed) == 9, removed  # the old uses: and the eight lines of its with:

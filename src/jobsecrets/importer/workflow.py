@@ -34,6 +34,7 @@ class StepRewrite:
     """One step to replace by the inject action."""
 
     job: Job
+    job_body: Any  # the job's (or composite action's runs:) CommentedMap
     step: Any  # the step's CommentedMap
     names: list[str]
     where: Where
@@ -98,7 +99,9 @@ def read_workflow(doc: Document) -> tuple[list[Job], list[Note], list[StepRewrit
                 if not result.convertible:
                     continue
                 secrets = result.secrets
-                rewrite = StepRewrite(job, step, [], where, result.step_env, result.export_env)
+                rewrite = StepRewrite(
+                    job, body, step, [], where, result.step_env, result.export_env
+                )
                 if step.get("id") is not None and re.search(
                     rf"steps\.{re.escape(str(step['id']))}\.outputs\.", doc.text
                 ):
@@ -110,7 +113,7 @@ def read_workflow(doc: Document) -> tuple[list[Job], list[Note], list[StepRewrit
                 )
                 notes.extend(aws.notes)
                 secrets = aws.secrets
-                rewrite = StepRewrite(job, step, [], where)
+                rewrite = StepRewrite(job, body, step, [], where)
             else:
                 continue
             if not secrets:
@@ -128,6 +131,8 @@ def rewrite_steps(
 ) -> None:
     """Replace each step in ``doc.data`` (``configs``: job name -> its spec file)."""
     renames: dict[str, dict[str, str]] = {}
+    if rewrites:
+        doc.use_sequence_style_of(rewrites[0].job_body, "steps")
     for rewrite in rewrites:
         step = rewrite.step
         old = step.get("with")
