@@ -33,6 +33,7 @@ EXPECTED: dict[str, tuple[list[str], int]] = {
     "github/va-expression-path.yml": (["LICENSE_KEY"], 1),
     "github/va-nested-selector.yml": (["APP_PASSWORD", "DB_HOST", "APIKEY"], 0),
     "github/va-denied-name.yml": (["GITHUB_TOKEN", "GH_APP_ID"], 0),
+    "github/va-pki.yml": (["CICLIENT_CERT", "CICLIENT_KEY", "CICLIENT_CA", "CICLIENT_CA_CHAIN"], 0),
     "github/aws-basic.yml": (["EXAMPLESECRETNAME", "TEST1"], 0),
     "github/aws-alias.yml": (["SECRET_ALIAS_1", "ENV_VAR_NAME_2"], 0),
     "github/aws-parse-json.yml": (["PROD_APP_DATABASE", "CONFIG"], 0),
