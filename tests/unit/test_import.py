@@ -98,6 +98,7 @@ def test_each_file_converts_to_a_valid_spec(path: Path, monkeypatch: pytest.Monk
         ("missing-semicolon.yml", ":12:", "separated by ';'"),
         ("bad-short-form.gitlab-ci.yml", ":5:", "is not PATH/FIELD[@MOUNT]"),
         ("jsonata-without-name.yml", ":12:", "vault-action refuses it too"),
+        ("invalid-name.yml", ":12:", "MY-TOKEN"),
     ],
 )
 def test_bad_input_is_refused_with_file_and_line(name: str, where: str, message: str) -> None:
@@ -117,6 +118,7 @@ def test_every_bad_file_is_tested() -> None:
         "missing-semicolon.yml",
         "bad-short-form.gitlab-ci.yml",
         "jsonata-without-name.yml",
+        "invalid-name.yml",
     }
     assert {p.name for p in BAD} == tested
 
