@@ -106,6 +106,15 @@ def read_workflow(doc: Document) -> tuple[list[Job], list[Note], list[StepRewrit
                     rf"steps\.{re.escape(str(step['id']))}\.outputs\.", doc.text
                 ):
                     rewrite.outputs = result.outputs
+                    if any(s.field in ("*", "**") for s in result.secrets):
+                        notes.append(
+                            Note(
+                                where,
+                                "outputs of '*' entries keep the key's case in vault-action "
+                                "(steps.ID.outputs.PREFIX_key); the inject step names them "
+                                "like the variables (PREFIX_KEY): check the references",
+                            )
+                        )
             elif AWS_ACTION.match(uses):
                 options = {"region": region} if region else {}
                 aws = aws_action.convert_step(
