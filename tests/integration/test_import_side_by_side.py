@@ -413,3 +413,50 @@ def test_gitlab_aws_secrets_manager(moto: MotoServer, tmp_path: Path) -> None:
     assert got == want(
         {"DB_PASSWORD": "gl-aws-32", "WHOLE_CONFIG": "cfg-33"}, files=("WHOLE_CONFIG",)
     )
+
+
+def test_vault_action_pki_one_certificate(bao: OpenBaoServer, tmp_path: Path) -> None:
+    # `pki: PATH {params}`: NAME_CERT, NAME_KEY, NAME_CA, NAME_CA_CHAIN of ONE issued certificate.
+    client = bao.client()
+    client.sys.enable_secrets_engine("pki", path="pki_int", config={"max_lease_ttl": "1h"})
+    client.write_data(
+        "pki_int/root/generate/internal", data={"common_name": "side CA", "ttl": "1h"}
+    )
+    client.write_data(
+        "pki_int/roles/ci-client",
+        data={"allowed_domains": "example.com", "allow_subdomains": True, "max_ttl": "1h"},
+    )
+    work = tmp_path / "repo"
+    work.mkdir()
+    shutil.copy(DATA / "github/va-pki.yml", work / "w.yml")
+    done = jobsecrets(["import", "--spec-out", "jobsecrets.yml", "w.yml"], cwd=work)
+    assert done.returncode == 0, done.stderr
+    spec = (work / "jobsecrets.yml").read_text()
+    for pattern, replacement in to_bao(bao).items():
+        spec = re.sub(pattern, replacement, spec)
+    (work / "jobsecrets.yml").write_text(spec)
+    check = (
+        "import os, subprocess; "
+        "c = os.environ['CICLIENT_CERT']; k = os.environ['CICLIENT_KEY']; "
+        "print('BEGIN CERTIFICATE' in c, 'PRIVATE KEY' in k, "
+        "'BEGIN CERTIFICATE' in os.environ['CICLIENT_CA'], "
+        "os.environ['CICLIENT_CA_CHAIN'].startswith('['))"
+    )
+    result = jobsecrets(
+        [
+            "run",
+            "--only",
+            "CICLIENT_CERT,CICLIENT_KEY,CICLIENT_CA,CICLIENT_CA_CHAIN",
+            "--",
+            sys.executable,
+            "-c",
+            check,
+        ],
+        cwd=work,
+        env=vault_env(bao),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True", "True"]
+    # One issuance for the four variables, as vault-action's one POST.
+    issued = client.list("pki_int/certs")["data"]["keys"]
+    assert len(issued) == 2  # the CA's own and the one the job got

@@ -33,6 +33,7 @@ EXPECTED: dict[str, tuple[list[str], int]] = {
     "github/va-expression-path.yml": (["LICENSE_KEY"], 1),
     "github/va-nested-selector.yml": (["APP_PASSWORD", "DB_HOST", "APIKEY"], 0),
     "github/va-denied-name.yml": (["GITHUB_TOKEN", "GH_APP_ID"], 0),
+    "github/va-pki.yml": (["CICLIENT_CERT", "CICLIENT_KEY", "CICLIENT_CA", "CICLIENT_CA_CHAIN"], 0),
     "github/aws-basic.yml": (["EXAMPLESECRETNAME", "TEST1"], 0),
     "github/aws-alias.yml": (["SECRET_ALIAS_1", "ENV_VAR_NAME_2"], 0),
     "github/aws-parse-json.yml": (["PROD_APP_DATABASE", "CONFIG"], 0),
@@ -97,6 +98,7 @@ def test_each_file_converts_to_a_valid_spec(path: Path, monkeypatch: pytest.Monk
         ("missing-semicolon.yml", ":12:", "separated by ';'"),
         ("bad-short-form.gitlab-ci.yml", ":5:", "is not PATH/FIELD[@MOUNT]"),
         ("jsonata-without-name.yml", ":12:", "vault-action refuses it too"),
+        ("invalid-name.yml", ":12:", "MY-TOKEN"),
     ],
 )
 def test_bad_input_is_refused_with_file_and_line(name: str, where: str, message: str) -> None:
@@ -116,6 +118,7 @@ def test_every_bad_file_is_tested() -> None:
         "missing-semicolon.yml",
         "bad-short-form.gitlab-ci.yml",
         "jsonata-without-name.yml",
+        "invalid-name.yml",
     }
     assert {p.name for p in BAD} == tested
 
@@ -197,3 +200,13 @@ def test_rewritten_files_pass_the_ci_schemas(
             check=False,
         )
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_file_mixing_indentation_styles_keeps_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `schedule:` indents its dashes, `steps:` does not: only the rewritten step changes.
+    monkeypatch.chdir(DATA)
+    old, new = convert(["github/va-approle.yml"]).rewritten["github/va-approle.yml"]
+    assert '    - cron: "0 3 * * *"\n' in new
+    assert "    - run: python report.py\n" in new
+    removed = [line for line in old.splitlines() if line not in new.splitlines()]
+    assert len(removed) == 9, removed  # the old uses: and the eight lines of its with:

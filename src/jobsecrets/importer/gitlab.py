@@ -424,8 +424,14 @@ def _add_include(data: Any, include: str) -> None:
         data.insert(0, "include", CommentedSeq([entry]))
         return
     if not isinstance(current, list):
+        # `include: 'ci/common.yml'` becomes a list; what followed the scalar follows the list.
+        held = data.ca.items.pop("include", None)
         current = CommentedSeq([current])
         data["include"] = current
+        current.append(entry)
+        if held is not None:
+            entry.ca.items[list(entry)[-1]] = held
+        return
     if not any(
         isinstance(i, dict) and include in (i.get("local"), i.get("component")) for i in current
     ):

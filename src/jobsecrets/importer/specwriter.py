@@ -37,6 +37,10 @@ def check_duplicates(job: Job) -> None:
     seen: dict[str, Secret] = {}
     problems = []
     for secret in job.secrets:
+        invalid = check_name(secret.name, (secret.name,))  # syntax only: allow_names lifts denial
+        if invalid:
+            problems.append(Problem(invalid, secret.where.file, secret.where.line))
+            continue
         first = seen.get(secret.name)
         if first is not None:
             problems.append(

@@ -42,6 +42,7 @@ INPUTS = frozenset(
         "password",
         "authPayload",
         "secrets",
+        "pki",
         "exportEnv",
         "exportToken",
         "outputToken",
@@ -221,6 +222,11 @@ def convert_step(
     result.export_env = _text(inputs.get("exportEnv") or "true").strip().lower() != "false"
     optional = _truthy(inputs.get("ignoreNotFound"))
 
+    if inputs.get("secrets") and inputs.get("pki"):
+        raise ImportError_.at(here("pki"), "vault-action takes 'secrets' or 'pki', not both")
+    if inputs.get("pki"):
+        _pki(_text(inputs["pki"]), line_of("pki") or step_line, where, find, backend, result)
+        return result
     raw = _text(inputs.get("secrets"))
     start = line_of("secrets") or step_line
     for entry in (e.strip() for e in raw.split(";")):
@@ -322,6 +328,61 @@ def convert_step(
             )
         )
     return result
+
+
+# vault-action's PKI outputs: NAME_<suffix> <- the issue response's field.
+PKI_FIELDS = (
+    ("CERT", "certificate"),
+    ("KEY", "private_key"),
+    ("CA", "issuing_ca"),
+    ("CA_CHAIN", "ca_chain"),
+)
+
+
+def _pki(
+    raw: str,
+    start: int | None,
+    where: Where,
+    find: Callable[[int | None, str], int | None],
+    backend: Backend,
+    result: StepResult,
+) -> None:
+    """``pki: PATH {JSON params} ;``: one certificate per entry, four variables each."""
+    import json
+
+    for entry in (e.strip() for e in raw.split(";")):
+        if not entry:
+            continue
+        start = find(start, entry.split()[0])
+        spot = Where(where.file, start)
+        path, _, parameters = entry.partition(" ")
+        try:
+            params = json.loads(parameters)
+        except ValueError:
+            params = None
+        if not path or not isinstance(params, dict):
+            raise ImportError_.at(
+                spot, f"pki entry {_short(entry)!r} is not 'PATH {{JSON parameters}}'"
+            )
+        name = normalize_output_key(path.strip("/").rsplit("/", 1)[-1])
+        for suffix, field_name in PKI_FIELDS:
+            result.secrets.append(
+                Secret(
+                    name=normalize_output_key(f"{name}_{suffix}", upper=True),
+                    backend=backend,
+                    path=path.strip("/"),
+                    field=field_name,
+                    where=spot,
+                    options={"params": params},
+                )
+            )
+        result.notes.append(
+            Note(
+                spot,
+                f"{normalize_output_key(name + '_CA_CHAIN', upper=True)}: jobsecrets hands the "
+                "chain over as a JSON list; vault-action joined it with newlines",
+            )
+        )
 
 
 def _path_steps(selector: str) -> list[str] | None:

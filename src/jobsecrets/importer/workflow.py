@@ -34,6 +34,7 @@ class StepRewrite:
     """One step to replace by the inject action."""
 
     job: Job
+    job_body: Any  # the job's (or composite action's runs:) CommentedMap
     step: Any  # the step's CommentedMap
     names: list[str]
     where: Where
@@ -98,11 +99,22 @@ def read_workflow(doc: Document) -> tuple[list[Job], list[Note], list[StepRewrit
                 if not result.convertible:
                     continue
                 secrets = result.secrets
-                rewrite = StepRewrite(job, step, [], where, result.step_env, result.export_env)
+                rewrite = StepRewrite(
+                    job, body, step, [], where, result.step_env, result.export_env
+                )
                 if step.get("id") is not None and re.search(
                     rf"steps\.{re.escape(str(step['id']))}\.outputs\.", doc.text
                 ):
                     rewrite.outputs = result.outputs
+                    if any(s.field in ("*", "**") for s in result.secrets):
+                        notes.append(
+                            Note(
+                                where,
+                                "outputs of '*' entries keep the key's case in vault-action "
+                                "(steps.ID.outputs.PREFIX_key); the inject step names them "
+                                "like the variables (PREFIX_KEY): check the references",
+                            )
+                        )
             elif AWS_ACTION.match(uses):
                 options = {"region": region} if region else {}
                 aws = aws_action.convert_step(
@@ -110,7 +122,7 @@ def read_workflow(doc: Document) -> tuple[list[Job], list[Note], list[StepRewrit
                 )
                 notes.extend(aws.notes)
                 secrets = aws.secrets
-                rewrite = StepRewrite(job, step, [], where)
+                rewrite = StepRewrite(job, body, step, [], where)
             else:
                 continue
             if not secrets:
@@ -128,6 +140,8 @@ def rewrite_steps(
 ) -> None:
     """Replace each step in ``doc.data`` (``configs``: job name -> its spec file)."""
     renames: dict[str, dict[str, str]] = {}
+    if rewrites:
+        doc.use_sequence_style_of(rewrites[0].job_body, "steps")
     for rewrite in rewrites:
         step = rewrite.step
         old = step.get("with")

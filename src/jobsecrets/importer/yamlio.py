@@ -17,13 +17,14 @@ __all__ = [
     "value_line",
 ]
 
+import difflib
 import io
 import itertools
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedBase, CommentedMap
+from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -66,7 +67,63 @@ class Document:
         yaml.indent(mapping=self.indent, sequence=self.sequence_indent, offset=self.sequence_offset)
         out = io.StringIO()
         yaml.dump(self.data, out)
-        return out.getvalue()
+        return _restore_layout(self.text, out.getvalue())
+
+    def use_sequence_style_of(self, parent: Any, key: Any) -> None:
+        """Dump sequences as the one at ``parent[key]`` is written (``steps:`` of a rewritten
+        step): ruamel has one style per file, and a file may mix ``- `` under or beside its key."""
+        node = parent.get(key) if isinstance(parent, CommentedMap) else None
+        if not isinstance(node, CommentedSeq) or not node or not isinstance(node[0], CommentedBase):
+            return
+        try:
+            key_col = int(parent.lc.key(key)[1])
+            item_col = int(node[0].lc.col)  # the first key of the first item, after "- "
+            dash_col = self.text.splitlines()[int(node.lc.line)].index("-")
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            return
+        if item_col > dash_col > key_col - 1:
+            self.sequence_offset = dash_col - key_col
+            self.sequence_indent = item_col - key_col
+
+
+def _restore_layout(original: str, dumped: str) -> str:
+    """Undo ruamel's re-indentation of lines it did not change, if the data stays the same.
+
+    ruamel writes one indentation style per file; a file that mixes styles would otherwise see
+    unrelated lines move. A line whose text is unchanged gets its original indentation back; the
+    result is used only when it loads to exactly the data ruamel wrote.
+    """
+    old, new = original.splitlines(keepends=True), dumped.splitlines(keepends=True)
+    restored: list[str] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    changed = False
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        if op == "replace" and a2 - a1 == b2 - b1:
+            for before, after in zip(old[a1:a2], new[b1:b2], strict=True):
+                same_text = before.strip() == after.strip() and before != after
+                restored.append(before if same_text else after)
+                changed = changed or same_text
+        else:
+            restored.extend(new[b1:b2])
+    if not changed:
+        return dumped
+    text = "".join(restored)
+    try:
+        if _plain(_yaml().load(text)) == _plain(_yaml().load(dumped)):
+            return text
+    except YAMLError:
+        pass
+    return dumped
+
+
+def _plain(node: Any) -> Any:
+    """Data without ruamel's types (tags kept), to compare two loads."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        return [tag, [_plain(v) for v in node]]
+    return node if isinstance(node, (int, float, bool)) or node is None else str(node)
 
 
 def _yaml() -> YAML:
