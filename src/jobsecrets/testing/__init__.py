@@ -4,7 +4,9 @@
 - :class:`MemoryStore` / :class:`MemoryBackend`: an in-memory store (plain data or a function
   instead of a server), to pass wherever a backend factory is taken;
 - :class:`FakeBackend`: the same over files (``type: fake``), for ``jobsecrets`` subprocesses;
-- :class:`SpecBuilder`: spec files written from code.
+- :class:`SpecBuilder`: spec files written from code;
+- :class:`GithubApiServer`: a local server answering like GitHub's REST API for the ``github``
+  backend (App JWT, installations, installation tokens and their revocation).
 
 Names load on first use: the ``fake`` backend's entry point imports this package, and that must not
 need pytest (only the conformance suite does).
@@ -12,7 +14,14 @@ need pytest (only the conformance suite does).
 
 from __future__ import annotations
 
-__all__ = ["BackendConformance", "FakeBackend", "MemoryBackend", "MemoryStore", "SpecBuilder"]
+__all__ = [
+    "BackendConformance",
+    "FakeBackend",
+    "GithubApiServer",
+    "MemoryBackend",
+    "MemoryStore",
+    "SpecBuilder",
+]
 
 import importlib
 from typing import TYPE_CHECKING, Any
@@ -20,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .conformance import BackendConformance
     from .fake import FakeBackend
+    from .github_api import GithubApiServer
     from .memory import MemoryBackend, MemoryStore
     from .specs import SpecBuilder
 
 _LAZY = {
     "BackendConformance": ".conformance",
     "FakeBackend": ".fake",
+    "GithubApiServer": ".github_api",
     "MemoryBackend": ".memory",
     "MemoryStore": ".memory",
     "SpecBuilder": ".specs",
