@@ -79,6 +79,8 @@ def scan_stream(
             if not binary and lines_from is None:
                 line = lines_before + data.count(b"\n", 0, start) + 1
             found.append((base + start, form_id, wrapped, line))
+        if final:
+            break
         done_upto = base + limit
         cut = max(0, len(data) - keep)
         if not binary and lines_from is None:
