@@ -475,3 +475,23 @@ def test_min_length_below_the_key_length_still_finds_short_values(tmp_path: Path
     report = Report()
     scan_paths([str(tmp_path)], Matcher([("PIN", "4711x")], min_length=5), report)
     assert [(f.names, f.form, f.offset) for f in report.findings] == [(("PIN",), "value", 4)]
+
+
+def test_zstd_without_a_library_is_an_error_not_a_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.zst").write_bytes(zstandard.ZstdCompressor().compress(LEAK))
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails, as without the extra
+    monkeypatch.setitem(sys.modules, "compression", None)  # and as before Python 3.14
+    report = run_scan([tmp_path])
+    assert report.total_findings == 0
+    assert ["jobsecrets[zstd]" in i.message for i in report.errors] == [True]
+
+
+def test_empty_files_and_empty_archives_are_clean(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "empty.zip").write_bytes(_zip_bytes({}))
+    (tmp_path / "empty.tar").write_bytes(_tar_bytes({}))
+    (tmp_path / "empty.gz").write_bytes(gzip.compress(b""))
+    report = run_scan([tmp_path])
+    assert (report.total_findings, report.issues, report.files) == (0, [], 4)
