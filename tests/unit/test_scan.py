@@ -495,3 +495,16 @@ def test_empty_files_and_empty_archives_are_clean(tmp_path: Path) -> None:
     (tmp_path / "empty.gz").write_bytes(gzip.compress(b""))
     report = run_scan([tmp_path])
     assert (report.total_findings, report.issues, report.files) == (0, [], 4)
+
+
+@pytest.mark.parametrize("shift", [-9, -8, -7, -4, -1, 0, 1, 5])
+def test_a_big_chunk_searched_in_two_halves_finds_a_value_across_the_middle(shift: int) -> None:
+    size = 2 << 20  # over the split threshold; the halves meet at 1 MiB
+    for min_length, value in ((8, SECRET), (5, "k3y-z")):
+        at = size // 2 + shift
+        data = bytearray(b"." * size)
+        data[at : at + len(value)] = value.encode()
+        report = Report()
+        matcher = Matcher([("V", value)], min_length=min_length)
+        scan_stream(io.BytesIO(bytes(data)).read, matcher, ("s",), report)
+        assert [f.offset for f in report.findings] == [at], (min_length, shift)
