@@ -508,3 +508,17 @@ def test_a_big_chunk_searched_in_two_halves_finds_a_value_across_the_middle(shif
         matcher = Matcher([("V", value)], min_length=min_length)
         scan_stream(io.BytesIO(bytes(data)).read, matcher, ("s",), report)
         assert [f.offset for f in report.findings] == [at], (min_length, shift)
+
+
+def test_a_heavily_indented_wrap_across_a_chunk_boundary_is_found() -> None:
+    """The longest form wrapped with almost as much whitespace as it has bytes, cut by a chunk."""
+    value = "A1b2C3d4E5f6G7h8I9j0" * 5  # 100 bytes: its hex (200) is the longest form
+    form = value.encode().hex()
+    # Lines of 10 characters, each continuation indented by 9: 190 bytes of whitespace for 200.
+    wrapped = ("\n" + " " * 9).join(form[i : i + 10] for i in range(0, len(form), 10))
+    for shift in range(0, 900, 41):
+        data = b"x" * (CHUNK - shift) + wrapped.encode() + b"\n" + b"y" * 100
+        report = Report()
+        scan_stream(io.BytesIO(data).read, Matcher([("V", value)]), ("s",), report)
+        forms = [f.form for f in report.findings if f.offset == CHUNK - shift]
+        assert forms == ["hex, split across lines"], shift
