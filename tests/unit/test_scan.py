@@ -475,3 +475,50 @@ def test_min_length_below_the_key_length_still_finds_short_values(tmp_path: Path
     report = Report()
     scan_paths([str(tmp_path)], Matcher([("PIN", "4711x")], min_length=5), report)
     assert [(f.names, f.form, f.offset) for f in report.findings] == [(("PIN",), "value", 4)]
+
+
+def test_zstd_without_a_library_is_an_error_not_a_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.zst").write_bytes(zstandard.ZstdCompressor().compress(LEAK))
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails, as without the extra
+    monkeypatch.setitem(sys.modules, "compression", None)  # and as before Python 3.14
+    report = run_scan([tmp_path])
+    assert report.total_findings == 0
+    assert ["jobsecrets[zstd]" in i.message for i in report.errors] == [True]
+
+
+def test_empty_files_and_empty_archives_are_clean(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "empty.zip").write_bytes(_zip_bytes({}))
+    (tmp_path / "empty.tar").write_bytes(_tar_bytes({}))
+    (tmp_path / "empty.gz").write_bytes(gzip.compress(b""))
+    report = run_scan([tmp_path])
+    assert (report.total_findings, report.issues, report.files) == (0, [], 4)
+
+
+@pytest.mark.parametrize("shift", [-9, -8, -7, -4, -1, 0, 1, 5])
+def test_a_big_chunk_searched_in_two_halves_finds_a_value_across_the_middle(shift: int) -> None:
+    size = 2 << 20  # over the split threshold; the halves meet at 1 MiB
+    for min_length, value in ((8, SECRET), (5, "k3y-z")):
+        at = size // 2 + shift
+        data = bytearray(b"." * size)
+        data[at : at + len(value)] = value.encode()
+        report = Report()
+        matcher = Matcher([("V", value)], min_length=min_length)
+        scan_stream(io.BytesIO(bytes(data)).read, matcher, ("s",), report)
+        assert [f.offset for f in report.findings] == [at], (min_length, shift)
+
+
+def test_a_heavily_indented_wrap_across_a_chunk_boundary_is_found() -> None:
+    """The longest form wrapped with almost as much whitespace as it has bytes, cut by a chunk."""
+    value = "A1b2C3d4E5f6G7h8I9j0" * 5  # 100 bytes: its hex (200) is the longest form
+    form = value.encode().hex()
+    # Lines of 10 characters, each continuation indented by 9: 190 bytes of whitespace for 200.
+    wrapped = ("\n" + " " * 9).join(form[i : i + 10] for i in range(0, len(form), 10))
+    for shift in range(0, 900, 41):
+        data = b"x" * (CHUNK - shift) + wrapped.encode() + b"\n" + b"y" * 100
+        report = Report()
+        scan_stream(io.BytesIO(data).read, Matcher([("V", value)]), ("s",), report)
+        forms = [f.form for f in report.findings if f.offset == CHUNK - shift]
+        assert forms == ["hex, split across lines"], shift

@@ -2,8 +2,8 @@
 
 The stream is read :data:`CHUNK` bytes at a time. The matcher's keys are searched in each chunk
 (without the GIL); each key found is verified where it is (:meth:`Matcher.verify`). A key in the
-last ``maxlen + 128`` bytes of a chunk is left for the next one, which starts ``2 * maxlen + 256``
-bytes before the end of this one: every key is verified once, with at least ``maxlen + 128``
+last ``2 * maxlen + 256`` bytes of a chunk is left for the next one, which starts ``4 * maxlen + 512``
+bytes before the end of this one: every key is verified once, with at least ``2 * maxlen + 256``
 bytes on both sides of it, so an occurrence cut by a chunk boundary (or spread over lines) is
 seen whole. Memory stays at a few chunks whatever the stream's size.
 
@@ -43,7 +43,9 @@ def scan_stream(
     ``lines_from`` is the same data as a seekable file: line numbers are then counted at the end,
     for the findings only, instead of for every chunk.
     """
-    keep = 2 * matcher.maxlen + 256
+    # Twice the longest form on each side of a key: a wrapped form may carry as many bytes of
+    # whitespace as it has bytes (the most _wrapped_match skips).
+    keep = 4 * matcher.maxlen + 512
     margin = keep // 2
     tail = b""
     base = 0  # stream offset of data[0]
@@ -79,6 +81,8 @@ def scan_stream(
             if not binary and lines_from is None:
                 line = lines_before + data.count(b"\n", 0, start) + 1
             found.append((base + start, form_id, wrapped, line))
+        if final:
+            break
         done_upto = base + limit
         cut = max(0, len(data) - keep)
         if not binary and lines_from is None:

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_MIN_LENGTH", "KEY", "Matcher"]
 
+import os
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import ahocorasick_rs
 
@@ -31,6 +34,29 @@ KEY = 8
 # Above this many key bytes the automaton is an NFA: a DFA takes ~150 bytes per pattern byte.
 _DFA_MAX_KEY_BYTES = 2_000_000
 _SPACE = frozenset(b"\r\n\t ")
+# A chunk at least this big is searched as two halves at once when a core is spare (the search
+# releases the GIL): one big file (a Docker image, a bundle) then uses two cores, not one.
+_SPLIT_MIN = 1 << 20
+_spare_lock = threading.Lock()
+_spare: threading.Semaphore | None = None
+_helper: ThreadPoolExecutor | None = None
+
+
+def _spare_core() -> tuple[threading.Semaphore, ThreadPoolExecutor] | None:
+    """The helper threads for second halves and the count of spare cores; None on one CPU."""
+    global _spare, _helper
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return None
+    with _spare_lock:
+        if _spare is None or _helper is None:
+            _spare = threading.Semaphore(cores - 1)
+            _helper = ThreadPoolExecutor(
+                max_workers=cores - 1, thread_name_prefix="jobsecrets-half"
+            )
+        return _spare, _helper
+
+
 _BREAK = frozenset(b"\r\n")
 
 
@@ -97,8 +123,26 @@ class Matcher:
         """
         if self._ac is None:
             return []
-        found: list[tuple[int, int, int]] = self._ac.find_matches_as_indexes(data, overlapping=True)
-        return found
+        helper = _spare_core() if len(data) >= _SPLIT_MIN else None
+        if helper is None or not helper[0].acquire(blocking=False):
+            found: list[tuple[int, int, int]] = self._ac.find_matches_as_indexes(
+                data, overlapping=True
+            )
+            return found
+        spare, pool = helper
+        try:
+            # The second half starts KEY - 1 bytes early, so a key across the middle is whole in
+            # it; keys it shares with the first half (ending at or before the middle) are dropped.
+            mid = len(data) // 2
+            lead = mid - (KEY - 1)
+            second = pool.submit(self._ac.find_matches_as_indexes, data[lead:], overlapping=True)
+            first: list[tuple[int, int, int]] = self._ac.find_matches_as_indexes(
+                data[:mid], overlapping=True
+            )
+            rest = [(k, s + lead, e + lead) for k, s, e in second.result() if e + lead > mid]
+        finally:
+            spare.release()
+        return first + rest
 
     def verify(
         self, data: bytes, key_id: int, at: int, *, wrapped: bool

@@ -12,10 +12,14 @@ __all__ = ["scan_paths"]
 import os
 import threading
 
-from .archives import ExpansionLimit, Limits, ScanContext, scan_object
+from .archives import ExpansionLimit, Limits, ScanContext, scan_object, sniff
+from .content import scan_stream
 from .matcher import Matcher
 from .report import Report
 from .walker import open_regular, walk
+
+# Files smaller than this are read in one call (most files of a source tree).
+_SMALL = 1 << 20
 
 
 def _scan_file(
@@ -28,6 +32,20 @@ def _scan_file(
     except OSError as error:
         report.add_issue((shown,), f"cannot be read: {error.strerror or error}")
         return
+    if st.st_size < _SMALL:
+        # Most files of a tree are small: one read, and when it is not an archive, one search.
+        try:
+            data = os.read(fd, st.st_size + 1)
+        except OSError as error:
+            os.close(fd)
+            report.add_issue((shown,), f"cannot be read: {error.strerror or error}")
+            return
+        if sniff(data[:512]) is None:
+            os.close(fd)
+            n = scan_stream(lambda _n: b"", matcher, (shown,), report, first=data)
+            report.count(files=1, read=len(data), scanned=n)
+            return
+        os.lseek(fd, 0, os.SEEK_SET)
     with os.fdopen(fd, "rb", buffering=0) as handle:
         try:
             scan_object(handle, (shown,), ctx, seekable=handle)
