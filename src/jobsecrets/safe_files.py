@@ -14,7 +14,7 @@ the checks (``O_TRUNC`` at open would already empty someone else's file).
 
 from __future__ import annotations
 
-__all__ = ["write_private"]
+__all__ = ["write_all", "write_private"]
 
 import errno
 import os
@@ -53,9 +53,14 @@ def write_private(path: str, text: str) -> None:
         os.set_blocking(fd, True)
         os.fchmod(fd, 0o600)
         os.ftruncate(fd, 0)
-        data = text.encode("utf-8")
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
+        write_all(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may write less than it was given)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -15,6 +15,17 @@ from jobsecrets.testing import FakeBackend, MemoryStore
 from jobsecrets.testing.conformance import BackendConformance, StateFactory
 
 
+def _refuse_logins(backend: Backend) -> Callable[[], None]:
+    """Make a memory (or fake) backend's logins fail; returns what repairs it."""
+    store: MemoryStore = backend.store  # type: ignore[attr-defined]
+    store.fail_login = "refused by the test"
+
+    def repair() -> None:
+        store.fail_login = ""
+
+    return repair
+
+
 class TestMemoryConformance(BackendConformance):
     """The in-memory store: leases under ``dynamic/``, a token of its own, dated documents."""
 
@@ -40,16 +51,7 @@ class TestMemoryConformance(BackendConformance):
 
     @pytest.fixture
     def break_login(self) -> Callable[[Backend], Callable[[], None]]:
-        def brk(backend: Backend) -> Callable[[], None]:
-            store: MemoryStore = backend.store  # type: ignore[attr-defined]
-            store.fail_login = "refused by the test"
-
-            def repair() -> None:
-                store.fail_login = ""
-
-            return repair
-
-        return brk
+        return _refuse_logins
 
     @pytest.fixture
     def seed(self, store: MemoryStore) -> Callable[[str, dict[str, str]], None]:
@@ -90,16 +92,7 @@ class TestFakeConformance(BackendConformance):
 
     @pytest.fixture
     def break_login(self) -> Callable[[Backend], Callable[[], None]]:
-        def brk(backend: Backend) -> Callable[[], None]:
-            store: MemoryStore = backend.store  # type: ignore[attr-defined]
-            store.fail_login = "refused by the test"
-
-            def repair() -> None:
-                store.fail_login = ""
-
-            return repair
-
-        return brk
+        return _refuse_logins
 
     @pytest.fixture
     def seed(self, store: Path) -> Callable[[str, dict[str, str]], None]:

@@ -36,6 +36,7 @@ from ..recorded import (
     values_from_env,
 )
 from ..redact import DEFAULT_MIN_LINE_LENGTH, DEFAULT_REPLACEMENT, MaskList
+from ..safe_files import write_all
 
 # Pipes deliver at most 64 KiB per read on Linux; a bigger buffer costs nothing and helps on macOS.
 _READ_SIZE = 1 << 20
@@ -60,13 +61,6 @@ def build_masks(
     for name, value in values:
         masks.add(value, name=name)
     return masks, missing
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:
@@ -126,7 +120,7 @@ def run_filter(
                 out = redactor.feed(chunk)
                 if out and output_open:
                     try:
-                        _write_all(out_fd, out)
+                        write_all(out_fd, out)
                     except BrokenPipeError:
                         # Nobody reads the log any more; keep draining so the job's writes do not
                         # fail with SIGPIPE while it is still running.
@@ -138,7 +132,7 @@ def run_filter(
             tail = redactor.flush()
             if tail and output_open:
                 with contextlib.suppress(OSError):
-                    _write_all(out_fd, tail)
+                    write_all(out_fd, tail)
         return 0
     finally:
         if done_file:

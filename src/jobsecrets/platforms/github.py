@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 from ..durations import format_duration
 from ..errors import ConfigError, IdentityError, JobSecretsError
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
+from ..safe_files import write_all
 from .base import Platform, TokenSource
 
 if TYPE_CHECKING:
@@ -234,10 +235,7 @@ def _append(path: str, text: str) -> None:
         return
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        data = text.encode("utf-8")
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
+        write_all(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
 
