@@ -74,6 +74,7 @@ class Session:
             identity=None,
             timeout=float(self.spec.settings.timeout),
             spec_dir=os.path.dirname(os.path.abspath(config)),
+            concurrency=self.spec.settings.concurrency,
             # The overall deadline counts from the command's start, not from resolution's.
             deadline=process_start() + self.spec.settings.deadline,
         )

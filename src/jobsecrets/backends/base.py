@@ -158,6 +158,8 @@ class BackendContext:
     deadline: float | None = None
     spec_dir: str = "."
     sleep: Callable[[float], None] = time.sleep
+    #: Reads a backend may run at once (``settings.concurrency``): size connection pools by it.
+    concurrency: int = 64
     lookup: Callable[[str], str | bytes] | None = None
 
     def remaining(self) -> float:

@@ -93,7 +93,8 @@ class Settings:
 
     timeout: int = 10
     deadline: int = 60
-    concurrency: int = 16
+    # One wave of reads for a typical job (100 paths over two stores), still bounded.
+    concurrency: int = 64
 
 
 @dataclass(frozen=True)

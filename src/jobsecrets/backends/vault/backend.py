@@ -303,7 +303,9 @@ class VaultBackend(Backend):
             timeout=self.context.timeout,
         )
         # One pooled session for every read: resolution runs many reads at once on one connection pool.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=max(4, self.context.concurrency)
+        )
         client.adapter.session.mount("https://", adapter)
         client.adapter.session.mount("http://", adapter)
         # hvac's exceptions drop the headers: keep the last Retry-After of this thread's call.
