@@ -522,3 +522,14 @@ def test_a_heavily_indented_wrap_across_a_chunk_boundary_is_found() -> None:
         scan_stream(io.BytesIO(data).read, Matcher([("V", value)]), ("s",), report)
         forms = [f.form for f in report.findings if f.offset == CHUNK - shift]
         assert forms == ["hex, split across lines"], shift
+
+
+def test_a_file_made_of_the_value_lists_a_bounded_number_of_findings() -> None:
+    from jobsecrets.scan.report import MAX_FINDINGS
+
+    data = (SECRET + "\n").encode() * (MAX_FINDINGS + 500)
+    report = Report()
+    scan_stream(io.BytesIO(data).read, Matcher(VALUES), ("s",), report)
+    assert report.total_findings == MAX_FINDINGS + 500
+    assert len(report.findings) == MAX_FINDINGS
+    assert "(first 10000 listed)" in report.summary_line()

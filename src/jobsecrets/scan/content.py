@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .matcher import Matcher
-from .report import Finding, Report
+from .report import MAX_FINDINGS, Finding, Report
 
 #: Bytes read per step; big enough that the re-searched overlap and the per-call cost vanish.
 CHUNK = 4 << 20
@@ -54,6 +54,7 @@ def scan_stream(
     lines_before = 0  # line breaks in the stream before data[0] (without lines_from)
     binary: bool | None = None
     found: list[tuple[int, int, bool, int | None]] = []
+    uncounted = 0  # occurrences beyond MAX_FINDINGS in this stream: counted, not listed
     # One chunk read ahead: the last chunk is known to be the last, so it is searched once
     # (a small file costs one search, not one more for its tail).
     chunk = first + read(CHUNK - len(first)) if len(first) < CHUNK else first
@@ -80,7 +81,11 @@ def scan_stream(
             line = None
             if not binary and lines_from is None:
                 line = lines_before + data.count(b"\n", 0, start) + 1
-            found.append((base + start, form_id, wrapped, line))
+            if len(found) < MAX_FINDINGS:
+                found.append((base + start, form_id, wrapped, line))
+            else:
+                # A file made of a value must not make the list of its findings the memory problem.
+                uncounted += 1
         if final:
             break
         done_upto = base + limit
@@ -99,6 +104,8 @@ def scan_stream(
         if wrapped:
             form += ", split across lines"
         report.add_finding(Finding(where, offset, line, names, form))
+    if uncounted:
+        report.count_unlisted(uncounted)
     return total
 
 

@@ -7,7 +7,7 @@ job's mask list, so even a file *named* after a value shows masked.
 
 from __future__ import annotations
 
-__all__ = ["Finding", "Issue", "Report", "where_text"]
+__all__ = ["MAX_FINDINGS", "Finding", "Issue", "Report", "where_text"]
 
 import json
 import threading
@@ -73,6 +73,11 @@ class Report:
             self.total_findings += 1
             if len(self.findings) < MAX_FINDINGS:
                 self.findings.append(finding)
+
+    def count_unlisted(self, n: int) -> None:
+        """Count ``n`` more findings that are not listed (past :data:`MAX_FINDINGS`)."""
+        with self._lock:
+            self.total_findings += n
 
     def add_issue(self, where: tuple[str, ...], message: str, *, error: bool = True) -> None:
         """Record a place that was not (fully) scanned (thread-safe)."""
