@@ -550,3 +550,14 @@ def test_aws_sign_in_that_cannot_reach_sts_is_exit_6(
     outcome = run_cli(tmp_path, spec, env)
     assert_clean_failure(outcome, 6, bounded=True)
     assert "trust policy" not in outcome.stderr, "a network failure is not a refused sign-in"
+
+
+def test_a_failed_mount_lookup_is_shared_by_its_waiters(job: VaultJob) -> None:
+    # 20 variables under one mount wait for one lookup; when it fails (after its retries),
+    # they share its failure instead of each redoing it (20 x the retries, past the deadline).
+    secrets = kv_secrets(job)
+    with FaultProxy(job.openbao.port, "status", status=500) as proxy:
+        spec = write_spec(job, secrets, address=proxy.url, auth="{method: token}")
+        outcome = run_cli(job.workdir, spec, job.env(None, VAULT_TOKEN="root"))
+    assert_clean_failure(outcome, 6, bounded=True)
+    assert 1 < proxy.requests <= 10, f"{proxy.requests} requests for one lookup"
