@@ -78,6 +78,8 @@ def run_cli(
             "-c",
             str(spec),
         ]
+    elif command == "plan":
+        args = ["plan", "--check", "-c", str(spec)]
     else:
         out = job_dir / "started"
         args = ["run", "-c", str(spec), "--", "sh", "-c", f"touch '{out}'"]
@@ -192,7 +194,7 @@ def test_nothing_listening_at_sign_in_is_exit_6(job: VaultJob, oidc_key: rsa.RSA
     assert_nothing_alive(job)
 
 
-@pytest.mark.parametrize("command", ["export", "run"])
+@pytest.mark.parametrize("command", ["export", "run", "plan"])
 def test_no_answer_holds_the_deadline(
     job: VaultJob, oidc_key: rsa.RSAPrivateKey, command: str
 ) -> None:
@@ -201,7 +203,8 @@ def test_no_answer_holds_the_deadline(
         spec = write_spec(job, secrets, address=proxy.url, identity=IDENTITY)
         outcome = run_cli(job.workdir, spec, job_env(job, oidc_key), command)
     assert_clean_failure(outcome, 6, bounded=True)
-    assert "deadline" in outcome.stderr
+    # plan --check signs in first: its login times out within the deadline (exit 6 too).
+    assert "deadline" in outcome.stderr or "could not reach" in outcome.stderr
     assert_nothing_alive(job)
 
 
@@ -527,3 +530,34 @@ def test_aws_transient_500_is_retried(moto: MotoServer, tmp_path: Path) -> None:
         outcome = run_cli(tmp_path, spec, env)
     assert outcome.code == 0, outcome.stderr
     assert outcome.out.read_text().count("export A") == 5
+
+
+def test_aws_sign_in_that_cannot_reach_sts_is_exit_6(
+    tmp_path: Path, oidc_key: rsa.RSAPrivateKey
+) -> None:
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        "version: 1\n"
+        f"settings: {{timeout: {TIMEOUT}s, deadline: {DEADLINE}s}}\n"
+        + IDENTITY
+        + f"backends:\n  aws: {{type: aws, region: {REGION}, "
+        f"endpoint_url: 'http://127.0.0.1:{free_port()}', "
+        "role_arn: 'arn:aws:iam::123456789012:role/ci'}\n"
+        "secrets:\n  A: aws:app\n"
+    )
+    token = sign(default_claims(audience="sts.amazonaws.com"), oidc_key)
+    env = {**_base_env(tmp_path), "ID_TOKEN": token}
+    outcome = run_cli(tmp_path, spec, env)
+    assert_clean_failure(outcome, 6, bounded=True)
+    assert "trust policy" not in outcome.stderr, "a network failure is not a refused sign-in"
+
+
+def test_a_failed_mount_lookup_is_shared_by_its_waiters(job: VaultJob) -> None:
+    # 20 variables under one mount wait for one lookup; when it fails (after its retries),
+    # they share its failure instead of each redoing it (20 x the retries, past the deadline).
+    secrets = kv_secrets(job)
+    with FaultProxy(job.openbao.port, "status", status=500) as proxy:
+        spec = write_spec(job, secrets, address=proxy.url, auth="{method: token}")
+        outcome = run_cli(job.workdir, spec, job.env(None, VAULT_TOKEN="root"))
+    assert_clean_failure(outcome, 6, bounded=True)
+    assert 1 < proxy.requests <= 10, f"{proxy.requests} requests for one lookup"

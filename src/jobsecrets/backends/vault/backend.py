@@ -399,8 +399,10 @@ class VaultBackend(Backend):
             )
 
         try:
-            # Up to 10 attempts: with backoff that is about the default deadline, which bounds it.
-            retrying = Retrying(self._transient(safe), deadline, max_attempts=1 if late else 10)
+            # Reads: up to 10 attempts, the deadline bounds them. Revocation and renewal (no
+            # deadline): 3, so a store that is down does not hold the job's end for long.
+            attempts = 1 if late else (10 if bounded else 3)
+            retrying = Retrying(self._transient(safe), deadline, max_attempts=attempts)
             return retrying(call)
         except _Abandoned:
             raise StoreUnavailable.about(what, "abandoned: the overall deadline passed") from None
