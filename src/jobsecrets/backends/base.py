@@ -146,7 +146,9 @@ class BackendContext:
     ``identity`` returns the CI job's OIDC token for an audience (raises ``IdentityError``);
     ``env`` is the environment to read configuration from; ``timeout`` bounds one request;
     ``deadline`` (``time.monotonic()``) bounds the whole resolution; ``sleep`` is how a backend
-    waits between retries (tests pass one that does not wait).
+    waits between retries (tests pass one that does not wait). ``local`` is true outside CI when
+    no CI identity is configured either: a backend whose sign-in needs one may then use the
+    credentials the user already has (:meth:`Backend.local_fallback`); never inside CI.
     """
 
     env: Mapping[str, str]
@@ -155,6 +157,7 @@ class BackendContext:
     deadline: float | None = None
     spec_dir: str = "."
     sleep: Callable[[float], None] = time.sleep
+    local: bool = False
 
     def remaining(self) -> float:
         """Seconds left before the overall deadline (``timeout`` when there is none)."""
@@ -201,6 +204,31 @@ class Backend(abc.ABC):
     def describe_auth(cls, options: Mapping[str, Any]) -> str:
         """How this backend will sign in, for ``plan`` (e.g. ``jwt (role ci-deploy)``)."""
         return "default"
+
+    @classmethod
+    def describe_target(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str:
+        """Where the store is (address, region, endpoint), for ``plan``; ``""``: nothing to say."""
+        return ""
+
+    @classmethod
+    def describe_credentials(
+        cls, options: Mapping[str, Any], env: Mapping[str, str], local: bool
+    ) -> str:
+        """Where the credentials come from, for ``plan`` (a variable's or file's name, never a
+        credential); ``local`` as in :class:`BackendContext`."""
+        fallback = cls.local_fallback(options, env) if local else None
+        return fallback or cls.describe_auth(options)
+
+    @classmethod
+    def local_fallback(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+        """The user's own credentials used instead of a CI identity outside CI, as one line.
+
+        ``None`` when this sign-in needs no CI identity (the default). A backend whose sign-in
+        does (Vault ``jwt``, AWS ``role_arn``) says here what it uses instead when
+        :attr:`BackendContext.local` is true, so a spec written for CI runs on a laptop unchanged;
+        :meth:`login` then signs in that way and logs this line as a warning.
+        """
+        return None
 
     @classmethod
     def exports_credentials(cls, options: Mapping[str, Any]) -> bool:

@@ -85,6 +85,9 @@ class PlannedBackend:
     name: str
     type: str
     auth: str
+    #: Where the store is (address, region, endpoint) and where the credentials come from.
+    target: str = ""
+    credentials: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,10 @@ class PlanReport:
                 lines.append(f"    {key}: {value}")
         for backend in self.backends:
             lines.append(f"backend {backend.name} ({backend.type}): auth {backend.auth}")
+            if backend.target:
+                lines.append(f"  {backend.target}")
+            if backend.credentials:
+                lines.append(f"  credentials: {backend.credentials}")
             checked = (self.backend_checks or {}).get(backend.name)
             if checked is None:
                 continue
@@ -334,7 +341,17 @@ def build_report(session: Session, check: bool) -> PlanReport:
     for name in session.backends_wanted():
         backend = spec.backends[name]
         cls = get_backend_class(backend.type)
-        backends.append(PlannedBackend(name, backend.type, cls.describe_auth(backend.options)))
+        backends.append(
+            PlannedBackend(
+                name,
+                backend.type,
+                cls.describe_auth(backend.options),
+                target=cls.describe_target(backend.options, session.env),
+                credentials=cls.describe_credentials(
+                    backend.options, session.env, session.context.local
+                ),
+            )
+        )
     report = PlanReport(
         spec=spec.path,
         identity=IdentityReport(
@@ -400,11 +417,16 @@ def _check(session: Session, report: PlanReport) -> None:
                 hint = "compare the role's bound claims and audiences with the token's claims above"
             report.backend_checks[name] = BackendCheck(False, error=error.message, hint=hint)
             continue
-        live[name] = backend
         try:
             facts = dict(backend.identity_info())
+        except AuthError as error:
+            # The store refused the credentials themselves (an expired $VAULT_TOKEN): a sign-in
+            # failure, exit 3, not a lookup detail of a signed-in backend.
+            report.backend_checks[name] = BackendCheck(False, error=error.message, hint=error.hint)
+            continue
         except JobSecretsError as error:
             facts = {"lookup_error": error.message}
+        live[name] = backend
         report.backend_checks[name] = BackendCheck(True, identity=facts)
     # Claims of exactly the tokens the backends asked for (the audience matters to the role).
     report.identity.tokens = [
