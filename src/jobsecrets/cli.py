@@ -223,6 +223,8 @@ def export(
             "--audit-log - would mix audit records into the values written to stdout",
             hint="give --audit-log a file, or write the values with -o/--output",
         )
+    if output is not None:
+        _check_output_dir(output)
     export_command(
         config,
         _split_only(only),
@@ -232,6 +234,17 @@ def export(
         files_dir=files_dir,
         audit_log=audit_log,
     )
+
+
+def _check_output_dir(output: str) -> None:
+    """``-o DIR/FILE`` into a directory that does not exist: say so before anything is fetched
+    (it was an internal error after the secrets had been read)."""
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"--output {output}: the directory {directory} does not exist",
+            hint="create it first, or give -o a path in an existing directory",
+        )
 
 
 # ---- revoke ----------------------------------------------------------------------------------

@@ -224,3 +224,73 @@ def test_aws_role_arn_falls_back_to_default_chain_locally(moto: MotoServer, tmp_
         ["export", "--format", "json", "-o", str(tmp_path / "x.json")], cwd=cwd, env=in_ci
     )
     assert refused.returncode == 3, refused.stderr
+
+
+CHECK_SPEC = """\
+version: 1
+backends:
+  vault: {type: vault}
+secrets:
+  V2_OK: vault:secret/app#password
+  V2_MISSING: vault:secret/nothing-here#password
+  V2_DELETED: vault:secret/gone#password
+  V1_OK: vault:kv1/there#token
+  V1_MISSING: vault:kv1/nothing-here#token
+  DENIED: vault:private/x#y
+"""
+
+
+def test_plan_check_tells_existing_missing_and_denied_apart(vault: Vault, tmp_path: Path) -> None:
+    server = vault.server
+    client = server.client()
+    client.secrets.kv.v2.create_or_update_secret("gone", {"password": "x"}, mount_point="secret")
+    client.secrets.kv.v2.delete_latest_version_of_secret("gone", mount_point="secret")
+    server.enable_kv("kv1", 1)
+    client.secrets.kv.v1.create_or_update_secret("there", {"token": "t"}, mount_point="kv1")
+    server.enable_kv("private", 2)
+    server.write_policy(
+        "first-hour",
+        'path "secret/*" { capabilities = ["read", "list"] }\n'
+        'path "kv1/*" { capabilities = ["read", "list"] }\n',
+    )
+    token = client.auth.token.create(policies=["first-hour"], ttl="10m")["auth"]["client_token"]
+    cwd = _spec(tmp_path, CHECK_SPEC)
+    env = {"VAULT_ADDR": server.address, "VAULT_TOKEN": token, "HOME": str(_home(tmp_path))}
+    done = jobsecrets(["plan", "--check", "--format", "json"], cwd=cwd, env=env)
+    checks = json.loads(done.stdout)["check"]["variables"]
+    verdict = {
+        name: "ok" if c["allowed"] else ("missing" if c["missing"] else "denied")
+        for name, c in checks.items()
+    }
+    assert verdict == {
+        "V2_OK": "ok",
+        "V2_MISSING": "missing",
+        "V2_DELETED": "missing",
+        "V1_OK": "ok",
+        "V1_MISSING": "missing",
+        "DENIED": "denied",
+    }
+    assert done.returncode == 5, done.stderr
+
+
+def test_missing_field_lists_the_field_names(vault: Vault, tmp_path: Path) -> None:
+    cwd = _spec(tmp_path, "version: 1\nsecrets:\n  P: vault:secret/app#pasword\n")
+    env = {
+        "VAULT_ADDR": vault.server.address,
+        "VAULT_TOKEN": vault.server.root_token,
+        "HOME": str(_home(tmp_path)),
+    }
+    done = jobsecrets(["run", "--", "true"], cwd=cwd, env=env)
+    assert done.returncode == 4, done.stderr
+    assert "field 'pasword' not found; the fields are 'password', 'user'" in done.stderr
+    assert (vault.password in done.stderr) is False, "a value in the error"
+    # Said once, not twice.
+    assert done.stderr.count("field 'pasword' not found") == 1, done.stderr
+
+
+def test_output_into_a_missing_directory(tmp_path: Path) -> None:
+    cwd = _spec(tmp_path, "version: 1\nsecrets:\n  P: vault:secret/app#p\n")
+    done = jobsecrets(["export", "--format", "json", "-o", "/nonexistent/x"], cwd=cwd)
+    assert done.returncode == 2, done.stderr
+    assert "the directory /nonexistent does not exist" in done.stderr
+    assert "internal error" not in done.stderr

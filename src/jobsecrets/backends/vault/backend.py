@@ -34,8 +34,8 @@ from ...errors import (
     SecretNotFound,
 )
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
-from .answers import clean_text, kv_date, seconds
-from .tokens import describe_source, find_token, missing_hint
+from .answers import clean_text, kv_date, parse_time, seconds
+from .tokens import describe_source, find_token, looked_in, missing_hint
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,13 @@ AUTH_KEYS = {
     "kubernetes": {"method", "mount", "role", "token_file"},
 }
 K8S_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+
+
+def _past(value: object) -> bool:
+    """True for a time in the past (a KV v2 ``deletion_time``; one in the future is a
+    ``delete_version_after`` schedule, and the version still exists until then)."""
+    moment = parse_time(value)
+    return moment is not None and moment.timestamp() <= time.time()
 
 
 def _setting(
@@ -233,8 +240,8 @@ class VaultBackend(Backend):
         auth = options.get("auth") or {"method": "token"}
         method = auth.get("method", "token")
         if method == "token":
-            named = auth.get("token_env")
-            return f"token (${named})" if named else "token ($VAULT_TOKEN, $BAO_TOKEN)"
+            # Where the token really comes from is plan's "credentials:" line.
+            return f"token (${auth.get('token_env', 'VAULT_TOKEN')})"
         if method == "approle":
             return (
                 f"approle (${auth.get('role_id_env', 'VAULT_ROLE_ID')}, "
@@ -438,9 +445,9 @@ class VaultBackend(Backend):
         auth = self.auth if self.auth.get("method", "token") == "token" else {}
         found = find_token(auth, self.context.env, local=self.context.local)
         if found is None:
-            tried = describe_source(auth, self.context.env, local=self.context.local)
+            tried = looked_in(auth, local=self.context.local)
             raise AuthError(
-                f"backend {self.name!r}: no token: {tried.removeprefix('none found ')}",
+                f"backend {self.name!r}: no token found (looked in {tried})",
                 hint=missing_hint(auth, self.context.local),
             )
         self.token_source = found.source
@@ -614,7 +621,45 @@ class VaultBackend(Backend):
             "update" if (request.params or request.options.get("method") == "write") else "read"
         )
         allowed = ("root" in caps) or (needed in caps and "deny" not in caps)
-        return AccessCheck(allowed, f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}")
+        detail = f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}"
+        if allowed and kv_version in (1, 2):
+            # Capabilities say "may", not "exists": a KV path that does not exist would read 404.
+            missing = self._kv_missing(request.path, mount, kv_version)
+            if missing:
+                return AccessCheck(False, missing, missing=True)
+            if missing is None:
+                detail += "; existence not checked (no read on metadata / list on the folder)"
+        return AccessCheck(allowed, detail)
+
+    def _kv_missing(self, path: str, mount: str, kv_version: int) -> str | None:
+        """Why a KV secret does not exist, ``""`` when it does, ``None`` when we may not ask.
+
+        Reads no value: KV v2's ``metadata/`` endpoint (is there a current, undeleted version?),
+        KV v1's folder listing (is the key in it?).
+        """
+        rest = path[len(mount) :]
+        what = f"existence of {path!r}"
+        try:
+            if kv_version == 2:
+                reply = self._request("GET", f"{mount}metadata/{rest}", what=what)
+                body = reply.get("data") if isinstance(reply, dict) else None
+                body = body if isinstance(body, dict) else {}
+                current = (body.get("versions") or {}).get(str(body.get("current_version")))
+                if (
+                    not isinstance(current, dict)
+                    or current.get("destroyed")
+                    or _past(current.get("deletion_time"))
+                ):
+                    return f"{path!r}: no current version (deleted or destroyed) in {self.name!r}"
+                return ""
+            folder, _, leaf = rest.rpartition("/")
+            reply = self._request("LIST", f"{mount}{folder}", what=what)
+            keys = ((reply or {}).get("data") or {}).get("keys") or []
+            return "" if leaf in keys else f"{path!r}: not found in {self.name!r}"
+        except SecretNotFound:
+            return f"{path!r}: not found in {self.name!r}"
+        except AccessDenied:
+            return None
 
     def metadata(self, request: ReadRequest) -> Document | None:
         """KV v2: the ``metadata/`` endpoint (version times, custom_metadata), never ``data/``.

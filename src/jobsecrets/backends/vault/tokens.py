@@ -16,6 +16,7 @@ __all__ = [
     "TokenSourceInfo",
     "describe_source",
     "find_token",
+    "looked_in",
     "missing_hint",
     "token_variables",
 ]
@@ -82,10 +83,15 @@ def describe_source(auth: Mapping[str, Any], env: Mapping[str, str], *, local: b
             return f"${name}"
     if _helper_allowed(auth, local) and os.path.isfile(_helper_path(env)):
         return f"~/{HELPER_FILE}"
-    tried = ", ".join(f"${n}" for n in token_variables(auth))
+    return f"none found (looked in {looked_in(auth, local=local)})"
+
+
+def looked_in(auth: Mapping[str, Any], *, local: bool) -> str:
+    """The sources looked in, for a "no token" message."""
+    tried = [f"${n}" for n in token_variables(auth)]
     if _helper_allowed(auth, local):
-        tried += f", ~/{HELPER_FILE}"
-    return f"none found ({tried} empty)"
+        tried.append(f"~/{HELPER_FILE}")
+    return ", ".join(tried)
 
 
 def missing_hint(auth: Mapping[str, Any], local: bool) -> str:
