@@ -378,10 +378,12 @@ def _gather(
 
 def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
     """One error naming every failed variable; its exit code is the first error's."""
-    if len(errors) == 1:
-        return errors[0]
+    # One cause (an invalid token, a server down) fails every read alike: say it once.
+    unique = list({e.message: e for e in errors}.values())
+    if len(unique) == 1:
+        return unique[0]
     first = errors[0]
-    message = f"{len(errors)} variables failed:\n" + "\n".join(f"  - {e.message}" for e in errors)
+    message = f"{len(errors)} variables failed:\n" + "\n".join(f"  - {e.message}" for e in unique)
     combined = type(first)(message)
     combined.hint = first.hint
     return combined
