@@ -125,6 +125,8 @@ class AwsBackend(Backend):
         self._assumed_user: Mapping[str, Any] | None = None
         self._session_name: str | None = None
         self._caller: Mapping[str, Any] | None = None
+        #: The local fallback's line when it was used instead of ``role_arn``.
+        self._fallback: str | None = None
 
     # ---- static description -------------------------------------------------------------
 
@@ -231,6 +233,7 @@ class AwsBackend(Backend):
         if self.context.local and fallback:
             # A CI spec run on a laptop: the user's own credentials instead of the role.
             log.warning("backend %r: %s", self.name, fallback)
+            self._fallback = fallback
             role_arn = None
         try:
             base = boto3.session.Session(
@@ -735,7 +738,7 @@ class AwsBackend(Backend):
         """Who we are: the assumed role session, or ``sts:GetCallerIdentity`` for the default chain."""
         info: dict[str, Any] = {
             "backend": self.name,
-            "auth": self.describe_auth(self.options),
+            "auth": self._fallback or self.describe_auth(self.options),
             "region": self.region,
         }
         if self._assumed_user is not None and self._role_credentials is not None:
