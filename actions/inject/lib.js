@@ -339,7 +339,20 @@ function runCli(venvPython, args, options = {}) {
     const forward = (signal) => child.kill(signal);
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     for (const signal of signals) process.on(signal, forward);
+    // The whole error for the annotation: its first line, every indented line after it (one per
+    // failed variable) and the hint; not just the lines that start with "jobsecrets: error:".
     const errors = [];
+    let inError = false;
+    const collect = (line) => {
+      if (/^jobsecrets: (error|hint):/.test(line)) {
+        inError = true;
+        errors.push(line);
+      } else if (inError && /^\s+\S/.test(line)) {
+        errors.push(line);
+      } else {
+        inError = false;
+      }
+    };
     let pending = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk) => {
@@ -347,7 +360,7 @@ function runCli(venvPython, args, options = {}) {
       pending += chunk;
       const lines = pending.split('\n');
       pending = lines.pop();
-      for (const line of lines) if (/^jobsecrets: (error|hint):/.test(line)) errors.push(line);
+      for (const line of lines) collect(line);
     });
     child.on('error', (err) => {
       for (const name of signals) process.removeListener(name, forward);
@@ -355,14 +368,29 @@ function runCli(venvPython, args, options = {}) {
     });
     child.on('close', (code, signal) => {
       for (const name of signals) process.removeListener(name, forward);
-      if (/^jobsecrets: (error|hint):/.test(pending)) errors.push(pending);
+      if (pending) collect(pending);
       resolve({ code: code ?? (signal ? 128 : 1), signal, errors });
     });
   });
 }
 
+/**
+ * Put a `jobsecrets` command on PATH for the job's later steps ($GITHUB_PATH): a two-line shell
+ * script that runs this install, so `jobsecrets plan --check` (the hint of a failed step) or
+ * `jobsecrets run -- CMD` work in a later `run:` step as written. Returns the directory.
+ */
+function addToPath(venvPython) {
+  const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-bin-'));
+  const script = path.join(dir, 'jobsecrets');
+  const quoted = `'${venvPython.replace(/'/g, `'\\''`)}'`;
+  fs.writeFileSync(script, `#!/bin/sh\nexec ${quoted} -m jobsecrets "$@"\n`, { mode: 0o755 });
+  if (process.env.GITHUB_PATH) fs.appendFileSync(process.env.GITHUB_PATH, `${dir}\n`);
+  return dir;
+}
+
 module.exports = {
   LOCK_FILE,
+  addToPath,
   REPO_ROOT,
   command,
   depsHash,

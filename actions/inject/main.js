@@ -15,6 +15,7 @@ async function main() {
   const exportEnv = lib.getBooleanInput('export-env', true);
   const outputs = lib.getBooleanInput('outputs', false);
   const audience = lib.getInput('audience');
+  const addToPath = lib.getBooleanInput('add-to-path', true);
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
   const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
@@ -33,6 +34,7 @@ async function main() {
   const statePath = path.join(stateDir, 'state.json');
   lib.saveState('venv_python', install.venvPython);
   lib.saveState('state_path', statePath);
+  if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);
 
   const args = ['export', '--format', 'github', '--config', config, '--state', statePath];
   if (only) args.push('--only', only);
