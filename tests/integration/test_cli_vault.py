@@ -236,7 +236,9 @@ def test_errors_have_exit_codes_and_hold_no_value(workdir: Path, store: Store) -
     # An invalid token is a sign-in failure naming its source (exit 3), said once, not a
     # "permission denied ... check the policies" (exit 5) per variable.
     assert denied.returncode == 3, denied.stderr
-    assert denied.stderr.count("the token from $VAULT_TOKEN is invalid or expired") == 1
+    for backend in ("vault", "team"):
+        said = denied.stderr.count(f"{backend}': the token from $VAULT_TOKEN is invalid or expired")
+        assert said == 1, denied.stderr
 
     down = jobsecrets(
         ["export", "--format", "json"],
