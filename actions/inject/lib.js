@@ -388,9 +388,41 @@ function addToPath(venvPython) {
   return dir;
 }
 
+/**
+ * `install:` other than `source`: pip installs a requirement into a fresh virtualenv of this step
+ * (under $RUNNER_TEMP): `pypi` is `jobsecrets==<the version of this action's ref>`; anything else
+ * is given to pip as it is, a path or wheel relative to the workspace, or `git+https://...@ref`.
+ * Passed to pip as one argv element, never through a shell.
+ */
+async function installRequirement(install) {
+  const started = Date.now();
+  const python = findPython();
+  const project = readProject(REPO_ROOT);
+  let requirement = install;
+  if (install === 'pypi') requirement = `jobsecrets==${project.version}`;
+  else if (!/^[a-z+]+:\/\//.test(install)) {
+    requirement = path.resolve(process.env.GITHUB_WORKSPACE || process.cwd(), install);
+  }
+  const venv = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-venv-'));
+  if ((await run(python.command, ['-m', 'venv', venv])) !== 0) {
+    throw new Error(`'${python.command} -m venv' failed`);
+  }
+  const venvPython = path.join(venv, 'bin', 'python');
+  const args = ['-m', 'pip', 'install', '--quiet', '--no-input', '--disable-pip-version-check', requirement];
+  const code = await run(venvPython, args);
+  if (code !== 0) {
+    throw new Error(
+      `pip could not install ${requirement} (exit ${code})` +
+        (install === 'pypi' ? '; until that version is on PyPI, leave install at its default (source)' : '')
+    );
+  }
+  return { venvPython, venv, cached: false, seconds: (Date.now() - started) / 1000 };
+}
+
 module.exports = {
   LOCK_FILE,
   addToPath,
+  installRequirement,
   REPO_ROOT,
   command,
   depsHash,

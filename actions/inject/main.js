@@ -20,7 +20,9 @@ async function main() {
   const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
 
-  const install = await lib.ensureInstalled();
+  // `source` (default): the package at this action's ref, exactly the action's own version.
+  const from = lib.getInput('install', 'source');
+  const install = from === 'source' ? await lib.ensureInstalled() : await lib.installRequirement(from);
   console.log(
     install.cached
       ? `jobsecrets: using the cached install ${install.venv}`

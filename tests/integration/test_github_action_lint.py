@@ -96,6 +96,7 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
         "audience",
         "working-directory",
         "add-to-path",
+        "install",
     }
     assert all(spec.get("description") for spec in inputs.values())
     readme = (ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else ""
