@@ -368,7 +368,20 @@ function runCli(venvPython, args, options = {}) {
     const forward = (signal) => child.kill(signal);
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     for (const signal of signals) process.on(signal, forward);
+    // The whole error for the annotation: its first line, every indented line after it (one per
+    // failed variable) and the hint; not just the lines that start with "jobsecrets: error:".
     const errors = [];
+    let inError = false;
+    const collect = (line) => {
+      if (/^jobsecrets: (error|hint):/.test(line)) {
+        inError = true;
+        errors.push(line);
+      } else if (inError && /^\s+\S/.test(line)) {
+        errors.push(line);
+      } else {
+        inError = false;
+      }
+    };
     let pending = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk) => {
@@ -376,7 +389,7 @@ function runCli(venvPython, args, options = {}) {
       pending += chunk;
       const lines = pending.split('\n');
       pending = lines.pop();
-      for (const line of lines) if (/^jobsecrets: (error|hint):/.test(line)) errors.push(line);
+      for (const line of lines) collect(line);
     });
     child.on('error', (err) => {
       for (const name of signals) process.removeListener(name, forward);
@@ -384,14 +397,63 @@ function runCli(venvPython, args, options = {}) {
     });
     child.on('close', (code, signal) => {
       for (const name of signals) process.removeListener(name, forward);
-      if (/^jobsecrets: (error|hint):/.test(pending)) errors.push(pending);
+      if (pending) collect(pending);
       resolve({ code: code ?? (signal ? 128 : 1), signal, errors });
     });
   });
 }
 
+/**
+ * Put a `jobsecrets` command on PATH for the job's later steps ($GITHUB_PATH): a two-line shell
+ * script that runs this install, so `jobsecrets plan --check` (the hint of a failed step) or
+ * `jobsecrets run -- CMD` work in a later `run:` step as written. Returns the directory.
+ */
+function addToPath(venvPython) {
+  const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-bin-'));
+  const script = path.join(dir, 'jobsecrets');
+  const quoted = `'${venvPython.replace(/'/g, `'\\''`)}'`;
+  fs.writeFileSync(script, `#!/bin/sh\nexec ${quoted} -m jobsecrets "$@"\n`, { mode: 0o755 });
+  if (process.env.GITHUB_PATH) fs.appendFileSync(process.env.GITHUB_PATH, `${dir}\n`);
+  return dir;
+}
+
+/**
+ * `install:` other than `source`: pip installs a requirement into a fresh virtualenv of this step
+ * (under $RUNNER_TEMP): `pypi` is `jobsecrets==<the version of this action's ref>`; anything else
+ * is given to pip as it is, a path or wheel relative to the workspace, or `git+https://...@ref`.
+ * Passed to pip as one argv element, never through a shell.
+ */
+async function installRequirement(install, extras = []) {
+  const started = Date.now();
+  const python = findPython();
+  const project = readProject(REPO_ROOT);
+  let requirement = install;
+  // Extras (e.g. github) go with the PyPI requirement; any other requirement names its own.
+  const withExtras = extras.length ? `[${[...extras].sort().join(',')}]` : '';
+  if (install === 'pypi') requirement = `jobsecrets${withExtras}==${project.version}`;
+  else if (!/^[a-z+]+:\/\//.test(install)) {
+    requirement = path.resolve(process.env.GITHUB_WORKSPACE || process.cwd(), install);
+  }
+  const venv = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-venv-'));
+  if ((await run(python.command, ['-m', 'venv', venv])) !== 0) {
+    throw new Error(`'${python.command} -m venv' failed`);
+  }
+  const venvPython = path.join(venv, 'bin', 'python');
+  const args = ['-m', 'pip', 'install', '--quiet', '--no-input', '--disable-pip-version-check', requirement];
+  const code = await run(venvPython, args);
+  if (code !== 0) {
+    throw new Error(
+      `pip could not install ${requirement} (exit ${code})` +
+        (install === 'pypi' ? '; until that version is on PyPI, leave install at its default (source)' : '')
+    );
+  }
+  return { venvPython, venv, cached: false, seconds: (Date.now() - started) / 1000 };
+}
+
 module.exports = {
   LOCK_FILE,
+  addToPath,
+  installRequirement,
   REPO_ROOT,
   command,
   depsHash,

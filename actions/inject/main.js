@@ -37,6 +37,7 @@ async function main() {
   const exportEnv = lib.getBooleanInput('export-env', true);
   const outputs = lib.getBooleanInput('outputs', false);
   const audience = lib.getInput('audience');
+  const addToPath = lib.getBooleanInput('add-to-path', true);
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
   const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
@@ -45,7 +46,10 @@ async function main() {
 
   // Optional dependency sets of jobsecrets (e.g. `github`: pyjwt + cryptography for type: github).
   const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
-  const install = await lib.ensureInstalled(extras);
+  // `source` (default): the package at this action's ref, exactly the action's own version.
+  const from = lib.getInput('install', 'source');
+  const install =
+    from === 'source' ? await lib.ensureInstalled(extras) : await lib.installRequirement(from, extras);
   console.log(
     install.cached
       ? `jobsecrets: using the cached install ${install.venv}`
@@ -59,6 +63,7 @@ async function main() {
   const statePath = path.join(stateDir, 'state.json');
   lib.saveState('venv_python', install.venvPython);
   lib.saveState('state_path', statePath);
+  if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);
 
   const args = ['export', '--format', 'github', '--config', config, '--state', statePath];
   if (only) args.push('--only', only);

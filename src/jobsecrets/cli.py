@@ -15,12 +15,15 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from ._version import __version__
 from .errors import ChildError, ConfigError, JobSecretsError, RevokeError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("jobsecrets")
@@ -77,6 +80,46 @@ def audit_option(func: F) -> F:
     )(func)
 
 
+def _config_path(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    # -c after the command, else -c before it, else jobsecrets.yml/.yaml found upwards
+    # (spec/discovery.py): a command run from a subdirectory of the repository finds the spec.
+    from click.core import ParameterSource
+
+    from_env = ctx.get_parameter_source("config") == ParameterSource.ENVIRONMENT
+    if value is not None and not from_env:
+        return value
+    given = ctx.find_root().meta.get("jobsecrets.config")
+    if given is not None:
+        return str(given)
+    if value is not None:
+        return value
+    from .spec.discovery import find_spec
+
+    return find_spec()
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # `jobsecrets -c ci/jobsecrets.yml plan`: the group's -c reaches every command.
+    ctx.meta["jobsecrets.config"] = value
+
+
+def _complete_names(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of ``--only``: the variable names of the spec (no value is read)."""
+    from click.shell_completion import CompletionItem
+
+    from .spec.parser import load_spec
+
+    try:
+        spec = load_spec(ctx.params.get("config") or _config_path(ctx, _param, None))
+    except Exception:  # a broken spec completes nothing; completion must never fail loudly
+        return []
+    done, _, last = incomplete.rpartition(",")
+    head = done + "," if done else ""
+    return [CompletionItem(head + s.name) for s in spec.secrets if s.name.startswith(last)]
+
+
 def common_options(func: F) -> F:
     """``-c/--config``, ``--only`` and ``-v`` on every command that reads the spec."""
     func = verbose_option(func)
@@ -84,25 +127,47 @@ def common_options(func: F) -> F:
         "--only",
         multiple=True,
         metavar="NAME[,NAME]",
+        shell_complete=_complete_names,
         help="Resolve only these variables (repeatable or comma-separated).",
     )(func)
     func = click.option(
         "-c",
         "--config",
-        default="jobsecrets.yml",
-        show_default=True,
         envvar="JOBSECRETS_CONFIG",
         show_envvar=True,
         type=click.Path(dir_okay=False),
-        help="The spec file.",
+        callback=_config_path,
+        help="The spec file [default: jobsecrets.yml or .yaml, here or up to the repository root].",
     )(func)
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Lists every command's whole first sentence: click cuts them at about 45 columns ("...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="jobsecrets")
 @click.option(
     "-v", "--verbose", count=True, help="More log output on stderr (-vv: debug). Never values."
+)
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False),
+    expose_value=False,
+    callback=_remember_config,
+    help="The spec file, for the command that follows (same as its own -c).",
 )
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
@@ -207,8 +272,7 @@ def run(
     "--format",
     "fmt",
     type=click.Choice(EXPORT_FORMATS),
-    required=True,
-    help="Where and how values go.",
+    help="Where and how values go [default: dotenv with -o, else shell].",
 )
 @click.option(
     "-o",
@@ -228,7 +292,7 @@ def export(
     config: str,
     only: tuple[str, ...],
     audit_log: str | None,
-    fmt: str,
+    fmt: str | None,
     output: str | None,
     state: str | None,
     files_dir: str | None,
@@ -236,11 +300,16 @@ def export(
     """Resolve and write the values for a later step; leases go to the state file for `revoke`."""
     from .commands.export import export_command
 
+    # A file is usually read by a tool (docker --env-file, compose): dotenv; stdout usually by
+    # a shell (`eval "$(jobsecrets export)"`): shell.
+    fmt = fmt or ("dotenv" if output else "shell")
     if audit_log == "-" and output is None and fmt in ("shell", "dotenv", "json", "gitlab"):
         raise ConfigError(
             "--audit-log - would mix audit records into the values written to stdout",
             hint="give --audit-log a file, or write the values with -o/--output",
         )
+    if output is not None:
+        _check_output_dir(output)
     export_command(
         config,
         _split_only(only),
@@ -250,6 +319,45 @@ def export(
         files_dir=files_dir,
         audit_log=audit_log,
     )
+
+
+def _check_output_dir(output: str) -> None:
+    """``-o DIR/FILE`` into a directory that does not exist: say so before anything is fetched
+    (it was an internal error after the secrets had been read)."""
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"--output {output}: the directory {directory} does not exist",
+            hint="create it first, or give -o a path in an existing directory",
+        )
+
+
+# ---- init ------------------------------------------------------------------------------------
+
+
+@cli.command(short_help="Write a first spec for GitHub, GitLab or local use.")
+@verbose_option
+@click.option(
+    "--for",
+    "target",
+    type=click.Choice(["github", "gitlab", "local"]),
+    help="Where the spec runs [default: github with .github/workflows, gitlab with .gitlab-ci.yml, "
+    "else local].",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="jobsecrets.yml",
+    show_default=True,
+    help="The file to write (- for stdout).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def init(target: str | None, output: str, force: bool) -> None:
+    """Write a first spec, with the Vault role and policy and the AWS trust policy it needs as
+    comments. Check it with `jobsecrets plan`."""
+    from .commands.init import init_command
+
+    init_command(target, output, force)
 
 
 # ---- revoke ----------------------------------------------------------------------------------

@@ -9,6 +9,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .names import CONTROL_CHARS
+
+#: How many field names a "not found" message lists, and how long each may be.
+_MAX_LISTED, _MAX_NAME = 20, 40
+
 
 class FieldMissing(LookupError):
     """The field is not in the document. The message names the field, never a value."""
@@ -31,7 +36,22 @@ def _lookup(data: Any, field: str) -> Any:
                 break
         else:
             return node
-    raise FieldMissing(f"field {field!r} not found")
+    raise FieldMissing(f"field {field!r} not found{_existing(data)}")
+
+
+def _existing(data: Any) -> str:
+    """The names the document does have (names only, never a value): the fix is usually a typo.
+
+    Names come from the store and are treated as hostile: control characters dropped, bounded.
+    """
+    if not isinstance(data, Mapping):
+        return ""
+    if not data:
+        return "; the document has no fields"
+    names = sorted(CONTROL_CHARS.sub("", str(key))[:_MAX_NAME] for key in data)
+    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
+    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return f"; the fields are {shown}{more}"
 
 
 def extract(data: Mapping[str, Any] | str | bytes, field: str | None) -> Any:

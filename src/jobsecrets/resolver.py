@@ -99,7 +99,10 @@ class _BackendRun:
 
     def __call__(self) -> None:
         backend = self.backend
+        started = time.monotonic()
         backend.login()
+        # -vv: timings per backend (names and counts only, never a value).
+        log.debug("backend %r: signed in (%.0f ms)", backend.name, _ms_since(started))
         if self.late.abandoned():
             # Signed in after the deadline, maybe after the caller revoked the ledger: end it here.
             self.late.revoke_token(backend)
@@ -124,7 +127,15 @@ class _BackendRun:
         requests = list(self.requests.values())
         backend.preflight(requests)  # refuses what cannot be meant (KV v2 'data/' paths): exit 2
         self.stage = "reading"
+        read_started = time.monotonic()
         results = self.backend.read_many(requests, max_workers=self.spec.settings.concurrency)
+        log.debug(
+            "backend %r: %d read(s) in %.0f ms (%.0f ms in all)",
+            backend.name,
+            len(requests),
+            _ms_since(read_started),
+            _ms_since(started),
+        )
         leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
         if not self.late.record(backend, leases, self.ledger):
             return
@@ -360,6 +371,10 @@ class _LateResults:
                 backend.name,
                 type(error).__name__,
             )
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
 
 
 def _gather(

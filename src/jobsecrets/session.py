@@ -79,6 +79,9 @@ class Session:
             deadline=process_start() + self.spec.settings.deadline,
         )
         self.identity = IdentityProvider(self.spec.identity, self.env)
+        # Outside CI with no identity token configured, backends may fall back to the user's own
+        # credentials (a CI spec runs on a laptop unchanged); never inside CI.
+        self.context.local = self.identity.platform == "local" and self.identity.kind == "none"
         #: How every command builds a live backend from its spec entry (tests pass their own).
         self.backend_factory = backend_factory
         # Every OIDC token handed to a backend is a credential: remembered only to be masked.

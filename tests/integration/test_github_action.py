@@ -205,6 +205,8 @@ jobs:
           printf %s "$OUT_STRIPE" > "$TEST_OUT/output-STRIPE_KEY"
           echo "plain: $KV_PASSWORD $STRIPE_KEY $BLOB $DB_PASS"
           echo "base64: $(printf %s "$KV_PASSWORD" | base64) $(printf %s "$BLOB" | base64)"
+      - name: the CLI is on PATH for later steps
+        run: jobsecrets --version > "$TEST_OUT/cli-version"
       - name: a long step the job is cancelled in
         if: env.CANCEL_ME == 'true'
         run: touch "$TEST_OUT/ready" && sleep 60
@@ -293,6 +295,7 @@ def test_next_step_sees_masked_values_and_post_revokes(
     assert digest(got["BLOB"]) == digest(stores.aws_blob)
     assert digest((job.out / "output-STRIPE_KEY").read_text()) == digest(stores.aws_key)
     assert (got["DB_USER"] not in roles_before) is True and bool(got["DB_PASS"]) is True
+    assert (job.out / "cli-version").read_text().startswith("jobsecrets, version ")
     # The log shows masks, never a value, not even base64-encoded.
     assert check_no_value(log, stores.canaries + dynamic), "a secret value reached the log"
     assert "plain: *** *** *** ***" in log
@@ -334,6 +337,9 @@ def test_bad_spec_fails_the_step_readably(job: Job, stores: Stores, action_repo:
     # The CLI names the file and line; the action repeats it as an error annotation.
     assert "jobsecrets.yml:16" in log, log
     assert "::error title=jobsecrets::jobsecrets export failed (exit 2)" in log, log
+    # The whole error in the annotation: the per-problem line (file:line) too, not only the first.
+    annotation = next(line for line in log.splitlines() if "::error title=jobsecrets::" in line)
+    assert "jobsecrets.yml:16" in annotation, annotation
     assert "Run Main use the values" not in log
     assert "jobsecrets: nothing to revoke" in log
     assert stores.accessors() <= accessors_before

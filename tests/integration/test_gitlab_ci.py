@@ -208,6 +208,7 @@ def run_pipeline(
     token: str | None = None,
     token_variable: str = "VAULT_ID_TOKEN",  # noqa: S107 - a variable name
     job_name: str = "deploy",
+    gitlab_ci: bool = True,
 ) -> JobRun:
     """Run ``job`` (extending ``.jobsecrets``) in a fresh repository; wait for it to finish."""
     repo = tmp_path / "repo"
@@ -223,7 +224,10 @@ def run_pipeline(
     (repo / "jobsecrets.yml").write_text(spec if spec is not None else stack.spec())
     (repo / ".gitignore").write_text(".gitlab-ci-local*\n")
     # The id token travels in gitlab-ci-local's variables file, not in its argv.
-    variables = {token_variable: token or stack.token(), "GITLAB_CI": "true"}
+    # gitlab_ci=False keeps gitlab-ci-local's own GITLAB_CI=false, as a user running it locally has.
+    variables = {token_variable: token or stack.token()}
+    if gitlab_ci:
+        variables["GITLAB_CI"] = "true"
     (repo / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
     git = [
         "git",
@@ -252,7 +256,7 @@ def run_pipeline(
             "HOME": str(tmp_path),
             "AWS_ENDPOINT_URL": stack.moto.endpoint,
             "AWS_REGION": AWS_REGION,
-            "GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI",
+            **({"GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI"} if gitlab_ci else {}),
         }
     )
     proc = subprocess.run(
@@ -491,3 +495,24 @@ def test_scan_input_fails_the_job_before_artifacts_are_uploaded(
     # The place a successful job's artifacts go (so the check above can fail).
     uploaded = tmp_path / "clean" / "repo" / ".gitlab-ci-local" / "artifacts" / "deploy"
     assert (uploaded / "dist" / "app.txt").exists()
+
+
+def test_gitlab_ci_local_as_is_finds_the_id_token(tmp_path: Path, stack: Stack) -> None:
+    """gitlab-ci-local sets GITLAB_CI=false: the job's id_tokens variable is still found."""
+    script = ['echo "SEES password=$(printf %s "$APP_PASSWORD" | sha256sum | cut -c1-64)"']
+    run = run_pipeline(
+        tmp_path, stack, {"script": script}, spec=stack.spec(aws=False), gitlab_ci=False
+    )
+    assert run.code == 0, run.tail()
+    assert f"SEES password={digest(stack.password)}" in run.log
+    assert "instead of jwt login" not in run.text
+
+
+def test_a_job_that_replaced_before_script_is_told_how_to_keep_ours(
+    tmp_path: Path, stack: Stack
+) -> None:
+    job = {"before_script": ["echo setting up"], "script": ['test -z "$APP_PASSWORD"']}
+    run = run_pipeline(tmp_path, stack, job, spec=stack.spec(aws=False))
+    assert run.code == 0, run.tail()
+    assert "the include's before_script did not run" in run.log
+    assert "before_script: [!reference [.jobsecrets, before_script]" in run.log

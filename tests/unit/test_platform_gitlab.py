@@ -377,3 +377,19 @@ def test_include_never_traces_the_token_or_the_values_under_ci_debug_trace(tmp_p
     assert not value_traced, "xtrace printed a value"
     assert not token_traced, "xtrace printed the CI identity token"
     assert "+ : after" in trace, "xtrace was not switched back on"
+
+
+def test_gitlab_ci_local_jobs_are_gitlab_jobs() -> None:
+    """gitlab-ci-local sets GITLAB_CI=false but the job's own variables: its id token is found."""
+    from jobsecrets.platforms import detect
+
+    job = {"CI_JOB_ID": "3", "CI_PROJECT_DIR": "/p", "CI_PIPELINE_ID": "9"}
+    assert detect({"GITLAB_CI": "false", **job}).name == "gitlab"
+    assert detect({"GITLAB_CI": "false"}).name == "local"
+    assert detect({"GITLAB_CI": "true"}).name == "gitlab"
+
+
+def test_after_script_says_how_to_keep_the_include_before_script() -> None:
+    text = INCLUDE.read_text()
+    assert "before_script: [!reference [.jobsecrets, before_script]" in text
+    assert ".before-script-" in text

@@ -150,6 +150,9 @@ class BackendContext:
     ``lookup`` reads a reference of the same spec (``vault:secret/ci/github-app#pem``) for a backend
     option listed in :attr:`Backend.REFERENCE_OPTIONS`: the session reads it through its own
     backends, so their tokens and leases are in the ledger; the value is never exported.
+    waits between retries (tests pass one that does not wait). ``local`` is true outside CI when
+    no CI identity is configured either: a backend whose sign-in needs one may then use the
+    credentials the user already has (:meth:`Backend.local_fallback`); never inside CI.
     """
 
     env: Mapping[str, str]
@@ -161,6 +164,7 @@ class BackendContext:
     #: Reads a backend may run at once (``settings.concurrency``): size connection pools by it.
     concurrency: int = 64
     lookup: Callable[[str], str | bytes] | None = None
+    local: bool = False
 
     def remaining(self) -> float:
         """Seconds left before the overall deadline (``timeout`` when there is none)."""
@@ -225,6 +229,31 @@ class Backend(abc.ABC):
     def plan_warnings(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
         """Warnings ``plan`` shows for this backend (e.g. credentials shorter-lived than the job)."""
         return []
+
+    @classmethod
+    def describe_target(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str:
+        """Where the store is (address, region, endpoint), for ``plan``; ``""``: nothing to say."""
+        return ""
+
+    @classmethod
+    def describe_credentials(
+        cls, options: Mapping[str, Any], env: Mapping[str, str], local: bool
+    ) -> str:
+        """Where the credentials come from, for ``plan`` (a variable's or file's name, never a
+        credential); ``local`` as in :class:`BackendContext`."""
+        fallback = cls.local_fallback(options, env) if local else None
+        return fallback or cls.describe_auth(options)
+
+    @classmethod
+    def local_fallback(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+        """The user's own credentials used instead of a CI identity outside CI, as one line.
+
+        ``None`` when this sign-in needs no CI identity (the default). A backend whose sign-in
+        does (Vault ``jwt``, AWS ``role_arn``) says here what it uses instead when
+        :attr:`BackendContext.local` is true, so a spec written for CI runs on a laptop unchanged;
+        :meth:`login` then signs in that way and logs this line as a warning.
+        """
+        return None
 
     @classmethod
     def exports_credentials(cls, options: Mapping[str, Any]) -> bool:

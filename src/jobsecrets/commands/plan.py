@@ -92,6 +92,9 @@ class PlannedBackend:
     type: str
     auth: str
     warnings: tuple[str, ...] = ()
+    #: Where the store is (address, region, endpoint) and where the credentials come from.
+    target: str = ""
+    credentials: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ class PlanReport:
         for backend in self.backends:
             lines.append(f"backend {backend.name} ({backend.type}): auth {backend.auth}")
             lines.extend(f"  warning: {warning}" for warning in backend.warnings)
+            if backend.target:
+                lines.append(f"  {backend.target}")
+            if backend.credentials:
+                lines.append(f"  credentials: {backend.credentials}")
             checked = (self.backend_checks or {}).get(backend.name)
             if checked is None:
                 continue
@@ -372,6 +379,10 @@ def build_report(session: Session, check: bool) -> PlanReport:
                 backend.type,
                 cls.describe_auth(backend.options),
                 tuple(cls.plan_warnings(backend.options, session.env)),
+                target=cls.describe_target(backend.options, session.env),
+                credentials=cls.describe_credentials(
+                    backend.options, session.env, session.context.local
+                ),
             )
         )
     report = PlanReport(
@@ -454,11 +465,16 @@ def _check(session: Session, report: PlanReport) -> None:
                 unreachable=isinstance(error, BackendError),
             )
             continue
-        live[name] = backend
         try:
             facts = dict(backend.identity_info())
+        except AuthError as error:
+            # The store refused the credentials themselves (an expired $VAULT_TOKEN): a sign-in
+            # failure, exit 3, not a lookup detail of a signed-in backend.
+            report.backend_checks[name] = BackendCheck(False, error=error.message, hint=error.hint)
+            continue
         except JobSecretsError as error:
             facts = {"lookup_error": error.message}
+        live[name] = backend
         report.backend_checks[name] = BackendCheck(True, identity=facts)
     for name, signed_in in live.items():  # exit 2 on a path that cannot be meant, as `run` does
         signed_in.preflight(

@@ -70,8 +70,13 @@ class GitLab(Platform):
     }
 
     def detect(self, env: Mapping[str, str]) -> bool:
-        """``GITLAB_CI=true``, as the runner sets it."""
-        return env.get("GITLAB_CI") == "true"
+        """``GITLAB_CI=true``, as the runner sets it; also a job run by gitlab-ci-local, which sets
+        ``GITLAB_CI=false`` but the job's own variables too (so its ``id_tokens:`` are found)."""
+        if env.get("GITLAB_CI") == "true":
+            return True
+        return env.get("GITLAB_CI") == "false" and all(
+            env.get(name) for name in ("CI_JOB_ID", "CI_PROJECT_DIR", "CI_PIPELINE_ID")
+        )
 
     def job_key(self, env: Mapping[str, str]) -> str:
         """The job id."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["ENCODINGS", "SECRET_KEYS", "SPEC_VERSION", "TOP_KEYS", "load_spec", "parse_spec"]
 
 import os
+import re
 from typing import Any
 
 import yaml
@@ -41,6 +42,29 @@ TOP_KEYS = {
 }
 SECRET_KEYS = {"ref", "file", "optional", "params", "encoding", "name_prefix", "flatten", "policy"}
 ENCODINGS = {"utf-8", "base64"}
+
+
+#: ` #word` after a value: a comment whose text starts right after '#' (`#password`).
+_FIELD_COMMENT = re.compile(r"^[ \t]+#(\S+)")
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError, text: str = "") -> str:
+    """PyYAML's words, except where they send people the wrong way (a tab).
+
+    The pure loader names the tab in its words; the C loader only says "found character that
+    cannot start any token", so the line itself is looked at too.
+    """
+    mark = error.problem_mark
+    lines = text.splitlines()
+    at_tab = (
+        mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
+    )
+    if at_tab or "'\\t'" in str(error.problem) or "\t" in str(error.problem):
+        return (
+            "YAML syntax error: a tab character; YAML indents with spaces only "
+            "(replace the tab on this line with spaces)"
+        )
+    return f"YAML syntax error: {error.problem}"
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:
@@ -149,6 +173,18 @@ class _Parser:
             pairs.append((key, key_node, value_node))
         return pairs
 
+    def _field_in_comment(self, node: yaml.Node) -> str:
+        """The word of a ``#word`` comment right after a plain scalar on its line, else ``""``."""
+        # A plain scalar's style is None for the pure loader and "" for the C loader.
+        if not isinstance(node, yaml.ScalarNode) or node.style:
+            return ""
+        mark = node.end_mark
+        lines = self.text.splitlines()
+        if mark is None or mark.line >= len(lines):
+            return ""
+        found = _FIELD_COMMENT.match(lines[mark.line][mark.column :])
+        return found.group(1) if found else ""
+
     def fail(self) -> ConfigError:
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
@@ -169,7 +205,7 @@ class _Parser:
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark is not None else None
-            self.problem(f"YAML syntax error: {error.problem}")
+            self.problem(_yaml_problem(error, self.text))
             self.problems[-1] = Problem(self.problems[-1].message, self.path, line)
             raise self.fail() from None
         except yaml.reader.ReaderError as error:
@@ -404,6 +440,17 @@ class _Parser:
             ref = parse_reference(raw_ref)
         except ValueError as error:
             self.problem(f"secret {name!r}: {error}", ref_node)
+            return None
+        comment = self._field_in_comment(ref_node) if ref.field is None else ""
+        if comment:
+            # `vault:secret/app #password`: YAML drops ` #password` as a comment, and the job
+            # would get the whole document instead of one field. Least privilege: refuse.
+            self.problem(
+                f"secret {name!r}: '{raw_ref} #{comment}' is read by YAML as the reference "
+                f"'{raw_ref}' and a comment, which would hand over the whole document; write "
+                f"'{raw_ref}#{comment}' (no space), or put a space after '#' in a comment",
+                ref_node,
+            )
             return None
         backend_name = self._backend_for(name, ref, ref_node, backends)
         if backend_name is None:

@@ -50,6 +50,7 @@ from ..base import AccessCheck, Backend, BackendContext, Document, ReadRequest
 from .support import (
     Failure,
     backoff_delay,
+    chain_source,
     classify_client_error,
     default_session_name,
     resolve_endpoint,
@@ -125,6 +126,8 @@ class AwsBackend(Backend):
         self._assumed_user: Mapping[str, Any] | None = None
         self._session_name: str | None = None
         self._caller: Mapping[str, Any] | None = None
+        #: The local fallback's line when it was used instead of ``role_arn``.
+        self._fallback: str | None = None
 
     # ---- static description -------------------------------------------------------------
 
@@ -141,6 +144,30 @@ class AwsBackend(Backend):
     def validate_secret(cls, path: str, options: Mapping[str, Any]) -> list[str]:
         """Problems of a secret id (name, ARN or ``prefix/*``) and its version options."""
         return validate_secret_options(path, options)
+
+    @classmethod
+    def describe_target(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str:
+        """The region and, when one is set, the endpoint (a local moto, a VPC endpoint)."""
+        region = resolve_region(options, env) or "from the AWS profile"
+        endpoint = resolve_endpoint(options, env, "SECRETS_MANAGER")
+        return f"region {region}" + (f", endpoint {endpoint}" if endpoint else "")
+
+    @classmethod
+    def describe_credentials(
+        cls, options: Mapping[str, Any], env: Mapping[str, str], local: bool
+    ) -> str:
+        """The role and the CI identity, or where the default chain finds its credentials."""
+        if options.get("role_arn") and not local:
+            return cls.describe_auth(options)
+        return cls.local_fallback(options, env) or chain_source(env)
+
+    @classmethod
+    def local_fallback(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+        """``role_arn`` needs a CI identity: off CI, the default chain (``AWS_PROFILE`` picks a
+        profile) instead; the role is not assumed and ``credentials: true`` exports nothing."""
+        if not options.get("role_arn"):
+            return None
+        return f"{chain_source(env)} instead of role_arn (local run: no CI identity)"
 
     @classmethod
     def describe_auth(cls, options: Mapping[str, Any]) -> str:
@@ -207,6 +234,12 @@ class AwsBackend(Backend):
         env = self.context.env
         region = resolve_region(self.options, env)
         role_arn = self.options.get("role_arn")
+        fallback = self.local_fallback(self.options, env)
+        if self.context.local and fallback:
+            # A CI spec run on a laptop: the user's own credentials instead of the role.
+            log.warning("backend %r: %s", self.name, fallback)
+            self._fallback = fallback
+            role_arn = None
         try:
             base = boto3.session.Session(
                 region_name=region, **({} if role_arn else self._chain_kwargs())
@@ -715,7 +748,7 @@ class AwsBackend(Backend):
         """Who we are: the assumed role session, or ``sts:GetCallerIdentity`` for the default chain."""
         info: dict[str, Any] = {
             "backend": self.name,
-            "auth": self.describe_auth(self.options),
+            "auth": self._fallback or self.describe_auth(self.options),
             "region": self.region,
         }
         if self._assumed_user is not None and self._role_credentials is not None:

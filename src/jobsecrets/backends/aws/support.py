@@ -15,6 +15,7 @@ __all__ = [
     "UNSUPPORTED_CODES",
     "Failure",
     "backoff_delay",
+    "chain_source",
     "classify_client_error",
     "default_session_name",
     "resolve_endpoint",
@@ -133,6 +134,15 @@ def resolve_region(options: Mapping[str, Any], env: Mapping[str, str]) -> str | 
         if value:
             return str(value)
     return None
+
+
+def chain_source(env: Mapping[str, str]) -> str:
+    """Where the default credential chain will find credentials, named (never shown), for ``plan``."""
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return "default AWS credential chain: $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY"
+    if env.get("AWS_PROFILE"):
+        return f"default AWS credential chain: profile {env['AWS_PROFILE']!r} ($AWS_PROFILE)"
+    return "default AWS credential chain (~/.aws config and credentials, SSO, instance role)"
 
 
 def resolve_endpoint(

@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = ["VaultBackend"]
 
 import contextlib
+import logging
 import os
 import re
 import threading
@@ -35,7 +36,10 @@ from ...errors import (
 )
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
 from ..retry import OutOfTime, Retrying, retry_after_seconds, within
-from .answers import clean_text, kv_date, seconds
+from .answers import clean_text, kv_date, parse_time, seconds
+from .tokens import describe_source, find_token, looked_in, missing_hint
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import hvac
@@ -60,6 +64,28 @@ _STATUS = {
     "BadGateway": "502 bad gateway",
 }
 _REQUEST_PATH = re.compile(r'request path "[^"]*":\s*')
+
+
+def _past(value: object) -> bool:
+    """True for a time in the past (a KV v2 ``deletion_time``; one in the future is a
+    ``delete_version_after`` schedule, and the version still exists until then)."""
+    moment = parse_time(value)
+    return moment is not None and moment.timestamp() <= time.time()
+
+
+def _setting(
+    options: Mapping[str, Any], env: Mapping[str, str], key: str, suffix: str
+) -> tuple[str, str]:
+    """An option, else ``$VAULT_<suffix>``, else ``$BAO_<suffix>`` (OpenBao's CLI names), with
+    where it came from: messages and ``plan`` name the source of an address, not just its text."""
+    if options.get(key):
+        return str(options[key]), f"'{key}:' in the spec"
+    for name in (f"VAULT_{suffix}", f"BAO_{suffix}"):
+        if env.get(name):
+            return env[name], f"${name}"
+    return "", ""
+
+
 _CLAIM_MISMATCH = re.compile(r'claim "([^"]+)" does not match')
 
 
@@ -153,10 +179,11 @@ class VaultBackend(Backend):
 
     type_name = "vault"
     OPTIONS: ClassVar[Mapping[str, str]] = {
-        "address": "server URL; default $VAULT_ADDR",
-        "namespace": "Vault Enterprise / OpenBao namespace; default $VAULT_NAMESPACE",
+        "address": "server URL; default $VAULT_ADDR, then $BAO_ADDR",
+        "namespace": "Vault Enterprise / OpenBao namespace; default $VAULT_NAMESPACE, "
+        "then $BAO_NAMESPACE",
         "auth": "how to sign in: {method: token|approle|jwt|kubernetes, ...}",
-        "ca_cert": "PEM CA bundle to verify the server; default $VAULT_CACERT",
+        "ca_cert": "PEM CA bundle to verify the server; default $VAULT_CACERT, then $BAO_CACERT",
         "tls_skip_verify": "turn TLS verification off (never in production)",
         "renew_increment": "lease renewal increment (e.g. 5m); default: the lease's own TTL",
     }
@@ -170,8 +197,11 @@ class VaultBackend(Backend):
     def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
         super().__init__(name, options, context)
         env = context.env
-        self.address = str(options.get("address") or env.get("VAULT_ADDR") or "")
-        self.namespace = str(options.get("namespace") or env.get("VAULT_NAMESPACE") or "") or None
+        self.address, self._address_source = _setting(options, env, "address", "ADDR")
+        self.namespace = _setting(options, env, "namespace", "NAMESPACE")[0] or None
+        #: Where the token in use came from (``$VAULT_TOKEN``, ``jwt login``...), for messages.
+        self.token_source = ""
+        self._token_checked: bool | None = None
         self.auth: dict[str, Any] = dict(options.get("auth") or {"method": "token"})
         self._client: hvac.Client | None = None
         self._client_lock = threading.Lock()
@@ -259,11 +289,43 @@ class VaultBackend(Backend):
         return problems
 
     @classmethod
+    def describe_target(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str:
+        """``address https://... ($VAULT_ADDR)``, with the namespace when there is one."""
+        address, source = _setting(options, env, "address", "ADDR")
+        if not address:
+            return "no address (set 'address:' or $VAULT_ADDR)"
+        namespace, ns_source = _setting(options, env, "namespace", "NAMESPACE")
+        text = f"address {clean_text(address, 200)} ({source})"
+        return text + (
+            f", namespace {clean_text(namespace, 100)} ({ns_source})" if namespace else ""
+        )
+
+    @classmethod
+    def describe_credentials(
+        cls, options: Mapping[str, Any], env: Mapping[str, str], local: bool
+    ) -> str:
+        """The user's token source for ``token`` (and the local fallback), else the login."""
+        auth = options.get("auth") or {"method": "token"}
+        if auth.get("method", "token") == "token":
+            return f"token from {describe_source(auth, env, local=local)}"
+        return super().describe_credentials(options, env, local)
+
+    @classmethod
+    def local_fallback(cls, options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+        """``jwt`` needs a CI identity: off CI, the user's own token (as ``vault``/``bao`` find it)."""
+        auth = options.get("auth") or {"method": "token"}
+        if auth.get("method") != "jwt":
+            return None
+        source = describe_source({}, env, local=True)
+        return f"token from {source} instead of jwt login (local run: no CI identity)"
+
+    @classmethod
     def describe_auth(cls, options: Mapping[str, Any]) -> str:
         """``jwt (role ci, mount jwt)`` and the like."""
         auth = options.get("auth") or {"method": "token"}
         method = auth.get("method", "token")
         if method == "token":
+            # Where the token really comes from is plan's "credentials:" line.
             return f"token (${auth.get('token_env', 'VAULT_TOKEN')})"
         if method == "approle":
             return (
@@ -278,7 +340,7 @@ class VaultBackend(Backend):
     def _verify(self) -> bool | str:
         if self.options.get("tls_skip_verify"):
             return False
-        ca = self.options.get("ca_cert") or self.context.env.get("VAULT_CACERT")
+        ca = _setting(self.options, self.context.env, "ca_cert", "CACERT")[0]
         if ca:
             ca = os.path.join(self.context.spec_dir, os.path.expanduser(str(ca)))
             if not os.path.exists(ca):
@@ -294,6 +356,13 @@ class VaultBackend(Backend):
             raise ConfigError(
                 f"backend {self.name!r}: no Vault address",
                 hint="set 'address:' in the spec or VAULT_ADDR",
+            )
+        if not re.match(r"^https?://", self.address):
+            # The spec's address is checked at plan time; one from the environment only here.
+            raise ConfigError(
+                f"backend {self.name!r}: the Vault address from {self._address_source} must start "
+                f"with http:// or https:// (got {clean_text(self.address, 60)!r})",
+                hint="e.g. VAULT_ADDR=https://vault.example.com:8200",
             )
         client = hvac.Client(
             url=self.address,
@@ -369,6 +438,7 @@ class VaultBackend(Backend):
         import requests
 
         client = self.client
+        started = time.monotonic()
         deadline = self.context.deadline if bounded else None
         # Revoking once the deadline has passed (the job is failing on a slow store): one short
         # attempt, so the process still ends within the deadline plus a second. What it cannot
@@ -453,6 +523,16 @@ class VaultBackend(Backend):
                 hint=self._down_hint(),
             ) from None
 
+        finally:
+            # The path and the time only: parameters (a body) and answers are never logged.
+            log.debug(
+                "backend %r: %s /v1/%s (%.0f ms)",
+                self.name,
+                method,
+                path.lstrip("/"),
+                (time.monotonic() - started) * 1000,
+            )
+
     def _down_hint(self) -> str:
         return (
             f"the store at {self.address} is down, sealed, rate-limiting or unreachable: check "
@@ -475,8 +555,15 @@ class VaultBackend(Backend):
             if self._client is not None:
                 return
             method = self.auth.get("method", "token")
+            fallback = self.local_fallback(self.options, self.context.env)
+            if self.context.local and fallback:
+                # A CI spec run on a laptop: the user's own token instead of a CI identity.
+                log.warning("backend %r: %s", self.name, fallback)
+                method = "token"
             if method == "token":
-                self._client = self._new_client(self._user_token())
+                token = self._user_token()
+                self._client = self._new_client(token)
+                log.debug("backend %r: token from %s", self.name, self.token_source)
                 return
             self._client = self._new_client()
             try:
@@ -529,6 +616,8 @@ class VaultBackend(Backend):
                     self._client = None
                     raise AuthError(f"backend {self.name!r}: {method} login returned no token")
                 self._client.token = auth["client_token"]
+                self.token_source = f"{method} login (mount {mount!r})"
+                log.debug("backend %r: signed in through auth/%s/login", self.name, mount)
                 self._token_record = TokenRecord(
                     backend=self.name,
                     token=auth["client_token"],
@@ -559,20 +648,38 @@ class VaultBackend(Backend):
         return value
 
     def _user_token(self) -> str:
-        env_name = self.auth.get("token_env", "VAULT_TOKEN")
-        token = self.context.env.get(env_name)
-        if token:
-            return token
-        # The file `vault login` / `bao login` leaves behind, for local use.
-        helper = os.path.expanduser("~/.vault-token")
-        if env_name == "VAULT_TOKEN" and os.path.isfile(helper):
-            with open(helper, encoding="utf-8") as handle:
-                token = handle.read().strip()
-            if token:
-                return token
-        raise AuthError(
-            f"backend {self.name!r}: no token: ${env_name} is not set",
-            hint="set it, or use auth: {method: jwt, role: ...} to sign in with the CI identity",
+        # `token_env` applies to method token only; the jwt fallback looks where the CLIs look.
+        auth = self.auth if self.auth.get("method", "token") == "token" else {}
+        found = find_token(auth, self.context.env, local=self.context.local)
+        if found is None:
+            tried = looked_in(auth, local=self.context.local)
+            raise AuthError(
+                f"backend {self.name!r}: no token found (looked in {tried})",
+                hint=missing_hint(auth, self.context.local),
+            )
+        self.token_source = found.source
+        return found.token
+
+    def _invalid_token(self, error: AccessDenied) -> JobSecretsError:
+        """A 403 because the token itself is invalid or expired is a sign-in failure (exit 3),
+        not a policy problem: ``lookup-self`` (allowed to every valid token) tells them apart."""
+        if self._token_checked is None:
+            try:
+                self._request("GET", "auth/token/lookup-self", what="token lookup")
+                self._token_checked = True
+            except AccessDenied:
+                self._token_checked = False
+            except JobSecretsError:
+                return error
+        if self._token_checked:
+            return error
+        user_token = self.token_source.startswith(("$", "~"))
+        return AuthError(
+            f"backend {self.name!r}: the token from {self.token_source or 'the login'} is "
+            "invalid or expired",
+            hint="sign in again ('vault login' / 'bao login') or set a valid token"
+            if user_token
+            else "its login token expired: run the job again, or raise the role's token_ttl",
         )
 
     def _k8s_token(self) -> str:
@@ -638,6 +745,13 @@ class VaultBackend(Backend):
         if data.get("type") in ("kv", "generic"):
             version = 2 if str((data.get("options") or {}).get("version", "1")) == "2" else 1
         answer = (mount, version)
+        log.debug(
+            "backend %r: %r is under mount %r (%s)",
+            self.name,
+            path,
+            mount or "(none found)",
+            f"KV v{version}" if version else f"engine {data.get('type') or 'unknown'}",
+        )
         if mount:
             with self._mount_lock:
                 self._mounts[mount] = answer
@@ -666,6 +780,12 @@ class VaultBackend(Backend):
 
     def read(self, request: ReadRequest) -> Document:
         """One read of one path, whatever the number of fields wanted from it."""
+        try:
+            return self._read(request)
+        except AccessDenied as error:
+            raise self._invalid_token(error) from None
+
+    def _read(self, request: ReadRequest) -> Document:
         what = request.describe()
         problem = self._api_path_problem(request)
         if problem:  # callers run preflight() first; this keeps a direct read() honest too
@@ -726,6 +846,12 @@ class VaultBackend(Backend):
         problem = self._api_path_problem(request)
         if problem:  # never report `read on secret/data/data/...` as allowed
             raise ConfigError(f"{request.describe()}: {problem}")
+        try:
+            return self._check_access(request)
+        except AccessDenied as error:
+            raise self._invalid_token(error) from None
+
+    def _check_access(self, request: ReadRequest) -> AccessCheck:
         mount, kv_version = self._mount_of(request.path, request.options)
         path = request.path
         if kv_version == 2:
@@ -743,7 +869,45 @@ class VaultBackend(Backend):
             "update" if (request.params or request.options.get("method") == "write") else "read"
         )
         allowed = ("root" in caps) or (needed in caps and "deny" not in caps)
-        return AccessCheck(allowed, f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}")
+        detail = f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}"
+        if allowed and kv_version in (1, 2):
+            # Capabilities say "may", not "exists": a KV path that does not exist would read 404.
+            missing = self._kv_missing(request.path, mount, kv_version)
+            if missing:
+                return AccessCheck(False, missing, missing=True)
+            if missing is None:
+                detail += "; existence not checked (no read on metadata / list on the folder)"
+        return AccessCheck(allowed, detail)
+
+    def _kv_missing(self, path: str, mount: str, kv_version: int) -> str | None:
+        """Why a KV secret does not exist, ``""`` when it does, ``None`` when we may not ask.
+
+        Reads no value: KV v2's ``metadata/`` endpoint (is there a current, undeleted version?),
+        KV v1's folder listing (is the key in it?).
+        """
+        rest = path[len(mount) :]
+        what = f"existence of {path!r}"
+        try:
+            if kv_version == 2:
+                reply = self._request("GET", f"{mount}metadata/{rest}", what=what)
+                body = reply.get("data") if isinstance(reply, dict) else None
+                body = body if isinstance(body, dict) else {}
+                current = (body.get("versions") or {}).get(str(body.get("current_version")))
+                if (
+                    not isinstance(current, dict)
+                    or current.get("destroyed")
+                    or _past(current.get("deletion_time"))
+                ):
+                    return f"{path!r}: no current version (deleted or destroyed) in {self.name!r}"
+                return ""
+            folder, _, leaf = rest.rpartition("/")
+            reply = self._request("LIST", f"{mount}{folder}", what=what)
+            keys = ((reply or {}).get("data") or {}).get("keys") or []
+            return "" if leaf in keys else f"{path!r}: not found in {self.name!r}"
+        except SecretNotFound:
+            return f"{path!r}: not found in {self.name!r}"
+        except AccessDenied:
+            return None
 
     def metadata(self, request: ReadRequest) -> Document | None:
         """KV v2: the ``metadata/`` endpoint (version times, custom_metadata), never ``data/``.
@@ -779,7 +943,11 @@ class VaultBackend(Backend):
 
     def identity_info(self) -> Mapping[str, Any]:
         """Non-secret facts about our token: accessor, policies, TTL, display name, metadata."""
-        reply = self._request("GET", "auth/token/lookup-self", what="token lookup", safe=True)
+        try:
+            reply = self._request("GET", "auth/token/lookup-self", what="token lookup", safe=True)
+        except AccessDenied as error:
+            self._token_checked = False
+            raise self._invalid_token(error) from None
         data = reply.get("data", {}) if isinstance(reply, dict) else {}
         return {
             "accessor": data.get("accessor"),
