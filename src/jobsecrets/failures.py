@@ -35,6 +35,9 @@ def combine(errors: list[JobSecretsError]) -> JobSecretsError:
         key = (type(error), error.cause or error.message)
         groups.setdefault(key, []).append(error)
     first = errors[0]
+    if len(groups) == 1 and not first.cause:
+        # The same words for every variable (an invalid token fails every read alike): once.
+        return first
     if len(groups) == 1 and first.cause:
         subjects = [e.subject for e in errors]
         combined = type(first)(
@@ -46,7 +49,7 @@ def combine(errors: list[JobSecretsError]) -> JobSecretsError:
             if members[0].cause:
                 lines.append(f"  - {_subjects([m.subject for m in members])}: {cause}")
             else:
-                lines.extend(f"  - {m.message}" for m in members)
+                lines.append(f"  - {cause}")  # identical messages: said once
         combined = type(first)(f"{len(errors)} variables failed:\n" + "\n".join(lines))
     combined.hint = first.hint
     return combined
