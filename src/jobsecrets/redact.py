@@ -33,121 +33,75 @@ __all__ = [
 
 import base64
 import bisect
-import json
 import os
-import re
 import threading
-import urllib.parse
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeAlias
 
 import ahocorasick_rs
 
+from . import maskforms
 #: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
 MIN_SECRET_LENGTH = 3
 #: Lines of a multi-line value shorter than this are not masked on their own.
 DEFAULT_MIN_LINE_LENGTH = 4
 #: Base64 fragments cut out of a longer stream must have at least this many characters
 #: (36 bits): shorter ones would match unrelated base64 text all the time.
-MIN_BASE64_FRAGMENT = 6
+MIN_BASE64_FRAGMENT = maskforms.MIN_BASE64_FRAGMENT
 #: What a masked occurrence is replaced with.
 DEFAULT_REPLACEMENT = b"***"
-
-_B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_PERCENT_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
-# Go's encoding/json (and others that guard against HTML injection) escape these.
-_HTML_SAFE_JSON = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
-def _base64_forms(value: bytes) -> set[bytes]:
-    """Standard and URL-safe base64, padded and not, and the stream fragments at 3 offsets.
-
-    Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
-    bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
-    only the characters wholly inside the value's bits are the same whatever surrounds it:
-    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
-    """
-    forms: set[bytes] = set()
-    std = base64.b64encode(value)
-    url = std.translate(_B64_TO_URLSAFE)
-    forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
-    n = len(value)
-    for k in range(3):
-        encoded = base64.b64encode(bytes(k) + value)
-        fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
-        if len(fragment) >= MIN_BASE64_FRAGMENT:
-            forms.add(fragment)
-            forms.add(fragment.translate(_B64_TO_URLSAFE))
+def _encoded_forms(value: bytes) -> set[bytes]:
+    """Every encoding of one value: base64 (also wrapped), hex and hex dumps, percent, JSON, shell."""
+    forms = maskforms.base64_forms(value, windows=False)
+    # Double encoding (a base64 value stored base64 again, a docker auth inside a config blob).
+    forms |= maskforms.base64_forms(base64.b64encode(value), windows=False)
+    forms.add(value.hex().encode("ascii"))
+    forms.add(value.hex().upper().encode("ascii"))
+    forms |= maskforms.percent_forms(value)
+    forms |= maskforms.json_forms(value)
+    forms |= maskforms.shell_forms(value)
     return forms
-
-
-def _url_forms(value: bytes) -> set[bytes]:
-    """``quote`` (with and without ``/`` kept) and ``quote_plus``, in both hex-digit cases."""
-    forms = {
-        urllib.parse.quote(value, safe="").encode("ascii"),
-        urllib.parse.quote(value).encode("ascii"),
-        urllib.parse.quote_plus(value).encode("ascii"),
-    }
-    # Some encoders write %2f rather than %2F; both decode to the same secret.
-    forms |= {_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), f) for f in forms}
-    return forms
-
-
-def _json_forms(value: bytes) -> set[bytes]:
-    """The value as the inside of a JSON string (``json.dumps`` without the quotes)."""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        # Not text: it cannot be inside a JSON document as it is.
-        return set()
-    ascii_form = json.dumps(text, ensure_ascii=True)[1:-1]
-    raw_form = json.dumps(text, ensure_ascii=False)[1:-1]
-    html_safe = raw_form
-    for char, escape in _HTML_SAFE_JSON:
-        html_safe = html_safe.replace(char, escape)
-    return {
-        ascii_form.encode("ascii"),
-        raw_form.encode("utf-8"),
-        html_safe.encode("utf-8"),
-    }
 
 
 def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) -> set[bytes]:
     """Every byte pattern to mask for one secret ``value``; empty when the value is too short.
 
-    The forms are: the value; for a multi-line value each line of at least ``min_line_length``
-    bytes and the value with CRLF line ends (a pseudo-terminal turns ``\\n`` into ``\\r\\n``);
-    base64 (standard and URL-safe, padded and unpadded, and the fragments that appear when the
-    value sits at any of the three offsets of a longer base64 stream); base64 of the standard
-    base64 (double encoding); hex in both cases; URL-encoding (``quote``, ``quote_plus``);
-    the inside of a JSON string (``ensure_ascii`` on and off).
+    The forms are: the value; for a multi-line value each *distinctive* line
+    (:func:`jobsecrets.maskforms.distinctive`), as it is and trimmed, and the value with CRLF
+    line ends (a pseudo-terminal turns ``\\n`` into ``\\r\\n``); for a JSON document, each
+    distinctive string leaf with all its encodings; base64 (standard and URL-safe, padded and
+    unpadded, at any offset of a longer stream, wrapped at any width of 20 or more), also of the
+    base64; hex in both cases and as ``od``/``hexdump``/``xxd`` print it; percent-encoding in
+    every common dialect; the inside of a JSON string in every common serializer's dialect; the
+    value as bash, zsh, dash and busybox re-quote it (xtrace, ``declare -p``, ``printf %q``).
     """
     if len(value) < MIN_SECRET_LENGTH:
         return set()
     forms = {value}
     if b"\n" in value or b"\r" in value:
-        lines = value.splitlines()
-        forms.update(line for line in lines if len(line) >= max(min_line_length, 1))
+        forms |= maskforms.line_forms(value, min_line_length)
         crlf = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         forms.add(crlf)
         # What a pty really prints: ONLCR adds a \r before every \n, also one after a \r, so a
         # value stored with CRLF line ends shows as \r\r\n (its short lines are not masked alone).
         forms.add(value.replace(b"\n", b"\r\n"))
-    forms |= _base64_forms(value)
-    forms |= _base64_forms(base64.b64encode(value))
-    forms.add(value.hex().encode("ascii"))
-    forms.add(value.hex().upper().encode("ascii"))
-    forms |= _url_forms(value)
-    forms |= _json_forms(value)
+    for leaf in maskforms.json_leaves(value):
+        if leaf != value and maskforms.distinctive(leaf.strip(), min_line_length):
+            forms.add(leaf)
+            forms |= _encoded_forms(leaf)
+    forms |= _encoded_forms(value)
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
-# Above this many pattern bytes the scanner uses a (slower, smaller) NFA instead of a DFA:
-# the DFA scans ~3x faster but takes ~150 bytes of memory per pattern byte.
-_DFA_MAX_PATTERN_BYTES = 2_000_000
+# The automaton: a contiguous NFA. Its build time and memory are linear in the total size of the
+# patterns (a DFA's are not: 16 KB of one repeated byte took minutes, 1,000 secrets 185 MiB), and
+# on one thread it scans log text about as fast as the DFA did (see docs/benchmarks.md).
+_IMPLEMENTATION = ahocorasick_rs.Implementation.ContiguousNFA
 # From this size on a chunk is scanned as two halves at once: the Rust search releases the
 # GIL, so a second core almost doubles the throughput of the big reads a chatty child causes.
 _PARALLEL_MIN = 256 * 1024
@@ -192,20 +146,18 @@ class PatternSet:
         self._short_prefixes: frozenset[bytes] = frozenset()
         if not unique:
             return
-        total = sum(len(p) for p in unique)
-        implementation = (
-            ahocorasick_rs.Implementation.DFA if total <= _DFA_MAX_PATTERN_BYTES else None
-        )
         # Leftmost-longest, so a secret that contains another (a value and its own lines)
         # is replaced whole, never cut into a mask and a visible rest.
         self._scan = ahocorasick_rs.BytesAhoCorasick(
             unique,
             matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
-            implementation=implementation,
+            implementation=_IMPLEMENTATION,
         )
         keys = {p[:_PREFIX_KEY] for p in unique if len(p) > _PREFIX_KEY}
         if keys:
-            self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(sorted(keys))
+            self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(
+                sorted(keys), implementation=_IMPLEMENTATION
+            )
         self._short_prefixes = frozenset(
             p[:i] for p in unique for i in range(1, min(len(p), _PREFIX_KEY))
         )
@@ -290,7 +242,9 @@ class PatternSet:
             else:
                 windows.append([lo, hi])
         if self._overlap is None:
-            self._overlap = ahocorasick_rs.BytesAhoCorasick(self._sorted)
+            self._overlap = ahocorasick_rs.BytesAhoCorasick(
+                self._sorted, implementation=_IMPLEMENTATION
+            )
         found: list[tuple[int, int]] = []
         for lo, hi in windows:
             window = data[lo:hi]

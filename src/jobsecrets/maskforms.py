@@ -1,0 +1,411 @@
+"""The forms a secret value takes when a program prints it: what :func:`mask_forms` computes.
+
+A value is printed as itself far less often than one would hope. Tools encode it (base64, wrapped
+at 64 or 76 columns or any width; percent-encoding in each library's dialect; JSON escaping in each
+serializer's dialect; hex dumps), shells re-quote it when they trace a command (``set -x``,
+``declare -p``, ``printf %q``), and a multi-line or JSON-document value is printed a line or a
+field at a time. Each function here returns the byte strings one such family produces; the
+redactor replaces every occurrence of any of them.
+
+Two rules keep the forms from masking ordinary log text:
+
+* *derived pieces* (a line of a multi-line value, a leaf of a JSON document) are masked on their
+  own only when :func:`distinctive` says so: long enough, not whitespace or punctuation only, not
+  a ``key: value`` line whose value is an ordinary word, number, boolean, version or plain URL
+  (``apiVersion: v1``, ``"type": "service_account",``), not a PEM armour line of a public object;
+* *windows* (for wrapped base64 and hex dumps, whose line breaks can fall anywhere) are long
+  enough that a chance match in unrelated text is negligible: 20 base64 characters (120 bits),
+  4 bytes in hex-dump notation (32 bits, and only in that notation).
+
+Nothing here prints, logs or puts a value in an exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "B64_WINDOW",
+    "HEXDUMP_WINDOW",
+    "WRAP_MIN",
+    "base64_forms",
+    "distinctive",
+    "hexdump_forms",
+    "json_forms",
+    "json_leaves",
+    "line_forms",
+    "percent_forms",
+    "shell_forms",
+    "wrapped_base64_lines",
+]
+
+import base64
+import json
+import re
+import string
+
+#: Base64 fragments cut out of a longer stream must have at least this many characters.
+MIN_BASE64_FRAGMENT = 6
+#: Length of the windows of a base64 form that mask it wherever a line break cuts it.
+B64_WINDOW = 20
+#: Base64 forms at least this long also get windows: 60 characters (a 45-byte value) is where
+#: the common widths (64 for PEM and ``openssl base64``, 76 for ``base64``) start to wrap.
+#: Shorter values would get as many patterns as characters for a rare case (``fold -w 30``).
+WRAP_MIN = 60
+#: Bytes per window of a hex dump (``od -tx1``, ``hexdump -C``, ``xxd``).
+HEXDUMP_WINDOW = 4
+#: Values longer than this get no hex-dump windows (nobody hex-dumps a certificate chain, and
+#: the windows would be thousands of patterns: three per byte).
+HEXDUMP_MAX = 256
+
+_B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+# ---- base64 ---------------------------------------------------------------------------------
+
+
+def _stream_fragments(value: bytes) -> list[bytes]:
+    """Standard base64 of ``value`` and the stable fragments at stream offsets 1 and 2.
+
+    Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
+    bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
+    only the characters wholly inside the value's bits are the same whatever surrounds it:
+    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
+    """
+    n = len(value)
+    out = []
+    for k in range(3):
+        encoded = base64.b64encode(bytes(k) + value)
+        fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
+        if len(fragment) >= MIN_BASE64_FRAGMENT:
+            out.append(fragment)
+    return out
+
+
+def base64_forms(value: bytes, *, windows: bool = True) -> set[bytes]:
+    """Standard and URL-safe base64, padded and not, the stream fragments, and their windows.
+
+    The windows (every ``B64_WINDOW``-character slice of the standard forms) make the union of
+    matches cover any line of a wrapped encoding (``base64``: 76 columns, PEM: 64, ``fold -w N``
+    or ``base64 -w N`` for any ``N >= B64_WINDOW``) whatever the width; the suffixes down to
+    8 characters cover a short last line.
+    """
+    forms: set[bytes] = set()
+    std = base64.b64encode(value)
+    url = std.translate(_B64_TO_URLSAFE)
+    forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
+    fragments = _stream_fragments(value)
+    for fragment in fragments:
+        forms.add(fragment)
+        forms.add(fragment.translate(_B64_TO_URLSAFE))
+    for text in {std, *fragments}:
+        if not windows or len(text) < WRAP_MIN:
+            continue
+        forms.update(text[i : i + B64_WINDOW] for i in range(len(text) - B64_WINDOW + 1))
+        forms.update(text[-i:] for i in range(8, B64_WINDOW))
+    return forms
+
+
+def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:
+    """The lines of the standard base64 of ``value`` wrapped at ``widths`` (for announcements
+    to a platform that masks exact strings only)."""
+    std = base64.b64encode(value)
+    lines: set[bytes] = set()
+    for width in widths:
+        if len(std) > width:
+            lines.update(std[i : i + width] for i in range(0, len(std), width))
+    return {line for line in lines if len(line) >= 8}
+
+
+# ---- hex dumps ------------------------------------------------------------------------------
+
+
+def hexdump_forms(value: bytes) -> set[bytes]:
+    """Windows of ``value`` as hex dumps print it, wherever the dump's line breaks fall.
+
+    ``od -An -tx1`` and ``hexdump -C`` write ``73 65 63``; ``xxd`` groups two bytes (``7365 6372``),
+    so a window starts either at a group or inside one; ``xxd -p`` wraps plain hex at 60 columns.
+    The union of windows covers every run of at least ``HEXDUMP_WINDOW`` bytes of the value.
+    """
+    if len(value) > HEXDUMP_MAX or len(value) < HEXDUMP_WINDOW:
+        return set()
+    hexed = [f"{b:02x}" for b in value]
+    w = HEXDUMP_WINDOW
+    forms: set[bytes] = set()
+    for i in range(len(value) - w + 1):
+        part = hexed[i : i + w]
+        forms.add(" ".join(part).encode("ascii"))  # od -tx1, hexdump -C
+        # xxd, window starting at a group: "7365 6372"; inside one: "65 6372 65".
+        forms.add((part[0] + part[1] + " " + part[2] + part[3]).encode("ascii"))
+        forms.add((part[0] + " " + part[1] + part[2] + " " + part[3]).encode("ascii"))
+    # xxd -p: plain hex cut every 30 bytes; windows of 8 bytes cover every piece of 8 or more.
+    plain = value.hex().encode("ascii")
+    if len(value) > 8:
+        forms.update(plain[2 * i : 2 * i + 16] for i in range(len(value) - 8 + 1))
+    return forms
+
+
+# ---- percent-encoding -----------------------------------------------------------------------
+
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+# (characters left as they are, space as "+"), one per dialect found in real tools.
+_PERCENT_DIALECTS: tuple[tuple[frozenset[str], bool], ...] = (
+    (_UNRESERVED, False),  # RFC 3986; Python quote(safe=""), Go url.PathEscape minus sub-delims
+    (_UNRESERVED | {"/"}, False),  # Python quote()
+    (_UNRESERVED, True),  # Python quote_plus(), Go url.QueryEscape
+    (frozenset(string.ascii_letters + string.digits + "-_.!~*'()"), False),  # encodeURIComponent
+    (frozenset(string.ascii_letters + string.digits + "-_.!~*'();/?:@&=+$,#"), False),  # encodeURI
+    (frozenset(string.ascii_letters + string.digits + ".-*_"), True),  # Java URLEncoder
+    (_UNRESERVED | set("$&+,;="), False),  # Go url.UserPassword (userinfo)
+    (_UNRESERVED | set("$&+,:;=@"), False),  # Go url.PathEscape
+)
+# Hand-built URLs escape only what would break them.
+_MINIMAL_ESCAPES = (frozenset("%@:/?# "), frozenset("%@/?# "))
+
+
+def _percent(value: bytes, keep: frozenset[str], plus: bool, upper: bool) -> bytes:
+    fmt = "%{:02X}" if upper else "%{:02x}"
+    out = []
+    for byte in value:
+        char = chr(byte)
+        if byte < 0x80 and char in keep:
+            out.append(char)
+        elif plus and char == " ":
+            out.append("+")
+        else:
+            out.append(fmt.format(byte))
+    return "".join(out).encode("ascii")
+
+
+def _percent_minimal(value: bytes, escape: frozenset[str], upper: bool) -> bytes:
+    fmt = "%{:02X}" if upper else "%{:02x}"
+    out = bytearray()
+    for byte in value:
+        if byte < 0x80 and chr(byte) in escape:
+            out += fmt.format(byte).encode("ascii")
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def percent_forms(value: bytes) -> set[bytes]:
+    """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
+    forms: set[bytes] = set()
+    for upper in (True, False):
+        for keep, plus in _PERCENT_DIALECTS:
+            forms.add(_percent(value, keep, plus, upper))
+        for escape in _MINIMAL_ESCAPES:
+            forms.add(_percent_minimal(value, escape, upper))
+    return forms
+
+
+# ---- JSON escaping --------------------------------------------------------------------------
+
+_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _json_escape(
+    text: str,
+    *,
+    escape: frozenset[str] = frozenset(),
+    non_ascii: bool = False,
+    upper: bool = False,
+    slash: bool = False,
+    short: bool = True,
+) -> str:
+    """``text`` as the inside of a JSON string, the way one serializer writes it."""
+    fmt = "\\u{:04X}" if upper else "\\u{:04x}"
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in escape or (non_ascii and code > 0x7E) or char in "\u2028\u2029":
+            if code > 0xFFFF:
+                code -= 0x10000
+                out.append(fmt.format(0xD800 + (code >> 10)) + fmt.format(0xDC00 + (code & 0x3FF)))
+            else:
+                out.append(fmt.format(code))
+        elif short and char in _SHORT:
+            out.append(_SHORT[char])
+        elif char in '"\\':
+            out.append("\\" + char)
+        elif code < 0x20 or code == 0x7F and non_ascii:
+            out.append(fmt.format(code))
+        elif slash and char == "/":
+            out.append("\\/")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_HTML = frozenset("<>&")
+_JSON_DIALECTS: tuple[dict[str, object], ...] = (
+    {},  # JSON.stringify, serde_json, Python ensure_ascii=False
+    {"non_ascii": True},  # Python json.dumps (ensure_ascii)
+    {"non_ascii": True, "upper": True},  # Jackson ESCAPE_NON_ASCII, many C libraries
+    {"escape": _HTML},  # Go encoding/json
+    {"escape": _HTML | {"=", "'"}},  # Gson (HTML-safe)
+    {"escape": _HTML | set("'\"+`"), "non_ascii": True, "upper": True},  # .NET System.Text.Json
+    {"slash": True, "non_ascii": True},  # PHP json_encode
+    {"slash": True},  # PHP JSON_UNESCAPED_UNICODE
+)
+
+
+def json_forms(value: bytes) -> set[bytes]:
+    """The value as the inside of a JSON string, in the dialect of each common serializer."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not text: it cannot be inside a JSON document as it is.
+        return set()
+    forms = set()
+    for dialect in _JSON_DIALECTS:
+        forms.add(_json_escape(text, **dialect).encode("utf-8"))  # type: ignore[arg-type]
+    return forms
+
+
+def json_leaves(value: bytes) -> list[bytes]:
+    """The string and number leaves of ``value`` when it is a JSON object or array, else ``[]``."""
+    stripped = value.strip()
+    if not stripped[:1] in (b"{", b"["):
+        return []
+    try:
+        document = json.loads(stripped)
+    except ValueError:
+        return []
+    leaves: list[bytes] = []
+    todo = [document]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, str):
+            leaves.append(node.encode("utf-8", "surrogatepass"))
+    return leaves
+
+
+# ---- shell re-quoting -----------------------------------------------------------------------
+
+# bash's sh_backslash_quote (printf %q) and the characters that make xtrace quote a word.
+_BASH_SPECIAL = frozenset(" \t\n'\"\\|&;()<>!{}*[?]^$`,")
+_ANSI_C = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 27: "\\E"}
+_SAFE_WORD = frozenset(string.ascii_letters + string.digits + "%+,-./:=@_^~")
+
+
+def _ansi_c(value: bytes, octal_non_ascii: bool) -> bytes:
+    """The inside of bash's ``$'...'`` (``declare -p``, ``printf %q`` of control characters)."""
+    out = bytearray()
+    for byte in value:
+        if byte in _ANSI_C:
+            out += _ANSI_C[byte].encode()
+        elif byte in b"\\'":
+            out += b"\\" + bytes([byte])
+        elif byte < 0x20 or byte == 0x7F or (byte > 0x7F and octal_non_ascii):
+            out += f"\\{byte:03o}".encode()
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def _single_quote_words(words: list[bytes], quote: bytes, grouped: bool) -> bytes:
+    """Words joined by spaces, each single-quoted when it needs it (xtrace of ``$VAR`` unquoted)."""
+    out = []
+    for word in words:
+        if word and all(chr(b) in _SAFE_WORD for b in word):
+            out.append(word)
+        else:
+            out.append(b"'" + _requote(word, quote, grouped) + b"'")
+    return b" ".join(out)
+
+
+def _requote(value: bytes, quote: bytes, grouped: bool) -> bytes:
+    """The inside of a single-quoted word: each quote (or run of them) closed and re-opened."""
+    if not grouped:
+        return value.replace(b"'", quote)
+    return re.sub(rb"'+", lambda m: b"'\"" + m.group() + b"\"'", value)
+
+
+def shell_forms(value: bytes) -> set[bytes]:
+    """How shells print the value when they quote it again.
+
+    * bash and zsh xtrace, ``typeset -p`` in zsh: ``'`` becomes ``'\\''``;
+    * dash ``export -p``, busybox ash xtrace: a run of quotes becomes ``'"''"'``;
+    * bash ``declare -p``/``export -p``: double quotes with ``\\ " $ ` `` escaped, or ``$'...'``
+      when the value has control characters (also what ``printf %q`` prints then);
+    * bash ``printf %q``: a backslash before every special character;
+    * an unquoted ``$VAR`` in a traced command: the value's words, each quoted on its own.
+    """
+    forms = {
+        _requote(value, b"'\\''", grouped=False),
+        _requote(value, b"'\"'\"'", grouped=True),
+        re.sub(rb'([\\"$`])', rb"\\\1", value),
+        _ansi_c(value, octal_non_ascii=False),
+        _ansi_c(value, octal_non_ascii=True),
+    }
+    backslashed = b"".join(b"\\" + bytes([b]) if chr(b) in _BASH_SPECIAL else bytes([b]) for b in value)
+    # printf %q also escapes a leading # or ~ (they would start a comment or a tilde expansion).
+    forms.add(b"\\" + backslashed if value[:1] in (b"#", b"~") else backslashed)
+    words = value.split()
+    if len(words) > 1 or (words and words[0] != value):
+        forms.add(b" ".join(words))
+        forms.add(_single_quote_words(words, b"'\\''", grouped=False))
+        forms.add(_single_quote_words(words, b"'\"'\"'", grouped=True))
+    return forms
+
+
+# ---- derived pieces -------------------------------------------------------------------------
+
+# "key: value" / "key = value" / '"key": "value",' with the key and the value as groups.
+_KEY_VALUE = re.compile(
+    r"""^-?\s*["']?[A-Za-z_][\w.\-/]*["']?\s*[:=]\s*(?P<value>.*?)\s*[,;]?$""", re.DOTALL
+)
+_ORDINARY_VALUE = re.compile(
+    r"""^(?:
+        ["']?[A-Za-z][A-Za-z_\-]*["']?          # a word: Config, service_account, prod, my-proj
+      | ["']?(?:[a-z0-9.\-]+/)?v\d+(?:(?:alpha|beta)\d+)?["']?   # a version: v1, apps/v1
+      | -?\d+(?:\.\d+)*                           # a number
+      | true|false|null|yes|no|~
+      | [\[\]{}()|>\-]*                         # nothing, or a block opener
+      | ["']?https?://[\w.\-]+(?::\d+)?(?:/[\w.\-/]*)?["']?   # a URL without credentials
+    )$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_PUBLIC_ARMOUR = re.compile(
+    r"^-----(BEGIN|END) (CERTIFICATE|PUBLIC KEY|X509 CRL|CERTIFICATE REQUEST)-----$"
+)
+
+
+def distinctive(piece: bytes, min_length: int) -> bool:
+    """Whether a derived piece (a line of a value, a JSON leaf) is masked on its own.
+
+    ``piece`` is already trimmed. It must have ``min_length`` bytes, contain a letter or digit,
+    and not be structure that occurs in ordinary text of the same kind: a ``key: value`` line
+    whose value is an ordinary word, version, number, boolean, URL or block opener (YAML and
+    JSON shapes: ``apiVersion: v1``, ``"type": "service_account",``, ``users:``), a number or IP
+    address alone, or the armour line of a certificate or public key.
+    """
+    if len(piece) < max(min_length, 1):
+        return False
+    try:
+        text = piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return True  # binary: nothing ordinary about it
+    if not any(ch.isalnum() for ch in text):
+        return False
+    if re.fullmatch(r"[\d.:/\-]+", text):
+        return False  # numbers, dates, IP addresses
+    if _PUBLIC_ARMOUR.match(text):
+        return False
+    match = _KEY_VALUE.match(text)
+    return not (match and _ORDINARY_VALUE.match(match.group("value")))
+
+
+def line_forms(value: bytes, min_length: int) -> set[bytes]:
+    """The distinctive lines of a multi-line value, as they are and trimmed."""
+    forms: set[bytes] = set()
+    for line in value.splitlines():
+        trimmed = line.strip()
+        if distinctive(trimmed, min_length):
+            forms.add(trimmed)
+            if line != trimmed and distinctive(line, min_length):
+                forms.add(line.rstrip(b"\r"))
+    return forms
