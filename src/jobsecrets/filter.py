@@ -142,6 +142,11 @@ def run_filter(
                 "no variables to mask were named ($%s is empty): output passes as is", VARS_ENV
             )
         redactor = masks.redactor()
+    except Exception as error:  # noqa: BLE001 - fail closed, loudly, and keep reading (below)
+        return _withhold(
+            in_fd, out_fd, f"could not build the mask list ({type(error).__name__})", done_file
+        )
+    try:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         # The wakeup fd first: a SIGTERM the moment our handler is in place must not go unseen.
@@ -180,6 +185,30 @@ def run_filter(
         if done_file:
             with contextlib.suppress(OSError):
                 os.unlink(done_file)
+
+
+def _withhold(in_fd: int, out_fd: int, reason: str, done_file: str | None) -> int:
+    """Masking cannot work: say so in the log, then read the input to its end, passing nothing.
+
+    Failing open would print the secrets; exiting would make every later write of the job fail
+    (or block) and lose the rest of its log. So the job runs on, its output is withheld, the
+    log says why, and the exit code is 1.
+    """
+    message = f"jobsecrets redact: {reason}: the job's output is withheld from the log\n"
+    with contextlib.suppress(OSError):
+        _write_all(out_fd, message.encode())
+    log.error("%s", message.strip())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        while os.read(in_fd, _READ_SIZE):
+            pass
+    except OSError:
+        pass
+    if done_file:
+        with contextlib.suppress(OSError):
+            os.unlink(done_file)
+    return 1
 
 
 def run_filter_from_env(env: Mapping[str, str], *, done_file: str | None = None) -> int:

@@ -2,7 +2,7 @@
 
 A value is printed as itself far less often than one would hope. Tools encode it (base64, wrapped
 at 64 or 76 columns or any width; percent-encoding in each library's dialect; JSON escaping in each
-serializer's dialect; hex dumps), shells re-quote it when they trace a command (``set -x``,
+serializer's dialect), shells re-quote it when they trace a command (``set -x``,
 ``declare -p``, ``printf %q``), and a multi-line or JSON-document value is printed a line or a
 field at a time. Each function here returns the byte strings one such family produces; the
 redactor replaces every occurrence of any of them.
@@ -13,9 +13,9 @@ Two rules keep the forms from masking ordinary log text:
   own only when :func:`distinctive` says so: long enough, not whitespace or punctuation only, not
   a ``key: value`` line whose value is an ordinary word, number, boolean, version or plain URL
   (``apiVersion: v1``, ``"type": "service_account",``), not a PEM armour line of a public object;
-* *windows* (for wrapped base64 and hex dumps, whose line breaks can fall anywhere) are long
-  enough that a chance match in unrelated text is negligible: 20 base64 characters (120 bits),
-  4 bytes in hex-dump notation (32 bits, and only in that notation).
+* wrapped base64, whose line breaks can fall anywhere, is found by *anchors* of 16 characters
+  (96 bits: a chance match in unrelated text is negligible) and followed across line breaks
+  only as far as it spells the value's encoding.
 
 Nothing here prints, logs or puts a value in an exception.
 """
@@ -23,17 +23,17 @@ Nothing here prints, logs or puts a value in an exception.
 from __future__ import annotations
 
 __all__ = [
-    "B64_WINDOW",
-    "HEXDUMP_WINDOW",
+    "WRAP_ANCHOR",
     "WRAP_MIN",
     "base64_forms",
     "distinctive",
-    "hexdump_forms",
     "json_forms",
     "json_leaves",
     "line_forms",
     "percent_forms",
+    "rewritten_forms",
     "shell_forms",
+    "wrap_sources",
     "wrapped_base64_lines",
 ]
 
@@ -44,17 +44,11 @@ import string
 
 #: Base64 fragments cut out of a longer stream must have at least this many characters.
 MIN_BASE64_FRAGMENT = 6
-#: Length of the windows of a base64 form that mask it wherever a line break cuts it.
-B64_WINDOW = 20
-#: Base64 forms at least this long also get windows: 60 characters (a 45-byte value) is where
-#: the common widths (64 for PEM and ``openssl base64``, 76 for ``base64``) start to wrap.
-#: Shorter values would get as many patterns as characters for a rare case (``fold -w 30``).
-WRAP_MIN = 60
-#: Bytes per window of a hex dump (``od -tx1``, ``hexdump -C``, ``xxd``).
-HEXDUMP_WINDOW = 4
-#: Values longer than this get no hex-dump windows (nobody hex-dumps a certificate chain, and
-#: the windows would be thousands of patterns: three per byte).
-HEXDUMP_MAX = 256
+#: Characters per anchor of a wrapped base64 text (96 bits: no chance match in other text).
+WRAP_ANCHOR = 16
+#: Base64 texts at least this long are also found wrapped; a line must hold ``2*WRAP_ANCHOR-1``
+#: characters of it (any width from 31 columns: ``base64`` 76, PEM 64, ``fold -w N``).
+WRAP_MIN = 2 * WRAP_ANCHOR
 
 _B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
@@ -80,28 +74,27 @@ def _stream_fragments(value: bytes) -> list[bytes]:
     return out
 
 
-def base64_forms(value: bytes, *, windows: bool = True) -> set[bytes]:
-    """Standard and URL-safe base64, padded and not, the stream fragments, and their windows.
-
-    The windows (every ``B64_WINDOW``-character slice of the standard forms) make the union of
-    matches cover any line of a wrapped encoding (``base64``: 76 columns, PEM: 64, ``fold -w N``
-    or ``base64 -w N`` for any ``N >= B64_WINDOW``) whatever the width; the suffixes down to
-    8 characters cover a short last line.
-    """
+def base64_forms(value: bytes) -> set[bytes]:
+    """Standard and URL-safe base64, padded and not, and the fragments inside a longer stream."""
     forms: set[bytes] = set()
     std = base64.b64encode(value)
     url = std.translate(_B64_TO_URLSAFE)
     forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
-    fragments = _stream_fragments(value)
-    for fragment in fragments:
+    for fragment in _stream_fragments(value):
         forms.add(fragment)
         forms.add(fragment.translate(_B64_TO_URLSAFE))
-    for text in {std, *fragments}:
-        if not windows or len(text) < WRAP_MIN:
-            continue
-        forms.update(text[i : i + B64_WINDOW] for i in range(len(text) - B64_WINDOW + 1))
-        forms.update(text[-i:] for i in range(8, B64_WINDOW))
     return forms
+
+
+def wrap_sources(value: bytes) -> list[bytes]:
+    """The base64 texts of ``value`` that a tool may print wrapped (cut by line breaks).
+
+    The standard base64 and the stable fragments at stream offsets 1 and 2 (the value inside a
+    longer encoded document), when at least ``WRAP_MIN`` characters long. The redactor finds
+    them by anchors and follows each across line breaks (:class:`jobsecrets.redact.PatternSet`).
+    """
+    texts = [base64.b64encode(value), *_stream_fragments(value)[1:]]
+    return [text for text in texts if len(text) >= WRAP_MIN]
 
 
 def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:
@@ -113,34 +106,6 @@ def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> se
         if len(std) > width:
             lines.update(std[i : i + width] for i in range(0, len(std), width))
     return {line for line in lines if len(line) >= 8}
-
-
-# ---- hex dumps ------------------------------------------------------------------------------
-
-
-def hexdump_forms(value: bytes) -> set[bytes]:
-    """Windows of ``value`` as hex dumps print it, wherever the dump's line breaks fall.
-
-    ``od -An -tx1`` and ``hexdump -C`` write ``73 65 63``; ``xxd`` groups two bytes (``7365 6372``),
-    so a window starts either at a group or inside one; ``xxd -p`` wraps plain hex at 60 columns.
-    The union of windows covers every run of at least ``HEXDUMP_WINDOW`` bytes of the value.
-    """
-    if len(value) > HEXDUMP_MAX or len(value) < HEXDUMP_WINDOW:
-        return set()
-    hexed = [f"{b:02x}" for b in value]
-    w = HEXDUMP_WINDOW
-    forms: set[bytes] = set()
-    for i in range(len(value) - w + 1):
-        part = hexed[i : i + w]
-        forms.add(" ".join(part).encode("ascii"))  # od -tx1, hexdump -C
-        # xxd, window starting at a group: "7365 6372"; inside one: "65 6372 65".
-        forms.add((part[0] + part[1] + " " + part[2] + part[3]).encode("ascii"))
-        forms.add((part[0] + " " + part[1] + part[2] + " " + part[3]).encode("ascii"))
-    # xxd -p: plain hex cut every 30 bytes; windows of 8 bytes cover every piece of 8 or more.
-    plain = value.hex().encode("ascii")
-    if len(value) > 8:
-        forms.update(plain[2 * i : 2 * i + 16] for i in range(len(value) - 8 + 1))
-    return forms
 
 
 # ---- percent-encoding -----------------------------------------------------------------------
@@ -216,7 +181,7 @@ def _json_escape(
     out = []
     for char in text:
         code = ord(char)
-        if char in escape or (non_ascii and code > 0x7E) or char in "\u2028\u2029":
+        if char in escape or (non_ascii and code > 0x7E):
             if code > 0xFFFF:
                 code -= 0x10000
                 out.append(fmt.format(0xD800 + (code >> 10)) + fmt.format(0xDC00 + (code & 0x3FF)))
@@ -236,12 +201,15 @@ def _json_escape(
 
 
 _HTML = frozenset("<>&")
+# Go and Gson also escape the two line separators JavaScript once rejected in strings.
+_SEPARATORS = frozenset("\u2028\u2029")
 _JSON_DIALECTS: tuple[dict[str, object], ...] = (
     {},  # JSON.stringify, serde_json, Python ensure_ascii=False
     {"non_ascii": True},  # Python json.dumps (ensure_ascii)
     {"non_ascii": True, "upper": True},  # Jackson ESCAPE_NON_ASCII, many C libraries
-    {"escape": _HTML},  # Go encoding/json
-    {"escape": _HTML | {"=", "'"}},  # Gson (HTML-safe)
+    {"escape": _HTML},  # HTML-safe encoders (Jinja's tojson, simplejson)
+    {"escape": _HTML | _SEPARATORS},  # Go encoding/json
+    {"escape": _HTML | _SEPARATORS | {"=", "'"}},  # Gson (HTML-safe)
     {"escape": _HTML | set("'\"+`"), "non_ascii": True, "upper": True},  # .NET System.Text.Json
     {"slash": True, "non_ascii": True},  # PHP json_encode
     {"slash": True},  # PHP JSON_UNESCAPED_UNICODE
@@ -349,6 +317,50 @@ def shell_forms(value: bytes) -> set[bytes]:
         forms.add(b" ".join(words))
         forms.add(_single_quote_words(words, b"'\\''", grouped=False))
         forms.add(_single_quote_words(words, b"'\"'\"'", grouped=True))
+    return forms
+
+
+# ---- rewritten by another program ----------------------------------------------------------
+
+_C_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.DOTALL)
+_C_SIMPLE = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b", b"f": b"\f"}
+_C_SIMPLE.update({b"v": b"\v", b"e": b"\x1b", b"E": b"\x1b", b"\\": b"\\"})
+
+
+def _interpret_escapes(value: bytes) -> bytes:
+    """What ``echo -e`` or ``printf FORMAT`` prints for a value written with backslash escapes."""
+
+    def one(match: re.Match[bytes]) -> bytes:
+        body = match.group(1)
+        if body[:1] == b"x" and len(body) > 1:
+            return bytes([int(body[1:], 16)])
+        if body[:1].isdigit():
+            return bytes([int(body, 8) & 0xFF])
+        return _C_SIMPLE.get(body, body)
+
+    return _C_ESCAPE.sub(one, value)
+
+
+def rewritten_forms(value: bytes, min_length: int = 8) -> set[bytes]:
+    """The value as other programs rewrite it on the way to the log.
+
+    * ``docker compose config`` (and Makefiles) print a literal ``$`` doubled;
+    * a value with backslash escapes printed by ``echo -e``/``printf FORMAT`` (escapes interpreted)
+      or pasted into shell code and ``eval``'d (each backslash removed);
+    * a value stored with surrounding quotes, printed by a dotenv or shell parser without them
+      (only when what is left is :func:`distinctive` with ``min_length`` bytes: ``"short"`` must
+      not mask the word ``short``).
+    """
+    forms: set[bytes] = set()
+    if b"$" in value:
+        forms.add(value.replace(b"$", b"$$"))
+    if b"\\" in value:
+        forms.add(_interpret_escapes(value))
+        forms.add(re.sub(rb"\\(.?)", rb"\1", value, flags=re.DOTALL))
+    if len(value) >= 2 and value[:1] == value[-1:] and value[:1] in (b'"', b"'"):
+        inner = value[1:-1]
+        if distinctive(inner.strip(), min_length):
+            forms.add(inner)
     return forms
 
 

@@ -34,6 +34,7 @@ __all__ = [
 import base64
 import bisect
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,9 +58,9 @@ Buffer: TypeAlias = bytes | bytearray | memoryview
 
 def _encoded_forms(value: bytes) -> set[bytes]:
     """Every encoding of one value: base64 (also wrapped), hex and hex dumps, percent, JSON, shell."""
-    forms = maskforms.base64_forms(value, windows=False)
+    forms = maskforms.base64_forms(value)
     # Double encoding (a base64 value stored base64 again, a docker auth inside a config blob).
-    forms |= maskforms.base64_forms(base64.b64encode(value), windows=False)
+    forms |= maskforms.base64_forms(base64.b64encode(value))
     forms.add(value.hex().encode("ascii"))
     forms.add(value.hex().upper().encode("ascii"))
     forms |= maskforms.percent_forms(value)
@@ -75,8 +76,9 @@ def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) 
     (:func:`jobsecrets.maskforms.distinctive`), as it is and trimmed, and the value with CRLF
     line ends (a pseudo-terminal turns ``\\n`` into ``\\r\\n``); for a JSON document, each
     distinctive string leaf with all its encodings; base64 (standard and URL-safe, padded and
-    unpadded, at any offset of a longer stream, wrapped at any width of 20 or more), also of the
-    base64; hex in both cases and as ``od``/``hexdump``/``xxd`` print it; percent-encoding in
+    unpadded, at any offset of a longer stream), also of the base64 (wrapped base64 is found by
+    :class:`PatternSet` from :func:`jobsecrets.maskforms.wrap_sources`); hex in both cases;
+    percent-encoding in
     every common dialect; the inside of a JSON string in every common serializer's dialect; the
     value as bash, zsh, dash and busybox re-quote it (xtrace, ``declare -p``, ``printf %q``).
     """
@@ -95,6 +97,9 @@ def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) 
             forms.add(leaf)
             forms |= _encoded_forms(leaf)
     forms |= _encoded_forms(value)
+    for variant in maskforms.rewritten_forms(value):
+        forms.add(variant)
+        forms |= maskforms.json_forms(variant)
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
@@ -133,11 +138,38 @@ class PatternSet:
     around matches to cover secrets that overlap each other.
     """
 
-    __slots__ = ("_overlap", "_prefix_scan", "_scan", "_short_prefixes", "_sorted", "maxlen")
+    __slots__ = (
+        "_anchors",
+        "_overlap",
+        "_prefix_scan",
+        "_scan",
+        "_short_prefixes",
+        "_sorted",
+        "_sources",
+        "maxlen",
+    )
 
-    def __init__(self, patterns: Iterable[bytes]) -> None:
-        unique = sorted({bytes(p) for p in patterns if p})
+    def __init__(self, patterns: Iterable[bytes], wrapped: Iterable[bytes] = ()) -> None:
+        """``patterns`` are found as they are; each text of ``wrapped`` also across line breaks.
+
+        A wrapped text is found by its anchors (its slices of ``WRAP_ANCHOR`` bytes, one every
+        ``WRAP_ANCHOR``): a line of at least ``2*WRAP_ANCHOR-1`` of its bytes holds one whole.
+        From an anchor the match is followed both ways, over ``\\r`` and ``\\n``, as long as
+        the output spells the text, so every line of it is masked whatever the wrap width.
+        """
+        self._sources: tuple[bytes, ...] = tuple(dict.fromkeys(bytes(w) for w in wrapped))
+        anchors: dict[bytes, list[tuple[int, int]]] = {}
+        step = maskforms.WRAP_ANCHOR
+        for index, text in enumerate(self._sources):
+            for offset in range(0, len(text) - step + 1, step):
+                anchors.setdefault(text[offset : offset + step], []).append((index, offset))
+        unique = sorted({bytes(p) for p in patterns if p} | set(anchors))
         self._sorted: tuple[bytes, ...] = tuple(unique)
+        #: Pattern index (in ``_sorted``) -> (source, offset) of each anchor it is.
+        self._anchors: dict[int, list[tuple[int, int]]] = {
+            bisect.bisect_left(unique, anchor): places
+            for anchor, places in anchors.items()
+        }
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max((len(p) for p in unique), default=0)
         self._scan: ahocorasick_rs.BytesAhoCorasick | None = None
@@ -219,20 +251,65 @@ class PatternSet:
             return first
         return sorted(first + rest, key=lambda m: m[1]) if first else rest
 
-    def spans(self, data: Buffer) -> list[tuple[int, int]]:
-        """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence.
+    def _follow(self, data: Buffer, start: int, source: int, offset: int) -> tuple[int, int, bool]:
+        """The extent of wrapped text ``source`` around its anchor at ``data[start:]``.
 
+        Returns ``(lo, hi, open)``: ``open`` when the text runs on to the end of ``data`` and
+        more of it may still arrive.
+        """
+        text = self._sources[source]
+        n = len(data)
+        j, k = start + maskforms.WRAP_ANCHOR, offset + maskforms.WRAP_ANCHOR
+        hi = j
+        while k < len(text):
+            if j >= n:
+                return self._back(data, start, text, offset), hi, True
+            byte = data[j]
+            if byte == text[k]:
+                j += 1
+                k += 1
+                hi = j
+            elif byte in (10, 13) and j - hi < 3:  # \n, \r\n, \r\r\n (a pty)
+                j += 1
+            else:
+                break
+        return self._back(data, start, text, offset), hi, False
+
+    @staticmethod
+    def _back(data: Buffer, start: int, text: bytes, offset: int) -> int:
+        j, k = start - 1, offset - 1
+        lo = start
+        while k >= 0 and j >= 0:
+            byte = data[j]
+            if byte == text[k]:
+                lo = j
+                j -= 1
+                k -= 1
+            elif byte in (10, 13) and lo - j < 3:
+                j -= 1
+            else:
+                break
+        return lo
+
+    def spans(self, data: Buffer) -> list[tuple[int, int]]:
+        """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence."""
+        return self.spans_and_hold(data)[0]
+
+    def spans_and_hold(self, data: Buffer) -> tuple[list[tuple[int, int]], int]:
+        """:meth:`spans`, and where a wrapped text that may go on in the next chunk starts.
+
+        The second value is ``len(data)`` when nothing must be held for that reason.
         The leftmost-longest scan finds at least one match overlapping every occurrence, so
         occurrences it skipped (a secret overlapping another) can only lie within
         ``maxlen - 1`` bytes of one of its matches; only those windows are searched again
         with an overlapping matcher, and the union of everything found is masked.
         """
+        n = len(data)
         if self._scan is None:
-            return []
+            return [], n
         matches = self._leftmost_longest(data)
         if not matches:
-            return []
-        n = len(data)
+            return [], n
         reach = self.maxlen - 1
         windows: list[list[int]] = []
         for _, start, end in matches:
@@ -252,6 +329,26 @@ class PatternSet:
                 (lo + s, lo + e)
                 for _, s, e in self._overlap.find_matches_as_indexes(window, overlapping=True)
             )
+        hold = n
+        if self._anchors:
+            followed = -1
+            for index, start, _ in matches:
+                places = self._anchors.get(index)
+                if places is None or start < followed:
+                    continue
+                for source, offset in places:
+                    lo, hi, more = self._follow(data, start, source, offset)
+                    followed = max(followed, hi)
+                    if more:
+                        hold = min(hold, lo)
+                    # One replacement per line: the log keeps its shape.
+                    pos = lo
+                    for piece in re.split(rb"[\r\n]+", bytes(data[lo:hi])):
+                        if piece:
+                            found.append((pos, pos + len(piece)))
+                        pos += len(piece)
+                        while pos < hi and data[pos] in (10, 13):
+                            pos += 1
         found.sort()
         merged: list[tuple[int, int]] = []
         for start, end in found:
@@ -262,7 +359,7 @@ class PatternSet:
                     merged[-1] = (merged[-1][0], end)
             else:
                 merged.append((start, end))
-        return merged
+        return merged, hold
 
 
 class StreamRedactor:
@@ -316,7 +413,8 @@ class StreamRedactor:
         data: Buffer = self._pending + chunk if self._pending else chunk
         n = len(data)
         cut = self._set.hold_start(data)
-        spans = self._set.spans(data)
+        spans, hold = self._set.spans_and_hold(data)
+        cut = min(cut, hold)
         if spans and spans[-1][1] > cut:
             # A match reaching into the held end is kept whole and found again next time,
             # so it is never emitted half-replaced.
@@ -337,6 +435,21 @@ class StreamRedactor:
         if not data:
             return b""
         return self._render(data, len(data), self._set.spans(data))
+
+
+def _to_bytes(value: bytes | str) -> bytes:
+    """The bytes a program sees for ``value``.
+
+    A ``str`` from ``os.environ`` or a file name holds bytes that are not UTF-8 as lone
+    surrogates (``surrogateescape``): they go back to the original bytes. Other lone surrogates
+    (from JSON ``"\\ud800"``) are kept as their UTF-8-like encoding rather than refused.
+    """
+    if not isinstance(value, str):
+        return bytes(value)
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
 
 
 class MaskList:
@@ -360,6 +473,7 @@ class MaskList:
         # Insertion-ordered, each value before its encodings, so GitHub learns the plain value first.
         self._values: dict[bytes, None] = {}
         self._forms: dict[bytes, None] = {}
+        self._wrapped: dict[bytes, None] = {}
         self._short: list[str] = []
         self._warnings: list[str] = []
         self._compiled: PatternSet | None = None
@@ -372,7 +486,7 @@ class MaskList:
 
     def add(self, value: bytes | str, *, name: str | None = None) -> None:
         """Register one secret value (``str`` is taken as UTF-8). ``name`` is used in warnings."""
-        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        raw = _to_bytes(value)
         label = name or "<unnamed>"
         if not raw:
             return  # nothing to leak
@@ -395,6 +509,8 @@ class MaskList:
         self._forms[raw] = None
         for form in sorted(forms, key=lambda f: (-len(f), f)):
             self._forms[form] = None
+        for text in maskforms.wrap_sources(raw):
+            self._wrapped[text] = None
         self._compiled = None
 
     @property
@@ -415,7 +531,7 @@ class MaskList:
     def compiled(self) -> PatternSet:
         """The compiled patterns, built once and shared by every redactor."""
         if self._compiled is None:
-            self._compiled = PatternSet(self._forms)
+            self._compiled = PatternSet(self._forms, self._wrapped)
         return self._compiled
 
     def redactor(self) -> StreamRedactor:

@@ -40,8 +40,13 @@ from typing import Any
 
 #: Environment variable that points at another copy of the corpus.
 CORPUS_ENV = "JOBSECRETS_MASKING_CORPUS"
-#: Bytes per window of a value that must not be left readable.
+#: Bytes per window of a value that must not be left readable in the output as printed
+#: (or shell-, percent- or JSON-decoded).
 WINDOW = 8
+#: The same in base64- and hex-decoded views: a truncated base64 piece of up to 15 characters
+#: (11 bytes) is what the corpus asks to keep (``ar-b64var-*``: over-masking truncated base64
+#: would be noise).
+DECODED_WINDOW = 12
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,17 +208,19 @@ def _shell_views(out: bytes) -> list[bytes]:
     return views
 
 
-def _views(case: Case, out: bytes) -> list[bytes]:
-    views = [out, *_b64_views(out), *_percent_views(out), *_json_view(out), *_hex_views(out)]
+def _views(case: Case, out: bytes) -> list[tuple[bytes, int]]:
+    """``(view, window)`` pairs: each decoded view of the output with its window size."""
+    views = [out, *_percent_views(out), *_json_view(out)]
     if "shell" in case.decoders:
         views.extend(_shell_views(out))
-    return views
+    decoded = [*_b64_views(out), *_hex_views(out)]
+    return [(v, WINDOW) for v in views] + [(v, DECODED_WINDOW) for v in decoded]
 
 
-def _windows(value: bytes) -> set[bytes]:
-    if len(value) <= WINDOW:
+def _windows(value: bytes, size: int = WINDOW) -> set[bytes]:
+    if len(value) <= size:
         return {value}
-    return {value[i : i + WINDOW] for i in range(len(value) - WINDOW + 1)}
+    return {value[i : i + size] for i in range(len(value) - size + 1)}
 
 
 def _in_order(pieces: list[bytes], out: bytes) -> bool:
@@ -237,11 +244,12 @@ def verdict(case: Case, out: bytes) -> str:
         if form and form in out:
             return f"leak form {i} left"
     if case.windows:
-        needles = set()
+        needles: dict[int, set[bytes]] = {WINDOW: set(), DECODED_WINDOW: set()}
         for index in case.check:
-            needles |= _windows(case.secrets[index])
-        for view in _views(case, out):
-            if any(needle in view for needle in needles if needle):
+            for size, found in needles.items():
+                found |= _windows(case.secrets[index], size)
+        for view, size in _views(case, out):
+            if any(needle in view for needle in needles[size] if needle):
                 return "a window of a checked value is readable"
     return "ok"
 
