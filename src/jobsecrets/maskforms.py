@@ -27,6 +27,7 @@ __all__ = [
     "WRAP_MIN",
     "base64_forms",
     "distinctive",
+    "distinctive_leaf",
     "json_forms",
     "json_leaves",
     "line_forms",
@@ -229,26 +230,51 @@ def json_forms(value: bytes) -> set[bytes]:
     return forms
 
 
-def json_leaves(value: bytes) -> list[bytes]:
-    """The string and number leaves of ``value`` when it is a JSON object or array, else ``[]``."""
+def json_leaves(value: bytes) -> list[tuple[str, bytes]]:
+    """``(key, leaf)`` for each string leaf of ``value`` when it is a JSON object or array.
+
+    ``key`` is the name of the member holding the leaf ("" in an array at the top).
+    """
     stripped = value.strip()
-    if not stripped[:1] in (b"{", b"["):
+    if stripped[:1] not in (b"{", b"["):
         return []
     try:
         document = json.loads(stripped)
     except ValueError:
         return []
-    leaves: list[bytes] = []
-    todo = [document]
+    leaves: list[tuple[str, bytes]] = []
+    todo: list[tuple[str, object]] = [("", document)]
     while todo:
-        node = todo.pop()
+        key, node = todo.pop()
         if isinstance(node, dict):
-            todo.extend(node.values())
+            todo.extend((str(k), v) for k, v in node.items())
         elif isinstance(node, list):
-            todo.extend(node)
+            todo.extend((key, v) for v in node)
         elif isinstance(node, str):
-            leaves.append(node.encode("utf-8", "surrogatepass"))
+            leaves.append((key, node.encode("utf-8", "surrogatepass")))
     return leaves
+
+
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential|auth|private|cert", re.IGNORECASE)
+
+
+def distinctive_leaf(key: str, leaf: bytes, min_length: int) -> bool:
+    """Whether a leaf of a JSON-document secret is masked on its own.
+
+    Under a key that names a credential (``password``, ``token``, ``private_key``...) any leaf
+    of ``min_length`` bytes is; elsewhere only a :func:`distinctive` one that is not an ordinary
+    word, host name, URL, version or number (``"type": "service_account"``, ``"token_uri":
+    "https://oauth2.googleapis.com/token"`` are in every key of that kind).
+    """
+    piece = leaf.strip()
+    if _SECRET_KEY.search(key) and "uri" not in key.lower() and "url" not in key.lower():
+        return len(piece) >= max(min_length, 1) and not piece.isspace()
+    if not distinctive(piece, min_length):
+        return False
+    try:
+        return not _ORDINARY_VALUE.match(piece.decode("utf-8"))
+    except UnicodeDecodeError:
+        return True
 
 
 # ---- shell re-quoting -----------------------------------------------------------------------
@@ -370,9 +396,12 @@ def rewritten_forms(value: bytes, min_length: int = 8) -> set[bytes]:
 _KEY_VALUE = re.compile(
     r"""^-?\s*["']?[A-Za-z_][\w.\-/]*["']?\s*[:=]\s*(?P<value>.*?)\s*[,;]?$""", re.DOTALL
 )
+# "- value": an item of a YAML list.
+_LIST_ITEM = re.compile(r"^-\s+(?P<value>.*?)\s*$", re.DOTALL)
 _ORDINARY_VALUE = re.compile(
     r"""^(?:
         ["']?[A-Za-z][A-Za-z_\-]*["']?          # a word: Config, service_account, prod, my-proj
+      | ["']?[A-Za-z][\w\-]*(?:\.[A-Za-z][\w\-]*)+["']?   # a host name: googleapis.com
       | ["']?(?:[a-z0-9.\-]+/)?v\d+(?:(?:alpha|beta)\d+)?["']?   # a version: v1, apps/v1
       | -?\d+(?:\.\d+)*                           # a number
       | true|false|null|yes|no|~
@@ -392,8 +421,9 @@ def distinctive(piece: bytes, min_length: int) -> bool:
     ``piece`` is already trimmed. It must have ``min_length`` bytes, contain a letter or digit,
     and not be structure that occurs in ordinary text of the same kind: a ``key: value`` line
     whose value is an ordinary word, version, number, boolean, URL or block opener (YAML and
-    JSON shapes: ``apiVersion: v1``, ``"type": "service_account",``, ``users:``), a number or IP
-    address alone, or the armour line of a certificate or public key.
+    JSON shapes: ``apiVersion: v1``, ``"type": "service_account",``, ``users:``, ``- item``),
+    a number or IP address alone, or the armour line of a certificate or public key. (The
+    armour line of a *private* key is masked: it occurs only where a private key is printed.)
     """
     if len(piece) < max(min_length, 1):
         return False
@@ -407,7 +437,7 @@ def distinctive(piece: bytes, min_length: int) -> bool:
         return False  # numbers, dates, IP addresses
     if _PUBLIC_ARMOUR.match(text):
         return False
-    match = _KEY_VALUE.match(text)
+    match = _KEY_VALUE.match(text) or _LIST_ITEM.match(text)
     return not (match and _ORDINARY_VALUE.match(match.group("value")))
 
 

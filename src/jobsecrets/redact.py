@@ -92,8 +92,8 @@ def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) 
         # What a pty really prints: ONLCR adds a \r before every \n, also one after a \r, so a
         # value stored with CRLF line ends shows as \r\r\n (its short lines are not masked alone).
         forms.add(value.replace(b"\n", b"\r\n"))
-    for leaf in maskforms.json_leaves(value):
-        if leaf != value and maskforms.distinctive(leaf.strip(), min_line_length):
+    for key, leaf in maskforms.json_leaves(value):
+        if leaf != value and maskforms.distinctive_leaf(key, leaf, min_line_length):
             forms.add(leaf)
             forms |= _encoded_forms(leaf)
     forms |= _encoded_forms(value)
