@@ -123,8 +123,9 @@ _PERCENT_DIALECTS: tuple[tuple[frozenset[str], bool], ...] = (
     (_UNRESERVED | set("$&+,;="), False),  # Go url.UserPassword (userinfo)
     (_UNRESERVED | set("$&+,:;=@"), False),  # Go url.PathEscape
 )
+_PLAIN_URL = re.compile(rb"[A-Za-z0-9._\-]*")
 # Hand-built URLs escape only what would break them.
-_MINIMAL_ESCAPES = (frozenset("%@:/?# "), frozenset("%@/?# "))
+_MINIMAL_ESCAPES = tuple(frozenset(chars) for chars in ("%@:/?# ", "%@/?# ", "%@:/", "%@/", "@:", "@"))
 
 
 def _percent(value: bytes, keep: frozenset[str], plus: bool, upper: bool) -> bytes:
@@ -154,6 +155,8 @@ def _percent_minimal(value: bytes, escape: frozenset[str], upper: bool) -> bytes
 
 def percent_forms(value: bytes) -> set[bytes]:
     """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
+    if _PLAIN_URL.fullmatch(value):
+        return {value}  # nothing any dialect escapes (most tokens): the value itself
     forms: set[bytes] = set()
     for upper in (True, False):
         for keep, plus in _PERCENT_DIALECTS:
@@ -217,8 +220,13 @@ _JSON_DIALECTS: tuple[dict[str, object], ...] = (
 )
 
 
+_PLAIN_JSON = re.compile(rb"[A-Za-z0-9 !#$%()*,\-.:;?@\[\]^_{|}~]*")
+
+
 def json_forms(value: bytes) -> set[bytes]:
     """The value as the inside of a JSON string, in the dialect of each common serializer."""
+    if _PLAIN_JSON.fullmatch(value):
+        return {value}  # nothing any serializer escapes
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -306,6 +314,8 @@ def _single_quote_words(words: list[bytes], quote: bytes, grouped: bool) -> byte
     for word in words:
         if word and all(chr(b) in _SAFE_WORD for b in word):
             out.append(word)
+        elif not grouped and re.search(rb"[\x00-\x1f\x7f]", word):
+            out.append(b"$'" + _ansi_c(word, octal_non_ascii=False) + b"'")  # bash, zsh
         else:
             out.append(b"'" + _requote(word, quote, grouped) + b"'")
     return b" ".join(out)
@@ -318,6 +328,9 @@ def _requote(value: bytes, quote: bytes, grouped: bool) -> bytes:
     return re.sub(rb"'+", lambda m: b"'\"" + m.group() + b"\"'", value)
 
 
+_PLAIN_SHELL = re.compile(rb"[A-Za-z0-9%+\-./:=@_]*")
+
+
 def shell_forms(value: bytes) -> set[bytes]:
     """How shells print the value when they quote it again.
 
@@ -328,6 +341,8 @@ def shell_forms(value: bytes) -> set[bytes]:
     * bash ``printf %q``: a backslash before every special character;
     * an unquoted ``$VAR`` in a traced command: the value's words, each quoted on its own.
     """
+    if _PLAIN_SHELL.fullmatch(value):
+        return {value}  # no shell quotes or escapes anything in it
     forms = {
         _requote(value, b"'\\''", grouped=False),
         _requote(value, b"'\"'\"'", grouped=True),
@@ -360,7 +375,7 @@ def _interpret_escapes(value: bytes) -> bytes:
         body = match.group(1)
         if body[:1] == b"x" and len(body) > 1:
             return bytes([int(body[1:], 16)])
-        if body[:1].isdigit():
+        if body[:1] in b"01234567":
             return bytes([int(body, 8) & 0xFF])
         return _C_SIMPLE.get(body, body)
 

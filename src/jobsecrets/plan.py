@@ -23,7 +23,10 @@ from .policy import check_plan, plan_violations, policy_text
 from .resolver import plan
 from .session import Session
 
-MASKED_FORMS = "value, each line, base64 (std/url/unpadded), hex, URL- and JSON-escaped"
+MASKED_FORMS = (
+    "value, distinctive lines and JSON leaves, base64 (any offset, wrapped), hex, "
+    "percent- and JSON-escaped in common dialects, shell re-quoting (see README: Masking)"
+)
 
 
 def masking_limits(min_line_length: int) -> str:

@@ -474,6 +474,9 @@ class MaskList:
         self._values: dict[bytes, None] = {}
         self._forms: dict[bytes, None] = {}
         self._wrapped: dict[bytes, None] = {}
+        # Lines of wrapped base64 (64 and 76 columns): the redactor follows wrapped text across
+        # line breaks, but GitHub's runner masks exact strings only, so it is told each line.
+        self._announce: dict[bytes, None] = {}
         self._short: list[str] = []
         self._warnings: list[str] = []
         self._compiled: PatternSet | None = None
@@ -511,6 +514,8 @@ class MaskList:
             self._forms[form] = None
         for text in maskforms.wrap_sources(raw):
             self._wrapped[text] = None
+        for line in sorted(maskforms.wrapped_base64_lines(raw)):
+            self._announce[line] = None
         self._compiled = None
 
     @property
@@ -551,12 +556,14 @@ class MaskList:
     def github_commands(self) -> list[str]:
         """``::add-mask::`` lines (without newline) for every form GitHub can be told about.
 
+        Every form the redactor masks is announced (the runner's own encoders cover only a few
+        of them), and the lines of the value's base64 wrapped at 64 and 76 columns.
         The runner unescapes ``%25``, ``%0D`` and ``%0A``, so those are escaped (``%`` first).
         Forms that are not UTF-8 cannot be written as a workflow command and are left out;
         their hex, base64 and URL forms are ASCII and always included.
         """
         commands: list[str] = []
-        for form in self._forms:
+        for form in {**self._forms, **self._announce}:
             try:
                 text = form.decode("utf-8")
             except UnicodeDecodeError:
