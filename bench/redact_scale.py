@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, median, replace_section  # noqa: E402
-from redact_throughput import make_bigfile, make_secrets  # noqa: E402
+from _common import machine_line, median, replace_section
+from redact_throughput import make_bigfile, make_secrets
 
 SECTION = "## Masking at scale"
 

@@ -142,7 +142,7 @@ def run_filter(
                 "no variables to mask were named ($%s is empty): output passes as is", VARS_ENV
             )
         redactor = masks.redactor()
-    except Exception as error:  # noqa: BLE001 - fail closed, loudly, and keep reading (below)
+    except Exception as error:
         return _withhold(
             in_fd, out_fd, f"could not build the mask list ({type(error).__name__})", done_file
         )

@@ -125,7 +125,9 @@ _PERCENT_DIALECTS: tuple[tuple[frozenset[str], bool], ...] = (
 )
 _PLAIN_URL = re.compile(rb"[A-Za-z0-9._\-]*")
 # Hand-built URLs escape only what would break them.
-_MINIMAL_ESCAPES = tuple(frozenset(chars) for chars in ("%@:/?# ", "%@/?# ", "%@:/", "%@/", "@:", "@"))
+_MINIMAL_ESCAPES = tuple(
+    frozenset(chars) for chars in ("%@:/?# ", "%@/?# ", "%@:/", "%@/", "@:", "@")
+)
 
 
 def _percent(value: bytes, keep: frozenset[str], plus: bool, upper: bool) -> bytes:
@@ -195,7 +197,7 @@ def _json_escape(
             out.append(_SHORT[char])
         elif char in '"\\':
             out.append("\\" + char)
-        elif code < 0x20 or code == 0x7F and non_ascii:
+        elif code < 0x20 or (code == 0x7F and non_ascii):
             out.append(fmt.format(code))
         elif slash and char == "/":
             out.append("\\/")
@@ -350,7 +352,9 @@ def shell_forms(value: bytes) -> set[bytes]:
         _ansi_c(value, octal_non_ascii=False),
         _ansi_c(value, octal_non_ascii=True),
     }
-    backslashed = b"".join(b"\\" + bytes([b]) if chr(b) in _BASH_SPECIAL else bytes([b]) for b in value)
+    backslashed = b"".join(
+        b"\\" + bytes([b]) if chr(b) in _BASH_SPECIAL else bytes([b]) for b in value
+    )
     # printf %q also escapes a leading # or ~ (they would start a comment or a tilde expansion).
     forms.add(b"\\" + backslashed if value[:1] in (b"#", b"~") else backslashed)
     words = value.split()

@@ -43,6 +43,7 @@ from typing import TypeAlias
 import ahocorasick_rs
 
 from . import maskforms
+
 #: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
 MIN_SECRET_LENGTH = 3
 #: Lines of a multi-line value shorter than this are not masked on their own.
@@ -167,8 +168,7 @@ class PatternSet:
         self._sorted: tuple[bytes, ...] = tuple(unique)
         #: Pattern index (in ``_sorted``) -> (source, offset) of each anchor it is.
         self._anchors: dict[int, list[tuple[int, int]]] = {
-            bisect.bisect_left(unique, anchor): places
-            for anchor, places in anchors.items()
+            bisect.bisect_left(unique, anchor): places for anchor, places in anchors.items()
         }
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max((len(p) for p in unique), default=0)

@@ -49,9 +49,7 @@ def test_there_is_a_sample() -> None:
 def test_run_sample_holds(case: Case, bao: OpenBaoServer, tmp_path: Path) -> None:
     client = bao.client()
     values = {f"s{i}": v.decode("utf-8") for i, v in enumerate(case.secrets) if v}
-    client.secrets.kv.v2.create_or_update_secret(
-        f"corpus/{case.id}", values, mount_point="secret"
-    )
+    client.secrets.kv.v2.create_or_update_secret(f"corpus/{case.id}", values, mount_point="secret")
     lines = ["version: 1", "backends:", "  vault: {type: vault}", "secrets:"]
     lines += [f"  S{key[1:]}: vault:secret/corpus/{case.id}#{key}" for key in values]
     (tmp_path / "jobsecrets.yml").write_text("\n".join(lines) + "\n")

@@ -203,11 +203,17 @@ def ci_log(size: int, seed: int = 11) -> bytes:
             block = "+ cat k8s/deploy.yaml\n" + _MANIFEST.format(**fields)
         elif kind == 6:
             # Somebody else's service-account key and kubeconfig, printed while debugging.
-            block = _service_account(rng, f"other-{pkg}", key=False) + "\n" + _kubeconfig(rng, "staging")
+            block = (
+                _service_account(rng, f"other-{pkg}", key=False)
+                + "\n"
+                + _kubeconfig(rng, "staging")
+            )
         elif kind == 7:
             block = json.dumps({"name": pkg, "version": fields["ver"], "private": True}, indent=4)
         else:
-            block = "    " + "\n    ".join(f"at {pkg}.Module.run (src/{pkg}.js:{n}:17)" for n in range(5))
+            block = "    " + "\n    ".join(
+                f"at {pkg}.Module.run (src/{pkg}.js:{n}:17)" for n in range(5)
+            )
         parts.append(block + "\n")
         total += len(parts[-1])
     return "".join(parts).encode("utf-8")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 __all__ = [
     "CORPUS_ENV",
-    "Case",
     "WINDOW",
+    "Case",
     "corpus_path",
     "load_cases",
     "verdict",
@@ -275,7 +275,9 @@ def case_env(case: Case, base: dict[str, str]) -> dict[bytes, bytes]:
     return env
 
 
-def feed_process(argv: list[str], env: dict[bytes, bytes], case: Case, timeout: float = 60) -> bytes:
+def feed_process(
+    argv: list[str], env: dict[bytes, bytes], case: Case, timeout: float = 60
+) -> bytes:
     """Start ``argv``, write the case's chunks to its stdin with the pauses, return its stdout."""
     import subprocess
     import threading

@@ -78,7 +78,9 @@ def test_real_base64_wrapped_at_any_width(width: int, size: int) -> None:
     text = b"before\n" + result.stdout + b"after\n"
     out = one(value).redact(text)
     encoded = base64.b64encode(value)
-    leaked = any(encoded[i : i + 12] in out.replace(b"\n", b"") for i in range(0, len(encoded) - 12))
+    leaked = any(
+        encoded[i : i + 12] in out.replace(b"\n", b"") for i in range(0, len(encoded) - 12)
+    )
     assert leaked is False, "a piece of wrapped base64 was left"
     assert out.count(b"\n") == text.count(b"\n"), "the lines of the log changed"
     assert out.startswith(b"before\n") and out.endswith(b"after\n")
@@ -131,9 +133,7 @@ def test_json_escaper_dialects() -> None:
     text = value.decode()
     gson = text.replace("=", "\\u003d").replace("'", "\\u0027").replace("<", "\\u003c")
     gson = gson.replace(">", "\\u003e").replace("&", "\\u0026")
-    dotnet = "".join(
-        f"\\u{ord(c):04X}" if c in "<>&'+`\"" or ord(c) > 0x7E else c for c in text
-    )
+    dotnet = "".join(f"\\u{ord(c):04X}" if c in "<>&'+`\"" or ord(c) > 0x7E else c for c in text)
     php = json.dumps(text)[1:-1].replace("/", "\\/")
     for i, form in enumerate([gson, dotnet, php, json.dumps(text)[1:-1]]):
         data = ('{"password": "' + form + '"}').encode()

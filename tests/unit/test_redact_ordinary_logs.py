@@ -13,11 +13,10 @@ import os
 import subprocess
 import sys
 
-from support.ci_logs import ci_log, structured_secrets
-from support.cli import clean_env
-
 from jobsecrets.maskforms import distinctive
 from jobsecrets.redact import MaskList
+from support.ci_logs import ci_log, structured_secrets
+from support.cli import clean_env
 
 
 def _masks() -> MaskList:
