@@ -11,6 +11,10 @@ It reads stdin until every writer has closed it, emits redacted output as soon a
 it held. ``--done-file`` names a file it removes once its last byte has been written: the job's
 shell waits for that before it exits, so no output is lost or reordered at the end of the job.
 
+Values are taken as the bytes the job holds, also when they are not UTF-8. It never fails open or
+exits early: if the mask list cannot be built, it says so in the log, withholds the output, reads
+its input to the end (so the job's writes neither fail nor block) and exits 1.
+
 Signals: SIGINT and SIGHUP are ignored (a Ctrl-C or hangup reaches the job's shell, whose exit ends
 our input anyway); SIGTERM stops reading and flushes what is held, redacted. It is noticed between
 reads (through a wakeup pipe), never raised in the middle of a write: every byte read comes out.
