@@ -121,6 +121,8 @@ def _implementation(patterns: Sequence[bytes]) -> ahocorasick_rs.Implementation:
     if total <= _DFA_MAX_TOTAL and longest <= _DFA_MAX_PATTERN:
         return ahocorasick_rs.Implementation.DFA
     return _IMPLEMENTATION
+
+
 # From this size on a chunk is scanned as two halves at once: the Rust search releases the
 # GIL, so a second core almost doubles the throughput of the big reads a chatty child causes.
 _PARALLEL_MIN = 256 * 1024
