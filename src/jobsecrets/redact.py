@@ -34,16 +34,16 @@ __all__ = [
 
 import base64
 import bisect
-import json
 import os
 import re
 import threading
-import urllib.parse
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeAlias
 
 import ahocorasick_rs
+
+from . import maskforms
 
 #: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
 MIN_SECRET_LENGTH = 3
@@ -51,98 +51,57 @@ MIN_SECRET_LENGTH = 3
 DEFAULT_MIN_LINE_LENGTH = 4
 #: Base64 fragments cut out of a longer stream must have at least this many characters
 #: (36 bits): shorter ones would match unrelated base64 text all the time.
-MIN_BASE64_FRAGMENT = 6
+MIN_BASE64_FRAGMENT = maskforms.MIN_BASE64_FRAGMENT
 #: What a masked occurrence is replaced with.
 DEFAULT_REPLACEMENT = b"***"
-
-_B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_PERCENT_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
-# Go's encoding/json (and others that guard against HTML injection) escape these.
-_HTML_SAFE_JSON = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"))
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
-def _base64_forms(value: bytes) -> set[bytes]:
-    """Standard and URL-safe base64, padded and not, and the stream fragments at 3 offsets.
-
-    Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
-    bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
-    only the characters wholly inside the value's bits are the same whatever surrounds it:
-    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
-    """
-    forms: set[bytes] = set()
-    std = base64.b64encode(value)
-    url = std.translate(_B64_TO_URLSAFE)
-    forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
-    n = len(value)
-    for k in range(3):
-        encoded = base64.b64encode(bytes(k) + value)
-        fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
-        if len(fragment) >= MIN_BASE64_FRAGMENT:
-            forms.add(fragment)
-            forms.add(fragment.translate(_B64_TO_URLSAFE))
+def _encoded_forms(value: bytes) -> set[bytes]:
+    """Every encoding of one value: base64 (also wrapped), hex and hex dumps, percent, JSON, shell."""
+    forms = maskforms.base64_forms(value)
+    # Double encoding (a base64 value stored base64 again, a docker auth inside a config blob).
+    forms |= maskforms.base64_forms(base64.b64encode(value))
+    forms.add(value.hex().encode("ascii"))
+    forms.add(value.hex().upper().encode("ascii"))
+    forms |= maskforms.percent_forms(value)
+    forms |= maskforms.json_forms(value)
+    forms |= maskforms.shell_forms(value)
     return forms
-
-
-def _url_forms(value: bytes) -> set[bytes]:
-    """``quote`` (with and without ``/`` kept) and ``quote_plus``, in both hex-digit cases."""
-    forms = {
-        urllib.parse.quote(value, safe="").encode("ascii"),
-        urllib.parse.quote(value).encode("ascii"),
-        urllib.parse.quote_plus(value).encode("ascii"),
-    }
-    # Some encoders write %2f rather than %2F; both decode to the same secret.
-    forms |= {_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), f) for f in forms}
-    return forms
-
-
-def _json_forms(value: bytes) -> set[bytes]:
-    """The value as the inside of a JSON string (``json.dumps`` without the quotes)."""
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        # Not text: it cannot be inside a JSON document as it is.
-        return set()
-    ascii_form = json.dumps(text, ensure_ascii=True)[1:-1]
-    raw_form = json.dumps(text, ensure_ascii=False)[1:-1]
-    html_safe = raw_form
-    for char, escape in _HTML_SAFE_JSON:
-        html_safe = html_safe.replace(char, escape)
-    return {
-        ascii_form.encode("ascii"),
-        raw_form.encode("utf-8"),
-        html_safe.encode("utf-8"),
-    }
 
 
 def mask_forms(value: bytes, *, min_line_length: int = DEFAULT_MIN_LINE_LENGTH) -> set[bytes]:
     """Every byte pattern to mask for one secret ``value``; empty when the value is too short.
 
-    The forms are: the value; for a multi-line value each line of at least ``min_line_length``
-    bytes and the value with CRLF line ends (a pseudo-terminal turns ``\\n`` into ``\\r\\n``);
-    base64 (standard and URL-safe, padded and unpadded, and the fragments that appear when the
-    value sits at any of the three offsets of a longer base64 stream); base64 of the standard
-    base64 (double encoding); hex in both cases; URL-encoding (``quote``, ``quote_plus``);
-    the inside of a JSON string (``ensure_ascii`` on and off).
+    The forms are: the value; for a multi-line value each *distinctive* line
+    (:func:`jobsecrets.maskforms.distinctive`), as it is and trimmed, and the value with CRLF
+    line ends (a pseudo-terminal turns ``\\n`` into ``\\r\\n``); for a JSON document, each
+    distinctive string leaf with all its encodings; base64 (standard and URL-safe, padded and
+    unpadded, at any offset of a longer stream), also of the base64 (wrapped base64 is found by
+    :class:`PatternSet` from :func:`jobsecrets.maskforms.wrap_sources`); hex in both cases;
+    percent-encoding in
+    every common dialect; the inside of a JSON string in every common serializer's dialect; the
+    value as bash, zsh, dash and busybox re-quote it (xtrace, ``declare -p``, ``printf %q``).
     """
     if len(value) < MIN_SECRET_LENGTH:
         return set()
     forms = {value}
     if b"\n" in value or b"\r" in value:
-        lines = value.splitlines()
-        forms.update(line for line in lines if len(line) >= max(min_line_length, 1))
+        forms |= maskforms.line_forms(value, min_line_length)
         crlf = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         forms.add(crlf)
         # What a pty really prints: ONLCR adds a \r before every \n, also one after a \r, so a
         # value stored with CRLF line ends shows as \r\r\n (its short lines are not masked alone).
         forms.add(value.replace(b"\n", b"\r\n"))
-    forms |= _base64_forms(value)
-    forms |= _base64_forms(base64.b64encode(value))
-    forms.add(value.hex().encode("ascii"))
-    forms.add(value.hex().upper().encode("ascii"))
-    forms |= _url_forms(value)
-    forms |= _json_forms(value)
+    for key, leaf in maskforms.json_leaves(value):
+        if leaf != value and maskforms.distinctive_leaf(key, leaf, min_line_length):
+            forms.add(leaf)
+            forms |= _encoded_forms(leaf)
+    forms |= _encoded_forms(value)
+    for variant in maskforms.rewritten_forms(value):
+        forms.add(variant)
+        forms |= maskforms.json_forms(variant)
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
@@ -157,17 +116,20 @@ def labelled_mask_forms(
     """
     forms = mask_forms(value, min_line_length=min_line_length)
     crlf = {value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), value.replace(b"\n", b"\r\n")}
+    leaves = {leaf for _key, leaf in maskforms.json_leaves(value)}
     # First group that holds a form names it: a value without special characters is its own
     # URL and JSON form, and is reported as the value.
     groups: list[tuple[str, set[bytes]]] = [
         ("value", {value}),
-        ("line of the value", set(value.splitlines())),
+        ("line of the value", maskforms.line_forms(value, min_line_length)),
         ("value with CRLF line ends", crlf),
-        ("base64", _base64_forms(value)),
-        ("base64 of base64", _base64_forms(base64.b64encode(value))),
+        ("field of the JSON value", leaves),
+        ("base64", maskforms.base64_forms(value)),
+        ("base64 of base64", maskforms.base64_forms(base64.b64encode(value))),
         ("hex", {value.hex().encode("ascii"), value.hex().upper().encode("ascii")}),
-        ("URL-encoded", _url_forms(value)),
-        ("JSON-escaped", _json_forms(value)),
+        ("URL-encoded", maskforms.percent_forms(value)),
+        ("JSON-escaped", maskforms.json_forms(value)),
+        ("shell-quoted", maskforms.shell_forms(value)),
     ]
     labelled = []
     for form in sorted(forms, key=lambda f: (-len(f), f)):
@@ -176,9 +138,25 @@ def labelled_mask_forms(
     return labelled
 
 
-# Above this many pattern bytes the scanner uses a (slower, smaller) NFA instead of a DFA:
-# the DFA scans ~3x faster but takes ~150 bytes of memory per pattern byte.
-_DFA_MAX_PATTERN_BYTES = 2_000_000
+# The automaton, chosen by measurement (docs/benchmarks.md, "Masking at scale"): a contiguous NFA,
+# whose build time and memory are linear in the total size of the patterns (a DFA's are not: 16 KB
+# of one repeated byte took minutes, 1,000 secrets 2.4 s and ~400 MiB), except for the small sets
+# of a typical job, where the DFA builds in well under 0.1 s and scans 2-4x faster. The size
+# bounds keep its worst case (long repetitive patterns) small too.
+_IMPLEMENTATION = ahocorasick_rs.Implementation.ContiguousNFA
+_DFA_MAX_TOTAL = 64 * 1024
+_DFA_MAX_PATTERN = 512
+
+
+def _implementation(patterns: Sequence[bytes]) -> ahocorasick_rs.Implementation:
+    """DFA for a small set of short patterns, contiguous NFA otherwise (see above)."""
+    total = sum(len(p) for p in patterns)
+    longest = max((len(p) for p in patterns), default=0)
+    if total <= _DFA_MAX_TOTAL and longest <= _DFA_MAX_PATTERN:
+        return ahocorasick_rs.Implementation.DFA
+    return _IMPLEMENTATION
+
+
 # From this size on a chunk is scanned as two halves at once: the Rust search releases the
 # GIL, so a second core almost doubles the throughput of the big reads a chatty child causes.
 _PARALLEL_MIN = 256 * 1024
@@ -210,11 +188,37 @@ class PatternSet:
     around matches to cover secrets that overlap each other.
     """
 
-    __slots__ = ("_overlap", "_prefix_scan", "_scan", "_short_prefixes", "_sorted", "maxlen")
+    __slots__ = (
+        "_anchors",
+        "_overlap",
+        "_prefix_scan",
+        "_scan",
+        "_short_prefixes",
+        "_sorted",
+        "_sources",
+        "maxlen",
+    )
 
-    def __init__(self, patterns: Iterable[bytes]) -> None:
-        unique = sorted({bytes(p) for p in patterns if p})
+    def __init__(self, patterns: Iterable[bytes], wrapped: Iterable[bytes] = ()) -> None:
+        """``patterns`` are found as they are; each text of ``wrapped`` also across line breaks.
+
+        A wrapped text is found by its anchors (its slices of ``WRAP_ANCHOR`` bytes, one every
+        ``WRAP_ANCHOR``): a line of at least ``2*WRAP_ANCHOR-1`` of its bytes holds one whole.
+        From an anchor the match is followed both ways, over ``\\r`` and ``\\n``, as long as
+        the output spells the text, so every line of it is masked whatever the wrap width.
+        """
+        self._sources: tuple[bytes, ...] = tuple(dict.fromkeys(bytes(w) for w in wrapped))
+        anchors: dict[bytes, list[tuple[int, int]]] = {}
+        step = maskforms.WRAP_ANCHOR
+        for index, text in enumerate(self._sources):
+            for offset in range(0, len(text) - step + 1, step):
+                anchors.setdefault(text[offset : offset + step], []).append((index, offset))
+        unique = sorted({bytes(p) for p in patterns if p} | set(anchors))
         self._sorted: tuple[bytes, ...] = tuple(unique)
+        #: Pattern index (in ``_sorted``) -> (source, offset) of each anchor it is.
+        self._anchors: dict[int, list[tuple[int, int]]] = {
+            bisect.bisect_left(unique, anchor): places for anchor, places in anchors.items()
+        }
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max((len(p) for p in unique), default=0)
         self._scan: ahocorasick_rs.BytesAhoCorasick | None = None
@@ -223,20 +227,18 @@ class PatternSet:
         self._short_prefixes: frozenset[bytes] = frozenset()
         if not unique:
             return
-        total = sum(len(p) for p in unique)
-        implementation = (
-            ahocorasick_rs.Implementation.DFA if total <= _DFA_MAX_PATTERN_BYTES else None
-        )
         # Leftmost-longest, so a secret that contains another (a value and its own lines)
         # is replaced whole, never cut into a mask and a visible rest.
         self._scan = ahocorasick_rs.BytesAhoCorasick(
             unique,
             matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
-            implementation=implementation,
+            implementation=_implementation(unique),
         )
         keys = {p[:_PREFIX_KEY] for p in unique if len(p) > _PREFIX_KEY}
         if keys:
-            self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(sorted(keys))
+            self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(
+                sorted(keys), implementation=_IMPLEMENTATION
+            )
         self._short_prefixes = frozenset(
             p[:i] for p in unique for i in range(1, min(len(p), _PREFIX_KEY))
         )
@@ -298,20 +300,65 @@ class PatternSet:
             return first
         return sorted(first + rest, key=lambda m: m[1]) if first else rest
 
-    def spans(self, data: Buffer) -> list[tuple[int, int]]:
-        """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence.
+    def _follow(self, data: Buffer, start: int, source: int, offset: int) -> tuple[int, int, bool]:
+        """The extent of wrapped text ``source`` around its anchor at ``data[start:]``.
 
+        Returns ``(lo, hi, open)``: ``open`` when the text runs on to the end of ``data`` and
+        more of it may still arrive.
+        """
+        text = self._sources[source]
+        n = len(data)
+        j, k = start + maskforms.WRAP_ANCHOR, offset + maskforms.WRAP_ANCHOR
+        hi = j
+        while k < len(text):
+            if j >= n:
+                return self._back(data, start, text, offset), hi, True
+            byte = data[j]
+            if byte == text[k]:
+                j += 1
+                k += 1
+                hi = j
+            elif byte in (10, 13) and j - hi < 3:  # \n, \r\n, \r\r\n (a pty)
+                j += 1
+            else:
+                break
+        return self._back(data, start, text, offset), hi, False
+
+    @staticmethod
+    def _back(data: Buffer, start: int, text: bytes, offset: int) -> int:
+        j, k = start - 1, offset - 1
+        lo = start
+        while k >= 0 and j >= 0:
+            byte = data[j]
+            if byte == text[k]:
+                lo = j
+                j -= 1
+                k -= 1
+            elif byte in (10, 13) and lo - j < 3:
+                j -= 1
+            else:
+                break
+        return lo
+
+    def spans(self, data: Buffer) -> list[tuple[int, int]]:
+        """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence."""
+        return self.spans_and_hold(data)[0]
+
+    def spans_and_hold(self, data: Buffer) -> tuple[list[tuple[int, int]], int]:
+        """:meth:`spans`, and where a wrapped text that may go on in the next chunk starts.
+
+        The second value is ``len(data)`` when nothing must be held for that reason.
         The leftmost-longest scan finds at least one match overlapping every occurrence, so
         occurrences it skipped (a secret overlapping another) can only lie within
         ``maxlen - 1`` bytes of one of its matches; only those windows are searched again
         with an overlapping matcher, and the union of everything found is masked.
         """
+        n = len(data)
         if self._scan is None:
-            return []
+            return [], n
         matches = self._leftmost_longest(data)
         if not matches:
-            return []
-        n = len(data)
+            return [], n
         reach = self.maxlen - 1
         windows: list[list[int]] = []
         for _, start, end in matches:
@@ -321,7 +368,9 @@ class PatternSet:
             else:
                 windows.append([lo, hi])
         if self._overlap is None:
-            self._overlap = ahocorasick_rs.BytesAhoCorasick(self._sorted)
+            self._overlap = ahocorasick_rs.BytesAhoCorasick(
+                self._sorted, implementation=_IMPLEMENTATION
+            )
         found: list[tuple[int, int]] = []
         for lo, hi in windows:
             window = data[lo:hi]
@@ -329,6 +378,26 @@ class PatternSet:
                 (lo + s, lo + e)
                 for _, s, e in self._overlap.find_matches_as_indexes(window, overlapping=True)
             )
+        hold = n
+        if self._anchors:
+            followed = -1
+            for index, start, _ in matches:
+                places = self._anchors.get(index)
+                if places is None or start < followed:
+                    continue
+                for source, offset in places:
+                    lo, hi, more = self._follow(data, start, source, offset)
+                    followed = max(followed, hi)
+                    if more:
+                        hold = min(hold, lo)
+                    # One replacement per line: the log keeps its shape.
+                    pos = lo
+                    for piece in re.split(rb"[\r\n]+", bytes(data[lo:hi])):
+                        if piece:
+                            found.append((pos, pos + len(piece)))
+                        pos += len(piece)
+                        while pos < hi and data[pos] in (10, 13):
+                            pos += 1
         found.sort()
         merged: list[tuple[int, int]] = []
         for start, end in found:
@@ -339,7 +408,7 @@ class PatternSet:
                     merged[-1] = (merged[-1][0], end)
             else:
                 merged.append((start, end))
-        return merged
+        return merged, hold
 
 
 class StreamRedactor:
@@ -393,7 +462,8 @@ class StreamRedactor:
         data: Buffer = self._pending + chunk if self._pending else chunk
         n = len(data)
         cut = self._set.hold_start(data)
-        spans = self._set.spans(data)
+        spans, hold = self._set.spans_and_hold(data)
+        cut = min(cut, hold)
         if spans and spans[-1][1] > cut:
             # A match reaching into the held end is kept whole and found again next time,
             # so it is never emitted half-replaced.
@@ -414,6 +484,21 @@ class StreamRedactor:
         if not data:
             return b""
         return self._render(data, len(data), self._set.spans(data))
+
+
+def _to_bytes(value: bytes | str) -> bytes:
+    """The bytes a program sees for ``value``.
+
+    A ``str`` from ``os.environ`` or a file name holds bytes that are not UTF-8 as lone
+    surrogates (``surrogateescape``): they go back to the original bytes. Other lone surrogates
+    (from JSON ``"\\ud800"``) are kept as their UTF-8-like encoding rather than refused.
+    """
+    if not isinstance(value, str):
+        return bytes(value)
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
 
 
 class MaskList:
@@ -437,6 +522,10 @@ class MaskList:
         # Insertion-ordered, each value before its encodings, so GitHub learns the plain value first.
         self._values: dict[bytes, None] = {}
         self._forms: dict[bytes, None] = {}
+        self._wrapped: dict[bytes, None] = {}
+        # Lines of wrapped base64 (64 and 76 columns): the redactor follows wrapped text across
+        # line breaks, but GitHub's runner masks exact strings only, so it is told each line.
+        self._announce: dict[bytes, None] = {}
         self._short: list[str] = []
         self._warnings: list[str] = []
         self._compiled: PatternSet | None = None
@@ -449,7 +538,7 @@ class MaskList:
 
     def add(self, value: bytes | str, *, name: str | None = None) -> None:
         """Register one secret value (``str`` is taken as UTF-8). ``name`` is used in warnings."""
-        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        raw = _to_bytes(value)
         label = name or "<unnamed>"
         if not raw:
             return  # nothing to leak
@@ -472,6 +561,10 @@ class MaskList:
         self._forms[raw] = None
         for form in sorted(forms, key=lambda f: (-len(f), f)):
             self._forms[form] = None
+        for text in maskforms.wrap_sources(raw):
+            self._wrapped[text] = None
+        for line in sorted(maskforms.wrapped_base64_lines(raw)):
+            self._announce[line] = None
         self._compiled = None
 
     @property
@@ -492,7 +585,7 @@ class MaskList:
     def compiled(self) -> PatternSet:
         """The compiled patterns, built once and shared by every redactor."""
         if self._compiled is None:
-            self._compiled = PatternSet(self._forms)
+            self._compiled = PatternSet(self._forms, self._wrapped)
         return self._compiled
 
     def redactor(self) -> StreamRedactor:
@@ -512,12 +605,14 @@ class MaskList:
     def github_commands(self) -> list[str]:
         """``::add-mask::`` lines (without newline) for every form GitHub can be told about.
 
+        Every form the redactor masks is announced (the runner's own encoders cover only a few
+        of them), and the lines of the value's base64 wrapped at 64 and 76 columns.
         The runner unescapes ``%25``, ``%0D`` and ``%0A``, so those are escaped (``%`` first).
         Forms that are not UTF-8 cannot be written as a workflow command and are left out;
         their hex, base64 and URL forms are ASCII and always included.
         """
         commands: list[str] = []
-        for form in self._forms:
+        for form in {**self._forms, **self._announce}:
             try:
                 text = form.decode("utf-8")
             except UnicodeDecodeError:

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.formats": 0,
     "jobsecrets.timeutil": 0,
     "jobsecrets.redact": 0,
+    "jobsecrets.maskforms": 0,
     "jobsecrets.recorded": 0,
     "jobsecrets._exit": 0,
     "jobsecrets.failures": 0,

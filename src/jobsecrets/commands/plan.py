@@ -47,7 +47,10 @@ from ..session import Session
 from ..spec.model import SecretSpec, Spec
 from ..timeutil import iso_utc
 
-MASKED_FORMS = "value, each line, base64 (std/url/unpadded), hex, URL- and JSON-escaped"
+MASKED_FORMS = (
+    "value, distinctive lines and JSON leaves, base64 (any offset, wrapped), hex, "
+    "percent- and JSON-escaped in common dialects, shell re-quoting (see docs/masking.md)"
+)
 
 
 def masking_limits(min_line_length: int) -> str:

@@ -11,6 +11,10 @@ It reads stdin until every writer has closed it, emits redacted output as soon a
 it held. ``--done-file`` names a file it removes once its last byte has been written: the job's
 shell waits for that before it exits, so no output is lost or reordered at the end of the job.
 
+Values are taken as the bytes the job holds, also when they are not UTF-8. It never fails open or
+exits early: if the mask list cannot be built, it says so in the log, withholds the output, reads
+its input to the end (so the job's writes neither fail nor block) and exits 1.
+
 Signals: SIGINT and SIGHUP are ignored (a Ctrl-C or hangup reaches the job's shell, whose exit ends
 our input anyway); SIGTERM stops reading and flushes what is held, redacted. It is noticed between
 reads (through a wakeup pipe), never raised in the middle of a write: every byte read comes out.
@@ -100,6 +104,11 @@ def run_filter(
                 "no variables to mask were named ($%s is empty): output passes as is", VARS_ENV
             )
         redactor = masks.redactor()
+    except Exception as error:
+        return _withhold(
+            in_fd, out_fd, f"could not build the mask list ({type(error).__name__})", done_file
+        )
+    try:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         # The wakeup fd first: a SIGTERM the moment our handler is in place must not go unseen.
@@ -138,6 +147,30 @@ def run_filter(
         if done_file:
             with contextlib.suppress(OSError):
                 os.unlink(done_file)
+
+
+def _withhold(in_fd: int, out_fd: int, reason: str, done_file: str | None) -> int:
+    """Masking cannot work: say so in the log, then read the input to its end, passing nothing.
+
+    Failing open would print the secrets; exiting would make every later write of the job fail
+    (or block) and lose the rest of its log. So the job runs on, its output is withheld, the
+    log says why, and the exit code is 1.
+    """
+    message = f"jobsecrets redact: {reason}: the job's output is withheld from the log\n"
+    with contextlib.suppress(OSError):
+        write_all(out_fd, message.encode())
+    log.error("%s", message.strip())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        while os.read(in_fd, _READ_SIZE):
+            pass
+    except OSError:
+        pass
+    if done_file:
+        with contextlib.suppress(OSError):
+            os.unlink(done_file)
+    return 1
 
 
 def run_filter_from_env(env: Mapping[str, str], *, done_file: str | None = None) -> int:

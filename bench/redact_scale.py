@@ -1,0 +1,189 @@
+"""Masking at scale: 1,000 secrets through the whole ``jobsecrets run``, and the matcher build.
+
+One command, reproducible (seeded)::
+
+    .venv/bin/python bench/redact_scale.py                 # 200 MB, 1,000 secrets, 3 runs
+    .venv/bin/python bench/redact_scale.py --size-mb 50 --repeat 1 --no-write
+
+What it measures, each in fresh processes:
+
+* **build**: ``MaskList`` of 1,000 realistic secrets (bench/redact_throughput.make_secrets) plus
+  the compiled matcher: wall time and the RSS it adds (``VmRSS`` after minus before, in the
+  same process, imports done); and the build for one 16 KB value of one repeated byte;
+* **run to a pipe**: ``jobsecrets run -- cat BIGFILE | cat > /dev/null`` with the 1,000 secrets
+  coming from a spec (``type: fake`` backend, a 0600 JSON file) against the same pipeline
+  without jobsecrets; MB/s of the whole command (start-up, resolution and build included) and
+  of the copy alone (minus ``jobsecrets run -- true``); peak RSS of the ``run`` process
+  (GNU ``time``);
+* **pty**: ``jobsecrets run --tty -- cat BIGFILE`` (the child writes to a pseudo-terminal,
+  whose kernel buffer hands the reader at most 4 KiB per read).
+
+Results go to ``docs/benchmarks.md`` under "## Masking at scale". No value is ever printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_line, median, replace_section
+from redact_throughput import make_bigfile, make_secrets
+
+SECTION = "## Masking at scale"
+
+BUILD = r"""
+import json, sys, time
+from jobsecrets.redact import MaskList
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+mode, path = sys.argv[1:3]
+values = open(path, "rb").read().split(b"\0") if mode == "file" else [b"_" * 16384]
+before = rss()
+t0 = time.perf_counter()
+masks = MaskList()
+for i, value in enumerate(values):
+    masks.add(value, name=f"S{i}")
+t1 = time.perf_counter()
+masks.compiled()
+t2 = time.perf_counter()
+print(json.dumps({"forms": t1 - t0, "compile": t2 - t1, "rss": rss() - before,
+                  "patterns": len(masks.patterns)}))
+"""
+
+
+def _secrets_dir(workdir: Path, values: list[bytes]) -> Path:
+    """A spec with one variable per value, from a 0600 JSON file read by the fake backend."""
+    doc = workdir / "store.json"
+    fd = os.open(doc, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"app": {f"s{i}": v.decode() for i, v in enumerate(values)}}, handle)
+    lines = ["version: 1", "backends:", f"  store: {{type: fake, file: '{doc}'}}", "secrets:"]
+    lines += [f"  S{i}: store:app#s{i}" for i in range(len(values))]
+    (workdir / "jobsecrets.yml").write_text("\n".join(lines) + "\n")
+    return workdir
+
+
+def _shell(cmd: str, cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], cwd=cwd, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--secrets", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20240501)
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    js = f"{sys.executable} -m jobsecrets"
+    with tempfile.TemporaryDirectory(prefix="jobsecrets-bench-") as tmp:
+        workdir = Path(tmp)
+        values = make_secrets(rng, args.secrets)
+        secrets_file = workdir / "secrets"
+        fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"\0".join(values))
+        _secrets_dir(workdir, values)
+        big = workdir / "BIGFILE"
+        make_bigfile(big, rng, args.size_mb * 1_000_000)
+        size = big.stat().st_size
+
+        builds, repetitive = [], []
+        for _ in range(args.repeat):
+            for mode, into in (("file", builds), ("repeated", repetitive)):
+                out = subprocess.run(
+                    [sys.executable, "-c", BUILD, mode, str(secrets_file)],
+                    capture_output=True,
+                    check=True,
+                ).stdout
+                into.append(json.loads(out))
+
+        rss_file = workdir / "rss"
+        _shell(f"cat {big} > /dev/null", workdir)  # page cache
+        plain, run, fixed, pty, rss = [], [], [], [], []
+        for _ in range(args.repeat):
+            plain.append(_shell(f"cat {big} | cat > /dev/null", workdir))
+            run.append(
+                _shell(
+                    f"/usr/bin/time -f %M -o {rss_file} {js} run -- cat {big} | cat > /dev/null",
+                    workdir,
+                )
+            )
+            rss.append(int(rss_file.read_text().split()[-1]) / 1024)
+            fixed.append(_shell(f"{js} run -- true > /dev/null", workdir))
+            pty.append(_shell(f"{js} run --tty -- cat {big} | cat > /dev/null", workdir))
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return median([row[key] for row in rows])
+
+    copy = median(run) - median(fixed)
+    copy_pty = median(pty) - median(fixed)
+    table = "\n".join(
+        [
+            f"`.venv/bin/python bench/redact_scale.py --size-mb {args.size_mb} --secrets "
+            f"{args.secrets} --repeat {args.repeat}` on {machine_line()}; medians of "
+            f"{args.repeat} runs, load average at the end "
+            f"{os.getloadavg()[0]:.1f} (the machine is shared).",
+            "",
+            "| what | figure | goal |",
+            "|---|---:|---:|",
+            f"| mask list, {args.secrets} secrets ({int(builds[0]['patterns'])} patterns) | "
+            f"{med(builds, 'forms') * 1000:.0f} ms | |",
+            f"| matcher compile (contiguous NFA) | {med(builds, 'compile') * 1000:.0f} ms | "
+            f"build < 100 ms |",
+            f"| memory added by both | {med(builds, 'rss'):.1f} MiB | < 50 MiB |",
+            f"| one 16 KB value of one repeated byte: build + compile | "
+            f"{(med(repetitive, 'forms') + med(repetitive, 'compile')) * 1000:.0f} ms | < 1 s |",
+            f"| `cat BIGFILE \\| cat > /dev/null` | {size / median(plain) / 1e6:,.0f} MB/s | |",
+            f"| `jobsecrets run -- cat BIGFILE \\| cat > /dev/null`, whole command | "
+            f"{size / median(run) / 1e6:,.0f} MB/s ({median(run):.2f} s) | |",
+            f"| the same, copy only (minus `run -- true`: {median(fixed):.2f} s) | "
+            f"{size / copy / 1e6:,.0f} MB/s | >= 400 MB/s |",
+            f"| peak RSS of `run` | {median(rss):.0f} MiB | < 100 MiB |",
+            f"| `run --tty -- cat BIGFILE` (pty), copy only | {size / copy_pty / 1e6:,.0f} MB/s | |",
+        ]
+    )
+    print(table)
+    if not args.no_write:
+        replace_section(SECTION, table + "\n\n" + NOTE)
+
+
+NOTE = """\
+Goals (issue 15) met: memory of the mask list and matcher for 1,000 secrets (< 50 MiB), build for
+a 16 KB repeated-byte value (< 1 s; the DFA took minutes), peak RSS of `run` (< 100 MiB). Missed:
+**build < 100 ms** (the mask list is ~0.2 s of Python for ~16 forms per value, the contiguous NFA
+over ~0.9 MB of patterns ~0.6 s) and **>= 400 MB/s** through `run` (the copy runs at ~115 MB/s):
+with 16,000 patterns that start with every letter, no prefilter applies and the Aho-Corasick scan
+itself is the limit (measured in one process on 20 MB: contiguous NFA ~45 MB/s, DFA ~90 MB/s per
+core; `run` scans big reads as two halves on two cores). The DFA is not the answer at this size:
+2.4 s and ~400 MiB to build. It is used for small sets (up to 64 KiB of patterns: a job's usual
+few secrets, ~50 values), where it builds in well under 0.1 s and scans 2-4x faster than the NFA.
+What would meet both: a two-stage matcher (an automaton over one short anchor per form, verified
+around each hit), which cuts the automaton ~5x; not done in this change.
+
+The pty ceiling: a pseudo-terminal's kernel buffer hands the reader at most 4 KiB per `read`, so
+in `--tty` mode every 4 KiB costs a `select` + `read` + redactor call + `write` round trip in
+Python (~10-20 us each before any matching, and the matcher's per-call overhead on top), whatever
+read size we ask for: ~20 MB/s here. Interactive output is far below that; bulk output belongs on
+a pipe (the default when jobsecrets' stdout is not a terminal)."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,472 @@
+"""The forms a secret value takes when a program prints it: what :func:`mask_forms` computes.
+
+A value is printed as itself far less often than one would hope. Tools encode it (base64, wrapped
+at 64 or 76 columns or any width; percent-encoding in each library's dialect; JSON escaping in each
+serializer's dialect), shells re-quote it when they trace a command (``set -x``,
+``declare -p``, ``printf %q``), and a multi-line or JSON-document value is printed a line or a
+field at a time. Each function here returns the byte strings one such family produces; the
+redactor replaces every occurrence of any of them.
+
+Two rules keep the forms from masking ordinary log text:
+
+* *derived pieces* (a line of a multi-line value, a leaf of a JSON document) are masked on their
+  own only when :func:`distinctive` says so: long enough, not whitespace or punctuation only, not
+  a ``key: value`` line whose value is an ordinary word, number, boolean, version or plain URL
+  (``apiVersion: v1``, ``"type": "service_account",``), not a PEM armour line of a public object;
+* wrapped base64, whose line breaks can fall anywhere, is found by *anchors* of 16 characters
+  (96 bits: a chance match in unrelated text is negligible) and followed across line breaks
+  only as far as it spells the value's encoding.
+
+Nothing here prints, logs or puts a value in an exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WRAP_ANCHOR",
+    "WRAP_MIN",
+    "base64_forms",
+    "distinctive",
+    "distinctive_leaf",
+    "json_forms",
+    "json_leaves",
+    "line_forms",
+    "percent_forms",
+    "rewritten_forms",
+    "shell_forms",
+    "wrap_sources",
+    "wrapped_base64_lines",
+]
+
+import base64
+import json
+import re
+import string
+
+#: Base64 fragments cut out of a longer stream must have at least this many characters.
+MIN_BASE64_FRAGMENT = 6
+#: Characters per anchor of a wrapped base64 text (96 bits: no chance match in other text).
+WRAP_ANCHOR = 16
+#: Base64 texts at least this long are also found wrapped; a line must hold ``2*WRAP_ANCHOR-1``
+#: characters of it (any width from 31 columns: ``base64`` 76, PEM 64, ``fold -w N``).
+WRAP_MIN = 2 * WRAP_ANCHOR
+
+_B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+# ---- base64 ---------------------------------------------------------------------------------
+
+
+def _stream_fragments(value: bytes) -> list[bytes]:
+    """Standard base64 of ``value`` and the stable fragments at stream offsets 1 and 2.
+
+    Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
+    bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
+    only the characters wholly inside the value's bits are the same whatever surrounds it:
+    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
+    """
+    n = len(value)
+    out = []
+    for k in range(3):
+        encoded = base64.b64encode(bytes(k) + value)
+        fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
+        if len(fragment) >= MIN_BASE64_FRAGMENT:
+            out.append(fragment)
+    return out
+
+
+def base64_forms(value: bytes) -> set[bytes]:
+    """Standard and URL-safe base64, padded and not, and the fragments inside a longer stream."""
+    forms: set[bytes] = set()
+    std = base64.b64encode(value)
+    url = std.translate(_B64_TO_URLSAFE)
+    forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
+    for fragment in _stream_fragments(value):
+        forms.add(fragment)
+        forms.add(fragment.translate(_B64_TO_URLSAFE))
+    return forms
+
+
+def wrap_sources(value: bytes) -> list[bytes]:
+    """The base64 texts of ``value`` that a tool may print wrapped (cut by line breaks).
+
+    The standard base64 and the stable fragments at stream offsets 1 and 2 (the value inside a
+    longer encoded document), when at least ``WRAP_MIN`` characters long. The redactor finds
+    them by anchors and follows each across line breaks (:class:`jobsecrets.redact.PatternSet`).
+    """
+    texts = [base64.b64encode(value), *_stream_fragments(value)[1:]]
+    return [text for text in texts if len(text) >= WRAP_MIN]
+
+
+def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:
+    """The lines of the standard base64 of ``value`` wrapped at ``widths`` (for announcements
+    to a platform that masks exact strings only)."""
+    std = base64.b64encode(value)
+    lines: set[bytes] = set()
+    for width in widths:
+        if len(std) > width:
+            lines.update(std[i : i + width] for i in range(0, len(std), width))
+    return {line for line in lines if len(line) >= 8}
+
+
+# ---- percent-encoding -----------------------------------------------------------------------
+
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+# (characters left as they are, space as "+"), one per dialect found in real tools.
+_PERCENT_DIALECTS: tuple[tuple[frozenset[str], bool], ...] = (
+    (_UNRESERVED, False),  # RFC 3986; Python quote(safe=""), Go url.PathEscape minus sub-delims
+    (_UNRESERVED | {"/"}, False),  # Python quote()
+    (_UNRESERVED, True),  # Python quote_plus(), Go url.QueryEscape
+    (frozenset(string.ascii_letters + string.digits + "-_.!~*'()"), False),  # encodeURIComponent
+    (frozenset(string.ascii_letters + string.digits + "-_.!~*'();/?:@&=+$,#"), False),  # encodeURI
+    (frozenset(string.ascii_letters + string.digits + ".-*_"), True),  # Java URLEncoder
+    (_UNRESERVED | set("$&+,;="), False),  # Go url.UserPassword (userinfo)
+    (_UNRESERVED | set("$&+,:;=@"), False),  # Go url.PathEscape
+)
+_PLAIN_URL = re.compile(rb"[A-Za-z0-9._\-]*")
+# Hand-built URLs escape only what would break them.
+_MINIMAL_ESCAPES = tuple(
+    frozenset(chars) for chars in ("%@:/?# ", "%@/?# ", "%@:/", "%@/", "@:", "@")
+)
+
+
+def _percent(value: bytes, keep: frozenset[str], plus: bool, upper: bool) -> bytes:
+    fmt = "%{:02X}" if upper else "%{:02x}"
+    out = []
+    for byte in value:
+        char = chr(byte)
+        if byte < 0x80 and char in keep:
+            out.append(char)
+        elif plus and char == " ":
+            out.append("+")
+        else:
+            out.append(fmt.format(byte))
+    return "".join(out).encode("ascii")
+
+
+def _percent_minimal(value: bytes, escape: frozenset[str], upper: bool) -> bytes:
+    fmt = "%{:02X}" if upper else "%{:02x}"
+    out = bytearray()
+    for byte in value:
+        if byte < 0x80 and chr(byte) in escape:
+            out += fmt.format(byte).encode("ascii")
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def percent_forms(value: bytes) -> set[bytes]:
+    """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
+    if _PLAIN_URL.fullmatch(value):
+        return {value}  # nothing any dialect escapes (most tokens): the value itself
+    forms: set[bytes] = set()
+    for upper in (True, False):
+        for keep, plus in _PERCENT_DIALECTS:
+            forms.add(_percent(value, keep, plus, upper))
+        for escape in _MINIMAL_ESCAPES:
+            forms.add(_percent_minimal(value, escape, upper))
+    return forms
+
+
+# ---- JSON escaping --------------------------------------------------------------------------
+
+_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _json_escape(
+    text: str,
+    *,
+    escape: frozenset[str] = frozenset(),
+    non_ascii: bool = False,
+    upper: bool = False,
+    slash: bool = False,
+    short: bool = True,
+) -> str:
+    """``text`` as the inside of a JSON string, the way one serializer writes it."""
+    fmt = "\\u{:04X}" if upper else "\\u{:04x}"
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in escape or (non_ascii and code > 0x7E):
+            if code > 0xFFFF:
+                code -= 0x10000
+                out.append(fmt.format(0xD800 + (code >> 10)) + fmt.format(0xDC00 + (code & 0x3FF)))
+            else:
+                out.append(fmt.format(code))
+        elif short and char in _SHORT:
+            out.append(_SHORT[char])
+        elif char in '"\\':
+            out.append("\\" + char)
+        elif code < 0x20 or (code == 0x7F and non_ascii):
+            out.append(fmt.format(code))
+        elif slash and char == "/":
+            out.append("\\/")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_HTML = frozenset("<>&")
+# Go and Gson also escape the two line separators JavaScript once rejected in strings.
+_SEPARATORS = frozenset("\u2028\u2029")
+_JSON_DIALECTS: tuple[dict[str, object], ...] = (
+    {},  # JSON.stringify, serde_json, Python ensure_ascii=False
+    {"non_ascii": True},  # Python json.dumps (ensure_ascii)
+    {"non_ascii": True, "upper": True},  # Jackson ESCAPE_NON_ASCII, many C libraries
+    {"escape": _HTML},  # HTML-safe encoders (Jinja's tojson, simplejson)
+    {"escape": _HTML | _SEPARATORS},  # Go encoding/json
+    {"escape": _HTML | _SEPARATORS | {"=", "'"}},  # Gson (HTML-safe)
+    {"escape": _HTML | set("'\"+`"), "non_ascii": True, "upper": True},  # .NET System.Text.Json
+    {"slash": True, "non_ascii": True},  # PHP json_encode
+    {"slash": True},  # PHP JSON_UNESCAPED_UNICODE
+)
+
+
+_PLAIN_JSON = re.compile(rb"[A-Za-z0-9 !#$%()*,\-.:;?@\[\]^_{|}~]*")
+
+
+def json_forms(value: bytes) -> set[bytes]:
+    """The value as the inside of a JSON string, in the dialect of each common serializer."""
+    if _PLAIN_JSON.fullmatch(value):
+        return {value}  # nothing any serializer escapes
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not text: it cannot be inside a JSON document as it is.
+        return set()
+    forms = set()
+    for dialect in _JSON_DIALECTS:
+        forms.add(_json_escape(text, **dialect).encode("utf-8"))  # type: ignore[arg-type]
+    return forms
+
+
+def json_leaves(value: bytes) -> list[tuple[str, bytes]]:
+    """``(key, leaf)`` for each string leaf of ``value`` when it is a JSON object or array.
+
+    ``key`` is the name of the member holding the leaf ("" in an array at the top).
+    """
+    stripped = value.strip()
+    if stripped[:1] not in (b"{", b"["):
+        return []
+    try:
+        document = json.loads(stripped)
+    except ValueError:
+        return []
+    leaves: list[tuple[str, bytes]] = []
+    todo: list[tuple[str, object]] = [("", document)]
+    while todo:
+        key, node = todo.pop()
+        if isinstance(node, dict):
+            todo.extend((str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            todo.extend((key, v) for v in node)
+        elif isinstance(node, str):
+            leaves.append((key, node.encode("utf-8", "surrogatepass")))
+    return leaves
+
+
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|credential|auth|private|cert", re.IGNORECASE)
+
+
+def distinctive_leaf(key: str, leaf: bytes, min_length: int) -> bool:
+    """Whether a leaf of a JSON-document secret is masked on its own.
+
+    Under a key that names a credential (``password``, ``token``, ``private_key``...) any leaf
+    of ``min_length`` bytes is; elsewhere only a :func:`distinctive` one that is not an ordinary
+    word, host name, URL, version or number (``"type": "service_account"``, ``"token_uri":
+    "https://oauth2.googleapis.com/token"`` are in every key of that kind).
+    """
+    piece = leaf.strip()
+    if _SECRET_KEY.search(key) and "uri" not in key.lower() and "url" not in key.lower():
+        return len(piece) >= max(min_length, 1) and not piece.isspace()
+    if not distinctive(piece, min_length):
+        return False
+    try:
+        return not _ORDINARY_VALUE.match(piece.decode("utf-8"))
+    except UnicodeDecodeError:
+        return True
+
+
+# ---- shell re-quoting -----------------------------------------------------------------------
+
+# bash's sh_backslash_quote (printf %q) and the characters that make xtrace quote a word.
+_BASH_SPECIAL = frozenset(" \t\n'\"\\|&;()<>!{}*[?]^$`,")
+_ANSI_C = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 27: "\\E"}
+_SAFE_WORD = frozenset(string.ascii_letters + string.digits + "%+,-./:=@_^~")
+
+
+def _ansi_c(value: bytes, octal_non_ascii: bool) -> bytes:
+    """The inside of bash's ``$'...'`` (``declare -p``, ``printf %q`` of control characters)."""
+    out = bytearray()
+    for byte in value:
+        if byte in _ANSI_C:
+            out += _ANSI_C[byte].encode()
+        elif byte in b"\\'":
+            out += b"\\" + bytes([byte])
+        elif byte < 0x20 or byte == 0x7F or (byte > 0x7F and octal_non_ascii):
+            out += f"\\{byte:03o}".encode()
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def _single_quote_words(words: list[bytes], quote: bytes, grouped: bool) -> bytes:
+    """Words joined by spaces, each single-quoted when it needs it (xtrace of ``$VAR`` unquoted)."""
+    out = []
+    for word in words:
+        if word and all(chr(b) in _SAFE_WORD for b in word):
+            out.append(word)
+        elif not grouped and re.search(rb"[\x00-\x1f\x7f]", word):
+            out.append(b"$'" + _ansi_c(word, octal_non_ascii=False) + b"'")  # bash, zsh
+        else:
+            out.append(b"'" + _requote(word, quote, grouped) + b"'")
+    return b" ".join(out)
+
+
+def _requote(value: bytes, quote: bytes, grouped: bool) -> bytes:
+    """The inside of a single-quoted word: each quote (or run of them) closed and re-opened."""
+    if not grouped:
+        return value.replace(b"'", quote)
+    return re.sub(rb"'+", lambda m: b"'\"" + m.group() + b"\"'", value)
+
+
+_PLAIN_SHELL = re.compile(rb"[A-Za-z0-9%+\-./:=@_]*")
+
+
+def shell_forms(value: bytes) -> set[bytes]:
+    """How shells print the value when they quote it again.
+
+    * bash and zsh xtrace, ``typeset -p`` in zsh: ``'`` becomes ``'\\''``;
+    * dash ``export -p``, busybox ash xtrace: a run of quotes becomes ``'"''"'``;
+    * bash ``declare -p``/``export -p``: double quotes with ``\\ " $ ` `` escaped, or ``$'...'``
+      when the value has control characters (also what ``printf %q`` prints then);
+    * bash ``printf %q``: a backslash before every special character;
+    * an unquoted ``$VAR`` in a traced command: the value's words, each quoted on its own.
+    """
+    if _PLAIN_SHELL.fullmatch(value):
+        return {value}  # no shell quotes or escapes anything in it
+    forms = {
+        _requote(value, b"'\\''", grouped=False),
+        _requote(value, b"'\"'\"'", grouped=True),
+        re.sub(rb'([\\"$`])', rb"\\\1", value),
+        _ansi_c(value, octal_non_ascii=False),
+        _ansi_c(value, octal_non_ascii=True),
+    }
+    backslashed = b"".join(
+        b"\\" + bytes([b]) if chr(b) in _BASH_SPECIAL else bytes([b]) for b in value
+    )
+    # printf %q also escapes a leading # or ~ (they would start a comment or a tilde expansion).
+    forms.add(b"\\" + backslashed if value[:1] in (b"#", b"~") else backslashed)
+    words = value.split()
+    if len(words) > 1 or (words and words[0] != value):
+        forms.add(b" ".join(words))
+        forms.add(_single_quote_words(words, b"'\\''", grouped=False))
+        forms.add(_single_quote_words(words, b"'\"'\"'", grouped=True))
+    return forms
+
+
+# ---- rewritten by another program ----------------------------------------------------------
+
+_C_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.DOTALL)
+_C_SIMPLE = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b", b"f": b"\f"}
+_C_SIMPLE.update({b"v": b"\v", b"e": b"\x1b", b"E": b"\x1b", b"\\": b"\\"})
+
+
+def _interpret_escapes(value: bytes) -> bytes:
+    """What ``echo -e`` or ``printf FORMAT`` prints for a value written with backslash escapes."""
+
+    def one(match: re.Match[bytes]) -> bytes:
+        body = match.group(1)
+        if body[:1] == b"x" and len(body) > 1:
+            return bytes([int(body[1:], 16)])
+        if body[:1] in b"01234567":
+            return bytes([int(body, 8) & 0xFF])
+        return _C_SIMPLE.get(body, body)
+
+    return _C_ESCAPE.sub(one, value)
+
+
+def rewritten_forms(value: bytes, min_length: int = 8) -> set[bytes]:
+    """The value as other programs rewrite it on the way to the log.
+
+    * ``docker compose config`` (and Makefiles) print a literal ``$`` doubled;
+    * a value with backslash escapes printed by ``echo -e``/``printf FORMAT`` (escapes interpreted)
+      or pasted into shell code and ``eval``'d (each backslash removed);
+    * a value stored with surrounding quotes, printed by a dotenv or shell parser without them
+      (only when what is left is :func:`distinctive` with ``min_length`` bytes: ``"short"`` must
+      not mask the word ``short``).
+    """
+    forms: set[bytes] = set()
+    if b"$" in value:
+        forms.add(value.replace(b"$", b"$$"))
+    if b"\\" in value:
+        forms.add(_interpret_escapes(value))
+        forms.add(re.sub(rb"\\(.?)", rb"\1", value, flags=re.DOTALL))
+    if len(value) >= 2 and value[:1] == value[-1:] and value[:1] in (b'"', b"'"):
+        inner = value[1:-1]
+        if distinctive(inner.strip(), min_length):
+            forms.add(inner)
+    return forms
+
+
+# ---- derived pieces -------------------------------------------------------------------------
+
+# "key: value" / "key = value" / '"key": "value",' with the key and the value as groups.
+_KEY_VALUE = re.compile(
+    r"""^-?\s*["']?[A-Za-z_][\w.\-/]*["']?\s*[:=]\s*(?P<value>.*?)\s*[,;]?$""", re.DOTALL
+)
+# "- value": an item of a YAML list.
+_LIST_ITEM = re.compile(r"^-\s+(?P<value>.*?)\s*$", re.DOTALL)
+_ORDINARY_VALUE = re.compile(
+    r"""^(?:
+        ["']?[A-Za-z][A-Za-z_\-]*["']?          # a word: Config, service_account, prod, my-proj
+      | ["']?[A-Za-z][\w\-]*(?:\.[A-Za-z][\w\-]*)+["']?   # a host name: googleapis.com
+      | ["']?(?:[a-z0-9.\-]+/)?v\d+(?:(?:alpha|beta)\d+)?["']?   # a version: v1, apps/v1
+      | -?\d+(?:\.\d+)*                           # a number
+      | true|false|null|yes|no|~
+      | [\[\]{}()|>\-]*                         # nothing, or a block opener
+      | ["']?https?://[\w.\-]+(?::\d+)?(?:/[\w.\-/]*)?["']?   # a URL without credentials
+    )$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+_PUBLIC_ARMOUR = re.compile(
+    r"^-----(BEGIN|END) (CERTIFICATE|PUBLIC KEY|X509 CRL|CERTIFICATE REQUEST)-----$"
+)
+
+
+def distinctive(piece: bytes, min_length: int) -> bool:
+    """Whether a derived piece (a line of a value, a JSON leaf) is masked on its own.
+
+    ``piece`` is already trimmed. It must have ``min_length`` bytes, contain a letter or digit,
+    and not be structure that occurs in ordinary text of the same kind: a ``key: value`` line
+    whose value is an ordinary word, version, number, boolean, URL or block opener (YAML and
+    JSON shapes: ``apiVersion: v1``, ``"type": "service_account",``, ``users:``, ``- item``),
+    a number or IP address alone, or the armour line of a certificate or public key. (The
+    armour line of a *private* key is masked: it occurs only where a private key is printed.)
+    """
+    if len(piece) < max(min_length, 1):
+        return False
+    try:
+        text = piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return True  # binary: nothing ordinary about it
+    if not any(ch.isalnum() for ch in text):
+        return False
+    if re.fullmatch(r"[\d.:/\-]+", text):
+        return False  # numbers, dates, IP addresses
+    if _PUBLIC_ARMOUR.match(text):
+        return False
+    match = _KEY_VALUE.match(text) or _LIST_ITEM.match(text)
+    return not (match and _ORDINARY_VALUE.match(match.group("value")))
+
+
+def line_forms(value: bytes, min_length: int) -> set[bytes]:
+    """The distinctive lines of a multi-line value, as they are and trimmed."""
+    forms: set[bytes] = set()
+    for line in value.splitlines():
+        trimmed = line.strip()
+        if distinctive(trimmed, min_length):
+            forms.add(trimmed)
+            if line != trimmed and distinctive(line, min_length):
+                forms.add(line.rstrip(b"\r"))
+    return forms

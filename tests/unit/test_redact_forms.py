@@ -1,0 +1,239 @@
+"""The forms real tools print a value in, produced by those tools where they are on the machine.
+
+Shells (bash, dash) and coreutils (``base64``, ``fold``) are run for real with the value in
+their environment (never in argv); encoders of other languages are written out by hand from
+their documented rules. Assertions are booleans with fixed messages: no value is ever shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import urllib.parse
+
+import pytest
+
+from jobsecrets.commands import redact as jfilter
+from jobsecrets.redact import MaskList
+
+
+def masked(masks: MaskList, text: bytes, value: bytes) -> bool:
+    """True when no 8-byte piece of ``value`` is left in the redacted ``text``."""
+    out = masks.redact(text)
+    pieces = {value[i : i + 8] for i in range(max(1, len(value) - 7))}
+    return not any(piece in out for piece in pieces)
+
+
+def one(value: bytes) -> MaskList:
+    masks = MaskList()
+    masks.add(value, name="V")
+    return masks
+
+
+def shell(argv: list[str], value: bytes, script: str) -> bytes:
+    env = {b"PATH": os.environb[b"PATH"], b"V": value, b"LC_ALL": b"C.UTF-8"}
+    result = subprocess.run([*argv, script], env=env, capture_output=True, check=False)
+    return result.stdout + result.stderr
+
+
+NASTY = [
+    b"a'b\"c\\d(e)#$x`y z!" + secrets.token_hex(4).encode(),
+    b"p@ss w0rd;" + secrets.token_hex(4).encode() + b"&|<>",
+    b"tab\there-" + secrets.token_hex(4).encode() + b"\x01\x1b",
+    b"#start~" + secrets.token_hex(6).encode() + b",comma",
+    b"''double''quote" + secrets.token_hex(4).encode(),
+]
+
+
+@pytest.mark.parametrize("index", range(len(NASTY)))
+@pytest.mark.parametrize(
+    ("argv", "script"),
+    [
+        (["bash", "-c"], 'set -x; : "$V"; : $V; echo "$V"'),
+        (["bash", "-c"], "declare -p V; export -p | grep ' V='"),
+        (["bash", "-c"], 'printf "%q\\n" "$V"'),
+        (["dash", "-c"], "export -p | grep ' V='; set -x; : \"$V\""),
+    ],
+)
+def test_real_shells_requoting(argv: list[str], script: str, index: int) -> None:
+    value = NASTY[index]
+    out = shell(argv, value, script)
+    ok = masked(one(value), out, value)
+    assert ok, "a shell's quoting of the value was not masked"
+
+
+@pytest.mark.parametrize("width", [0, 76, 64, 40, 31])
+@pytest.mark.parametrize("size", [24, 57, 100, 1700])
+def test_real_base64_wrapped_at_any_width(width: int, size: int) -> None:
+    value = os.urandom(size)
+    env = {"PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        ["base64", f"-w{width}"], input=value, env=env, capture_output=True, check=True
+    )
+    text = b"before\n" + result.stdout + b"after\n"
+    out = one(value).redact(text)
+    encoded = base64.b64encode(value)
+    leaked = any(
+        encoded[i : i + 12] in out.replace(b"\n", b"") for i in range(0, len(encoded) - 12)
+    )
+    assert leaked is False, "a piece of wrapped base64 was left"
+    assert out.count(b"\n") == text.count(b"\n"), "the lines of the log changed"
+    assert out.startswith(b"before\n") and out.endswith(b"after\n")
+
+
+def test_wrapped_base64_split_across_every_write() -> None:
+    value = os.urandom(120)
+    encoded = base64.b64encode(value)
+    text = b"x\n" + b"\n".join(encoded[i : i + 64] for i in range(0, len(encoded), 64)) + b"\ny\n"
+    redactor = one(value).redactor()
+    out = b"".join(redactor.feed(text[i : i + 1]) for i in range(len(text))) + redactor.flush()
+    assert out == one(value).redact(text), "byte-by-byte output differs from one piece"
+    assert (encoded[:16] in out or encoded[-20:-4] in out) is False
+
+
+def test_docker_auth_and_value_after_any_prefix() -> None:
+    value = ("pw-" + secrets.token_urlsafe(20)).encode()
+    masks = one(value)
+    for user in (b"ci", b"deploy", b"x", b"registry-user"):
+        auth = base64.b64encode(user + b":" + value)
+        config = json.dumps({"auths": {"r.example.com": {"auth": auth.decode()}}}).encode()
+        ok = masked(masks, config, value)
+        assert ok, "docker auth left the value readable"
+        assert (auth in masks.redact(config)) is False, "docker auth not masked"
+
+
+def test_percent_encoding_dialects() -> None:
+    value = ("k€y:" + secrets.token_hex(6) + " /?#@!*'()~$&+,;=").encode()
+    masks = one(value)
+    text = value.decode()
+    forms = [
+        urllib.parse.quote(text, safe=""),
+        urllib.parse.quote(text),
+        urllib.parse.quote_plus(text),
+        urllib.parse.quote(text, safe="-_.!~*'()"),  # encodeURIComponent
+        urllib.parse.quote_plus(text, safe="-_.*").replace("~", "%7E"),  # Java URLEncoder
+        urllib.parse.quote(text, safe="-_.~$&+,;="),  # Go url.UserPassword
+        urllib.parse.quote(text, safe="").lower(),
+        text.replace("%", "%25").replace("@", "%40").replace(":", "%3A").replace("/", "%2F"),
+    ]
+    for i, form in enumerate(forms):
+        data = f"postgres://u:{form}@db:5432/x".encode()
+        ok = masked(masks, data, form.encode())
+        assert ok, f"percent dialect {i} not masked"
+
+
+def test_json_escaper_dialects() -> None:
+    value = ("a=b'c<d>&e+f/g`é" + secrets.token_hex(4)).encode()
+    masks = one(value)
+    text = value.decode()
+    gson = text.replace("=", "\\u003d").replace("'", "\\u0027").replace("<", "\\u003c")
+    gson = gson.replace(">", "\\u003e").replace("&", "\\u0026")
+    dotnet = "".join(f"\\u{ord(c):04X}" if c in "<>&'+`\"" or ord(c) > 0x7E else c for c in text)
+    php = json.dumps(text)[1:-1].replace("/", "\\/")
+    for i, form in enumerate([gson, dotnet, php, json.dumps(text)[1:-1]]):
+        data = ('{"password": "' + form + '"}').encode()
+        ok = masked(masks, data, form.encode())
+        assert ok, f"JSON dialect {i} not masked"
+
+
+def test_lines_of_a_multiline_value_trimmed_or_not() -> None:
+    line_a = "token-" + secrets.token_hex(8)
+    line_b = "other-" + secrets.token_hex(8)
+    value = f"  {line_a}\n\t{line_b}  \n    \n".encode()
+    masks = one(value)
+    for text in (line_a, line_b, f"  {line_a}", f"x {line_b} y"):
+        ok = masked(masks, text.encode(), text.strip().encode())
+        assert ok, "a line was left"
+    assert masks.redact(b"    indented\n") == b"    indented\n", "whitespace line masked"
+
+
+def test_leaves_of_a_json_document_secret() -> None:
+    password = "pw" + secrets.token_hex(3)
+    doc = json.dumps(
+        {"host": "db.example.com", "port": "5432", "db_password": password, "type": "postgres"}
+    ).encode()
+    masks = one(doc)
+    ok = masked(masks, f"password is {password}\n".encode(), password.encode())
+    assert ok, "a value was left readable"
+    for ordinary in (b"db.example.com", b"5432", b"postgres"):
+        assert masks.redact(ordinary) == ordinary, "an ordinary leaf was masked"
+
+
+def test_a_repeated_byte_value_is_masked_and_builds() -> None:
+    for value in (b"_" * 16000, b"0" * 8192):
+        masks = one(value)
+        masks.compiled()
+        assert masks.redact(b"[" + value + b"]") == b"[***]"
+
+
+def test_github_commands_announce_wrapped_lines() -> None:
+    value = os.urandom(200)
+    masks = one(value)
+    commands = set(masks.github_commands())
+    encoded = base64.b64encode(value).decode()
+    for width in (64, 76):
+        for i in range(0, len(encoded), width):
+            assert f"::add-mask::{encoded[i : i + width]}" in commands, "a wrapped line is missing"
+
+
+def test_filter_takes_a_value_that_is_not_utf8() -> None:
+    value = b"\xff\xfe-not-utf8-" + secrets.token_hex(6).encode() + b"\x80"
+    env = {k.encode(): v.encode() for k, v in os.environ.items()}
+    env.update({b"V": value, b"JOBSECRETS_MASK_VARS": b"V"})
+    result = subprocess.run(
+        [sys.executable, "-m", "jobsecrets", "redact"],
+        input=b"a " + value + b" b\n" * 1000,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert (value in result.stdout) is False, "the value was let through"
+    assert result.stdout.startswith(b"a *** b\n") and result.stdout.count(b" b\n") == 1000
+
+
+def test_filter_withholds_and_reads_to_the_end_when_masks_cannot_be_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(jfilter, "build_masks", broken)
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    payload = b"secret output\n" * 20000  # more than a pipe holds: the filter must read it all
+    writer = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=in_w)
+    os.close(in_w)
+    assert writer.stdin is not None
+    writer.stdin.write(payload)
+    writer.stdin.close()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP)}
+    try:
+        code = jfilter.run_filter({}, ["V"], [], in_fd=in_r, out_fd=out_w)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    os.close(out_w)
+    out = os.read(out_r, 1 << 16)
+    os.close(in_r)
+    os.close(out_r)
+    assert writer.wait(timeout=10) == 0, "the writer was cut off"
+    assert code == 1
+    assert b"withheld" in out and b"secret output" not in out
+
+
+def test_any_bytes_value_builds_its_forms() -> None:
+    # A value that breaks a form builder would make the filter withhold the job's whole log.
+    alphabet = b"\\\\\\\"'$`%\n\r\t \x00\x1b\xff\xc3\xa9{}[]:,=&<>+/" + bytes(range(48, 58))
+    rng = __import__("random").Random(5)
+    for _ in range(400):
+        n = rng.randint(3, 60)
+        value = bytes(rng.choice(alphabet) for _ in range(n)) + os.urandom(rng.randint(0, 4))
+        masks = one(value)
+        ok = (value in masks.redact(b"<" + value + b">")) is False
+        assert ok, "a value was not masked"
