@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import urllib.parse
 
 import pytest
@@ -210,8 +211,15 @@ def test_filter_withholds_and_reads_to_the_end_when_masks_cannot_be_built(
     writer = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=in_w)
     os.close(in_w)
     assert writer.stdin is not None
-    writer.stdin.write(payload)
-    writer.stdin.close()
+    stdin = writer.stdin
+
+    def feed() -> None:
+        stdin.write(payload)
+        stdin.close()
+
+    # Written from a thread: the payload is bigger than the pipes hold until the filter reads.
+    feeding = threading.Thread(target=feed)
+    feeding.start()
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP)}
     try:
         code = jfilter.run_filter({}, ["V"], [], in_fd=in_r, out_fd=out_w)
@@ -222,6 +230,7 @@ def test_filter_withholds_and_reads_to_the_end_when_masks_cannot_be_built(
     out = os.read(out_r, 1 << 16)
     os.close(in_r)
     os.close(out_r)
+    feeding.join(timeout=10)
     assert writer.wait(timeout=10) == 0, "the writer was cut off"
     assert code == 1
     assert b"withheld" in out and b"secret output" not in out
