@@ -7,8 +7,10 @@ the variable names (what a job's script sees) and the notes each file must produ
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +153,20 @@ def test_write_edits_in_place_and_a_second_run_finds_nothing(tmp_path: Path) -> 
     again = jobsecrets(["import", "--write", "--force", *files], cwd=tmp_path)
     assert again.returncode == 2
     assert "nothing to import" in again.stderr
+
+
+def test_write_keeps_each_file_s_mode_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """Rewritten files keep their mode (set on a new file of ours, never through a path someone
+    else may have made); the new spec gets the usual 0644 under a 022 umask."""
+    shutil.copy(DATA / "github" / "va-expression-path.yml", tmp_path / "w.yml")
+    (tmp_path / "w.yml").chmod(0o640)
+    result = jobsecrets(["import", "--write", "w.yml"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "w.yml").stat().st_mode) == 0o640
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "jobsecrets.yml").stat().st_mode) == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobsecrets.yml", "w.yml"]
 
 
 def test_default_prints_spec_diff_and_report_and_writes_nothing(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 __all__ = ["ImportResult", "convert", "run_import"]
 
+import contextlib
 import difflib
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 import click
@@ -168,12 +170,27 @@ def diff_text(rewritten: dict[str, tuple[str, str]]) -> str:
 
 
 def _write_file(path: str, text: str, *, mode: int | None = None) -> None:
-    tmp = f"{path}.jobsecrets-import.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """Replace ``path`` atomically with a new file of ours (``mode``: the old file's, kept).
+
+    The temporary file is created new in the same directory (``mkstemp``: never an existing
+    path, never through a symlink someone planted), so the mode is only ever set on our file.
+    """
+    if mode is None:
+        # A new file gets what open() would give it (mkstemp's is 0600): 0666 less the umask.
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jobsecrets-import-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def run_import(
