@@ -238,7 +238,7 @@ class GithubApiServer:
             return self._revoke(credential)
         if method == "GET" and path == "/installation/repositories":
             return self._repositories(credential)
-        problem = self._check_jwt(credential)
+        problem = self.jwt_problem(credential)
         if problem is not None:
             return _error(401, problem)
         if method == "GET" and path == "/app":
@@ -270,7 +270,7 @@ class GithubApiServer:
             headers=headers,
         )
 
-    def _check_jwt(self, credential: str) -> str | None:
+    def jwt_problem(self, credential: str) -> str | None:
         """Why GitHub would refuse this App JWT, or ``None``."""
         import jwt
 
