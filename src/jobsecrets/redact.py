@@ -34,16 +34,14 @@ __all__ = [
 
 import base64
 import bisect
-import os
 import re
-import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeAlias
 
 import ahocorasick_rs
 
 from . import maskforms
+from .keysearch import KeySearch
 
 #: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
 MIN_SECRET_LENGTH = 3
@@ -138,42 +136,13 @@ def labelled_mask_forms(
     return labelled
 
 
-# The automaton, chosen by measurement (docs/benchmarks.md, "Masking at scale"): a contiguous NFA,
-# whose build time and memory are linear in the total size of the patterns (a DFA's are not: 16 KB
-# of one repeated byte took minutes, 1,000 secrets 2.4 s and ~400 MiB), except for the small sets
-# of a typical job, where the DFA builds in well under 0.1 s and scans 2-4x faster. The size
-# bounds keep its worst case (long repetitive patterns) small too.
-_IMPLEMENTATION = ahocorasick_rs.Implementation.ContiguousNFA
-_DFA_MAX_TOTAL = 64 * 1024
-_DFA_MAX_PATTERN = 512
-
-
-def _implementation(patterns: Sequence[bytes]) -> ahocorasick_rs.Implementation:
-    """DFA for a small set of short patterns, contiguous NFA otherwise (see above)."""
-    total = sum(len(p) for p in patterns)
-    longest = max((len(p) for p in patterns), default=0)
-    if total <= _DFA_MAX_TOTAL and longest <= _DFA_MAX_PATTERN:
-        return ahocorasick_rs.Implementation.DFA
-    return _IMPLEMENTATION
-
-
-# From this size on a chunk is scanned as two halves at once: the Rust search releases the
-# GIL, so a second core almost doubles the throughput of the big reads a chatty child causes.
-_PARALLEL_MIN = 256 * 1024
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _scan_pool() -> ThreadPoolExecutor | None:
-    """The one helper thread shared by every redactor; None on a single CPU."""
-    global _pool
-    if (os.cpu_count() or 1) < 2:
-        return None
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobsecrets-scan")
-        return _pool
-
+# Patterns are found by their first _KEY bytes (jobsecrets.keysearch), then checked whole. For
+# 1,000 secrets (~24,000 patterns with the wrapped-text anchors, ~14,000 keys) a DFA over 5-byte
+# keys builds in ~55 ms with ~22 MiB and scans ~270 MB/s a core, where an automaton over the whole
+# patterns (~0.9 MB) scans ~115 MB/s and its DFA takes seconds. Chance candidates stay rare
+# (measured on 30 MB of log lines: 3,674 with 5 bytes, 252 with 6, 58,016 with 4), and each costs
+# one ``startswith``; 6-byte keys cost ~20 ms and ~5 MiB more to build.
+_KEY = 5
 
 # Suffixes at least this long are found as candidates with an automaton over pattern prefixes
 # of this length, shorter ones with a set lookup.
@@ -183,19 +152,19 @@ _PREFIX_KEY = 4
 class PatternSet:
     """A compiled, immutable set of patterns, shared by every :class:`StreamRedactor` using it.
 
-    Holds the leftmost-longest scanner, the data needed to find how much of a stream's end
-    may still become a match, and (built on first need) an overlapping matcher used only
-    around matches to cover secrets that overlap each other.
+    Holds the key search that finds every occurrence of every pattern (overlapping ones too,
+    so secrets that overlap each other are all found), and the data needed to find how much of
+    a stream's end may still become a match.
     """
 
     __slots__ = (
         "_anchors",
-        "_overlap",
+        "_keys",
         "_prefix_scan",
-        "_scan",
         "_short_prefixes",
         "_sorted",
         "_sources",
+        "_starts",
         "maxlen",
     )
 
@@ -221,26 +190,23 @@ class PatternSet:
         }
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max((len(p) for p in unique), default=0)
-        self._scan: ahocorasick_rs.BytesAhoCorasick | None = None
-        self._overlap: ahocorasick_rs.BytesAhoCorasick | None = None
+        # The patterns a key starts (a pattern shorter than _KEY is its own key) are one run of
+        # the sorted list: key k stands for unique[_starts[k] : _starts[k + 1]].
+        heads = [p[:_KEY] for p in unique]
+        starts = [i for i in range(len(heads)) if i == 0 or heads[i] != heads[i - 1]]
+        self._keys = KeySearch([heads[i] for i in starts])
+        self._starts: tuple[int, ...] = (*starts, len(unique))
         self._prefix_scan: ahocorasick_rs.BytesAhoCorasick | None = None
-        self._short_prefixes: frozenset[bytes] = frozenset()
-        if not unique:
-            return
-        # Leftmost-longest, so a secret that contains another (a value and its own lines)
-        # is replaced whole, never cut into a mask and a visible rest.
-        self._scan = ahocorasick_rs.BytesAhoCorasick(
-            unique,
-            matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
-            implementation=_implementation(unique),
-        )
         keys = {p[:_PREFIX_KEY] for p in unique if len(p) > _PREFIX_KEY}
         if keys:
+            # Searched over at most maxlen bytes per chunk: the NFA, which builds fastest.
             self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(
-                sorted(keys), implementation=_IMPLEMENTATION
+                sorted(keys), implementation=ahocorasick_rs.Implementation.ContiguousNFA
             )
-        self._short_prefixes = frozenset(
-            p[:i] for p in unique for i in range(1, min(len(p), _PREFIX_KEY))
+        # Proper prefixes shorter than _PREFIX_KEY: the longest of each pattern, then theirs.
+        longest = {p[: min(len(p) - 1, _PREFIX_KEY - 1)] for p in unique if len(p) > 1}
+        self._short_prefixes: frozenset[bytes] = frozenset(
+            x[:i] for x in longest for i in range(1, len(x) + 1)
         )
 
     def __len__(self) -> int:
@@ -279,26 +245,17 @@ class PatternSet:
                 return start
         return n
 
-    def _leftmost_longest(self, data: Buffer) -> list[tuple[int, int, int]]:
-        """Leftmost-longest matches, sorted by start; big inputs are searched in two halves."""
-        assert self._scan is not None
-        n = len(data)
-        pool = _scan_pool() if n >= _PARALLEL_MIN else None
-        if pool is None:
-            matches: list[tuple[int, int, int]] = self._scan.find_matches_as_indexes(data)
-            return matches
-        # The first half reaches maxlen - 1 bytes into the second, so every occurrence lies
-        # wholly inside one of the two and overlaps a match reported for that half.
-        mid = n // 2
-        view = memoryview(data)
-        second = pool.submit(self._scan.find_matches_as_indexes, view[mid:])
-        first: list[tuple[int, int, int]] = self._scan.find_matches_as_indexes(
-            view[: mid + self.maxlen - 1]
-        )
-        rest = [(i, s + mid, e + mid) for i, s, e in second.result()]
-        if not rest:
-            return first
-        return sorted(first + rest, key=lambda m: m[1]) if first else rest
+    def _occurrences(self, data: bytes | bytearray) -> list[tuple[int, int, int]]:
+        """``(pattern index, start, end)`` of every occurrence in ``data``, sorted by start."""
+        patterns, starts = self._sorted, self._starts
+        found = [
+            (index, start, start + len(patterns[index]))
+            for key, start, _ in self._keys.find(data)
+            for index in range(starts[key], starts[key + 1])
+            if data.startswith(patterns[index], start)
+        ]
+        found.sort(key=lambda m: m[1])
+        return found
 
     def _follow(self, data: Buffer, start: int, source: int, offset: int) -> tuple[int, int, bool]:
         """The extent of wrapped text ``source`` around its anchor at ``data[start:]``.
@@ -348,36 +305,16 @@ class PatternSet:
         """:meth:`spans`, and where a wrapped text that may go on in the next chunk starts.
 
         The second value is ``len(data)`` when nothing must be held for that reason.
-        The leftmost-longest scan finds at least one match overlapping every occurrence, so
-        occurrences it skipped (a secret overlapping another) can only lie within
-        ``maxlen - 1`` bytes of one of its matches; only those windows are searched again
-        with an overlapping matcher, and the union of everything found is masked.
+        Every occurrence of every pattern is found, overlapping ones included, and the union of
+        them all is masked, so no fragment of a secret that overlaps another shows.
         """
         n = len(data)
-        if self._scan is None:
-            return [], n
-        matches = self._leftmost_longest(data)
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)  # the verification needs startswith
+        matches = self._occurrences(data)
         if not matches:
             return [], n
-        reach = self.maxlen - 1
-        windows: list[list[int]] = []
-        for _, start, end in matches:
-            lo, hi = max(0, start - reach), min(n, end + reach)
-            if windows and lo <= windows[-1][1]:
-                windows[-1][1] = max(windows[-1][1], hi)
-            else:
-                windows.append([lo, hi])
-        if self._overlap is None:
-            self._overlap = ahocorasick_rs.BytesAhoCorasick(
-                self._sorted, implementation=_IMPLEMENTATION
-            )
-        found: list[tuple[int, int]] = []
-        for lo, hi in windows:
-            window = data[lo:hi]
-            found.extend(
-                (lo + s, lo + e)
-                for _, s, e in self._overlap.find_matches_as_indexes(window, overlapping=True)
-            )
+        found = [(start, end) for _, start, end in matches]
         hold = n
         if self._anchors:
             followed = -1

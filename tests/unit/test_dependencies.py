@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.timeutil": 0,
     "jobsecrets.redact": 0,
     "jobsecrets.maskforms": 0,
+    "jobsecrets.keysearch": 0,
     "jobsecrets.recorded": 0,
     "jobsecrets._exit": 0,
     "jobsecrets.failures": 0,

@@ -17,13 +17,9 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_MIN_LENGTH", "KEY", "Matcher"]
 
-import os
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
-import ahocorasick_rs
-
+from ..keysearch import KeySearch
 from ..redact import DEFAULT_MIN_LINE_LENGTH, labelled_mask_forms
 
 #: Values and forms shorter than this are not searched for: a 3-byte value such as ``yes`` is in
@@ -31,39 +27,14 @@ from ..redact import DEFAULT_MIN_LINE_LENGTH, labelled_mask_forms
 DEFAULT_MIN_LENGTH = 8
 #: Length of the keys the automaton searches for (64 bits of a random value: no chance hits).
 KEY = 8
-# Above this many key bytes the automaton is an NFA: a DFA takes ~150 bytes per pattern byte.
-_DFA_MAX_KEY_BYTES = 2_000_000
 _SPACE = frozenset(b"\r\n\t ")
-# A chunk at least this big is searched as two halves at once when a core is spare (the search
-# releases the GIL): one big file (a Docker image, a bundle) then uses two cores, not one.
-_SPLIT_MIN = 1 << 20
-_spare_lock = threading.Lock()
-_spare: threading.Semaphore | None = None
-_helper: ThreadPoolExecutor | None = None
-
-
-def _spare_core() -> tuple[threading.Semaphore, ThreadPoolExecutor] | None:
-    """The helper threads for second halves and the count of spare cores; None on one CPU."""
-    global _spare, _helper
-    cores = os.cpu_count() or 1
-    if cores < 2:
-        return None
-    with _spare_lock:
-        if _spare is None or _helper is None:
-            _spare = threading.Semaphore(cores - 1)
-            _helper = ThreadPoolExecutor(
-                max_workers=cores - 1, thread_name_prefix="jobsecrets-half"
-            )
-        return _spare, _helper
-
-
 _BREAK = frozenset(b"\r\n")
 
 
 class Matcher:
     """Finds the forms of a set of named values in bytes; reports form ids, never forms."""
 
-    __slots__ = ("_ac", "_forms", "_keys", "_owners", "maxlen", "skipped")
+    __slots__ = ("_forms", "_keys", "_owners", "_search", "maxlen", "skipped")
 
     def __init__(
         self,
@@ -101,14 +72,7 @@ class Matcher:
         self._keys: list[list[tuple[int, int]]] = [
             sorted(keys[k], key=lambda e: -len(self._forms[e[0]])) for k in ordered
         ]
-        self._ac: ahocorasick_rs.BytesAhoCorasick | None = None
-        if ordered:
-            self._ac = ahocorasick_rs.BytesAhoCorasick(
-                ordered,
-                implementation=ahocorasick_rs.Implementation.DFA
-                if len(ordered) * KEY <= _DFA_MAX_KEY_BYTES
-                else None,
-            )
+        self._search = KeySearch(ordered)
 
     def __len__(self) -> int:
         return len(self._forms)
@@ -119,30 +83,10 @@ class Matcher:
     def candidates(self, data: bytes) -> list[tuple[int, int, int]]:
         """``(key id, start, end)`` of every key occurrence, overlapping ones included.
 
-        The search runs without the GIL, so threads scanning different files use every core.
+        The search runs without the GIL, so threads scanning different files use every core, and
+        one big input is searched as two halves when a core is spare (:mod:`jobsecrets.keysearch`).
         """
-        if self._ac is None:
-            return []
-        helper = _spare_core() if len(data) >= _SPLIT_MIN else None
-        if helper is None or not helper[0].acquire(blocking=False):
-            found: list[tuple[int, int, int]] = self._ac.find_matches_as_indexes(
-                data, overlapping=True
-            )
-            return found
-        spare, pool = helper
-        try:
-            # The second half starts KEY - 1 bytes early, so a key across the middle is whole in
-            # it; keys it shares with the first half (ending at or before the middle) are dropped.
-            mid = len(data) // 2
-            lead = mid - (KEY - 1)
-            second = pool.submit(self._ac.find_matches_as_indexes, data[lead:], overlapping=True)
-            first: list[tuple[int, int, int]] = self._ac.find_matches_as_indexes(
-                data[:mid], overlapping=True
-            )
-            rest = [(k, s + lead, e + lead) for k, s, e in second.result() if e + lead > mid]
-        finally:
-            spare.release()
-        return first + rest
+        return self._search.find(data)
 
     def verify(
         self, data: bytes, key_id: int, at: int, *, wrapped: bool

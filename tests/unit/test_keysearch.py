@@ -1,0 +1,77 @@
+"""The first stage of masking and scanning: every occurrence of every key, nothing twice.
+
+Checked against a naive search, on inputs small enough to be searched in one piece and big enough
+to be split across two cores (keys placed across the split point), with keys of any byte.
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jobsecrets import keysearch
+from jobsecrets.keysearch import KeySearch
+
+
+def naive(keys: list[bytes], data: bytes) -> list[tuple[int, int, int]]:
+    """Every occurrence of every key, overlapping ones included, by brute force."""
+    found = []
+    for index, key in enumerate(keys):
+        at = data.find(key)
+        while at != -1:
+            found.append((index, at, at + len(key)))
+            at = data.find(key, at + 1)
+    return sorted(found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.binary(min_size=1, max_size=9), min_size=1, max_size=20, unique=True),
+    data=st.binary(max_size=300),
+)
+def test_small_inputs_match_a_naive_search(keys: list[bytes], data: bytes) -> None:
+    # Sprinkle the keys into the data so that matches (and overlaps) are common.
+    rng = random.Random(len(data))
+    pieces = [data] + [rng.choice(keys) for _ in range(5)]
+    rng.shuffle(pieces)
+    text = b"".join(pieces)
+    assert sorted(KeySearch(keys).find(text)) == naive(keys, text)
+
+
+def test_big_input_split_in_halves_loses_and_repeats_nothing() -> None:
+    rng = random.Random(7)
+    keys = [bytes(rng.randrange(256) for _ in range(rng.randint(2, 12))) for _ in range(300)]
+    keys = list(dict.fromkeys(keys))
+    data = bytearray(rng.randbytes(keysearch._SPLIT_MIN * 2 + 1001))
+    mid = len(data) // 2
+    # A key straddling the middle at every offset it can, and others everywhere.
+    for shift in range(1, 12):
+        key = keys[shift]
+        data[mid - shift : mid - shift + len(key)] = key
+    for _ in range(2000):
+        key = rng.choice(keys)
+        at = rng.randrange(len(data) - len(key))
+        data[at : at + len(key)] = key
+    text = bytes(data)
+    found = KeySearch(keys).find(text)
+    assert len(found) == len(set(found)), "an occurrence was reported twice"
+    assert sorted(found) == naive(keys, text)
+
+
+def test_overlapping_and_nested_keys_are_all_reported() -> None:
+    keys = [b"aaaa", b"aa", b"\x00\x00", b"\x00\xff\x00"]
+    text = b"aaaaa\x00\x00\xff\x00\x00"
+    assert sorted(KeySearch(keys).find(text)) == naive(keys, text)
+
+
+def test_no_keys_find_nothing() -> None:
+    search = KeySearch([])
+    assert search.find(b"anything" * 100_000) == []
+    assert search.longest == 0
+
+
+def test_repr_shows_no_key() -> None:
+    key = b"s3cr3t-key-material"
+    assert key.decode() not in repr(KeySearch([key]))
