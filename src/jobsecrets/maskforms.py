@@ -130,42 +130,56 @@ _MINIMAL_ESCAPES = tuple(
 )
 
 
-def _percent(value: bytes, keep: frozenset[str], plus: bool, upper: bool) -> bytes:
+def _percent_table(keep: frozenset[str], plus: bool, upper: bool) -> tuple[bytes, ...]:
+    """What one dialect writes for each byte: itself when kept, ``+`` for a space, else ``%XX``."""
     fmt = "%{:02X}" if upper else "%{:02x}"
-    out = []
-    for byte in value:
+    table = []
+    for byte in range(256):
         char = chr(byte)
         if byte < 0x80 and char in keep:
-            out.append(char)
+            table.append(bytes([byte]))
         elif plus and char == " ":
-            out.append("+")
+            table.append(b"+")
         else:
-            out.append(fmt.format(byte))
-    return "".join(out).encode("ascii")
+            table.append(fmt.format(byte).encode("ascii"))
+    return tuple(table)
 
 
-def _percent_minimal(value: bytes, escape: frozenset[str], upper: bool) -> bytes:
+def _minimal_table(escape: frozenset[str], upper: bool) -> tuple[bytes, ...]:
+    """What a hand-built URL writes for each byte: ``%XX`` for the few it escapes, else itself."""
     fmt = "%{:02X}" if upper else "%{:02x}"
-    out = bytearray()
-    for byte in value:
-        if byte < 0x80 and chr(byte) in escape:
-            out += fmt.format(byte).encode("ascii")
-        else:
-            out.append(byte)
-    return bytes(out)
+    return tuple(
+        fmt.format(byte).encode("ascii") if byte < 0x80 and chr(byte) in escape else bytes([byte])
+        for byte in range(256)
+    )
+
+
+# Every dialect as a byte -> output table, built once: encoding a value is then one lookup a byte.
+_PERCENT_TABLES: tuple[tuple[bytes, ...], ...] = tuple(
+    [
+        _percent_table(keep, plus, upper)
+        for upper in (True, False)
+        for keep, plus in _PERCENT_DIALECTS
+    ]
+    + [_minimal_table(escape, upper) for upper in (True, False) for escape in _MINIMAL_ESCAPES]
+)
 
 
 def percent_forms(value: bytes) -> set[bytes]:
     """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
     if _PLAIN_URL.fullmatch(value):
         return {value}  # nothing any dialect escapes (most tokens): the value itself
-    forms: set[bytes] = set()
-    for upper in (True, False):
-        for keep, plus in _PERCENT_DIALECTS:
-            forms.add(_percent(value, keep, plus, upper))
-        for escape in _MINIMAL_ESCAPES:
-            forms.add(_percent_minimal(value, escape, upper))
-    return forms
+    # Dialects that write the value's few special bytes alike write the same form: encode once.
+    special = sorted(set(value) - _PLAIN_URL_BYTES)
+    forms: dict[tuple[bytes, ...], bytes] = {}
+    for table in _PERCENT_TABLES:
+        signature = tuple(table[byte] for byte in special)
+        if signature not in forms:
+            forms[signature] = b"".join(map(table.__getitem__, value))
+    return set(forms.values())
+
+
+_PLAIN_URL_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 # ---- JSON escaping --------------------------------------------------------------------------
@@ -173,52 +187,69 @@ def percent_forms(value: bytes) -> set[bytes]:
 _SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
-def _json_escape(
-    text: str,
-    *,
-    escape: frozenset[str] = frozenset(),
-    non_ascii: bool = False,
-    upper: bool = False,
-    slash: bool = False,
-    short: bool = True,
-) -> str:
-    """``text`` as the inside of a JSON string, the way one serializer writes it."""
+def _unicode_escape(code: int, upper: bool) -> str:
+    """``\\uXXXX`` for ``code``, as a UTF-16 surrogate pair above U+FFFF."""
     fmt = "\\u{:04X}" if upper else "\\u{:04x}"
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in escape or (non_ascii and code > 0x7E):
-            if code > 0xFFFF:
-                code -= 0x10000
-                out.append(fmt.format(0xD800 + (code >> 10)) + fmt.format(0xDC00 + (code & 0x3FF)))
-            else:
-                out.append(fmt.format(code))
-        elif short and char in _SHORT:
-            out.append(_SHORT[char])
-        elif char in '"\\':
-            out.append("\\" + char)
-        elif code < 0x20 or (code == 0x7F and non_ascii):
-            out.append(fmt.format(code))
-        elif slash and char == "/":
-            out.append("\\/")
-        else:
-            out.append(char)
-    return "".join(out)
+    if code > 0xFFFF:
+        code -= 0x10000
+        return fmt.format(0xD800 + (code >> 10)) + fmt.format(0xDC00 + (code & 0x3FF))
+    return fmt.format(code)
+
+
+class _JsonDialect:
+    """How one serializer writes the inside of a JSON string, as a ``str.translate`` table."""
+
+    __slots__ = ("ascii", "escape", "non_ascii", "upper")
+
+    def __init__(
+        self,
+        *,
+        escape: frozenset[str] = frozenset(),
+        non_ascii: bool = False,
+        upper: bool = False,
+        slash: bool = False,
+    ) -> None:
+        self.escape = escape
+        self.non_ascii = non_ascii
+        self.upper = upper
+        table: dict[int, str] = {}
+        for code in range(0x80):
+            char = chr(code)
+            if char in escape or (non_ascii and code > 0x7E):
+                table[code] = _unicode_escape(code, upper)
+            elif char in _SHORT:
+                table[code] = _SHORT[char]
+            elif code < 0x20:
+                table[code] = _unicode_escape(code, upper)
+            elif slash and char == "/":
+                table[code] = "\\/"
+        #: What the serializer writes instead of each ASCII character it escapes.
+        self.ascii = table
+
+    def write(self, text: str, wide: frozenset[str] = frozenset()) -> str:
+        """``text`` as the inside of a JSON string in this dialect; ``wide``: its non-ASCII chars."""
+        table = self.ascii
+        if wide and (self.non_ascii or self.escape):
+            table = dict(table)
+            for char in wide:
+                if self.non_ascii or char in self.escape:
+                    table[ord(char)] = _unicode_escape(ord(char), self.upper)
+        return text.translate(table)
 
 
 _HTML = frozenset("<>&")
 # Go and Gson also escape the two line separators JavaScript once rejected in strings.
 _SEPARATORS = frozenset("\u2028\u2029")
-_JSON_DIALECTS: tuple[dict[str, object], ...] = (
-    {},  # JSON.stringify, serde_json, Python ensure_ascii=False
-    {"non_ascii": True},  # Python json.dumps (ensure_ascii)
-    {"non_ascii": True, "upper": True},  # Jackson ESCAPE_NON_ASCII, many C libraries
-    {"escape": _HTML},  # HTML-safe encoders (Jinja's tojson, simplejson)
-    {"escape": _HTML | _SEPARATORS},  # Go encoding/json
-    {"escape": _HTML | _SEPARATORS | {"=", "'"}},  # Gson (HTML-safe)
-    {"escape": _HTML | set("'\"+`"), "non_ascii": True, "upper": True},  # .NET System.Text.Json
-    {"slash": True, "non_ascii": True},  # PHP json_encode
-    {"slash": True},  # PHP JSON_UNESCAPED_UNICODE
+_JSON_DIALECTS: tuple[_JsonDialect, ...] = (
+    _JsonDialect(),  # JSON.stringify, serde_json, Python ensure_ascii=False
+    _JsonDialect(non_ascii=True),  # Python json.dumps (ensure_ascii)
+    _JsonDialect(non_ascii=True, upper=True),  # Jackson ESCAPE_NON_ASCII, many C libraries
+    _JsonDialect(escape=_HTML),  # HTML-safe encoders (Jinja's tojson, simplejson)
+    _JsonDialect(escape=_HTML | _SEPARATORS),  # Go encoding/json
+    _JsonDialect(escape=_HTML | _SEPARATORS | {"=", "'"}),  # Gson (HTML-safe)
+    _JsonDialect(escape=_HTML | set("'\"+`"), non_ascii=True, upper=True),  # .NET System.Text.Json
+    _JsonDialect(slash=True, non_ascii=True),  # PHP json_encode
+    _JsonDialect(slash=True),  # PHP JSON_UNESCAPED_UNICODE
 )
 
 
@@ -235,8 +266,9 @@ def json_forms(value: bytes) -> set[bytes]:
         # Not text: it cannot be inside a JSON document as it is.
         return set()
     forms = set()
+    wide = frozenset() if text.isascii() else frozenset(c for c in set(text) if ord(c) > 0x7F)
     for dialect in _JSON_DIALECTS:
-        forms.add(_json_escape(text, **dialect).encode("utf-8"))  # type: ignore[arg-type]
+        forms.add(dialect.write(text, wide).encode("utf-8"))
     return forms
 
 
