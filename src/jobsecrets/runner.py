@@ -26,13 +26,16 @@ import termios
 import threading
 import time
 import tty as ttymod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, TypeAlias
 
 from jobsecrets.errors import ChildError
 from jobsecrets.redact import MaskList, StreamRedactor
+
+#: The masks of a run: a mask list, or what builds it once the child has started.
+Masks: TypeAlias = MaskList | Callable[[], MaskList]
 
 # Big reads: the per-read cost (a syscall and a scan call) dominates with small ones. The pipe
 # is enlarged to match so one read can drain what ``cat`` wrote in several writes.
@@ -188,7 +191,7 @@ def _exit_code(returncode: int) -> int:
 def run_child(
     argv: Sequence[str],
     env: Mapping[str, str],
-    masks: MaskList,
+    masks: Masks,
     *,
     tty: bool | None = None,
     cwd: str | os.PathLike[str] | None = None,
@@ -198,6 +201,8 @@ def run_child(
     Returns the child's exit code, or ``128 + N`` when a signal ``N`` killed it. Raises
     :class:`~jobsecrets.errors.ChildError` with ``exit_code`` 127 when the command does not
     exist and 126 when it cannot be executed. ``tty=None`` means "when fd 1 is a terminal".
+    ``masks`` may be a function that builds the mask list: it is called once the child runs,
+    so the child's start-up hides the build (its output waits unread until then).
     """
     if not argv:
         raise _child_error("no command given to run", 127)
@@ -213,16 +218,13 @@ def run_child(
     return _run_with_pipes(argv, env, masks, cwd)
 
 
-def _run_with_pipes(argv: Sequence[str], env: Mapping[str, str], masks: MaskList, cwd: Any) -> int:
+def _run_with_pipes(argv: Sequence[str], env: Mapping[str, str], masks: Masks, cwd: Any) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     for fd in (out_w, err_w):
         _enlarge_pipe(fd)
     forwarder = _SignalForwarder(own_session=False)
-    sources = [
-        _Source(out_r, 1, masks.redactor()),
-        _Source(err_r, 2, masks.redactor()),
-    ]
+    sources: list[_Source] = []
     try:
         with forwarder.installed():
             try:
@@ -231,18 +233,43 @@ def _run_with_pipes(argv: Sequence[str], env: Mapping[str, str], masks: MaskList
                 os.close(out_w)
                 os.close(err_w)
             forwarder.started(proc)
+            sources = _with_redactors(proc, masks, [(out_r, 1), (err_r, 2)])
             _pump_or_stop(proc, sources, stdin_to=None)
             return _exit_code(proc.wait())
     finally:
-        for source in sources:
-            if source.open:
-                os.close(source.fd)
+        _close_unclosed([out_r, err_r], sources)
+
+
+def _with_redactors(
+    proc: subprocess.Popen[bytes], masks: Masks, outputs: list[tuple[int, int]]
+) -> list[_Source]:
+    """A redacted source for each ``(fd, out_fd)``, the mask list built now if it is a builder.
+
+    Called once the child runs: building the matcher for many secrets takes a noticeable
+    fraction of a second, and the child's own start-up hides it. Nothing leaks meanwhile: the
+    child's output waits in the pipe, unread, until its redactor exists. If building fails, the
+    child is stopped before the error leaves (its secrets are about to be revoked).
+    """
+    try:
+        ready = masks if isinstance(masks, MaskList) else masks()
+        return [_Source(fd, out_fd, ready.redactor()) for fd, out_fd in outputs]
+    except BaseException:
+        _stop(proc)
+        raise
+
+
+def _close_unclosed(fds: list[int], sources: list[_Source]) -> None:
+    """Close each of ``fds`` that no source has closed already."""
+    closed = {source.fd for source in sources if not source.open}
+    for fd in fds:
+        if fd not in closed:
+            os.close(fd)
 
 
 def _run_with_pty(
     argv: Sequence[str],
     env: Mapping[str, str],
-    masks: MaskList,
+    masks: Masks,
     cwd: Any,
     master: int,
     slave: int,
@@ -254,9 +281,8 @@ def _run_with_pty(
     if not stderr_is_tty:
         # stderr goes somewhere else than the terminal: keep it apart, through a pipe.
         err_r, err_w = os.pipe()
-    sources = [_Source(master, 1, masks.redactor())]
-    if err_r >= 0:
-        sources.append(_Source(err_r, 2, masks.redactor()))
+    outputs = [(master, 1)] + ([(err_r, 2)] if err_r >= 0 else [])
+    sources: list[_Source] = []
     forwarder = _SignalForwarder(own_session=True)
 
     def resize(signum: int, frame: FrameType | None) -> None:
@@ -283,6 +309,7 @@ def _run_with_pty(
                 if err_w >= 0:
                     os.close(err_w)
             forwarder.started(proc)
+            sources = _with_redactors(proc, masks, outputs)
             if stdin_is_tty:
                 with contextlib.suppress(termios.error):
                     saved_mode = termios.tcgetattr(0)
@@ -294,9 +321,7 @@ def _run_with_pty(
         if saved_mode is not None:
             with contextlib.suppress(termios.error):
                 termios.tcsetattr(0, termios.TCSADRAIN, saved_mode)
-        for source in sources:
-            if source.open:
-                os.close(source.fd)
+        _close_unclosed([fd for fd, _ in outputs], sources)
 
 
 def _close(sel: selectors.BaseSelector, source: _Source) -> None:
@@ -319,14 +344,19 @@ def _pump_or_stop(
     try:
         _pump(proc, sources, stdin_to=stdin_to)
     except BaseException:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(proc)
         raise
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the child if it still runs (kill it after 5 s), and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _pump(proc: subprocess.Popen[bytes], sources: list[_Source], *, stdin_to: int | None) -> None:

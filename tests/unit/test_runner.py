@@ -321,3 +321,62 @@ def test_an_output_error_stops_the_child_before_it_leaves(tmp_path: Path) -> Non
     except ProcessLookupError:
         alive = False
     assert not alive, "the child outlived a failed run_child"
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_masks_built_after_the_start_still_mask_output_printed_before(
+    capfd: pytest.CaptureFixture[str], tty: bool
+) -> None:
+    """A mask-list builder runs once the child has started; what the child printed first waits."""
+    value = canary()
+    env = dict(os.environ, TOKEN=value.decode())
+    built_after: list[bool] = []
+    marker = Path(os.environ.get("TMPDIR", "/tmp")) / f"jobsecrets-test-{secrets.token_hex(8)}"
+
+    def build() -> MaskList:
+        # The child writes the marker first, then prints the value: by the time we build, it has
+        # (usually) printed already, and that output must come out masked all the same.
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        built_after.append(marker.exists())
+        masks = MaskList()
+        masks.add(value, name="TOKEN")
+        return masks
+
+    code = (
+        f"import os; open({str(marker)!r}, 'w').close(); "
+        "print('t=' + os.environ['TOKEN'], flush=True)"
+    )
+    try:
+        assert run_child(child(code), env, build, tty=tty) == 0
+    finally:
+        marker.unlink(missing_ok=True)
+    out = capfd.readouterr().out
+    bad = value.decode() in out
+    assert not bad, "canary leaked"
+    assert built_after == [True], "the masks were built before the child started"
+    assert out.replace("\r\n", "\n") == "t=***\n"
+
+
+def test_a_failing_mask_builder_stops_the_child(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+
+    def build() -> MaskList:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise MemoryError("no room for the matcher")
+
+    start = time.monotonic()
+    with pytest.raises(MemoryError):
+        run_child([*child(code), str(pid_file)], dict(os.environ), build, tty=False)
+    assert time.monotonic() - start < 30
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the child outlived a failed mask build"
