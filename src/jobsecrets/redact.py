@@ -38,8 +38,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
-import ahocorasick_rs
-
 from . import maskforms
 from .keysearch import KeySearch
 
@@ -144,10 +142,6 @@ def labelled_mask_forms(
 # one ``startswith``; 6-byte keys cost ~20 ms and ~5 MiB more to build.
 _KEY = 5
 
-# Suffixes at least this long are found as candidates with an automaton over pattern prefixes
-# of this length, shorter ones with a set lookup.
-_PREFIX_KEY = 4
-
 
 class PatternSet:
     """A compiled, immutable set of patterns, shared by every :class:`StreamRedactor` using it.
@@ -160,8 +154,6 @@ class PatternSet:
     __slots__ = (
         "_anchors",
         "_keys",
-        "_prefix_scan",
-        "_short_prefixes",
         "_sorted",
         "_sources",
         "_starts",
@@ -196,18 +188,6 @@ class PatternSet:
         starts = [i for i in range(len(heads)) if i == 0 or heads[i] != heads[i - 1]]
         self._keys = KeySearch([heads[i] for i in starts])
         self._starts: tuple[int, ...] = (*starts, len(unique))
-        self._prefix_scan: ahocorasick_rs.BytesAhoCorasick | None = None
-        keys = {p[:_PREFIX_KEY] for p in unique if len(p) > _PREFIX_KEY}
-        if keys:
-            # Searched over at most maxlen bytes per chunk: the NFA, which builds fastest.
-            self._prefix_scan = ahocorasick_rs.BytesAhoCorasick(
-                sorted(keys), implementation=ahocorasick_rs.Implementation.ContiguousNFA
-            )
-        # Proper prefixes shorter than _PREFIX_KEY: the longest of each pattern, then theirs.
-        longest = {p[: min(len(p) - 1, _PREFIX_KEY - 1)] for p in unique if len(p) > 1}
-        self._short_prefixes: frozenset[bytes] = frozenset(
-            x[:i] for x in longest for i in range(1, len(x) + 1)
-        )
 
     def __len__(self) -> int:
         return len(self._sorted)
@@ -234,14 +214,15 @@ class PatternSet:
         """
         n = len(data)
         lo = max(0, n - self.maxlen + 1)
-        if self._prefix_scan is not None and n - lo >= _PREFIX_KEY:
-            # All keys have the same length, so overlapping matches come in start order.
+        if n - lo > _KEY:
+            # A suffix longer than _KEY bytes that is a proper prefix of a pattern starts with
+            # that pattern's key: only where a key starts can such a suffix start.
             tail = data[lo:]
-            for _, start, _ in self._prefix_scan.find_matches_as_indexes(tail, overlapping=True):
+            for start in sorted({start for _, start, _ in self._keys.find(tail)}):
                 if self._is_proper_prefix(bytes(tail[start:])):
                     return lo + start
-        for start in range(max(lo, n - _PREFIX_KEY + 1), n):
-            if bytes(data[start:]) in self._short_prefixes:
+        for start in range(max(lo, n - _KEY), n):
+            if self._is_proper_prefix(bytes(data[start:])):
                 return start
         return n
 
