@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobsecrets import keysearch
-from jobsecrets.keysearch import KeySearch
+from jobsecrets.keysearch import KeySearch, rare_offset
 
 
 def naive(keys: list[bytes], data: bytes) -> list[tuple[int, int, int]]:
@@ -75,3 +75,23 @@ def test_no_keys_find_nothing() -> None:
 def test_repr_shows_no_key() -> None:
     key = b"s3cr3t-key-material"
     assert key.decode() not in repr(KeySearch([key]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.binary(max_size=80), length=st.integers(min_value=1, max_value=8))
+def test_rare_offset_is_a_whole_window_of_the_text(text: bytes, length: int) -> None:
+    at = rare_offset(text, length)
+    if len(text) <= length:
+        assert at == 0
+    else:
+        assert 0 <= at <= len(text) - length
+
+
+def test_rare_offset_prefers_bytes_ordinary_text_lacks() -> None:
+    # Lower case is everywhere in logs, upper case less, other punctuation least.
+    assert rare_offset(b"abcdefgh+ijklmnop", 5) == 8
+    assert rare_offset(b"abcdefghXYzzzzzz", 5) == 8
+    # Among windows starting with the same kind, the rarer second byte wins.
+    assert rare_offset(b"xxxxAbxxxxABxxxx", 5) == 10
+    # A window must fit: the rare byte near the end is not chosen.
+    assert rare_offset(b"abcdefgh+", 5) in range(0, 5)
