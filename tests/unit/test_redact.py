@@ -452,6 +452,31 @@ def test_hold_start_is_the_longest_proper_prefix_suffix() -> None:
     assert pset.hold_start(b"zz") == 1  # but its last "z" may begin another "zz"
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(st.binary(min_size=1, max_size=14), min_size=1, max_size=8),
+    data=st.binary(max_size=40),
+    pieces=st.lists(st.tuples(st.integers(0, 7), st.integers(1, 14)), max_size=3),
+)
+def test_hold_start_matches_its_definition(
+    patterns: list[bytes], data: bytes, pieces: list[tuple[int, int]]
+) -> None:
+    """Brute force: the smallest start whose suffix is a proper prefix of some pattern."""
+    # End the data with prefixes of the patterns (short and longer than the key), the hard case.
+    for index, length in pieces:
+        data += patterns[index % len(patterns)][:length]
+    pset = PatternSet(patterns)
+    expected = next(
+        (
+            start
+            for start in range(len(data))
+            if any(len(p) > len(data) - start and p.startswith(data[start:]) for p in patterns)
+        ),
+        len(data),
+    )
+    assert pset.hold_start(data) == expected
+
+
 def test_big_chunk_scanned_in_halves_misses_nothing_at_the_middle() -> None:
     value = canary()
     size = 600_000
