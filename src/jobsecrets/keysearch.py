@@ -105,11 +105,12 @@ class KeySearch:
 
     __slots__ = ("_ac", "longest")
 
-    def __init__(self, keys: Sequence[bytes], *, dfa: bool = True) -> None:
+    def __init__(self, keys: Sequence[bytes], *, max_dfa_bytes: int = _DFA_MAX_KEY_BYTES) -> None:
         """``keys`` must be distinct and non-empty; their indexes are what matches report.
 
-        ``dfa=False`` builds the contiguous NFA (several times faster to build, about half as
-        fast to search): for keys searched in short texts only.
+        Up to ``max_dfa_bytes`` bytes of keys the automaton is a DFA, beyond that the contiguous
+        NFA (several times faster to build and far smaller, about half as fast to search). 0:
+        always the NFA, for keys searched in short texts only.
         """
         #: Length of the longest key (0: no key, nothing is ever found).
         self.longest: int = max((len(k) for k in keys), default=0)
@@ -119,7 +120,7 @@ class KeySearch:
             self._ac = ahocorasick_rs.BytesAhoCorasick(
                 list(keys),
                 implementation=ahocorasick_rs.Implementation.DFA
-                if dfa and total <= _DFA_MAX_KEY_BYTES
+                if total <= max_dfa_bytes
                 else ahocorasick_rs.Implementation.ContiguousNFA,
             )
 

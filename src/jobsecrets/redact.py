@@ -142,6 +142,10 @@ def labelled_mask_forms(
 # scans ~115 MB/s and its DFA takes seconds. Chance candidates stay rare (on 30 MB of log lines:
 # ~3,600 with 5 bytes, ~250 with 6, ~58,000 with 4), and each costs one ``startswith``.
 _KEY = 5
+# Beyond this many bytes of keys (~1,500 secrets) the key search is the contiguous NFA: the DFA
+# takes ~300 bytes per key byte, and `run` with 5,000 secrets must stay well under 150 MiB (with
+# the DFA the matcher alone took 150 MiB there; with the NFA 74 MiB, searching about half as fast).
+_DFA_MAX_KEY_BYTES = 120_000
 
 
 class PatternSet:
@@ -190,11 +194,13 @@ class PatternSet:
             at = rare_offset(pattern, _KEY)
             groups.setdefault(pattern[at : at + _KEY], []).append((index, at))
         self._groups: tuple[tuple[tuple[int, int], ...], ...] = tuple(map(tuple, groups.values()))
-        self._keys = KeySearch(list(groups))
+        self._keys = KeySearch(list(groups), max_dfa_bytes=_DFA_MAX_KEY_BYTES)
         # For hold_start only: a suffix longer than _KEY that may still grow into a pattern
         # starts with the pattern's first _KEY bytes. Searched in a chunk's last maxlen bytes:
         # the NFA, which builds several times faster.
-        self._heads = KeySearch(sorted({p[:_KEY] for p in unique if len(p) > _KEY}), dfa=False)
+        self._heads = KeySearch(
+            sorted({p[:_KEY] for p in unique if len(p) > _KEY}), max_dfa_bytes=0
+        )
 
     def __len__(self) -> int:
         return len(self._sorted)
