@@ -314,13 +314,16 @@ def test_an_output_error_stops_the_child_before_it_leaves(tmp_path: Path) -> Non
             check=False,
         )
     assert result.returncode != 0
-    pid = int(pid_file.read_text())
+    assert not alive(int(pid_file.read_text())), "the child outlived a failed run_child"
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (it was reaped if it was ours)."""
     try:
         os.kill(pid, 0)
-        alive = True
     except ProcessLookupError:
-        alive = False
-    assert not alive, "the child outlived a failed run_child"
+        return False
+    return True
 
 
 @pytest.mark.parametrize("tty", [False, True])
@@ -373,10 +376,4 @@ def test_a_failing_mask_builder_stops_the_child(tmp_path: Path) -> None:
     with pytest.raises(MemoryError):
         run_child([*child(code), str(pid_file)], dict(os.environ), build, tty=False)
     assert time.monotonic() - start < 30
-    pid = int(pid_file.read_text())
-    try:
-        os.kill(pid, 0)
-        alive = True
-    except ProcessLookupError:
-        alive = False
-    assert not alive, "the child outlived a failed mask build"
+    assert not alive(int(pid_file.read_text())), "the child outlived a failed mask build"
