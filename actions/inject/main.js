@@ -12,7 +12,8 @@ const lib = require('./lib');
 // names the inject step recorded in $GITHUB_ENV. A finding fails the step (before an upload
 // step runs) and puts a table (variable, file, form) in the job summary; never a value.
 async function scan(paths, cwd) {
-  const install = await lib.ensureInstalled();
+  // Scanning needs the CLI only, no backend: any install of this ref serves (see reusableInstall).
+  const install = await lib.ensureInstalled(['core']);
   lib.saveState('mode', 'scan');
   const args = ['scan', ...paths];
   if (process.env.GITHUB_STEP_SUMMARY) args.push('--summary', process.env.GITHUB_STEP_SUMMARY);
@@ -48,12 +49,20 @@ async function main() {
   const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
   // `source` (default): the package at this action's ref, exactly the action's own version.
   const from = lib.getInput('install', 'source');
-  const install =
-    from === 'source' ? await lib.ensureInstalled(extras) : await lib.installRequirement(from, extras);
+  let install;
+  if (from === 'source') {
+    // Only what the spec's backend types need (a Vault-only spec gets no boto3/botocore, ~2,000
+    // files, most of a cold install); the base install when the spec cannot be read with certainty.
+    const groups = lib.specGroupsOf(path.resolve(cwd, config), lib.lockGroups(lib.REPO_ROOT));
+    install = await lib.ensureInstalled(groups, extras);
+  } else {
+    install = await lib.installRequirement(from, extras);
+  }
+  const what = install.groups ? ` (${install.groups.join(', ')})` : '';
   console.log(
     install.cached
-      ? `jobsecrets: using the cached install ${install.venv}`
-      : `jobsecrets: installed into ${install.venv} in ${install.seconds.toFixed(1)} s`
+      ? `jobsecrets: using the cached install ${install.venv}${what}`
+      : `jobsecrets: installed into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`
   );
 
   // One state directory per step, so two inject steps in a job each revoke their own leases.
