@@ -10,10 +10,14 @@ server (Secrets Manager + STS) and a GitHub-style OIDC endpoint, each behind a l
 holds every chunk 20 ms in each direction (``bench/latency_proxy.py``). ``cold`` runs start with an
 empty ``$JOBSECRETS_TOOL_CACHE`` and ``PIP_NO_CACHE_DIR=1``, so every cold run downloads the wheels
 from the package index, as a fresh hosted runner does. Cold runs alternate between a Vault-only spec
-(50 Vault secrets: the action installs no boto3/botocore) and the mixed one (50 + 50); warm runs
-reuse the mixed spec's install.
+(50 Vault secrets: the action installs no boto3/botocore) and the mixed one (50 + 50), installed
+with pip (``JOBSECRETS_INSTALLER=pip``) as a throwaway install (``JOBSECRETS_BYTECODE=false``, as on
+a hosted runner without a cache); ``--uv PATH`` adds the same two with that uv on the job's PATH, and
+``--baseline REF`` the same two with the action at git REF (e.g. main), all in the same run. Warm
+runs reuse the mixed spec's install, which writes bytecode (a self-hosted runner's tool cache).
 
-    .venv/bin/python bench/github_step.py [--cold 3] [--warm 5] [--delay-ms 20] [--write]
+    .venv/bin/python bench/github_step.py [--cold 3] [--warm 5] [--delay-ms 20] [--uv .venv/bin/uv]
+        [--baseline main] [--write]
 
 ``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
 """
@@ -181,6 +185,13 @@ def run_once(workspace: Path, repo: Path, env: Mapping[str, str]) -> tuple[float
     return times["Main"], times["Post"]
 
 
+def kind_label(kind: str, baseline: str | None) -> str:
+    """The table's name for a kind of run: "cold, Vault only (50)", "main: cold, ...", "... uv"."""
+    base = kind.removeprefix("baseline-").removesuffix("-uv")
+    label = KINDS[base] + (", uv" if kind.endswith("-uv") else "")
+    return f"{baseline}: {label}" if kind.startswith("baseline-") else label
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", type=int, default=3, help="runs with an empty tool cache")
@@ -213,18 +224,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         env = {k: v for k, v in job_env.items() if k != "ROLE_ARN"}
         env["BENCH_SRC"] = str(workspace)
-        if args.uv:
-            # A runner with uv on PATH (the action then installs with `uv pip install`).
-            env["PATH"] = f"{Path(args.uv).resolve().parent}:{clean_env()['PATH']}"
         results: dict[str, list[tuple[float, float]]] = {
-            k: [] for k in [*KINDS, *(f"baseline-{k}" for k in KINDS)]
+            k: [] for k in [*KINDS, *(f"{k}-uv" for k in KINDS), *(f"baseline-{k}" for k in KINDS)]
         }
         cache = base / "tool-cache"
         uv_cache = base / "uv-cache"
 
         baseline = action_repo(base / "baseline", args.baseline) if args.baseline else None
 
-        def run(kind: str, aws: bool, fresh: bool, action: Path | None = None) -> None:
+        def run(
+            kind: str,
+            aws: bool,
+            fresh: bool,
+            action: Path | None = None,
+            uv: bool = False,
+            throwaway: bool = True,
+        ) -> None:
             (workspace / "jobsecrets.yml").write_text(spec(job_env["ROLE_ARN"], aws=aws))
             if fresh:
                 # A fresh runner: no install of ours, no pip or uv download cache.
@@ -237,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
                 "PIP_NO_CACHE_DIR": "1",
                 "UV_CACHE_DIR": str(uv_cache),
             }
+            if uv:
+                # A runner with uv on PATH (the action then installs with `uv pip install`).
+                run_env["PATH"] = f"{Path(args.uv).resolve().parent}:{clean_env()['PATH']}"
+                kind += "-uv" if kind else ""
+            else:
+                run_env["JOBSECRETS_INSTALLER"] = "pip"  # even if this host has uv on PATH
+            if fresh and throwaway:
+                # A hosted runner without a cache: the install is thrown away with the machine.
+                run_env["JOBSECRETS_BYTECODE"] = "false"
             times = run_once(workspace, action or repo, run_env)
             if kind and action:
                 kind = f"baseline-{kind}"
@@ -247,13 +271,21 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.cold):
             run("cold-vault", aws=False, fresh=True)
             run("cold", aws=True, fresh=True)
+            if args.uv:
+                run("cold-vault", aws=False, fresh=True, uv=True)
+                run("cold", aws=True, fresh=True, uv=True)
             if baseline:
                 run("cold-vault", aws=False, fresh=True, action=baseline)
                 run("cold", aws=True, fresh=True, action=baseline)
-        if not args.cold:
-            run("", aws=True, fresh=True)
+        # The warm runs reuse these installs (one of ours, one of the baseline's, side by side in
+        # the tool cache): made here, then each warm run writes the bytecode it imports.
+        run("", aws=True, fresh=True, throwaway=False)
+        if baseline:
+            run("", aws=True, fresh=False, action=baseline)
         for _ in range(args.warm):
             run("warm", aws=True, fresh=False)
+            if baseline:
+                run("warm", aws=True, fresh=False, action=baseline)
 
     summary = {
         kind: {
@@ -279,13 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows = "\n".join(
             f"| {label} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} "
-            f"| {s['post_median_s']:.2f} | {goals[kind.removeprefix('baseline-')]} |"
+            f"| {s['post_median_s']:.2f} | {goals[kind.removeprefix('baseline-').removesuffix('-uv')]} |"
             for kind, s in summary.items()
-            for label in [
-                f"{args.baseline}: {KINDS[kind.removeprefix('baseline-')]}"
-                if kind.startswith("baseline-")
-                else KINDS[kind]
-            ]
+            for label in [kind_label(kind, args.baseline)]
         )
         body = textwrap.dedent(
             f"""\

@@ -18,10 +18,12 @@ async function scan(paths, cwd) {
   const args = ['scan', ...paths];
   if (process.env.GITHUB_STEP_SUMMARY) args.push('--summary', process.env.GITHUB_STEP_SUMMARY);
   // Paths go in argv (they are not secrets); the values stay in the environment.
-  const result = await lib.runCli(install.venvPython, args, {
-    cwd,
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
-  });
+  const result = await lib.runCli(
+    install.venvPython,
+    args,
+    { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+    lib.keepsBytecode()
+  );
   if (result.code === 9) {
     lib.error('jobsecrets scan found secret values in files (see the job summary): nothing may be uploaded');
   } else if (result.code !== 0) {
@@ -71,6 +73,9 @@ async function main() {
   const stateDir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-'));
   const statePath = path.join(stateDir, 'state.json');
   lib.saveState('venv_python', install.venvPython);
+  // A `pypi` or other requirement goes into a venv of this step only: never worth .pyc files.
+  const bytecode = from === 'source' && lib.keepsBytecode();
+  lib.saveState('bytecode', String(bytecode));
   lib.saveState('state_path', statePath);
   if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);
 
@@ -83,7 +88,7 @@ async function main() {
     PYTHONUNBUFFERED: '1',
   };
   if (audience) env.JOBSECRETS_AUDIENCE = audience;
-  const result = await lib.runCli(install.venvPython, args, { cwd, env });
+  const result = await lib.runCli(install.venvPython, args, { cwd, env }, bytecode);
   if (result.code !== 0) {
     const detail = result.errors.map((l) => l.replace(/^jobsecrets: /, '')).join('\n');
     lib.error(`jobsecrets export failed (exit ${result.code})${detail ? ':\n' + detail : ''}`);

@@ -467,16 +467,24 @@ def installed(install: Path) -> set[str]:
     return {p.name.split("-")[0].lower() for p in site_packages(install).iterdir()}
 
 
+def installer(install: Path, package: str) -> str:
+    """What installed ``package`` into an install: its .dist-info's INSTALLER (pip or uv)."""
+    [dist_info] = site_packages(install).glob(f"{package}-*.dist-info")
+    return (dist_info / "INSTALLER").read_text().strip()
+
+
 def test_vault_only_spec_installs_no_aws_libraries(
     job: Job, stores: Stores, action_repo: Path, tmp_path: Path
 ) -> None:
     """Issue 18: the action installs what the spec's backend types need; a Vault-only job gets no
     boto3/botocore (most of a cold install), and the CLI runs without them. A mixed spec in the
-    same cache then gets an install of its own that has them."""
+    same cache then gets an install of its own that has them, made by uv when it is on PATH."""
     cache = tmp_path / "own-tool-cache"
     env = {**job.env, "JOBSECRETS_TOOL_CACHE": str(cache)}
     (job.workspace / "jobsecrets.yml").write_text(VAULT_ONLY_SPEC)
-    result = run_act(job.workspace, action_repo, env)
+    # With pip (even if this host had uv on PATH), and as a throwaway install: no bytecode.
+    throwaway = {"JOBSECRETS_INSTALLER": "pip", "JOBSECRETS_BYTECODE": "false"}
+    result = run_act(job.workspace, action_repo, {**env, **throwaway})
     log = act_log(result, stores.canaries)
     assert result.returncode == 0, log
     assert digest((job.out / "KV_PASSWORD").read_text()) == digest(stores.kv_password)
@@ -486,9 +494,14 @@ def test_vault_only_spec_installs_no_aws_libraries(
     names = installed(vault_install)
     assert {"hvac", "requests", "jobsecrets", "yaml"} <= names, sorted(names)
     assert not names & set(AWS_PACKAGES), sorted(names)
+    assert installer(vault_install, "hvac") == "pip"
+    # Neither the install nor the CLI's two runs (export, revoke) wrote a .pyc file.
+    assert not list(vault_install.rglob("*.pyc"))
 
+    # A runner with uv on PATH; an install that outlives the job (the default off github-hosted).
     (job.workspace / "jobsecrets.yml").write_text(SPEC.replace("ROLE_ARN", stores.role_arn))
-    mixed = run_act(job.workspace, action_repo, env)
+    uv_path = f"{REPO_ROOT / '.venv' / 'bin'}:{clean_env()['PATH']}"
+    mixed = run_act(job.workspace, action_repo, {**env, "PATH": uv_path})
     log = act_log(mixed, stores.canaries)
     assert mixed.returncode == 0, log
     assert digest((job.out / "STRIPE_KEY").read_text()) == digest(stores.aws_key)
@@ -496,4 +509,7 @@ def test_vault_only_spec_installs_no_aws_libraries(
     [both] = [p for p in cache.iterdir() if p.is_dir() and p != vault_install]
     assert both.name.endswith("-aws+core+vault"), both.name
     assert set(AWS_PACKAGES) | {"hvac"} <= installed(both)
+    assert installer(both, "botocore") == "uv"
+    # The CLI wrote the bytecode of what it imported, for the next job on this runner.
+    assert list(site_packages(both).glob("botocore/__pycache__/*.pyc"))
     assert check_no_value(log, stores.canaries), "a secret value reached the log"
