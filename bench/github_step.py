@@ -1,4 +1,4 @@
-"""The GitHub Action step, timed under act: 50 Vault + 50 AWS secrets, 20 ms each way per server.
+"""The GitHub Action step, timed under act: 50 Vault (+ 50 AWS) secrets, 20 ms each way per server.
 
 What is timed is the step a user adds, as act reports it (``Success - Main inject [...]``): installing
 the jobsecrets CLI (cold: an empty tool cache; warm: the cached install of this ref), the OIDC token
@@ -8,10 +8,16 @@ writing ``$GITHUB_ENV``. The post step (revoking the token) is reported on its o
 Servers are real and local: an OpenBao dev server (KV v2, one path per secret, jwt auth), a moto
 server (Secrets Manager + STS) and a GitHub-style OIDC endpoint, each behind a latency proxy that
 holds every chunk 20 ms in each direction (``bench/latency_proxy.py``). ``cold`` runs start with an
-empty ``$JOBSECRETS_TOOL_CACHE``; pip's own download cache is left as it is on this machine (none is
-kept here, so every cold run downloads the ~20 MB of wheels, as a fresh hosted runner does).
+empty ``$JOBSECRETS_TOOL_CACHE`` and ``PIP_NO_CACHE_DIR=1``, so every cold run downloads the wheels
+from the package index, as a fresh hosted runner does. Cold runs alternate between a Vault-only spec
+(50 Vault secrets: the action installs no boto3/botocore) and the mixed one (50 + 50), installed
+with pip (``JOBSECRETS_INSTALLER=pip``) as a throwaway install (``JOBSECRETS_BYTECODE=false``, as on
+a hosted runner without a cache); ``--uv PATH`` adds the same two with that uv on the job's PATH, and
+``--baseline REF`` the same two with the action at git REF (e.g. main), all in the same run. Warm
+runs reuse the mixed spec's install, which writes bytecode (a self-hosted runner's tool cache).
 
-    .venv/bin/python bench/github_step.py [--cold 3] [--warm 5] [--delay-ms 20] [--write]
+    .venv/bin/python bench/github_step.py [--cold 3] [--warm 5] [--delay-ms 20] [--uv .venv/bin/uv]
+        [--baseline main] [--write]
 
 ``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
 """
@@ -52,6 +58,12 @@ from support.oidc import GithubTokenServer, generate_key, public_pem  # noqa: E4
 from support.openbao import OpenBaoServer  # noqa: E402
 
 HEADING = "## GitHub Action step"
+# What the table's rows are: the tool cache is emptied before every cold run.
+KINDS = {
+    "cold-vault": "cold, Vault only (50)",
+    "cold": "cold, Vault + AWS (100)",
+    "warm": "warm, Vault + AWS (100)",
+}
 N_VAULT = 50
 N_AWS = 50
 
@@ -70,26 +82,26 @@ jobs:
         with:
           audience: vault
       - name: check
-        run: test -n "$V49" && test -n "$A49"
+        run: test -n "$V49" && { [ "$BENCH_AWS" = false ] || test -n "$A49"; }
 """
 
 
-def spec(role_arn: str) -> str:
-    """100 variables: one KV v2 path per Vault secret, one Secrets Manager id per AWS secret."""
+def spec(role_arn: str, aws: bool = True) -> str:
+    """100 variables: one KV v2 path per Vault secret, one Secrets Manager id per AWS secret
+    (``aws=False``: the 50 Vault ones only, and no AWS backend)."""
     lines = [
         "version: 1",
         "backends:",
         "  vault:",
         "    type: vault",
         "    auth: {method: jwt, role: bench, mount: jwt}",
-        "  aws:",
-        "    type: aws",
-        "    region: us-east-1",
-        f"    role_arn: {role_arn}",
-        "secrets:",
     ]
+    if aws:
+        lines += ["  aws:", "    type: aws", "    region: us-east-1", f"    role_arn: {role_arn}"]
+    lines += ["secrets:"]
     lines += [f"  V{i}: vault:secret/bench/s{i}#value" for i in range(N_VAULT)]
-    lines += [f"  A{i}: aws:bench/s{i}" for i in range(N_AWS)]
+    if aws:
+        lines += [f"  A{i}: aws:bench/s{i}" for i in range(N_AWS)]
     return "\n".join(lines) + "\n"
 
 
@@ -129,8 +141,17 @@ def servers(delay_ms: float) -> Iterator[dict[str, str]]:
         }
 
 
-def action_repo(dest: Path) -> Path:
-    """The action's repository at this ref, as GitHub would download it (no .venv/.git)."""
+def action_repo(dest: Path, ref: str | None = None) -> Path:
+    """The action's repository at this ref (or at git ``ref``), as GitHub would download it."""
+    if ref:
+        dest.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref, "actions", "src", "pyproject.toml"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return dest
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     shutil.copytree(ROOT / "actions", dest / "actions", ignore=ignore)
     shutil.copytree(ROOT / "src", dest / "src", ignore=ignore)
@@ -164,12 +185,23 @@ def run_once(workspace: Path, repo: Path, env: Mapping[str, str]) -> tuple[float
     return times["Main"], times["Post"]
 
 
+def kind_label(kind: str, baseline: str | None) -> str:
+    """The table's name for a kind of run: "cold, Vault only (50)", "main: cold, ...", "... uv"."""
+    base = kind.removeprefix("baseline-").removesuffix("-uv")
+    label = KINDS[base] + (", uv" if kind.endswith("-uv") else "")
+    return f"{baseline}: {label}" if kind.startswith("baseline-") else label
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", type=int, default=3, help="runs with an empty tool cache")
     parser.add_argument("--warm", type=int, default=5, help="runs reusing the cached install")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="latency each way")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--uv", help="put this uv executable on the job's PATH")
+    parser.add_argument(
+        "--baseline", help="git ref whose action is timed cold in the same run (e.g. main)"
+    )
     args = parser.parse_args(argv)
 
     with (
@@ -192,21 +224,68 @@ def main(argv: list[str] | None = None) -> int:
         )
         env = {k: v for k, v in job_env.items() if k != "ROLE_ARN"}
         env["BENCH_SRC"] = str(workspace)
-        results: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": []}
+        results: dict[str, list[tuple[float, float]]] = {
+            k: [] for k in [*KINDS, *(f"{k}-uv" for k in KINDS), *(f"baseline-{k}" for k in KINDS)]
+        }
         cache = base / "tool-cache"
-        for i in range(args.cold):
-            shutil.rmtree(cache, ignore_errors=True)
-            results["cold"].append(
-                run_once(workspace, repo, {**env, "JOBSECRETS_TOOL_CACHE": str(cache)})
-            )
-            print(f"cold {i + 1}: main {results['cold'][-1][0]:.2f} s", file=sys.stderr)
-        if not args.cold:
-            run_once(workspace, repo, {**env, "JOBSECRETS_TOOL_CACHE": str(cache)})
-        for i in range(args.warm):
-            results["warm"].append(
-                run_once(workspace, repo, {**env, "JOBSECRETS_TOOL_CACHE": str(cache)})
-            )
-            print(f"warm {i + 1}: main {results['warm'][-1][0]:.2f} s", file=sys.stderr)
+        uv_cache = base / "uv-cache"
+
+        baseline = action_repo(base / "baseline", args.baseline) if args.baseline else None
+
+        def run(
+            kind: str,
+            aws: bool,
+            fresh: bool,
+            action: Path | None = None,
+            uv: bool = False,
+            throwaway: bool = True,
+        ) -> None:
+            (workspace / "jobsecrets.yml").write_text(spec(job_env["ROLE_ARN"], aws=aws))
+            if fresh:
+                # A fresh runner: no install of ours, no pip or uv download cache.
+                shutil.rmtree(cache, ignore_errors=True)
+                shutil.rmtree(uv_cache, ignore_errors=True)
+            run_env = {
+                **env,
+                "JOBSECRETS_TOOL_CACHE": str(cache),
+                "BENCH_AWS": str(aws).lower(),
+                "PIP_NO_CACHE_DIR": "1",
+                "UV_CACHE_DIR": str(uv_cache),
+            }
+            if uv:
+                # A runner with uv on PATH (the action then installs with `uv pip install`).
+                run_env["PATH"] = f"{Path(args.uv).resolve().parent}:{clean_env()['PATH']}"
+                kind += "-uv" if kind else ""
+            else:
+                run_env["JOBSECRETS_INSTALLER"] = "pip"  # even if this host has uv on PATH
+            if fresh and throwaway:
+                # A hosted runner without a cache: the install is thrown away with the machine.
+                run_env["JOBSECRETS_BYTECODE"] = "false"
+            times = run_once(workspace, action or repo, run_env)
+            if kind and action:
+                kind = f"baseline-{kind}"
+            if kind:
+                results[kind].append(times)
+                print(f"{kind} {len(results[kind])}: main {times[0]:.2f} s", file=sys.stderr)
+
+        for _ in range(args.cold):
+            run("cold-vault", aws=False, fresh=True)
+            run("cold", aws=True, fresh=True)
+            if args.uv:
+                run("cold-vault", aws=False, fresh=True, uv=True)
+                run("cold", aws=True, fresh=True, uv=True)
+            if baseline:
+                run("cold-vault", aws=False, fresh=True, action=baseline)
+                run("cold", aws=True, fresh=True, action=baseline)
+        # The warm runs reuse these installs (one of ours, one of the baseline's, side by side in
+        # the tool cache): made here, then each warm run writes the bytecode it imports.
+        run("", aws=True, fresh=True, throwaway=False)
+        if baseline:
+            run("", aws=True, fresh=False, action=baseline)
+        for _ in range(args.warm):
+            run("warm", aws=True, fresh=False)
+            if baseline:
+                run("warm", aws=True, fresh=False, action=baseline)
 
     summary = {
         kind: {
@@ -225,37 +304,28 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(argv if argv is not None else sys.argv[1:]).strip()
             + "`"
         )
+        goals = {
+            "cold-vault": "< 3.4 (1.3 x vault-action 2.61)",
+            "cold": "< 6.2 (vault-action 2.61 + aws-secretsmanager-get-secrets 3.59)",
+            "warm": "< 0.7 (self-hosted, reused install)",
+        }
         rows = "\n".join(
-            f"| {kind} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} "
-            f"| {s['post_median_s']:.2f} | {goal} |"
+            f"| {label} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} "
+            f"| {s['post_median_s']:.2f} | {goals[kind.removeprefix('baseline-').removesuffix('-uv')]} |"
             for kind, s in summary.items()
-            for goal in [
-                (
-                    "< 6.2 (vault-action 2.61 + aws-secretsmanager-get-secrets 3.59)"
-                    if kind == "cold"
-                    else "< 1.5"
-                )
-            ]
+            for label in [kind_label(kind, args.baseline)]
         )
         body = textwrap.dedent(
             f"""\
             {command}: one `actions/inject` step under act (`-P ubuntu-latest=-self-hosted`) for
             {N_VAULT} Vault secrets (KV v2, one path each, jwt login with a GitHub OIDC token) and {N_AWS} AWS
-            Secrets Manager secrets (web identity via `role_arn`), each server (OpenBao, moto, the OIDC
-            endpoint) behind `bench/latency_proxy.py` adding {args.delay_ms:g} ms each way. Times are act's
-            own step durations; {machine_line()}.
+            Secrets Manager secrets (web identity via `role_arn`), or the {N_VAULT} Vault ones alone, each
+            server (OpenBao, moto, the OIDC endpoint) behind `bench/latency_proxy.py` adding
+            {args.delay_ms:g} ms each way. Times are act's own step durations; {machine_line()}.
 
             | install | runs | main step median s | best s | post step (revoke) median s | goal s |
             |---|---:|---:|---:|---:|---|
             {{rows}}
-
-            Cold: an empty `$JOBSECRETS_TOOL_CACHE`, so the step creates a venv and pip-installs the
-            dependencies from `actions/inject/requirements.lock`, downloading ~20 MB of wheels from
-            PyPI (pip keeps no download cache on this machine, like a fresh hosted runner), then runs
-            the CLI, which compiles what it imports and writes the `.pyc` files into the install.
-            Warm: the install of this ref is reused from the tool cache (keyed on a hash of the
-            package's files, the lock file and the Python), as on a self-hosted runner or with
-            `actions/cache` on a hosted one.
             """
         ).replace("{rows}", rows)
         replace_section(HEADING, body)

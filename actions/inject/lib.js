@@ -85,25 +85,107 @@ function findPython() {
   );
 }
 
-// jobsecrets' runtime dependencies pinned with hashes (scripts/lock-action-deps writes it).
-const LOCK_FILE = path.join('actions', 'inject', 'requirements.lock');
+// jobsecrets' runtime dependencies pinned with hashes, one file per group (scripts/lock-action-deps
+// writes them): core.lock always, plus <type>.lock for each backend type the spec uses.
+const LOCK_DIR = path.join('actions', 'inject', 'locks');
 
-/** sha256 of pyproject.toml's dependency list: the lock file's header names the one it was made for. */
-function depsHash(dependencies) {
-  return crypto.createHash('sha256').update(dependencies.join('\n')).digest('hex');
+// What `pip install jobsecrets` brings (its dependencies without extras): installed when the spec
+// cannot be read with certainty, or names a backend type that has no lock of its own.
+const BASE_GROUPS = ['core', 'vault', 'aws'];
+// Backend types that need nothing beyond core (the testing backend of jobsecrets.testing).
+const CORE_TYPES = ['fake'];
+// Other ways a reference names a backend type without its name: vals' `ref+awssecrets://`.
+const TYPE_ALIASES = { aws: ['awssecrets'] };
+// Larger specs are not scanned (jobsecrets' own limit is lower): the base install is used.
+const MAX_SPEC_BYTES = 4 * 1024 * 1024;
+
+/** The lock groups this checkout has: ['aws', 'core', 'github', 'vault']. */
+function lockGroups(root) {
+  const dir = path.join(root, LOCK_DIR);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((name) => /^[a-z0-9-]+\.lock$/.test(name))
+    .map((name) => name.slice(0, -'.lock'.length))
+    .sort();
 }
 
 /**
- * The lock file's path if it exists and was generated from these dependencies, else null (with a
- * warning when it exists but is stale: the install then resolves from pyproject.toml, slower).
+ * The lock groups a spec needs, from its text, or null when that cannot be told (then the base
+ * install, what `pip install jobsecrets` has, is used).
+ *
+ * No YAML parser here (the action has no npm dependencies, and parsing the spec in Python would
+ * need PyYAML installed first: a second pip run, ~1 s more measured). Instead an over-estimate that
+ * does not depend on the layout (block or flow style, quoting, comments): a type is needed when
+ * the text has `type: T` (a declared backend), or `T:` anywhere (a backend named like its type,
+ * which needs no `type:`, or a reference `T:path` to the implicit backend of that type), or a vals
+ * form `ref+T://`. A word `type` followed by a colon whose value is not a plain name, or names a
+ * type with no lock here (a third party's backend), gives null. Installing a group too many only
+ * costs time; one too few is impossible short of YAML escapes spelling a type's name, and then the
+ * CLI fails naming the missing module.
  */
-function usableLock(root, project) {
-  const file = path.join(root, LOCK_FILE);
-  if (!fs.existsSync(file)) return null;
-  const header = /^# dependencies-sha256: ([0-9a-f]{64})$/m.exec(fs.readFileSync(file, 'utf8'));
-  if (header && header[1] === depsHash(project.dependencies)) return file;
+function specGroups(text, locked) {
+  const groups = new Set(['core']);
+  const types = locked.filter((g) => g !== 'core');
+  const escape = (word) => word.replace(/[-]/g, '\\-');
+  // `type` as a key (maybe quoted) and what follows its colon, on the same line.
+  // (The value is captured in a lookahead, so `{a: {type: vault}, b: {type: aws}}` gives both.)
+  const typeKey = /(?:^|[\s{,"'])type["']?[ \t]*:(?=([^\n]*))/g;
+  for (const match of text.matchAll(typeKey)) {
+    const value = /^[ \t]*(?:!!str[ \t]+)?(["']?)([A-Za-z][A-Za-z0-9_-]*)\1[ \t]*(?:$|[,}#\s])/.exec(match[1]);
+    if (!value) return null;
+    if (types.includes(value[2])) groups.add(value[2]);
+    else if (!CORE_TYPES.includes(value[2])) return null;
+  }
+  for (const type of types) {
+    const words = [type, ...(TYPE_ALIASES[type] ?? [])].map(escape).join('|');
+    if (new RegExp(`(?:^|[^A-Za-z0-9_-])(?:${words})["']?[ \\t]*:`).test(text)) groups.add(type);
+  }
+  return [...groups].sort();
+}
+
+/** The lock groups for the spec at `specPath` (see specGroups); null when it cannot be read. */
+function specGroupsOf(specPath, locked) {
+  let text;
+  try {
+    if (fs.statSync(specPath).size > MAX_SPEC_BYTES) return null;
+    text = fs.readFileSync(specPath, 'utf8');
+  } catch {
+    return null; // the CLI reports a missing or unreadable spec
+  }
+  return specGroups(text, locked);
+}
+
+/** What the locks are made from: pyproject.toml's dependencies, then each locked extra's. */
+function lockInputs(project, locked) {
+  const inputs = [...project.dependencies];
+  for (const extra of locked.filter((g) => g in project.optional).sort()) {
+    inputs.push(...project.optional[extra].map((req) => `[${extra}] ${req}`));
+  }
+  return inputs;
+}
+
+/** sha256 of the lock inputs: each lock file's header names the one it was made from. */
+function depsHash(inputs) {
+  return crypto.createHash('sha256').update(inputs.join('\n')).digest('hex');
+}
+
+/**
+ * The lock files of `groups` if they all exist and were generated from pyproject.toml as it is,
+ * else null (with a warning: the install then resolves from pyproject.toml, slower).
+ */
+function usableLocks(root, project, groups) {
+  const locked = lockGroups(root);
+  const expected = depsHash(lockInputs(project, locked));
+  const files = groups.map((g) => path.join(root, LOCK_DIR, `${g}.lock`));
+  const ok = files.every((file) => {
+    if (!fs.existsSync(file)) return false;
+    const header = /^# dependencies-sha256: ([0-9a-f]{64})$/m.exec(fs.readFileSync(file, 'utf8'));
+    return header !== null && header[1] === expected;
+  });
+  if (ok) return files;
   warning(
-    `${LOCK_FILE} does not match pyproject.toml's dependencies (run scripts/lock-action-deps); ` +
+    `${LOCK_DIR} does not match pyproject.toml's dependencies (run scripts/lock-action-deps); ` +
       'resolving them instead'
   );
   return null;
@@ -133,7 +215,7 @@ function installKey(root, python) {
   const hash = crypto.createHash('sha256');
   hash.update(`python ${python.full} ${python.executable}\n`);
   const files = sourceFiles(root);
-  if (fs.existsSync(path.join(root, LOCK_FILE))) files.push(LOCK_FILE);
+  files.push(...lockGroups(root).map((g) => path.join(LOCK_DIR, `${g}.lock`)));
   for (const rel of files) {
     hash.update(`${rel}\n`);
     hash.update(fs.readFileSync(path.join(root, rel)));
@@ -241,34 +323,49 @@ function installSource(root, sitePackages, project) {
 }
 
 /**
- * Make sure the jobsecrets CLI for this ref is installed; return the venv's python.
+ * Make sure the jobsecrets CLI for this ref is installed with the dependencies of `groups` (lock
+ * groups: 'core' and backend types, see specGroups; null for the base install) and `extras`;
+ * return the venv's python.
  *
- * Installs go to $JOBSECRETS_TOOL_CACHE or $RUNNER_TOOL_CACHE/jobsecrets, in <version>-<key> (a
- * self-hosted runner keeps its tool cache between jobs; on hosted runners actions/cache can save
- * the directory).
+ * Installs go to $JOBSECRETS_TOOL_CACHE or $RUNNER_TOOL_CACHE/jobsecrets, in
+ * <version>-<key>-<groups> (a self-hosted runner keeps its tool cache between jobs). An install of
+ * this ref with more groups is reused too: a scan step (core only) after an inject step, or a
+ * Vault-only step after a Vault+AWS one, install nothing.
  * They are built in a temporary directory and renamed into place when complete, so a job that was
  * cancelled mid-install, or two jobs installing at once, never leave a half-built venv in use.
  * The CLI is started as `<venv>/bin/python -m jobsecrets`, which works from any directory the venv
  * was renamed to (console-script shebangs would still name the temporary one).
  */
-async function ensureInstalled(extras = []) {
+async function ensureInstalled(groups = null, extras = []) {
   const started = Date.now();
   const python = findPython();
   const project = readProject(REPO_ROOT);
-  // Checked before anything is installed; part of the cache key, so an install without the
+  const locked = lockGroups(REPO_ROOT);
+  // Extras with a lock of their own (github) are lock groups; the others (zstd) pip resolves.
+  const wanted = new Set(groups ?? BASE_GROUPS);
+  wanted.add('core');
+  const pipExtras = [];
+  for (const extra of extras) {
+    if (locked.includes(extra) && extra in project.optional) wanted.add(extra);
+    else pipExtras.push(extra);
+  }
+  // Checked before anything is installed; part of the directory name, so an install without the
   // extra is never reused for a step that needs it.
-  const extraDeps = extraRequirements(project, extras);
+  const extraDeps = extraRequirements(project, pipExtras);
   // $JOBSECRETS_TOOL_CACHE: a directory of the user's choice (a persistent volume, or a path
   // actions/cache saves); default: the runner's tool cache.
   const cacheRoot =
     process.env.JOBSECRETS_TOOL_CACHE ||
     path.join(process.env.RUNNER_TOOL_CACHE || path.join(os.homedir(), '.cache'), 'jobsecrets');
-  const suffix = extras.length ? `-${[...extras].sort().join('+')}` : '';
-  const venv = path.join(cacheRoot, `${project.version}-${installKey(REPO_ROOT, python)}${suffix}`);
-  const venvPython = path.join(venv, 'bin', 'python');
-  if (fs.existsSync(path.join(venv, '.jobsecrets-complete'))) {
-    return { venvPython, venv, cached: true, seconds: (Date.now() - started) / 1000 };
+  const prefix = `${project.version}-${installKey(REPO_ROOT, python)}-`;
+  const label = [...wanted, ...pipExtras.map((e) => `extra.${e}`)].sort().join('+');
+  const reusable = reusableInstall(cacheRoot, prefix, label);
+  if (reusable) {
+    const venvPython = path.join(reusable, 'bin', 'python');
+    return { venvPython, venv: reusable, cached: true, groups: [...wanted].sort(), seconds: (Date.now() - started) / 1000 };
   }
+  const venv = path.join(cacheRoot, prefix + label);
+  const venvPython = path.join(venv, 'bin', 'python');
   fs.mkdirSync(cacheRoot, { recursive: true });
   const tmp = `${venv}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   try {
@@ -303,30 +400,70 @@ async function ensureInstalled(extras = []) {
         ],
         { env: { ...process.env, PIP_REQUIRE_VIRTUALENV: '0' } }
       );
-    const lock = usableLock(REPO_ROOT, project);
+    const lockGroupsWanted = [...wanted].filter((g) => locked.includes(g)).sort();
+    const locks = lockGroupsWanted.length === wanted.size ? usableLocks(REPO_ROOT, project, lockGroupsWanted) : null;
     let result = { code: 1, stderr: '' };
-    if (lock) {
+    const uv = locks ? findUv() : null;
+    if (uv) {
+      // The same locks, hashes checked the same way; uv fetches in parallel and writes the files
+      // faster: a cold Vault-only install 0.9 s instead of 2.9 s with pip, all three backends
+      // ~5.5 s instead of ~9.5 s (docs/benchmarks.md). It writes no bytecode by default.
+      result = await runKeepingStderr(
+        uv,
+        [
+          'pip',
+          'install',
+          '--quiet',
+          '--python',
+          path.join(tmp, 'bin', 'python'),
+          '--no-deps',
+          '--require-hashes',
+          '--only-binary',
+          ':all:',
+          ...locks.flatMap((file) => ['-r', file]),
+        ],
+        { env: uvEnv(process.env) }
+      );
+      if (/Hash mismatch/i.test(result.stderr)) {
+        throw new Error(`a download did not match its hash in ${LOCK_DIR}; not installing`);
+      }
+      if (result.code !== 0) {
+        // E.g. a runner whose index is set in pip.conf only (uv does not read it): pip next.
+        warning(`uv could not install from ${LOCK_DIR} (exit ${result.code}); trying pip`);
+      }
+    }
+    if (locks && result.code !== 0) {
       // Exact versions and hashes: no resolver. Wheels only: a runner no locked wheel fits
-      // resolves instead.
-      result = await pipInstall(['--no-deps', '--require-hashes', '--only-binary=:all:', '-r', lock]);
+      // resolves instead. One pip run for all the groups (a package two groups share, such as
+      // urllib3, is pinned identically in both files).
+      result = await pipInstall([
+        '--no-deps',
+        '--require-hashes',
+        '--only-binary=:all:',
+        ...locks.flatMap((file) => ['-r', file]),
+      ]);
       if (/DO NOT MATCH THE HASHES/.test(result.stderr)) {
         // Not a runner the lock does not fit: what was downloaded is not what was locked.
-        throw new Error(`a download did not match its hash in ${LOCK_FILE}; not installing`);
+        throw new Error(`a download did not match its hash in ${LOCK_DIR}; not installing`);
       }
       if (result.code !== 0) {
         warning(
-          `installing from ${LOCK_FILE} failed (pip exit ${result.code}); resolving from pyproject.toml`
+          `installing from ${LOCK_DIR} failed (pip exit ${result.code}); resolving from pyproject.toml`
         );
       }
     }
-    if (result.code !== 0) result = await pipInstall(project.dependencies);
+    if (result.code !== 0) {
+      // Resolved by pip: the base dependencies and the extras of the groups that are extras.
+      const extrasOfGroups = [...wanted].filter((g) => g in project.optional);
+      result = await pipInstall([...project.dependencies, ...extraRequirements(project, extrasOfGroups)]);
+    }
     const code = result.code;
     if (code !== 0) throw new Error(`installing jobsecrets' dependencies failed (pip exit ${code})`);
     if (extraDeps.length) {
-      // Not in the lock (it pins the base dependencies only): resolved by pip.
+      // Not in the locks: resolved by pip.
       const extra = await pipInstall(extraDeps);
       if (extra.code !== 0) {
-        throw new Error(`installing the extras ${extras.join(', ')} failed (pip exit ${extra.code})`);
+        throw new Error(`installing the extras ${pipExtras.join(', ')} failed (pip exit ${extra.code})`);
       }
     }
     installSource(REPO_ROOT, path.join(tmp, 'lib', `python${python.short}`, 'site-packages'), project);
@@ -342,7 +479,70 @@ async function ensureInstalled(extras = []) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  return { venvPython, venv, cached: false, seconds: (Date.now() - started) / 1000 };
+  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * The `uv` executable on PATH, found without running anything, or null. $JOBSECRETS_INSTALLER=pip
+ * keeps to pip.
+ */
+function findUv(env = process.env) {
+  if (env.JOBSECRETS_INSTALLER === 'pip') return null;
+  for (const dir of (env.PATH || '').split(path.delimiter)) {
+    if (!dir || !path.isAbsolute(dir)) continue; // never a relative PATH entry (the workspace)
+    const candidate = path.join(dir, 'uv');
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+/** The environment for uv: the index pip is told to use through the environment, if uv has none. */
+function uvEnv(env) {
+  const out = { ...env };
+  if (env.PIP_INDEX_URL && !env.UV_INDEX_URL && !env.UV_DEFAULT_INDEX) out.UV_INDEX_URL = env.PIP_INDEX_URL;
+  if (env.PIP_EXTRA_INDEX_URL && !env.UV_EXTRA_INDEX_URL && !env.UV_INDEX) {
+    out.UV_EXTRA_INDEX_URL = env.PIP_EXTRA_INDEX_URL;
+  }
+  return out;
+}
+
+/**
+ * Whether the CLI should write .pyc files into the install: only when the install outlives this
+ * job. The next run then imports without compiling (~0.7 s less with boto3); in a throwaway
+ * install the writes (~325 files, 0.1-0.3 s here) are wasted. Throwaway: a GitHub-hosted runner
+ * (a fresh machine per job) with neither $JOBSECRETS_TOOL_CACHE (a directory the user saves with
+ * actions/cache) nor this action's own cache saving it.
+ */
+function keepsBytecode(savedByCache = false, env = process.env) {
+  // $JOBSECRETS_BYTECODE=true/false decides instead (an ephemeral self-hosted runner: false).
+  if (env.JOBSECRETS_BYTECODE === 'true' || env.JOBSECRETS_BYTECODE === 'false') {
+    return env.JOBSECRETS_BYTECODE === 'true';
+  }
+  return env.RUNNER_ENVIRONMENT !== 'github-hosted' || Boolean(env.JOBSECRETS_TOOL_CACHE) || savedByCache;
+}
+
+/**
+ * A complete install in `cacheRoot` named `prefix` + a label whose groups include all of
+ * `label`'s ('core+vault' is served by 'aws+core+vault'); the exact one first. Null if none.
+ */
+function reusableInstall(cacheRoot, prefix, label) {
+  const complete = (dir) => fs.existsSync(path.join(cacheRoot, dir, '.jobsecrets-complete'));
+  if (complete(prefix + label)) return path.join(cacheRoot, prefix + label);
+  if (!fs.existsSync(cacheRoot)) return null;
+  const need = label.split('+');
+  const candidates = fs
+    .readdirSync(cacheRoot)
+    .filter((dir) => dir.startsWith(prefix) && !dir.includes('.tmp-'))
+    .map((dir) => ({ dir, has: dir.slice(prefix.length).split('+') }))
+    .filter(({ dir, has }) => need.every((g) => has.includes(g)) && complete(dir))
+    // The smallest install that fits (fewest groups), then by name: the same pick every time.
+    .sort((a, b) => a.has.length - b.has.length || a.dir.localeCompare(b.dir));
+  return candidates.length ? path.join(cacheRoot, candidates[0].dir) : null;
 }
 
 /**
@@ -350,12 +550,14 @@ async function ensureInstalled(extras = []) {
  * commands directly. stderr is passed through line by line, and error lines are also returned so
  * the caller can raise an annotation (the CLI never puts a value in a message).
  */
-function runCli(venvPython, args, options = {}) {
-  // The install is private to this action, and it is installed without .pyc files: let the
-  // first run write them (atomically, next to the sources), or every later run compiles
-  // hvac/boto3/botocore again (~0.5 s) on a runner that sets PYTHONDONTWRITEBYTECODE.
+function runCli(venvPython, args, options = {}, bytecode = true) {
+  // The install is private to this action, and it is installed without .pyc files: when it
+  // outlives the job (keepsBytecode), let the first run write them (atomically, next to the
+  // sources), or every later run compiles hvac/boto3/botocore again (~0.7 s) on a runner that
+  // sets PYTHONDONTWRITEBYTECODE; in a throwaway install, write none.
   const env = { ...(options.env ?? process.env) };
-  delete env.PYTHONDONTWRITEBYTECODE;
+  if (bytecode) delete env.PYTHONDONTWRITEBYTECODE;
+  else env.PYTHONDONTWRITEBYTECODE = '1';
   return new Promise((resolve, reject) => {
     const child = spawn(venvPython, ['-m', 'jobsecrets', ...args], {
       stdio: ['ignore', 'inherit', 'pipe'],
@@ -439,7 +641,17 @@ async function installRequirement(install, extras = []) {
     throw new Error(`'${python.command} -m venv' failed`);
   }
   const venvPython = path.join(venv, 'bin', 'python');
-  const args = ['-m', 'pip', 'install', '--quiet', '--no-input', '--disable-pip-version-check', requirement];
+  // --no-compile: this venv lives for this step only; pip would compile all of botocore (seconds).
+  const args = [
+    '-m',
+    'pip',
+    'install',
+    '--quiet',
+    '--no-input',
+    '--disable-pip-version-check',
+    '--no-compile',
+    requirement,
+  ];
   const code = await run(venvPython, args);
   if (code !== 0) {
     throw new Error(
@@ -451,7 +663,15 @@ async function installRequirement(install, extras = []) {
 }
 
 module.exports = {
-  LOCK_FILE,
+  LOCK_DIR,
+  BASE_GROUPS,
+  lockGroups,
+  findUv,
+  keepsBytecode,
+  uvEnv,
+  specGroups,
+  specGroupsOf,
+  reusableInstall,
   addToPath,
   installRequirement,
   REPO_ROOT,

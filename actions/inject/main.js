@@ -12,15 +12,18 @@ const lib = require('./lib');
 // names the inject step recorded in $GITHUB_ENV. A finding fails the step (before an upload
 // step runs) and puts a table (variable, file, form) in the job summary; never a value.
 async function scan(paths, cwd) {
-  const install = await lib.ensureInstalled();
+  // Scanning needs the CLI only, no backend: any install of this ref serves (see reusableInstall).
+  const install = await lib.ensureInstalled(['core']);
   lib.saveState('mode', 'scan');
   const args = ['scan', ...paths];
   if (process.env.GITHUB_STEP_SUMMARY) args.push('--summary', process.env.GITHUB_STEP_SUMMARY);
   // Paths go in argv (they are not secrets); the values stay in the environment.
-  const result = await lib.runCli(install.venvPython, args, {
-    cwd,
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
-  });
+  const result = await lib.runCli(
+    install.venvPython,
+    args,
+    { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+    lib.keepsBytecode()
+  );
   if (result.code === 9) {
     lib.error('jobsecrets scan found secret values in files (see the job summary): nothing may be uploaded');
   } else if (result.code !== 0) {
@@ -48,12 +51,20 @@ async function main() {
   const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
   // `source` (default): the package at this action's ref, exactly the action's own version.
   const from = lib.getInput('install', 'source');
-  const install =
-    from === 'source' ? await lib.ensureInstalled(extras) : await lib.installRequirement(from, extras);
+  let install;
+  if (from === 'source') {
+    // Only what the spec's backend types need (a Vault-only spec gets no boto3/botocore, ~2,000
+    // files, most of a cold install); the base install when the spec cannot be read with certainty.
+    const groups = lib.specGroupsOf(path.resolve(cwd, config), lib.lockGroups(lib.REPO_ROOT));
+    install = await lib.ensureInstalled(groups, extras);
+  } else {
+    install = await lib.installRequirement(from, extras);
+  }
+  const what = install.groups ? ` (${install.groups.join(', ')})` : '';
   console.log(
     install.cached
-      ? `jobsecrets: using the cached install ${install.venv}`
-      : `jobsecrets: installed into ${install.venv} in ${install.seconds.toFixed(1)} s`
+      ? `jobsecrets: using the cached install ${install.venv}${what}`
+      : `jobsecrets: installed into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`
   );
 
   // One state directory per step, so two inject steps in a job each revoke their own leases.
@@ -62,6 +73,9 @@ async function main() {
   const stateDir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-'));
   const statePath = path.join(stateDir, 'state.json');
   lib.saveState('venv_python', install.venvPython);
+  // A `pypi` or other requirement goes into a venv of this step only: never worth .pyc files.
+  const bytecode = from === 'source' && lib.keepsBytecode();
+  lib.saveState('bytecode', String(bytecode));
   lib.saveState('state_path', statePath);
   if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);
 
@@ -74,7 +88,7 @@ async function main() {
     PYTHONUNBUFFERED: '1',
   };
   if (audience) env.JOBSECRETS_AUDIENCE = audience;
-  const result = await lib.runCli(install.venvPython, args, { cwd, env });
+  const result = await lib.runCli(install.venvPython, args, { cwd, env }, bytecode);
   if (result.code !== 0) {
     const detail = result.errors.map((l) => l.replace(/^jobsecrets: /, '')).join('\n');
     lib.error(`jobsecrets export failed (exit ${result.code})${detail ? ':\n' + detail : ''}`);

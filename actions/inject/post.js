@@ -24,7 +24,8 @@ async function post() {
       ok = true;
       return;
     }
-    const result = await lib.runCli(venvPython, ['revoke', '--state', statePath]);
+    const bytecode = lib.getState('bytecode') !== 'false';
+    const result = await lib.runCli(venvPython, ['revoke', '--state', statePath], {}, bytecode);
     ok = result.code === 0;
     if (!ok) {
       const detail = result.errors.map((l) => l.replace(/^jobsecrets: /, '')).join('\n');

@@ -442,3 +442,74 @@ def test_scan_input_fails_the_job_before_upload_with_a_summary(
     assert clean.returncode == 0, log
     assert "UPLOADED dist" in log
     assert "jobsecrets scan: no value found" in log
+
+
+VAULT_ONLY_SPEC = """\
+version: 1
+backends:
+  vault:
+    type: vault
+    auth: {method: jwt, role: gha, mount: jwt-gha}
+secrets:
+  KV_PASSWORD: vault:secret/gha/app#password
+"""
+
+AWS_PACKAGES = ("boto3", "botocore", "s3transfer")
+
+
+def site_packages(install: Path) -> Path:
+    """The site-packages directory of an install the action made."""
+    return next((install / "lib").glob("python3.*/site-packages"))
+
+
+def installed(install: Path) -> set[str]:
+    """Top-level names in an install's site-packages (packages and their .dist-info, lowercased)."""
+    return {p.name.split("-")[0].lower() for p in site_packages(install).iterdir()}
+
+
+def installer(install: Path, package: str) -> str:
+    """What installed ``package`` into an install: its .dist-info's INSTALLER (pip or uv)."""
+    [dist_info] = site_packages(install).glob(f"{package}-*.dist-info")
+    return (dist_info / "INSTALLER").read_text().strip()
+
+
+def test_vault_only_spec_installs_no_aws_libraries(
+    job: Job, stores: Stores, action_repo: Path, tmp_path: Path
+) -> None:
+    """Issue 18: the action installs what the spec's backend types need; a Vault-only job gets no
+    boto3/botocore (most of a cold install), and the CLI runs without them. A mixed spec in the
+    same cache then gets an install of its own that has them, made by uv when it is on PATH."""
+    cache = tmp_path / "own-tool-cache"
+    env = {**job.env, "JOBSECRETS_TOOL_CACHE": str(cache)}
+    (job.workspace / "jobsecrets.yml").write_text(VAULT_ONLY_SPEC)
+    # With pip (even if this host had uv on PATH), and as a throwaway install: no bytecode.
+    throwaway = {"JOBSECRETS_INSTALLER": "pip", "JOBSECRETS_BYTECODE": "false"}
+    result = run_act(job.workspace, action_repo, {**env, **throwaway})
+    log = act_log(result, stores.canaries)
+    assert result.returncode == 0, log
+    assert digest((job.out / "KV_PASSWORD").read_text()) == digest(stores.kv_password)
+    assert "(core, vault)" in log, log
+    [vault_install] = [p for p in cache.iterdir() if p.is_dir()]
+    assert vault_install.name.endswith("-core+vault"), vault_install.name
+    names = installed(vault_install)
+    assert {"hvac", "requests", "jobsecrets", "yaml"} <= names, sorted(names)
+    assert not names & set(AWS_PACKAGES), sorted(names)
+    assert installer(vault_install, "hvac") == "pip"
+    # Neither the install nor the CLI's two runs (export, revoke) wrote a .pyc file.
+    assert not list(vault_install.rglob("*.pyc"))
+
+    # A runner with uv on PATH; an install that outlives the job (the default off github-hosted).
+    (job.workspace / "jobsecrets.yml").write_text(SPEC.replace("ROLE_ARN", stores.role_arn))
+    uv_path = f"{REPO_ROOT / '.venv' / 'bin'}:{clean_env()['PATH']}"
+    mixed = run_act(job.workspace, action_repo, {**env, "PATH": uv_path})
+    log = act_log(mixed, stores.canaries)
+    assert mixed.returncode == 0, log
+    assert digest((job.out / "STRIPE_KEY").read_text()) == digest(stores.aws_key)
+    assert digest((job.out / "KV_PASSWORD").read_text()) == digest(stores.kv_password)
+    [both] = [p for p in cache.iterdir() if p.is_dir() and p != vault_install]
+    assert both.name.endswith("-aws+core+vault"), both.name
+    assert set(AWS_PACKAGES) | {"hvac"} <= installed(both)
+    assert installer(both, "botocore") == "uv"
+    # The CLI wrote the bytecode of what it imported, for the next job on this runner.
+    assert list(site_packages(both).glob("botocore/__pycache__/*.pyc"))
+    assert check_no_value(log, stores.canaries), "a secret value reached the log"

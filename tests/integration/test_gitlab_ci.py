@@ -424,20 +424,31 @@ def test_redact_off_still_exports_and_says_so(tmp_path: Path, stack: Stack) -> N
     assert "redact is off" in run.log
 
 
+@pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_install_from_a_checkout_with_a_custom_id_token_variable(
-    tmp_path: Path, stack: Stack
+    tmp_path: Path, stack: Stack, installer: str
 ) -> None:
-    """``install: path`` builds the CLI into its own virtualenv (the slow test: pip builds it)."""
+    """``install: path`` builds the CLI into its own virtualenv (the slow test: pip builds it),
+    with uv when it is on PATH (the dev virtualenv's bin is, here), else pip; neither compiles
+    modules nobody imports (a Vault-only job never imports botocore)."""
+    site = '"${CI_PROJECT_DIR}.tmp/jobsecrets/venv/lib/"python3*/site-packages'
     script = [
         'test "$(command -v jobsecrets)" = "${CI_PROJECT_DIR}.tmp/jobsecrets/bin/jobsecrets"',
         # The virtualenv's python does not shadow the job's.
         'test "$(command -v python3)" != "${CI_PROJECT_DIR}.tmp/jobsecrets/venv/bin/python3"',
         'echo "key $APP_API_KEY"',
+        f'echo "installed by $(cat {site}/hvac-*.dist-info/INSTALLER)"',
+        f"test -d {site}/botocore && test ! -d {site}/botocore/__pycache__ && echo no-botocore-pyc",
     ]
+    variables = {"JOBSECRETS_INSTALLER": "pip"} if installer == "pip" else {}
     run = run_pipeline(
         tmp_path,
         stack,
-        {"id_tokens": {"OPENBAO_TOKEN": {"aud": "vault"}}, "script": script},
+        {
+            "id_tokens": {"OPENBAO_TOKEN": {"aud": "vault"}},
+            "variables": variables,
+            "script": script,
+        },
         spec=stack.spec(aws=False),
         inputs={
             "install": "path",
@@ -448,6 +459,8 @@ def test_install_from_a_checkout_with_a_custom_id_token_variable(
     )
     assert run.code == 0, run.tail()
     assert "key ***" in run.log
+    assert f"installed by {installer}" in run.log, run.tail()
+    assert "no-botocore-pyc" in run.log, run.tail()
     assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
 
 
