@@ -168,6 +168,15 @@ SPECS_WITH_PROBLEMS = [
     "version: 1\nsecrets:\n  A: [vault:secret/a#k\n",
     "version: 1\nsecrets:\n  A: 'a\x01b'\n",
     "version: 1\nsecrets:\n  A: " + "[" * 100 + "]" * 100 + "\n",
+    # The field written as a comment: found from the scalar's end mark and the line's text, and
+    # the loaders disagree on a plain scalar's style (None for the pure one, "" for libyaml).
+    "version: 1\nsecrets:\n  A: vault:secret/a #password\n  B: vault:secret/b#k\n"
+    "  C: vault:secret/c   #user\n",
+    # A tab where YAML wants spaces: libyaml's message does not name it, the line does.
+    "version: 1\nsecrets:\n  A: vault:secret/a#k\n\tB: vault:secret/b#k\n",
+    # A duplicate key inside an entry's own mapping, and a bad value after a multi-line scalar.
+    "version: 1\nbackends:\n  v:\n    type: vault\n    auth: {method: jwt, method: token}\n"
+    "secrets:\n  A: >-\n    vault:secret/a#k\n  B: {ref: 'v:secret/b#k', optional: perhaps}\n",
 ]
 
 
