@@ -7,30 +7,61 @@ CI job pays; peak RSS comes from ``wait4`` of that very process, so no extra too
 from __future__ import annotations
 
 __all__ = [
+    "BENCH_ENV",
     "DOCS",
+    "REGION",
     "ROOT",
     "ProcessResult",
+    "Stores",
+    "aws_id",
+    "check_output",
+    "floor_commands",
+    "index_moto_secrets",
     "machine",
     "machine_line",
     "median",
     "peak_rss_mib",
     "replace_section",
+    "seed",
+    "start_proxies",
+    "stop",
+    "stores",
     "time_process",
+    "time_process_rss",
+    "vault_path",
+    "write_spec",
 ]
 
+import contextlib
+import json
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
+PYTHON = sys.executable
+REGION = "us-east-1"
+#: Static keys moto accepts; the benchmarks sign in to Vault with the dev server's root token.
+BENCH_ENV = {
+    "VAULT_TOKEN": "root",
+    "AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": REGION,
+    # No ~/.aws lookups of the bench machine's own profile.
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,19 @@ def peak_rss_mib(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -
         return int(out.read().split()[-1]) / 1024
 
 
+def time_process_rss(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> ProcessResult:
+    """:func:`time_process` with the peak RSS measured by GNU ``time`` (see :func:`peak_rss_mib`);
+    the wall time includes ``time``'s own start, about a millisecond."""
+    gnu_time = "/usr/bin/time"
+    if not os.path.exists(gnu_time):
+        return time_process(argv, env=env)
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as out:
+        result = time_process([gnu_time, "-f", "%M", "-o", out.name, *argv], env=env)
+        text = out.read().split()
+    rss = int(text[-1]) / 1024 if text and text[-1].isdigit() else result.max_rss_mib
+    return ProcessResult(result.seconds, rss, result.code)
+
+
 def median(values: Sequence[float]) -> float:
     """The median (the benchmarks report medians: the machine is shared and noisy)."""
     return float(statistics.median(values))
@@ -164,3 +208,222 @@ def replace_section(heading: str, body: str, path: Path = DOCS) -> None:
             end += 1
         lines[start:end] = section
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+
+
+# ---- the stores every resolution benchmark reads: OpenBao + moto behind the latency proxy ----------
+
+
+def vault_path(i: int) -> str:
+    """KV v2 path (under the ``secret/`` mount) of Vault document ``i``."""
+    return f"bench/p{i:03d}"
+
+
+def aws_id(i: int) -> str:
+    """Secrets Manager name of AWS secret ``i``."""
+    return f"bench/s{i:03d}"
+
+
+def seed(vault_url: str, count: int, *, workers: int = 16) -> None:
+    """``count`` KV v2 documents and ``count`` JSON secrets in moto, two random fields each.
+
+    Vault through its API, concurrently (``workers`` threads, each with its own client: an hvac
+    client's requests session is not meant to be shared): 2,500 paths in about 4 s.
+
+    Moto straight into its in-process backend (the server of ``tests/support/moto_server.py`` is
+    a thread of this process, serving the same backend objects): over HTTP, every request is
+    parsed by werkzeug and botocore under our own GIL, 15 s for 2,500 secrets even with threads,
+    and moto's store is not safe for concurrent creation ("dictionary changed size during
+    iteration"). What the benchmark measures is reading, which goes through the proxy.
+    """
+    import hvac
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    def fields(i: int) -> dict[str, str]:
+        return {"username": f"user{i}", "password": secrets.token_urlsafe(24)}
+
+    def seed_vault(indices: range) -> None:
+        client = hvac.Client(url=vault_url, token="root")
+        for i in indices:
+            client.secrets.kv.v2.create_or_update_secret(
+                path=vault_path(i), secret=fields(i), mount_point="secret"
+            )
+
+    slices = [range(w, count, workers) for w in range(min(workers, max(count, 1)))]
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        pending = [pool.submit(seed_vault, part) for part in slices]
+        backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION]
+        for i in range(count):
+            backend.create_secret(
+                name=aws_id(i),
+                secret_string=json.dumps(fields(i)),
+                secret_binary=None,
+                description=None,
+                tags=None,
+                kms_key_id=None,
+                client_request_token=None,
+                replica_regions=[],
+                force_overwrite=False,
+            )
+        for done in pending:
+            done.result()  # re-raise a seeding failure here
+
+
+def index_moto_secrets() -> None:
+    """Make moto's secret lookup by name a dict lookup, in this process only.
+
+    moto 5's ``SecretsStore`` compares every stored secret's name and ARN on each lookup (it
+    accepts names, ARNs and partial ARNs alike): with 2,500 secrets, each read scans 2,500
+    entries, which makes the stand-in server quadratic where Secrets Manager is not, and its CPU
+    competes with the process measured. A name that is a key is answered from the dict at once;
+    anything else (an ARN, a partial ARN) takes moto's own path unchanged.
+    """
+    from moto.secretsmanager.models import SecretsStore
+
+    if getattr(SecretsStore, "_bench_indexed", False):
+        return
+    slow_getitem, slow_contains, slow_get = (
+        SecretsStore.__getitem__,
+        SecretsStore.__contains__,
+        SecretsStore.get,
+    )
+
+    def getitem(self: Any, key: str) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        return slow_getitem(self, key)
+
+    def contains(self: Any, key: str) -> bool:
+        return dict.__contains__(self, key) or slow_contains(self, key)
+
+    def get(self: Any, key: str, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        return slow_get(self, key)
+
+    SecretsStore.__getitem__ = getitem  # type: ignore[method-assign]
+    SecretsStore.__contains__ = contains  # type: ignore[method-assign]
+    SecretsStore.get = get  # type: ignore[method-assign]
+    SecretsStore._bench_indexed = True  # type: ignore[attr-defined]
+
+
+def write_spec(directory: Path, n: int, vault_url: str, aws_url: str) -> Path:
+    """A jobsecrets spec of N variables, half ``vault:secret/bench/pNNN#password``, half
+    ``aws:bench/sNNN#password`` (one variable per path: every variable costs a read)."""
+    half = n // 2
+    lines = [
+        "version: 1",
+        "backends:",
+        f"  vault: {{type: vault, address: '{vault_url}', auth: {{method: token}}}}",
+        f"  aws: {{type: aws, region: {REGION}, endpoint_url: '{aws_url}'}}",
+        "secrets:",
+    ]
+    lines += [f"  V{i:03d}: vault:secret/{vault_path(i)}#password" for i in range(half)]
+    lines += [f"  A{i:03d}: aws:{aws_id(i)}#password" for i in range(n - half)]
+    spec = directory / f"jobsecrets-{n}.yml"
+    spec.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return spec
+
+
+def start_proxies(
+    targets: Sequence[str], delay_ms: float
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """``bench/latency_proxy.py`` in its own process (so it never competes with moto for our GIL)."""
+    argv = [PYTHON, str(ROOT / "bench" / "latency_proxy.py"), "--delay-ms", str(delay_ms)]
+    for target in targets:
+        argv += ["--target", target]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    urls = []
+    assert proc.stdout is not None
+    for _ in targets:
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            raise RuntimeError("latency proxy failed to start")
+        urls.append("http://" + json.loads(line)["listen"])
+    return proc, urls
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Stop a process we started, by its pid, bounded."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The seeded stores behind their proxies, and the environment a benchmarked process gets."""
+
+    vault_url: str
+    aws_url: str
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def stores(count: int, delay_ms: float, workdir: Path) -> Iterator[Stores]:
+    """An OpenBao dev server and a moto server (the tests' own classes), ``count`` secrets seeded
+    in each, a latency proxy process in front of both; everything stopped on exit."""
+    sys.path.insert(0, str(ROOT))  # for tests.support (the same servers the tests start)
+    from tests.support.moto_server import MotoServer
+    from tests.support.openbao import OpenBaoServer
+
+    bao = OpenBaoServer().start()
+    moto: MotoServer | None = None
+    proxy: subprocess.Popen[str] | None = None
+    try:
+        moto = MotoServer().start()
+        index_moto_secrets()
+        started = time.monotonic()
+        seed(bao.address, count)
+        print(
+            f"seeded {count} + {count} secrets in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        proxy, (vault_url, aws_url) = start_proxies(
+            [bao.address.removeprefix("http://"), moto.endpoint.removeprefix("http://")], delay_ms
+        )
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(workdir),
+            **BENCH_ENV,
+        }
+        yield Stores(vault_url, aws_url, env)
+    finally:
+        if proxy is not None:
+            stop(proxy)
+        if moto is not None:
+            moto.stop()
+        bao.close()
+
+
+def floor_commands() -> dict[str, list[str]]:
+    """The same-run baselines: an empty interpreter, the two client libraries imported, and
+    those imports plus one Secrets Manager client (botocore loading its service model), which
+    any AWS caller pays: "bare imports" in the goals of issue 18."""
+    client = (
+        "import hvac, boto3; "
+        f"boto3.client('secretsmanager', region_name='{REGION}', "
+        "aws_access_key_id='x', aws_secret_access_key='x')"
+    )
+    return {
+        "python -c pass": [PYTHON, "-c", "pass"],
+        "import hvac, boto3": [PYTHON, "-c", "import hvac, boto3"],
+        "import hvac, boto3 + one client": [PYTHON, "-c", client],
+    }
+
+
+def check_output(result: ProcessResult, n: int, what: str) -> None:
+    """The run succeeded and printed a JSON object of N variables (values are never shown)."""
+    if result.code != 0:
+        # The tool's stderr never holds a value (invariant 1), so it is safe to show.
+        detail = result.stderr.decode(errors="replace")[-2000:]
+        raise RuntimeError(f"{what} exited {result.code}:\n{detail}")
+    got = json.loads(result.stdout)
+    if len(got) != n:
+        raise RuntimeError(f"{what} returned {len(got)} variables, expected {n}")

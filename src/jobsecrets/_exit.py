@@ -16,12 +16,22 @@ With no thread left, it is a plain ``sys.exit``.
 Making the workers daemon threads instead would need our own pool in three places (resolver,
 ``Backend.read_many``, AWS batches) and daemon threads can still be cut at any bytecode at exit;
 this is one place, after everything that matters is done.
+
+The interpreter's teardown (clearing every module, freeing every object of hvac, requests,
+boto3 and botocore) takes 60-100 ms of a 2-core runner, after the last byte was written and the
+last lease revoked: a job waits for it and gains nothing. So for the commands on a job's critical
+path (``run``, ``export``, ``revoke``; see ``cli.NO_TEARDOWN``), ``exit_process(code,
+teardown=False)`` ends the same way as with stragglers: the ``atexit`` handlers run (logging's
+flush, ``weakref.finalize`` hooks, a coverage tool's save), the standard streams are flushed,
+and ``os._exit``. Our own files are closed by then (the ledger, the state file, the audit log and
+the outputs are each written and closed by the command).
 """
 
 from __future__ import annotations
 
 __all__ = ["exit_process", "mark_process_start", "process_start"]
 
+import atexit
 import contextlib
 import logging
 import os
@@ -70,20 +80,27 @@ def _stragglers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
 
 
-def exit_process(code: int | str | None) -> NoReturn:
-    """Exit with ``code`` (as ``sys.exit`` takes it) without waiting on blocked worker threads."""
+def exit_process(code: int | str | None, *, teardown: bool = True) -> NoReturn:
+    """Exit with ``code`` (as ``sys.exit`` takes it) without waiting on blocked worker threads;
+    with ``teardown=False``, without the interpreter's teardown either (module docstring)."""
     stragglers = _stragglers()
     if stragglers:
         end = time.monotonic() + GRACE
         for thread in stragglers:
             thread.join(max(0.0, end - time.monotonic()))
-    if not _stragglers():
+    stuck = bool(_stragglers())
+    if teardown and not stuck:
         sys.exit(code)
     if isinstance(code, str):
         print(code, file=sys.stderr)
         status = 1
     else:
         status = code or 0
+    if not stuck:
+        # What a normal exit would run first; with threads still stuck, a handler could wait
+        # for them (concurrent.futures joins its workers from threading's own exit hook).
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         # A closed or broken stream: nothing more can be said.
         with contextlib.suppress(OSError, ValueError):

@@ -29,6 +29,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("jobsecrets")
 
 EXPORT_FORMATS = ("shell", "dotenv", "docker", "json", "github", "gitlab")
+#: Commands that resolve secrets: collection stays paused until resolution ends (_collect.py).
+RESOLVING = ("run", "export")
+#: Set by the commands on a job's critical path (``run``, ``export``, ``revoke``) once click has
+#: parsed their arguments: the process then ends without the interpreter's teardown (_exit.py).
+_skip_teardown = False
+
+
+def _no_teardown() -> None:
+    """This command's process may end without the interpreter's teardown (see ``main``)."""
+    global _skip_teardown
+    _skip_teardown = True
 
 
 def _split_only(value: tuple[str, ...]) -> list[str] | None:
@@ -178,6 +189,11 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     ctx.meta["jobsecrets.verbose"] = verbose
     _configure_logging(verbose)
+    if ctx.invoked_subcommand not in RESOLVING:
+        # Long filters (redact, scan) and the rest: collection back on at once.
+        from . import _collect
+
+        _collect.resume()
 
 
 def _configure_logging(verbose: int) -> None:
@@ -250,6 +266,7 @@ def run(
     """
     from .commands.run import run_command
 
+    _no_teardown()
     sys.exit(
         run_command(
             config,
@@ -300,6 +317,7 @@ def export(
     """Resolve and write the values for a later step; leases go to the state file for `revoke`."""
     from .commands.export import export_command
 
+    _no_teardown()
     # A file is usually read by a tool (docker --env-file, compose): dotenv; stdout usually by
     # a shell (`eval "$(jobsecrets export)"`): shell.
     fmt = fmt or ("dotenv" if output else "shell")
@@ -374,6 +392,7 @@ def revoke(state: str | None) -> None:
     """Revoke every lease and token recorded by `export`. Safe to run twice."""
     from .commands.revoke import revoke_command
 
+    _no_teardown()
     revoke_command(state)
 
 
@@ -523,16 +542,24 @@ def _fail(error: JobSecretsError) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every failure into a message and exit code."""
+    global _skip_teardown
+    from . import _collect
     from ._exit import exit_process, mark_process_start
 
     mark_process_start()
+    # Until the command is known, or for run/export until resolution ends (_collect.py).
+    _collect.pause(freeze=True)
+    _skip_teardown = False
     try:
         _main(argv)
         code: int | str | None = 0
     except SystemExit as done:
         code = done.code
-    # Last, after revocation: do not wait for worker threads a store keeps blocked (_exit.py).
-    exit_process(code)
+    finally:
+        _collect.resume()
+    # Last, after revocation: do not wait for worker threads a store keeps blocked, nor, for a
+    # command of the job's critical path, for the interpreter's teardown (_exit.py).
+    exit_process(code, teardown=not _skip_teardown)
 
 
 def _main(argv: list[str] | None) -> None:

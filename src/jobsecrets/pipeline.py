@@ -13,11 +13,11 @@ from __future__ import annotations
 __all__ = ["evaluate_resolution", "resolve_checked"]
 
 import contextlib
-import gc
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
+from . import _collect
 from .audit import open_audit
 from .errors import JobSecretsError, PolicyViolation
 from .policy import PolicyResult, effective_rules, evaluate, facts_from_document
@@ -39,7 +39,9 @@ def resolve_checked(
     audit = open_audit(audit_target, session.env)
     try:
         try:
-            with _no_collection():
+            # No collection pauses while resolving (imports and client construction allocate
+            # enough to trigger dozens); on again afterwards, before `run` starts the child.
+            with _collect.paused():
                 resolution = resolve(
                     session.spec,
                     session.context,
@@ -78,20 +80,6 @@ def resolve_checked(
     finally:
         if audit is not None:
             audit.close()
-
-
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """No cyclic garbage collection while resolving: imports and client construction (boto3's
-    data loaders) allocate enough to trigger several full collections, 60-100 ms of a 2-core
-    runner's time on the critical path; the few cycles made meanwhile are collected after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def evaluate_resolution(

@@ -86,7 +86,11 @@ def test_resolution_inputs_and_goal_checks(tmp_path: Path) -> None:
             "jobsecrets": {10: [0.5], 100: [0.6]},
             "sequential": {10: [1.0], 100: [6.0]},
         },
-        "floors": {"python -c pass": [0.02], "import hvac, boto3": [0.4]},
+        "floors": {
+            "python -c pass": [0.02],
+            "import hvac, boto3": [0.3],
+            "import hvac, boto3 + one client": [0.4],
+        },
         "rss_n": 100,
         "rss": {"run": [50.0], "export": [50.0], "sequential": [60.0]},
     }
@@ -97,6 +101,44 @@ def test_resolution_inputs_and_goal_checks(tmp_path: Path) -> None:
     assert not summary["goal_within_budget"]  # 0.6 > 0.56
     section, memory = resolution.render(summary, raw, "bench/resolution.py")
     assert "| 100 |" in section and "missed" in section and "jobsecrets run" in memory
+
+
+def test_scaling_summary_checks_flatness_and_memory(tmp_path: Path) -> None:
+    import scaling
+
+    spec = _common.write_spec(tmp_path, 11, "http://127.0.0.1:1", "http://127.0.0.1:2")
+    text = spec.read_text()
+    assert text.count("vault:secret/bench/") == 5 and text.count("aws:bench/") == 6
+    raw = {
+        "sizes": [10, 1000, 5000],
+        "repeat": 1,
+        "delay_ms": 20.0,
+        "floors": {
+            "python -c pass": [0.02],
+            "import hvac, boto3": [0.3],
+            "import hvac, boto3 + one client": [0.4],
+        },
+        "floor_rss": [45.0],
+        # 1 ms per variable over the baseline at 1,000; 1.5 ms at 5,000: not flat.
+        "times": {
+            "export": {10: [0.5], 1000: [1.4], 5000: [7.9]},
+            "run": {10: [0.5], 1000: [1.5], 5000: [8.0]},
+        },
+        "rss": {
+            "export": {10: [50.0], 1000: [60.0], 5000: [90.0]},
+            "run": {10: [55.0], 1000: [70.0], 5000: [160.0]},
+        },
+    }
+    summary = scaling.summarize(raw)
+    assert summary["flat_ratio"] == pytest.approx(1.5)
+    assert not summary["flat_met"] and not summary["rss_met"]
+    assert summary["rows"][1]["marginal_ms"] == pytest.approx(1.0)
+    section = scaling.render(summary, raw, "bench/scaling.py")
+    assert "| 5,000 |" in section and section.count("missed") == 2
+    raw["times"]["export"][5000] = [5.4]
+    raw["rss"]["run"][5000] = [120.0]
+    summary = scaling.summarize(raw)
+    assert summary["flat_met"] and summary["rss_met"]
 
 
 def test_scan_bench_tree_holds_exactly_the_planted_leaks(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.keysearch": 0,
     "jobsecrets.recorded": 0,
     "jobsecrets._exit": 0,
+    "jobsecrets._collect": 0,
     "jobsecrets.failures": 0,
     "jobsecrets.safe_files": 0,
     "jobsecrets.env_limits": 0,

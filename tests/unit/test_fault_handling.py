@@ -168,6 +168,15 @@ SPECS_WITH_PROBLEMS = [
     "version: 1\nsecrets:\n  A: [vault:secret/a#k\n",
     "version: 1\nsecrets:\n  A: 'a\x01b'\n",
     "version: 1\nsecrets:\n  A: " + "[" * 100 + "]" * 100 + "\n",
+    # The field written as a comment: found from the scalar's end mark and the line's text, and
+    # the loaders disagree on a plain scalar's style (None for the pure one, "" for libyaml).
+    "version: 1\nsecrets:\n  A: vault:secret/a #password\n  B: vault:secret/b#k\n"
+    "  C: vault:secret/c   #user\n",
+    # A tab where YAML wants spaces: libyaml's message does not name it, the line does.
+    "version: 1\nsecrets:\n  A: vault:secret/a#k\n\tB: vault:secret/b#k\n",
+    # A duplicate key inside an entry's own mapping, and a bad value after a multi-line scalar.
+    "version: 1\nbackends:\n  v:\n    type: vault\n    auth: {method: jwt, method: token}\n"
+    "secrets:\n  A: >-\n    vault:secret/a#k\n  B: {ref: 'v:secret/b#k', optional: perhaps}\n",
 ]
 
 
@@ -208,3 +217,83 @@ def test_alias_bomb_is_refused_without_expanding_it() -> None:
     with pytest.raises(ConfigError) as caught:
         spec_module.parse_spec(text, "s.yml")
     assert "alias" in str(caught.value) and len(str(caught.value)) < 1000
+
+
+def test_exit_without_teardown_still_runs_atexit_and_flushes(tmp_path: Path) -> None:
+    marker = tmp_path / "atexit-ran"
+    code = textwrap.dedent(
+        f"""
+        import atexit, sys
+        from jobsecrets._exit import exit_process
+        atexit.register(lambda: open({str(marker)!r}, "w").close())
+        sys.stdout.write("buffered, not flushed")
+        exit_process(3, teardown=False)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "buffered, not flushed" and marker.exists()
+
+
+# ---- garbage collection paused while starting and resolving ------------------------------------
+
+
+def test_collection_pause_is_undone_only_when_ours() -> None:
+    import gc
+
+    from jobsecrets import _collect
+
+    assert gc.isenabled()
+    with _collect.paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # a program that turned collection off itself keeps it off
+    try:
+        with _collect.paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_startup_pause_lasts_through_resolution_and_ends_frozen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`main`'s pause: off through resolution, then on with what exists frozen (no 45 ms
+    collection of everything start-up allocated, just before the child starts)."""
+    import gc
+
+    from jobsecrets import _collect
+    from jobsecrets.pipeline import resolve_checked
+    from jobsecrets.session import Session
+
+    store = tmp_path / "store.json"
+    store.write_text(json.dumps({"app": {"a": "fine-value-1"}}))
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        f"version: 1\nbackends:\n  fake:\n    type: fake\n    file: {store}\n"
+        "secrets:\n  A: fake:app#a\n"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen: list[bool] = []
+    _collect.pause(freeze=True)
+    try:
+        session = Session(str(spec), None)
+        real_resolve = __import__("jobsecrets.pipeline", fromlist=["resolve"]).resolve
+
+        def watching(*args: object, **kwargs: object) -> object:
+            seen.append(gc.isenabled())
+            return real_resolve(*args, **kwargs)
+
+        monkeypatch.setattr("jobsecrets.pipeline.resolve", watching)
+        resolution = resolve_checked(session, "export", None)
+        assert [v.name for v in resolution.variables] == ["A"]
+        assert seen == [False], "collection ran during resolution"
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        session.finish()
+    finally:
+        _collect.resume()
+        gc.unfreeze()
+        gc.enable()
