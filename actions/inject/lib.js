@@ -111,8 +111,7 @@ function lockGroups(root) {
 }
 
 /**
- * The lock groups a spec needs, from its text, or null when that cannot be told (then the base
- * install, what `pip install jobsecrets` has, is used).
+ * The lock groups a spec needs, from its text.
  *
  * No YAML parser here (the action has no npm dependencies, and parsing the spec in Python would
  * need PyYAML installed first: a second pip run, ~1 s more measured). Instead an over-estimate that
@@ -120,31 +119,35 @@ function lockGroups(root) {
  * the text has `type: T` (a declared backend), or `T:` anywhere (a backend named like its type,
  * which needs no `type:`, or a reference `T:path` to the implicit backend of that type), or a vals
  * form `ref+T://`. A word `type` followed by a colon whose value is not a plain name, or names a
- * type with no lock here (a third party's backend), gives null. Installing a group too many only
- * costs time; one too few is impossible short of YAML escapes spelling a type's name, and then the
- * CLI fails naming the missing module.
+ * type with no lock here (a third party's backend), adds the base install (what `pip install
+ * jobsecrets` has). Installing a group too many only costs time; one too few is impossible short
+ * of YAML escapes spelling a type's name, and then the CLI fails naming the missing module.
  */
 function specGroups(text, locked) {
   const groups = new Set(['core']);
   const types = locked.filter((g) => g !== 'core');
   const escape = (word) => word.replace(/[-]/g, '\\-');
-  // `type` as a key (maybe quoted) and what follows its colon, on the same line.
-  // (The value is captured in a lookahead, so `{a: {type: vault}, b: {type: aws}}` gives both.)
-  const typeKey = /(?:^|[\s{,"'])type["']?[ \t]*:(?=([^\n]*))/g;
+  let certain = true;
+  // `type` as a key (maybe quoted) and the start of what follows its colon on the same line,
+  // captured in a lookahead (so `{a: {type: vault}, b: {type: aws}}` gives both) and bounded
+  // (a long flow-style line with many `type:` stays linear).
+  const typeKey = /(?:^|[\s{,"'])type["']?[ \t]*:(?=([^\n]{0,200}))/g;
+  const plainName = /^[ \t]*(?:!!str[ \t]+)?(["']?)([A-Za-z][A-Za-z0-9_-]*)\1[ \t]*(?:$|[,}#\s])/;
   for (const match of text.matchAll(typeKey)) {
-    const value = /^[ \t]*(?:!!str[ \t]+)?(["']?)([A-Za-z][A-Za-z0-9_-]*)\1[ \t]*(?:$|[,}#\s])/.exec(match[1]);
-    if (!value) return null;
-    if (types.includes(value[2])) groups.add(value[2]);
-    else if (!CORE_TYPES.includes(value[2])) return null;
+    const value = plainName.exec(match[1]);
+    if (value && types.includes(value[2])) groups.add(value[2]);
+    else if (!value || !CORE_TYPES.includes(value[2])) certain = false;
   }
   for (const type of types) {
     const words = [type, ...(TYPE_ALIASES[type] ?? [])].map(escape).join('|');
     if (new RegExp(`(?:^|[^A-Za-z0-9_-])(?:${words})["']?[ \\t]*:`).test(text)) groups.add(type);
   }
+  if (!certain) for (const group of BASE_GROUPS) groups.add(group);
   return [...groups].sort();
 }
 
-/** The lock groups for the spec at `specPath` (see specGroups); null when it cannot be read. */
+/** The lock groups for the spec at `specPath` (see specGroups); null (the base install) when it
+ * cannot be read. */
 function specGroupsOf(specPath, locked) {
   let text;
   try {
@@ -362,7 +365,8 @@ async function ensureInstalled(groups = null, extras = []) {
   const reusable = reusableInstall(cacheRoot, prefix, label);
   if (reusable) {
     const venvPython = path.join(reusable, 'bin', 'python');
-    return { venvPython, venv: reusable, cached: true, groups: [...wanted].sort(), seconds: (Date.now() - started) / 1000 };
+    const seconds = (Date.now() - started) / 1000;
+    return { venvPython, venv: reusable, cached: true, groups: [...wanted].sort(), seconds };
   }
   const venv = path.join(cacheRoot, prefix + label);
   const venvPython = path.join(venv, 'bin', 'python');
@@ -401,7 +405,8 @@ async function ensureInstalled(groups = null, extras = []) {
         { env: { ...process.env, PIP_REQUIRE_VIRTUALENV: '0' } }
       );
     const lockGroupsWanted = [...wanted].filter((g) => locked.includes(g)).sort();
-    const locks = lockGroupsWanted.length === wanted.size ? usableLocks(REPO_ROOT, project, lockGroupsWanted) : null;
+    const locks =
+      lockGroupsWanted.length === wanted.size ? usableLocks(REPO_ROOT, project, lockGroupsWanted) : null;
     let result = { code: 1, stderr: '' };
     const uv = locks ? findUv() : null;
     if (uv) {
@@ -455,7 +460,10 @@ async function ensureInstalled(groups = null, extras = []) {
     if (result.code !== 0) {
       // Resolved by pip: the base dependencies and the extras of the groups that are extras.
       const extrasOfGroups = [...wanted].filter((g) => g in project.optional);
-      result = await pipInstall([...project.dependencies, ...extraRequirements(project, extrasOfGroups)]);
+      result = await pipInstall([
+        ...project.dependencies,
+        ...extraRequirements(project, extrasOfGroups),
+      ]);
     }
     const code = result.code;
     if (code !== 0) throw new Error(`installing jobsecrets' dependencies failed (pip exit ${code})`);
@@ -479,7 +487,8 @@ async function ensureInstalled(groups = null, extras = []) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds: (Date.now() - started) / 1000 };
+  const seconds = (Date.now() - started) / 1000;
+  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds };
 }
 
 /**
@@ -504,7 +513,9 @@ function findUv(env = process.env) {
 /** The environment for uv: the index pip is told to use through the environment, if uv has none. */
 function uvEnv(env) {
   const out = { ...env };
-  if (env.PIP_INDEX_URL && !env.UV_INDEX_URL && !env.UV_DEFAULT_INDEX) out.UV_INDEX_URL = env.PIP_INDEX_URL;
+  if (env.PIP_INDEX_URL && !env.UV_INDEX_URL && !env.UV_DEFAULT_INDEX) {
+    out.UV_INDEX_URL = env.PIP_INDEX_URL;
+  }
   if (env.PIP_EXTRA_INDEX_URL && !env.UV_EXTRA_INDEX_URL && !env.UV_INDEX) {
     out.UV_EXTRA_INDEX_URL = env.PIP_EXTRA_INDEX_URL;
   }
@@ -523,7 +534,9 @@ function keepsBytecode(savedByCache = false, env = process.env) {
   if (env.JOBSECRETS_BYTECODE === 'true' || env.JOBSECRETS_BYTECODE === 'false') {
     return env.JOBSECRETS_BYTECODE === 'true';
   }
-  return env.RUNNER_ENVIRONMENT !== 'github-hosted' || Boolean(env.JOBSECRETS_TOOL_CACHE) || savedByCache;
+  return (
+    env.RUNNER_ENVIRONMENT !== 'github-hosted' || Boolean(env.JOBSECRETS_TOOL_CACHE) || savedByCache
+  );
 }
 
 /**
