@@ -565,6 +565,12 @@ class VaultBackend(Backend):
                 self._client = self._new_client(token)
                 log.debug("backend %r: token from %s", self.name, self.token_source)
                 return
+            # The CI identity token's round trips overlap hvac's import (in _new_client).
+            identity = (
+                self.identity_soon(self.auth.get("audience"))
+                if method == "jwt" and self.context.identity is not None
+                else None
+            )
             self._client = self._new_client()
             try:
                 if method == "approle":
@@ -577,12 +583,9 @@ class VaultBackend(Backend):
                         ),
                     }
                 elif method == "jwt":
-                    if self.context.identity is None:
+                    if identity is None:
                         raise IdentityError("no CI identity is available for jwt login")
-                    payload = {
-                        "role": self.auth["role"],
-                        "jwt": self.context.identity(self.auth.get("audience")),
-                    }
+                    payload = {"role": self.auth["role"], "jwt": identity()}
                 else:
                     payload = {"role": self.auth["role"], "jwt": self._k8s_token()}
                 mount = str(self.auth.get("mount", method)).strip("/")
