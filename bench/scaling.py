@@ -220,7 +220,7 @@ def render(summary: Mapping[str, Any], raw: Mapping[str, Any], command: str) -> 
         "times larger takes about ten times the time above the baseline, not a hundred. "
         "Here that constant is about 1 ms per variable, most of it CPU (hvac and requests for "
         "each Vault read, on the same 2 cores as the OpenBao and moto servers); a Vault read "
-        "is one request per path, 64 at a time by default (`settings: {concurrency: ...}`).",
+        "is one request per path, 100 at a time by default (`settings: {concurrency: ...}`).",
         "",
         "Memory: `export` stays close to the baseline. `run` also builds the automaton that "
         "masks every form of every value in the command's output (when the output is first "

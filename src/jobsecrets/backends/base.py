@@ -163,7 +163,7 @@ class BackendContext:
     spec_dir: str = "."
     sleep: Callable[[float], None] = time.sleep
     #: Reads a backend may run at once (``settings.concurrency``): size connection pools by it.
-    concurrency: int = 64
+    concurrency: int = 100
     lookup: Callable[[str], str | bytes] | None = None
     local: bool = False
 
