@@ -350,6 +350,7 @@ class VaultBackend(Backend):
 
     def _new_client(self, token: str | None = None) -> hvac.Client:
         import hvac
+        import requests
         import requests.adapters
 
         if not self.address:
@@ -364,13 +365,23 @@ class VaultBackend(Backend):
                 f"with http:// or https:// (got {clean_text(self.address, 60)!r})",
                 hint="e.g. VAULT_ADDR=https://vault.example.com:8200",
             )
+        # What requests would take from the environment on every request (a proxy for this
+        # address unless $NO_PROXY says otherwise, $REQUESTS_CA_BUNDLE when verifying), taken
+        # once: with trust_env, each request walks the whole environment twice and looks for a
+        # ~/.netrc, ~0.2 ms of CPU per read (0.5 s at 2,500 reads). A ~/.netrc login is not sent:
+        # Vault signs requests with its token header.
+        settings = requests.Session().merge_environment_settings(
+            self.address, {}, None, self._verify(), None
+        )
         client = hvac.Client(
             url=self.address,
             token=token,
-            verify=self._verify(),
+            verify=settings["verify"],
+            proxies=settings["proxies"] or None,
             namespace=self.namespace,
             timeout=self.context.timeout,
         )
+        client.adapter.session.trust_env = False
         # One pooled session for every read: resolution runs many reads at once on one connection pool.
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=4, pool_maxsize=max(4, self.context.concurrency)
