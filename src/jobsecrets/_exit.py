@@ -24,7 +24,8 @@ path (``run``, ``export``, ``revoke``; see ``cli.NO_TEARDOWN``), ``exit_process(
 teardown=False)`` ends the same way as with stragglers: the ``atexit`` handlers run (logging's
 flush, ``weakref.finalize`` hooks, a coverage tool's save), the standard streams are flushed,
 and ``os._exit``. Our own files are closed by then (the ledger, the state file, the audit log and
-the outputs are each written and closed by the command).
+the outputs are each written and closed by the command). Under a profiler or a tracer (coverage,
+a debugger), which may report after the program returns, the process ends the ordinary way.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def exit_process(code: int | str | None, *, teardown: bool = True) -> NoReturn:
         for thread in stragglers:
             thread.join(max(0.0, end - time.monotonic()))
     stuck = bool(_stragglers())
-    if teardown and not stuck:
+    # A profiler or coverage tool that reports when the program returns (not from atexit)
+    # would lose its report: a traced or profiled process ends the ordinary way.
+    traced = sys.gettrace() is not None or sys.getprofile() is not None
+    if (teardown or traced) and not stuck:
         sys.exit(code)
     if isinstance(code, str):
         print(code, file=sys.stderr)

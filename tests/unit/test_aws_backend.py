@@ -428,6 +428,32 @@ def test_role_without_identity_is_identity_error(aws: None) -> None:
         backend.login()
 
 
+def test_identity_is_fetched_while_boto3_loads_and_its_failure_still_raised(
+    sm: Any, iam: Any
+) -> None:
+    """The CI identity token is asked for from its own thread as login starts (its round trips
+    overlap boto3's import and the STS client's construction), once; an identity that fails
+    fails the login with its own error, as when it was asked for inline."""
+    import threading
+
+    role_arn = create_web_identity_role(iam, "ci-soon", policy(allow("secretsmanager:*")))
+    threads: list[str] = []
+
+    def identity(audience: str | None) -> str:
+        threads.append(threading.current_thread().name)
+        return TOKEN
+
+    logged_in(options={"role_arn": role_arn}, identity=identity)
+    assert threads == ["jobsecrets-identity-aws"]
+
+    def refused(audience: str | None) -> str:
+        raise IdentityError("the token endpoint said no")
+
+    backend = make_backend(options={"role_arn": role_arn}, identity=refused)
+    with pytest.raises(IdentityError, match="said no"):
+        backend.login()
+
+
 def test_refused_web_identity_is_auth_error_without_token(aws: None) -> None:
     backend = make_backend(
         options={"role_arn": "arn:aws:iam::123456789012:role/x"}, identity=FakeIdentity()

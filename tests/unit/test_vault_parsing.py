@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from jobsecrets.backends.vault.answers import clean_text, seconds
 
 
@@ -20,8 +25,6 @@ def test_clean_strips_c0_c1_and_bounds_length() -> None:
 
 def test_a_half_done_login_can_be_retried() -> None:
     """A login that fails before it has a token leaves no client behind to short-circuit a retry."""
-    import pytest
-
     from jobsecrets.backends.base import BackendContext
     from jobsecrets.backends.vault import VaultBackend
     from jobsecrets.errors import AuthError
@@ -33,3 +36,33 @@ def test_a_half_done_login_can_be_retried() -> None:
     assert backend.token_record() is None
     with pytest.raises(AuthError):
         backend.login()  # fails again for the same reason instead of "succeeding" without a token
+
+
+def test_the_environment_is_read_once_as_requests_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client does not walk the environment on every request (trust_env off), yet uses what
+    requests would have found there: the proxy for its address unless NO_PROXY says otherwise,
+    and REQUESTS_CA_BUNDLE when verifying."""
+    from jobsecrets.backends.base import BackendContext
+    from jobsecrets.backends.vault import VaultBackend
+
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not read here")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+
+    def client_for(address: str) -> Any:
+        backend = VaultBackend("vault", {"address": address}, BackendContext(env={}))
+        return backend._new_client("t")
+
+    session = client_for("https://vault.example:8200").adapter.session
+    assert session.trust_env is False
+    assert session.proxies.get("https") == "http://proxy.example:3128"
+    assert session.verify == str(bundle)
+
+    monkeypatch.setenv("NO_PROXY", "vault.example")
+    session = client_for("https://vault.example:8200").adapter.session
+    assert not session.proxies

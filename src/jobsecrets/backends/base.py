@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 import abc
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ..errors import BackendError, ConfigError, JobSecretsError
+from ..errors import BackendError, ConfigError, IdentityError, JobSecretsError
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class BackendContext:
     spec_dir: str = "."
     sleep: Callable[[float], None] = time.sleep
     #: Reads a backend may run at once (``settings.concurrency``): size connection pools by it.
-    concurrency: int = 64
+    concurrency: int = 100
     lookup: Callable[[str], str | bytes] | None = None
     local: bool = False
 
@@ -207,6 +208,40 @@ class Backend(abc.ABC):
     def location(self) -> str:
         """Where the store is (an address or region), for messages; ``""`` when unknown."""
         return ""
+
+    def identity_soon(self, audience: str | None) -> Callable[[], str]:
+        """Start fetching the CI identity token for ``audience`` now; call the result for it.
+
+        For a sign-in that needs the token after importing a client library: the token's round
+        trips (the CI system's token endpoint) then overlap the import instead of following it.
+        The call returns the token, or raises what fetching it raised, exactly as
+        ``context.identity(audience)`` would have at that point. Check that ``context.identity``
+        is set first (``IdentityError`` here otherwise).
+        """
+        fetch = self.context.identity
+        if fetch is None:
+            raise IdentityError(f"backend {self.name!r}: no CI identity is available")
+        outcome: list[str | BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(fetch(audience))
+            except BaseException as error:  # handed to the caller, who raises it
+                outcome.append(error)
+
+        # A daemon: if the sign-in is abandoned (deadline, signal), a token endpoint that never
+        # answers must not hold the process (the fetch has its own timeout anyway).
+        thread = threading.Thread(target=run, name=f"jobsecrets-identity-{self.name}", daemon=True)
+        thread.start()
+
+        def result() -> str:
+            thread.join()
+            got = outcome[0]
+            if isinstance(got, BaseException):
+                raise got
+            return got
+
+        return result
 
     # ---- static description: no network, no client import -------------------------------
 

@@ -81,8 +81,13 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
             for backend in ledger.backend_list()
         },
         "tokens": tokens + [dict(entry) for entry in ledger.unreadable_tokens],
+        # Field by field, not asdict(): a lease holds plain values, and asdict's recursive
+        # deep copy was half of writing the state for 2,500 leases.
         "leases": [
-            {**asdict(lease), "token_accessor": owners.get(lease.lease_id, "")}
+            {
+                **{name: getattr(lease, name) for name in _LEASE_NAMES},
+                "token_accessor": owners.get(lease.lease_id, ""),
+            }
             for lease in ledger.lease_list()
         ],
         "files": list(ledger.files),
@@ -107,7 +112,8 @@ def write_state(
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=1)
+            # One write of the whole text: json.dump writes every token of it separately.
+            handle.write(json.dumps(state, indent=1))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -208,6 +214,8 @@ def _read_state(path: str) -> dict[str, Any]:
 
 
 _LEASE_FIELDS = {f.name for f in dataclasses.fields(Lease)}
+#: The same, in declaration order (the state file's key order).
+_LEASE_NAMES = tuple(f.name for f in dataclasses.fields(Lease))
 _TOKEN_FIELDS = {f.name for f in dataclasses.fields(TokenRecord)}
 
 

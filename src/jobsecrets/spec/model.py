@@ -93,8 +93,9 @@ class Settings:
 
     timeout: int = 10
     deadline: int = 60
-    # One wave of reads for a typical job (100 paths over two stores), still bounded.
-    concurrency: int = 64
+    # One wave of reads for 100 paths in one store (Vault has no batch read: a request per
+    # path), still bounded: at most this many requests at once per store.
+    concurrency: int = 100
 
 
 @dataclass(frozen=True)
