@@ -20,7 +20,7 @@ this is one place, after everything that matters is done.
 The interpreter's teardown (clearing every module, freeing every object of hvac, requests,
 boto3 and botocore) takes 60-100 ms of a 2-core runner, after the last byte was written and the
 last lease revoked: a job waits for it and gains nothing. So for the commands on a job's critical
-path (``run``, ``export``, ``revoke``; see ``cli.NO_TEARDOWN``), ``exit_process(code,
+path (``run``, ``export``, ``revoke``; see ``cli._no_teardown``), ``exit_process(code,
 teardown=False)`` ends the same way as with stragglers: the ``atexit`` handlers run (logging's
 flush, ``weakref.finalize`` hooks, a coverage tool's save), the standard streams are flushed,
 and ``os._exit``. Our own files are closed by then (the ledger, the state file, the audit log and
