@@ -18,9 +18,11 @@ from __future__ import annotations
 __all__ = ["KeySearch", "rare_offset"]
 
 import os
+import queue
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import ahocorasick_rs
 
@@ -30,24 +32,54 @@ _DFA_MAX_KEY_BYTES = 2_000_000
 # From this size on an input is searched as two halves at once, when a core is spare.
 _SPLIT_MIN = 256 * 1024
 
+_T = TypeVar("_T")
+
+
+class _Helpers:
+    """Daemon threads that search second halves.
+
+    Not a ``ThreadPoolExecutor``: its workers are not daemons, and an idle one holds up the
+    process's end (``_exit.exit_process`` gives non-daemon threads a grace period: 0.25 s added to
+    every ``run`` whose child printed a big chunk). A search has no effect outside its result, so
+    a daemon cut off at exit loses nothing.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        for n in range(count):
+            threading.Thread(target=self._work, name=f"jobsecrets-half-{n}", daemon=True).start()
+
+    def submit(self, call: Callable[[], _T]) -> Future[_T]:
+        """Run ``call`` on a helper thread; its result (or exception) arrives in the future."""
+        future: Future[_T] = Future()
+        self._jobs.put((future, call))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, call = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as error:  # handed to the caller with the result
+                future.set_exception(error)
+
+
 _spare_lock = threading.Lock()
-_spare: threading.Semaphore | None = None
-_helper: ThreadPoolExecutor | None = None
+_spare: tuple[threading.Semaphore, _Helpers] | None = None
 
 
-def _spare_core() -> tuple[threading.Semaphore, ThreadPoolExecutor] | None:
+def _spare_core() -> tuple[threading.Semaphore, _Helpers] | None:
     """The helper threads for second halves and a count of spare cores; None on one CPU."""
-    global _spare, _helper
+    global _spare
     cores = os.cpu_count() or 1
     if cores < 2:
         return None
     with _spare_lock:
-        if _spare is None or _helper is None:
-            _spare = threading.Semaphore(cores - 1)
-            _helper = ThreadPoolExecutor(
-                max_workers=cores - 1, thread_name_prefix="jobsecrets-half"
-            )
-        return _spare, _helper
+        if _spare is None:
+            _spare = (threading.Semaphore(cores - 1), _Helpers(cores - 1))
+        return _spare
 
 
 Match = tuple[int, int, int]
@@ -144,7 +176,7 @@ class KeySearch:
             view = memoryview(data)
             mid = len(data) // 2
             lead = max(0, mid - (self.longest - 1))
-            second = pool.submit(ac.find_matches_as_indexes, view[lead:], overlapping=True)
+            second = pool.submit(lambda: ac.find_matches_as_indexes(view[lead:], overlapping=True))
             first: list[Match] = ac.find_matches_as_indexes(view[:mid], overlapping=True)
             rest = [(k, s + lead, e + lead) for k, s, e in second.result() if e + lead > mid]
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,3 +96,24 @@ def test_rare_offset_prefers_bytes_ordinary_text_lacks() -> None:
     assert rare_offset(b"xxxxAbxxxxABxxxx", 5) == 10
     # A window must fit: the rare byte near the end is not chosen.
     assert rare_offset(b"abcdefgh+", 5) in range(0, 5)
+
+
+def test_the_helpers_for_second_halves_never_hold_up_the_exit() -> None:
+    """After a search split across cores, no thread is left that the process would wait for."""
+    import threading
+
+    data = b"x" * (keysearch._SPLIT_MIN * 2)
+    KeySearch([b"needle"]).find(data)
+    waited_for = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.name.startswith("jobsecrets")
+    ]
+    assert waited_for == []
+
+
+def test_an_error_in_the_second_half_reaches_the_caller() -> None:
+    helpers = keysearch._Helpers(1)
+    with pytest.raises(ZeroDivisionError):
+        helpers.submit(lambda: 1 // 0).result(timeout=10)
+    assert helpers.submit(lambda: 42).result(timeout=10) == 42
