@@ -4,10 +4,11 @@ Both the redactor (:mod:`jobsecrets.redact`) and the leak scan (:mod:`jobsecrets
 thousands of byte strings at once: every form of every value of a job (1,000 values make ~16,000
 forms, ~0.9 MB). An Aho-Corasick automaton over all of them is big, and its speed is the speed of
 the memory it touches: ~115 MB/s for the contiguous NFA, and a DFA over them takes seconds and
-hundreds of MiB to build. So both search for a short *key* of each form instead (its first few
-bytes), with a DFA that stays small (~10,000 keys of 6 bytes: ~60,000 states, built in well under
-0.1 s, ~250 MB/s a core), and verify the whole form in Python where a key is found. Keys of random
-values almost never occur by chance, so that check costs nothing on ordinary output.
+hundreds of MiB to build. So both search for a short *key* of each form instead (a few bytes of it:
+for the redactor, where the form is least like ordinary text, :func:`rare_offset`), with a DFA that
+stays small (~16,000 keys of 5 bytes: ~22 MiB, built in ~50 ms, 250-400 MB/s a core), and verify
+the whole form in Python where a key is found. Keys of random values almost never occur by
+chance, so that check costs nothing on ordinary output.
 
 :class:`KeySearch` is that first stage: overlapping occurrences of every key, with big inputs
 searched as two halves on two cores (the Rust search releases the GIL).
@@ -26,8 +27,8 @@ from typing import Any, TypeVar
 
 import ahocorasick_rs
 
-# Above this many key bytes the automaton is a contiguous NFA: a DFA takes ~150 bytes of memory
-# per key byte and its build time grows with it (at 2 MB of keys: ~0.3 GiB).
+# Above this many key bytes the automaton is a contiguous NFA: a DFA takes ~300 bytes of memory
+# per key byte and its build time grows with it (the scan's default; the redactor sets its own).
 _DFA_MAX_KEY_BYTES = 2_000_000
 # From this size on an input is searched as two halves at once, when a core is spare.
 _SPLIT_MIN = 256 * 1024
