@@ -7,6 +7,8 @@ its database engine creates and drops real PostgreSQL roles.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 
 import hvac
 import psycopg
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jobsecrets.identity import IdentityProvider
 from jobsecrets.spec.identity import IdentityConfig
+from support.moto_server import MotoServer
 from support.oidc import GithubTokenServer, default_claims, public_pem, sign
 from support.openbao import OpenBaoServer
 from support.postgres import PostgresServer
@@ -126,3 +129,32 @@ def test_postgres_server_lifecycle() -> None:
         assert not pg.role_exists("nobody_here")
     with pytest.raises(ProcessLookupError):
         os.kill(pid or 0, 0)
+
+
+def test_moto_server_stops_even_when_stuck_in_accept() -> None:
+    """The race seen once in a full run: the serving loop blocked in ``accept`` with nothing to
+    accept, so ``ThreadedMotoServer.stop`` waited forever. Put the loop there on purpose."""
+    moto = MotoServer().start()
+    server = moto._server._server  # werkzeug's server, the socketserver loop
+    assert server is not None
+    real = server._handle_request_noblock
+    stuck = threading.Event()
+
+    def accept_twice() -> None:
+        if stuck.is_set():
+            real()
+            return
+        stuck.set()
+        first, _ = server.socket.accept()  # the connection the poll saw
+        first.close()
+        second, _ = server.socket.accept()  # nothing pending: blocks, as in the race
+        second.close()
+
+    server._handle_request_noblock = accept_twice  # type: ignore[method-assign]
+    host, port = moto._server.get_host_and_port()
+    socket.create_connection((host, port), timeout=5).close()
+    assert stuck.wait(10), "the serving loop never reached accept"
+    stopper = threading.Thread(target=moto._shutdown, daemon=True)
+    stopper.start()
+    stopper.join(20)
+    assert not stopper.is_alive(), "MotoServer did not stop while its loop was stuck in accept"

@@ -30,8 +30,11 @@ __all__ = [
     "seed_secrets",
 ]
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -77,7 +80,27 @@ class MotoServer:
         try:
             self.set_free_requests(None)
         finally:
-            self._server.stop()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        """``ThreadedMotoServer.stop``, woken up if the server is stuck in ``accept``.
+
+        socketserver's loop polls its (blocking) listening socket and then accepts; a client that
+        connected and went away in between leaves ``accept`` blocked until the next connection,
+        and ``stop`` waits for the loop forever (seen once in a full run, after the GitLab job
+        tests). A connection of our own unblocks it; the loop then sees the shutdown request.
+        """
+        host, port = self._server.get_host_and_port()
+        stopper = threading.Thread(target=self._server.stop, name="moto-stop", daemon=True)
+        stopper.start()
+        stopper.join(2)
+        for _ in range(30):
+            if not stopper.is_alive():
+                return
+            with contextlib.suppress(OSError):
+                socket.create_connection((host, port), timeout=1).close()
+            stopper.join(1)
+        raise RuntimeError(f"the moto server on port {port} did not stop")
 
     def __enter__(self) -> MotoServer:
         return self.start()
