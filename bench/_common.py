@@ -42,11 +42,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -427,3 +427,11 @@ def check_output(result: ProcessResult, n: int, what: str) -> None:
     got = json.loads(result.stdout)
     if len(got) != n:
         raise RuntimeError(f"{what} returned {len(got)} variables, expected {n}")
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Run a benchmark's ``main``, say on stderr how long the whole run took, exit with its code."""
+    started = time.monotonic()
+    code = main()
+    print(f"took {time.monotonic() - started:.0f} s", file=sys.stderr)
+    sys.exit(code)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import (
@@ -32,6 +31,7 @@ from _common import (
     machine_line,
     median,
     replace_section,
+    run_main,
     start_proxies,
     stop,
     stores,
@@ -161,7 +161,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    code = main()
-    print(f"took {time.monotonic() - started:.0f} s", file=sys.stderr)
-    sys.exit(code)
+    run_main(main)

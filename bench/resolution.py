@@ -35,7 +35,6 @@ import itertools
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from _common import (
     median,
     peak_rss_mib,
     replace_section,
+    run_main,
     stores,
     time_process,
     vault_path,
@@ -323,7 +323,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    code = main()
-    print(f"took {time.monotonic() - started:.0f} s", file=sys.stderr)
-    sys.exit(code)
+    run_main(main)

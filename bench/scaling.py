@@ -30,7 +30,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from _common import (
     machine_line,
     median,
     replace_section,
+    run_main,
     stores,
     time_process,
     time_process_rss,
@@ -303,7 +303,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    code = main()
-    print(f"took {time.monotonic() - started:.0f} s", file=sys.stderr)
-    sys.exit(code)
+    run_main(main)
