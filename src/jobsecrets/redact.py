@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
 from . import maskforms
+from .hexdumps import DumpMasker
 from .keysearch import KeySearch, rare_offset
 
 #: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
@@ -361,6 +362,8 @@ class StreamRedactor:
         self.replacement = bytes(replacement)
         self._passthrough = len(self._set) == 0
         self._pending = b""
+        # First stage: values in hex dumps (xxd, od, hexdump), which no exact pattern finds.
+        self._dumps = None if self._passthrough else DumpMasker(self._set, self.replacement)
 
     def __repr__(self) -> str:
         return f"<StreamRedactor {len(self._set)} patterns, {len(self._pending)} bytes held>"
@@ -368,7 +371,7 @@ class StreamRedactor:
     @property
     def pending(self) -> int:
         """How many bytes are currently held back."""
-        return len(self._pending)
+        return len(self._pending) + (self._dumps.pending if self._dumps is not None else 0)
 
     def _render(self, data: Buffer, end: int, spans: Sequence[tuple[int, int]]) -> bytes:
         """``data[:end]`` with every span starting before ``end`` replaced."""
@@ -390,6 +393,14 @@ class StreamRedactor:
         """Take the next chunk of the stream; return the redacted bytes safe to emit now."""
         if self._passthrough:
             return chunk if isinstance(chunk, bytes) else bytes(chunk)
+        if self._dumps is not None:
+            chunk = self._dumps.feed(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            if not chunk:
+                return b""
+        return self._feed(chunk)
+
+    def _feed(self, chunk: Buffer) -> bytes:
+        """The pattern stage of :meth:`feed`."""
         data: Buffer = self._pending + chunk if self._pending else chunk
         n = len(data)
         cut = self._set.hold_start(data)
@@ -411,10 +422,15 @@ class StreamRedactor:
 
     def flush(self) -> bytes:
         """End of stream: return everything still held back, redacted."""
+        out = b""
+        if self._dumps is not None:
+            rest = self._dumps.flush()
+            if rest:
+                out = self._feed(rest)
         data, self._pending = self._pending, b""
         if not data:
-            return b""
-        return self._render(data, len(data), self._set.spans(data))
+            return out
+        return out + self._render(data, len(data), self._set.spans(data))
 
 
 def _to_bytes(value: bytes | str) -> bytes:

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.redact": 0,
     "jobsecrets.maskforms": 0,
     "jobsecrets.keysearch": 0,
+    "jobsecrets.hexdumps": 0,
     "jobsecrets.recorded": 0,
     "jobsecrets._exit": 0,
     "jobsecrets._collect": 0,

@@ -1,0 +1,445 @@
+"""Hex dumps in a stream: secrets found in the bytes a dump shows, masked in its columns.
+
+``xxd``, ``hexdump -C``/``hd``, ``hexdump``, ``od -x``/``-t x1``/``-t x2``/``-t x4``/``-c``
+and ``od -A x -t x1z`` print a value 16 bytes (or 8, or 32...) per line, each byte as hex digits
+and often once more in an ASCII column. No exact pattern finds a value there: its hex is cut by
+spaces and line addresses at an offset that depends on where it sits in the file, and the ASCII
+column shows it in slices. So dumps are decoded: :class:`DumpMasker` recognises the lines of a
+dump, joins the bytes they show, looks for every masked form in those bytes (the same
+:class:`~jobsecrets.redact.PatternSet` the redactor uses) and replaces, in each line a match
+touches, the hex of the matched bytes and their slice of the ASCII column.
+
+What is recognised, on purpose narrowly so that ordinary output is never held or changed:
+
+* a dump starts with the line of address 0 (six to sixteen ``0``, then ``:`` or a space), at the
+  start of a line or after any prefix (``docker build``'s ``#5 0.123``); its later lines have
+  their address at the same column;
+* a line is the address, then hex groups of one width (2, 4 or 8 digits; the last may be
+  shorter) separated by spaces, then nothing, ``|ascii|``, ``>ascii<`` or the ASCII column
+  (``xxd``), which must show exactly the bytes the groups give (``.`` for the unprintable); or
+  the address then ``od -c`` cells of four characters; or ``*`` (repeated lines left out);
+* groups wider than one byte are read in the order the ASCII column confirms, else as ``xxd``
+  (big-endian) writes them after ``addr:`` and as ``od``/``hexdump`` (little-endian) do otherwise;
+* the dump ends at the first line that is none of these.
+
+A line of a dump is held only while the bytes shown so far end in something that may still
+become a masked form, exactly as the redactor holds a stream's end; an incomplete line is held
+while it may still be a dump line. Not recognised: ``xxd -p`` and ``od -An`` (no addresses:
+their hex is still masked where a whole hex form sits on one line), dumps that do not start at
+address 0 (``xxd -s``, ``tail`` of a dump), and ``xxd -e``'s last line when it is short.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DumpLine", "DumpMasker", "Matcher", "parse_dump_line"]
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+#: A dump's first address: six (``od -A x``) to sixteen zeros.
+_TRIGGER = b"000000"
+_HEX = b"0123456789abcdefABCDEF"
+_ALNUM = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ADDRESS = re.compile(rb"([0-9A-Fa-f]{6,16})(:?)( +)")
+_ADDRESS_ONLY = re.compile(rb"[0-9A-Fa-f]{6,16}")
+_GROUP = re.compile(rb"[0-9A-Fa-f]{2,16}")
+# od -c cells: a printable character, a backslash escape or three octal digits, right-aligned
+# in four columns; four spaces are a space.
+_OD_CELL = re.compile(rb"   [\x21-\x7e]|  \\[0abfnrtv]| [0-7]{3}|    ")
+_OD_ESCAPES = {
+    ord("0"): 0,
+    ord("a"): 7,
+    ord("b"): 8,
+    ord("f"): 12,
+    ord("n"): 10,
+    ord("r"): 13,
+    ord("t"): 9,
+    ord("v"): 11,
+}
+#: Where a dump's first line may start: its address, after a line start or white space (a
+#: prefix such as a timestamp ends in one), then ``:`` or a space. The look-behind follows the
+#: literal so that the search runs at the speed of a literal search.
+_CANDIDATE = re.compile(rb"000000(?<![^\s]000000)0{0,10}[: ]")
+_SPACE = frozenset(b" \t\n\r\f\v")
+#: An unfinished line longer than this is not held as a possible dump line.
+_MAX_LINE = 1 << 16
+
+
+class Matcher(Protocol):
+    """What :class:`DumpMasker` needs of the redactor's pattern set."""
+
+    def spans_and_hold(self, data: bytes) -> tuple[list[tuple[int, int]], int]:
+        """Disjoint ``[start, end)`` matches, and where a wrapped match may go on."""
+
+    def hold_start(self, data: bytes) -> int:
+        """Start of the longest end of ``data`` that may still grow into a match."""
+
+
+@dataclass(frozen=True)
+class DumpLine:
+    """One line of a dump: the bytes it shows and where each of them is printed.
+
+    ``cells[i]`` is the ``[start, end)`` of the characters of the group that shows byte ``i``
+    (positions in the text given to :func:`parse_dump_line`); ``ascii_at`` is where the ASCII
+    column starts (byte ``i`` is printed at ``ascii_at + i``), or ``None`` when there is none.
+    """
+
+    address: int
+    data: bytes
+    cells: tuple[tuple[int, int], ...]
+    ascii_at: int | None
+
+
+def _shown(byte: int) -> int:
+    """How an ASCII column shows ``byte``."""
+    return byte if 0x20 <= byte < 0x7F else 0x2E
+
+
+def _ascii_shows(column: bytes, data: bytes) -> bool:
+    return len(column) == len(data) and all(
+        c == _shown(b) for c, b in zip(column, data, strict=True)
+    )
+
+
+def _group_bytes(digits: bytes, little: bool) -> bytes:
+    raw = bytes.fromhex(digits.decode("ascii"))
+    return raw[::-1] if little else raw
+
+
+def _parse_groups(
+    text: bytes, start: int, colon: bool
+) -> tuple[bytes, tuple[tuple[int, int], ...], int | None] | None:
+    """The hex groups and ASCII column of ``text[start:]``, or ``None`` if it is not one."""
+    groups: list[tuple[int, int]] = []
+    pos, n = start, len(text)
+    width = 0
+    # Every place the groups may end (before a run of two or more spaces, or at the end): the
+    # ASCII column can itself look like groups, so each place is tried, the first that fits wins.
+    ends: list[int] = []
+    while pos < n:
+        m = _GROUP.match(text, pos)
+        if m is None or (m.end() < n and text[m.end()] != 0x20):
+            break
+        size = m.end() - m.start()
+        if size % 2 or (width and size > width):
+            break
+        if width and groups and groups[-1][1] - groups[-1][0] < width:
+            break  # only the last group may be shorter
+        width = width or size
+        groups.append((m.start(), m.end()))
+        pos = m.end()
+        spaces = 0
+        while pos < n and text[pos] == 0x20:
+            pos += 1
+            spaces += 1
+        if spaces != 1 or pos == n:
+            ends.append(len(groups))
+    for count in ends:
+        chosen = groups[:count]
+        after = chosen[-1][1]
+        rest = text[after:]
+        for little in (False, True) if width > 2 else (False,):
+            data = b"".join(_group_bytes(text[s:e], little) for s, e in chosen)
+            ascii_at = _ascii_column(text, after, rest, data)
+            if ascii_at == -1:
+                continue
+            if ascii_at is None and width > 2 and little == colon:
+                # No column to confirm the order: xxd (``addr:``) is big-endian, od/hexdump
+                # little-endian.
+                continue
+            cells = tuple(cell for s, e in chosen for cell in [(s, e)] * ((e - s) // 2))
+            return data, cells, ascii_at
+    return None
+
+
+def _ascii_column(text: bytes, after: int, rest: bytes, data: bytes) -> int | None:
+    """Start of the ASCII column after the groups; ``None``: none; ``-1``: not a dump line."""
+    stripped = rest.strip(b" ")
+    if not stripped:
+        return None
+    if len(stripped) >= 2 and (
+        (stripped[0] == 0x7C and stripped[-1] == 0x7C)
+        or (stripped[0] == 0x3E and stripped[-1] == 0x3C)
+    ):
+        # hexdump -C's |column| and od -z's >column<.
+        at = after + len(rest) - len(rest.lstrip(b" ")) + 1
+        return at if _ascii_shows(text[at : at + len(stripped) - 2], data) else -1
+    # xxd: the column is the line's last len(data) characters, after at least two spaces.
+    at = len(text) - len(data)
+    if at - after >= 2 and not text[after:at].strip(b" ") and _ascii_shows(text[at:], data):
+        return at
+    return -1
+
+
+def _parse_od_chars(text: bytes, start: int) -> tuple[bytes, tuple[tuple[int, int], ...]] | None:
+    """``od -c`` cells after the address (which ends at ``start``), or ``None``."""
+    if (len(text) - start) % 4 or len(text) == start:
+        return None
+    data = bytearray()
+    cells: list[tuple[int, int]] = []
+    for pos in range(start, len(text), 4):
+        if _OD_CELL.fullmatch(text, pos, pos + 4) is None:
+            return None
+        cell = text[pos : pos + 4]
+        if cell == b"    ":
+            data.append(0x20)
+        elif cell[2] == 0x5C:  # backslash escape
+            data.append(_OD_ESCAPES[cell[3]])
+        elif cell[0] == 0x20 and cell[1] != 0x20:
+            value = int(cell[1:], 8)
+            if value > 0xFF:
+                return None
+            data.append(value)
+        else:
+            data.append(cell[3])
+        cells.append((pos, pos + 4))
+    return bytes(data), tuple(cells)
+
+
+def parse_dump_line(text: bytes) -> DumpLine | None:
+    """``text`` (one line, without its line end) read as a line of a hex dump, or ``None``."""
+    if text == b"*":
+        return DumpLine(-1, b"", (), None)
+    if _ADDRESS_ONLY.fullmatch(text):
+        return DumpLine(int(text, 16), b"", (), None)  # od/hexdump: the end address
+    m = _ADDRESS.match(text)
+    if m is None:
+        return None
+    address = int(m.group(1), 16)
+    colon = bool(m.group(2))
+    parsed = _parse_groups(text, m.end(), colon)
+    if parsed is not None:
+        data, cells, ascii_at = parsed
+        return DumpLine(address, data, cells, ascii_at)
+    if not colon:
+        # od -c: the cells start right after the address (the first one begins with spaces).
+        chars = _parse_od_chars(text, m.start(3))
+        if chars is not None:
+            return DumpLine(address, chars[0], chars[1], None)
+    return None
+
+
+def _line_text(raw: bytes) -> bytes:
+    """A line without its end (``\\n``, ``\\r\\n``, ``\\r\\r\\n``: a pty's)."""
+    return raw.rstrip(b"\r\n")
+
+
+@dataclass
+class _Held:
+    """A dump line waiting to be passed on: its bytes as printed, and what it shows."""
+
+    raw: bytes
+    column: int  # where the dump part starts in ``raw``
+    line: DumpLine
+
+
+class DumpMasker:
+    """The hex-dump stage of a redactor: passes a stream on with values in dumps masked.
+
+    :meth:`feed` returns what may be passed on now (to the pattern stage, which masks the
+    rest); :meth:`flush` returns the rest at the end of the stream.
+    """
+
+    def __init__(self, matcher: Matcher, replacement: bytes) -> None:
+        self._matcher = matcher
+        self._replacement = replacement
+        # Not passed on yet: the held dump lines, then an unfinished piece (the "tail").
+        self._pending = b""
+        self._held: list[_Held] = []
+        self._held_size = 0
+        self._column = -1  # column of the current dump's addresses; -1 outside a dump
+        # Where the tail (or the next chunk, when nothing is held) starts: its column in its
+        # line, and the byte before it.
+        self._col0 = 0
+        self._prev = 0x0A
+
+    @property
+    def pending(self) -> int:
+        """How many bytes are held back."""
+        return len(self._pending)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take the next chunk; return what may be passed on now."""
+        if (
+            not self._pending
+            and self._column < 0
+            and (not chunk or chunk[-1] != 0x30)  # no run of zeros at the end to wait on
+            and _CANDIDATE.search(chunk) is None
+        ):
+            self._advance(chunk, 0, len(chunk))
+            return chunk
+        data = self._pending + chunk if self._pending else chunk
+        out: list[bytes] = []
+        pos = self._held_size
+        first_line = -1  # where a dump's first line starts (its address is at column 0 there)
+        while pos < len(data):
+            if self._column < 0:
+                begin, column = self._find_start(data, pos)
+                out.append(data[pos:begin])
+                self._advance(data, pos, begin)
+                pos = begin
+                if column < 0:
+                    break
+                self._column, first_line = column, begin
+            nl = data.find(b"\n", pos)
+            column = 0 if pos == first_line else self._column
+            if nl < 0:
+                if self._may_continue(data[pos:], column):
+                    break
+                self._end_dump(out)
+                continue
+            text = _line_text(data[pos : nl + 1])
+            parsed = parse_dump_line(text[column:]) if len(text) > column else None
+            if parsed is None:
+                self._end_dump(out)
+                continue
+            self._held.append(_Held(data[pos : nl + 1], column, parsed))
+            self._held_size += nl + 1 - pos
+            pos = nl + 1
+            self._col0, self._prev = 0, 0x0A
+        if self._column >= 0:
+            self._pass_lines(out, final=False)
+        self._pending = b"".join(h.raw for h in self._held) + data[pos:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """End of the stream: everything held, masked."""
+        out: list[bytes] = []
+        tail = self._pending[self._held_size :]
+        if tail:
+            # The stream may end in a dump line without its line end.
+            column = self._column if self._column >= 0 else 0
+            text = _line_text(tail)
+            parsed = parse_dump_line(text[column:]) if len(text) > column else None
+            if parsed is not None and (self._column >= 0 or (parsed.address == 0 and parsed.data)):
+                self._held.append(_Held(tail, column, parsed))
+                tail = b""
+        self._pass_lines(out, final=True)
+        out.append(tail)
+        self._pending = b""
+        self._column = -1
+        self._advance(tail, 0, len(tail))
+        return b"".join(out)
+
+    def _advance(self, data: bytes, start: int, end: int) -> None:
+        """Note that ``data[start:end]`` was passed on (where the next byte sits in its line)."""
+        if end <= start:
+            return
+        nl = data.rfind(b"\n", start, end)
+        self._col0 = end - nl - 1 if nl >= 0 else self._col0 + end - start
+        self._prev = data[end - 1]
+
+    def _find_start(self, data: bytes, pos: int) -> tuple[int, int]:
+        """Where ordinary text from ``pos`` ends, and the column of the dump that starts there.
+
+        The column is -1 when no dump starts: then ``data[end:]`` is an unfinished line that
+        may still become a dump's first line (held), or ``end`` is ``len(data)``.
+        """
+        n = len(data)
+        for m in _CANDIDATE.finditer(data, pos):
+            t = m.start()
+            if t == 0 and self._prev not in _SPACE:
+                continue
+            nl = data.find(b"\n", t)
+            if nl < 0:
+                if n - t <= _MAX_LINE:
+                    return t, -1
+                break
+            parsed = parse_dump_line(_line_text(data[t : nl + 1]))
+            if parsed is not None and parsed.address == 0 and parsed.data:
+                line = data.rfind(b"\n", pos, t)
+                return t, t - line - 1 if line >= 0 else self._col0 + t - pos
+        # A run of zeros at the very end may still become a first address.
+        if data.endswith(b"0"):
+            zeros = n - len(data.rstrip(b"0"))
+            start = n - zeros
+            if zeros <= 16 and start >= pos:
+                before = data[start - 1] if start > 0 else self._prev
+                if before in _SPACE:
+                    return start, -1
+        return n, -1
+
+    def _may_continue(self, partial: bytes, column: int) -> bool:
+        """Whether an unfinished line may still be a line of the current dump."""
+        if len(partial) > _MAX_LINE:
+            return False
+        body = partial.rstrip(b"\r")[column:]
+        if not body:
+            return True
+        if body[:1] == b"*":
+            return len(body) == 1
+        return all(c in _HEX for c in body[:6])
+
+    def _end_dump(self, out: list[bytes]) -> None:
+        self._pass_lines(out, final=True)
+        self._column = -1
+
+    def _pass_lines(self, out: list[bytes], *, final: bool) -> None:
+        """Mask the held lines and pass on those no later line can change."""
+        if not self._held:
+            return
+        shown = b"".join(h.line.data for h in self._held)
+        spans, hold = self._matcher.spans_and_hold(shown)
+        cut = len(shown)
+        if not final:
+            cut = min(cut, hold, self._matcher.hold_start(shown))
+            for start, end in spans:
+                if end > cut:
+                    cut = min(cut, start)
+                    break
+        starts: list[int] = []
+        offset = 0
+        for held in self._held:
+            starts.append(offset)
+            offset += len(held.line.data)
+        # Lines are passed whole: keep from the line that holds the cut, and further back while
+        # a match runs from a passed line into a kept one (it is found again next time only
+        # if all of it is still held).
+        keep = len(self._held)
+        while True:
+            keep = next(
+                (i for i, h in enumerate(self._held) if starts[i] + len(h.line.data) > cut),
+                len(self._held),
+            )
+            if keep == len(self._held):
+                break
+            crossing = [s for s, e in spans if s < starts[keep] < e]
+            if not crossing:
+                break
+            cut = min(crossing)
+        for index in range(keep):
+            out.append(self._mask(self._held[index], starts[index], spans))
+        self._held = self._held[keep:]
+        self._held_size = sum(len(h.raw) for h in self._held)
+
+    def _mask(self, held: _Held, offset: int, spans: list[tuple[int, int]]) -> bytes:
+        """``held``'s line with the bytes of ``spans`` (positions in the joined bytes) masked."""
+        line = held.line
+        size = len(line.data)
+        ranges: list[tuple[int, int]] = []
+        for start, end in spans:
+            lo, hi = max(start - offset, 0), min(end - offset, size)
+            if lo >= hi:
+                continue
+            ranges.append((line.cells[lo][0], line.cells[hi - 1][1]))
+            if line.ascii_at is not None:
+                ranges.append((line.ascii_at + lo, line.ascii_at + hi))
+        if not ranges:
+            return held.raw
+        ranges.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in ranges:
+            if merged and start < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        raw, base = held.raw, held.column
+        pieces: list[bytes] = []
+        pos = 0
+        for start, end in merged:
+            pieces.append(raw[pos : base + start])
+            pieces.append(self._replacement)
+            pos = base + end
+        pieces.append(raw[pos:])
+        return b"".join(pieces)

@@ -1,0 +1,298 @@
+"""Hex dumps printed by the real tools (xxd, hexdump, od) are masked, and nothing else is touched.
+
+The oracle does not use the module under test: the value is made of letters that never appear in
+the dump's other bytes, its structure or its addresses, so "the value leaked" is decided by
+looking for any of its bytes in the output: as a character (the ASCII columns, ``od -c``) or as
+a byte spelled by a hex group (every group but the line's address). The surrounding bytes are
+control and high bytes, which every tool shows as ``.`` or octal.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jobsecrets.hexdumps import parse_dump_line
+from jobsecrets.redact import MaskList, StreamRedactor
+from support.cli import clean_env
+
+#: The value's alphabet: no hex digit, none of od -c's escape letters (a b f n r t v), no P
+#: (0x50, an address byte), nothing an ASCII column prints for another byte.
+VALUE_LETTERS = b"GHIJKLMNOQRSTUVWXYZghijklmopqsuwxyz-_"
+#: Bytes around the value: shown as "." in every ASCII column, as octal or escapes by od -c.
+OTHER_BYTES = bytes([*range(0, 0x20), *range(0x80, 0x100)])
+
+TOOLS = [
+    "xxd",
+    "xxd -g1",
+    "xxd -u",
+    "xxd -c 32",
+    "xxd -c 8 -g4",
+    "xxd -e",
+    "hexdump -C",
+    "hd",
+    "hexdump",
+    "od -x",
+    "od -t x1",
+    "od -t x2",
+    "od -t x4",
+    "od -A x -t x1z",
+    "od -c",
+]
+
+
+def tool_path(name: str) -> str:
+    path = shutil.which(name)
+    # .ci/run installs xxd and bsdextrautils (hexdump, hd); od is coreutils.
+    assert path is not None, f"{name} is not installed (see .ci/run)"
+    return path
+
+
+def dump(tool: str, data: bytes, tmp_path: Path) -> bytes:
+    argv = tool.split()
+    argv[0] = tool_path(argv[0])
+    target = tmp_path / "data.bin"
+    target.write_bytes(data)
+    return subprocess.run([*argv, str(target)], check=True, capture_output=True).stdout
+
+
+def make_value(rnd: random.Random, size: int) -> bytes:
+    return bytes(rnd.choice(VALUE_LETTERS) for _ in range(size))
+
+
+def around(rnd: random.Random, size: int) -> bytes:
+    return bytes(rnd.choice(OTHER_BYTES) for _ in range(size))
+
+
+def visible_value_bytes(output: bytes, value: bytes) -> set[int]:
+    """Bytes of ``value`` the redacted dump still shows, as characters or as hex groups."""
+    letters = set(value)
+    shown = {c for c in output if c in letters and c not in b"-_"}
+    for line in output.splitlines():
+        words = line.split()
+        for word in words[1:]:  # the first word is the address
+            word = word.strip(b"|><:")
+            if len(word) >= 2 and len(word) % 2 == 0 and re.fullmatch(rb"[0-9A-Fa-f]+", word):
+                shown |= set(bytes.fromhex(word.decode())) & letters
+    return shown
+
+
+def redact_in_chunks(masks: MaskList, data: bytes, cuts: list[int]) -> bytes:
+    redactor = masks.redactor()
+    out = []
+    last = 0
+    for cut in sorted(set(cuts)):
+        out.append(redactor.feed(data[last:cut]))
+        last = cut
+    out.append(redactor.feed(data[last:]))
+    out.append(redactor.flush())
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+@pytest.mark.parametrize("size", [3, 21, 50])
+def test_a_value_in_a_dump_is_masked_at_every_offset(tool: str, size: int, tmp_path: Path) -> None:
+    rnd = random.Random(f"{tool}-{size}")
+    for offset in range(0, 34, 3 if size > 3 else 1):
+        value = make_value(rnd, size)
+        data = around(rnd, offset) + value + around(rnd, 40)
+        printed = dump(tool, data, tmp_path)
+        masks = MaskList()
+        masks.add(value, name="V")
+        whole = masks.redact(printed)
+        leaked = visible_value_bytes(whole, value)
+        assert not leaked, f"{tool}: {len(leaked)} byte(s) of the value visible at offset {offset}"
+        assert b"***" in whole
+        # Lines that show none of the value are as the tool printed them.
+        first, last = offset // 16, (offset + size - 1) // 16
+        for index, (before, after) in enumerate(
+            zip(printed.splitlines(), whole.splitlines(), strict=False)
+        ):
+            if not visible_value_bytes(before, value) and not (first <= index <= last):
+                assert before == after, f"{tool}: line {index} changed"
+        # Any split into chunks gives the same output.
+        cuts = [rnd.randrange(len(printed)) for _ in range(rnd.randrange(1, 12))]
+        assert redact_in_chunks(masks, printed, cuts) == whole, f"{tool}: chunked output differs"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_dump_without_the_value_is_unchanged(tool: str, tmp_path: Path) -> None:
+    rnd = random.Random(tool)
+    value = make_value(rnd, 24)
+    masks = MaskList()
+    masks.add(value, name="V")
+    for data in (
+        around(rnd, 100) + make_value(rnd, 24) + around(rnd, 20),  # another value
+        around(rnd, 30) + value[:-1],  # all but its last byte, at the end of the dump
+        around(rnd, 7) + value[1:] + around(rnd, 9),  # all but its first byte
+    ):
+        printed = dump(tool, data, tmp_path)
+        assert masks.redact(printed) == printed
+        cuts = [rnd.randrange(len(printed)) for _ in range(6)]
+        assert redact_in_chunks(masks, printed, cuts) == printed
+
+
+def test_a_dump_of_the_base64_of_a_value_is_masked(tmp_path: Path) -> None:
+    import base64
+
+    value = b"Kq-ZZtop_sekrit-VALUE-" + bytes(range(0x80, 0x90))
+    masks = MaskList()
+    masks.add(value, name="V")
+    printed = dump("xxd", b"token=" + base64.b64encode(value) + b"\n", tmp_path)
+    encoded = base64.b64encode(value)
+    out = masks.redact(printed)
+    assert b"***" in out
+    # No 4-character piece of the base64 is left in the ASCII column.
+    column = b"".join(line[51:] for line in out.splitlines())
+    assert not any(encoded[i : i + 4] in column for i in range(len(encoded) - 3))
+
+
+def test_a_prefixed_dump_is_masked(tmp_path: Path) -> None:
+    """docker build (BuildKit, plain progress) prefixes every line: '#5 0.123 '."""
+    rnd = random.Random(5)
+    value = make_value(rnd, 30)
+    printed = dump("hexdump -C", around(rnd, 11) + value + around(rnd, 30), tmp_path)
+    prefixed = b"".join(b"#5 0.%03d " % i + line for i, line in enumerate(printed.splitlines(True)))
+    masks = MaskList()
+    masks.add(value, name="V")
+    out = masks.redact(prefixed)
+    assert not visible_value_bytes(re.sub(rb"(?m)^#5 0\.\d{3} ", b"", out), value)
+    assert out.startswith(b"#5 0.000 00000000  ")
+
+
+def test_through_a_pty_line_ends(tmp_path: Path) -> None:
+    rnd = random.Random(7)
+    value = make_value(rnd, 40)
+    printed = dump("xxd", around(rnd, 5) + value + around(rnd, 20), tmp_path)
+    masks = MaskList()
+    masks.add(value, name="V")
+    out = masks.redact(printed.replace(b"\n", b"\r\n"))
+    assert not visible_value_bytes(out, value)
+    assert out.count(b"\r\n") == printed.count(b"\n")
+
+
+ORDINARY = [
+    b"2026-12-02T00:00:00.000000Z INFO started\n",
+    b"took 0.000000 s\n",
+    b"000000 is the count\n",
+    b"00000000: this is not a dump\n",
+    b"0000000 deadbeef but then words\n",
+    b"commit 0000000000000000000000000000000000000000\n",
+    b"   1000000 rows\n",
+    b"00000000  41 42  |AB|\n",  # the column does not match the bytes
+]
+
+
+@pytest.mark.parametrize("line", ORDINARY)
+def test_ordinary_lines_pass_unchanged_and_are_not_held(line: bytes) -> None:
+    masks = MaskList()
+    masks.add(b"Kq-ZZtop_sekrit", name="V")
+    redactor = masks.redactor()
+    out = redactor.feed(line)
+    assert out + redactor.flush() == line
+    # Nothing is held once the line is complete, unless it may be a dump's first line.
+    if parse_dump_line(line.rstrip(b"\n")) is None:
+        assert out == line
+
+
+def test_an_unfinished_line_after_a_dump_is_not_held() -> None:
+    """A prompt after a dump ('Password: ') must show at once."""
+    masks = MaskList()
+    masks.add(b"Kq-ZZtop_sekrit", name="V")
+    redactor = masks.redactor()
+    dump_text = b"00000000: 4142 4344                                ABCD\n"
+    out = redactor.feed(dump_text + b"Password: ")
+    assert out == dump_text + b"Password: "
+    assert redactor.pending == 0
+
+
+def test_a_dump_line_is_held_only_while_a_value_may_continue() -> None:
+    value = b"Kq-ZZtop_sekrit-value"
+    masks = MaskList()
+    masks.add(value, name="V")
+    redactor = StreamRedactor(masks.compiled())
+    line0 = b"00000000: 0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................\n"
+    assert redactor.feed(line0) == line0
+    # The next line ends in the value's first bytes: it waits for the line after it.
+    line1 = b"00000010: 0001 0203 0405 0607 0809 0a0b 0c4b 712d  .............Kq-\n"
+    assert redactor.feed(line1) == b""
+    line2 = b"00000020: 5a5a 746f 705f 7365 6b72 6974 2d76 616c  ZZtop_sekrit-val\n"
+    line3 = b"00000030: 7565 0a                                  ue.\n"
+    out = redactor.feed(line2) + redactor.feed(line3) + redactor.flush()
+    assert out.count(b"***") == 6
+    assert b"Kq-" not in out and b"4b71" not in out and b"7565" not in out
+
+
+def test_every_byte_value_and_random_chunks_hold(tmp_path: Path) -> None:
+    value = bytes(range(256))
+    masks = MaskList()
+    masks.add(value, name="V")
+    for tool in ("xxd", "hexdump -C", "od -t x1"):
+        printed = dump(tool, b"\xff" * 5 + value + b"\x00" * 9, tmp_path)
+        whole = masks.redact(printed)
+        hexed = re.sub(rb"\s", b"", whole)
+        # No 16-byte run of the value is spelled in hex any more.
+        assert not any(value[i : i + 4].hex().encode() in hexed for i in range(0, 252))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.binary(max_size=40),
+    after=st.binary(max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+)
+def test_any_surroundings_and_chunks(before: bytes, after: bytes, cuts: list[int]) -> None:
+    """Whatever surrounds the value, its bytes are masked in xxd's layout, in any chunks."""
+    value = b"GHz-_kqQWsuyXOMg"
+    data = before + value + after
+    lines = []
+    for start in range(0, len(data), 16):
+        piece = data[start : start + 16]
+        groups = " ".join(piece[i : i + 2].hex() for i in range(0, len(piece), 2))
+        column = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in piece)
+        lines.append(f"{start:08x}: {groups:<39}  {column}\n".encode("latin-1"))
+    printed = b"".join(lines)
+    masks = MaskList()
+    masks.add(value, name="V")
+    whole = masks.redact(printed)
+    assert redact_in_chunks(masks, printed, cuts) == whole
+    # The value's hex is gone from every line that held part of it.
+    first, last = len(before) // 16, (len(before) + len(value) - 1) // 16
+    out_lines = whole.splitlines()
+    for index in range(first, last + 1):
+        assert b"***" in out_lines[index]
+
+
+def test_the_redact_filter_masks_a_dump_from_a_real_pipe(tmp_path: Path) -> None:
+    """`xxd file | jobsecrets redact`, the value known by name as the filter is given it."""
+    rnd = random.Random(11)
+    value = make_value(rnd, 33)
+    target = tmp_path / "data.bin"
+    target.write_bytes(around(rnd, 9) + value + around(rnd, 50))
+    env = clean_env()
+    env["V"] = value.decode()
+    env["JOBSECRETS_MASK_VARS"] = "V"
+    xxd = subprocess.Popen([tool_path("xxd"), str(target)], stdout=subprocess.PIPE)
+    result = subprocess.run(
+        [sys.executable, "-m", "jobsecrets", "redact"],
+        stdin=xxd.stdout,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert xxd.stdout is not None
+    xxd.stdout.close()
+    assert xxd.wait() == 0
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-500:]
+    assert b"***" in result.stdout
+    assert not visible_value_bytes(result.stdout, value)
+    assert os.path.exists(target)
