@@ -69,3 +69,44 @@ def test_run_sample_holds(case: Case, bao: OpenBaoServer, tmp_path: Path) -> Non
     assert result.returncode == 0, "run failed"
     out = result.stdout.encode("utf-8", "surrogateescape")
     assert verdict(case, out) == "ok", f"{case.id}: {verdict(case, out)}"
+
+
+@pytest.mark.parametrize("tool", ["xxd", "hexdump -C", "od -c"])
+def test_a_hex_dump_printed_under_run_is_masked(
+    tool: str, bao: OpenBaoServer, tmp_path: Path
+) -> None:
+    """The child dumps a file holding the value (as a job inspecting a config file would)."""
+    import shutil
+
+    value = "Zq-XyWu_Ghk-MsOoQ-TUVWz"  # no hex digit: every trace of it is a letter or its hex
+    bao.client().secrets.kv.v2.create_or_update_secret(
+        "dumps/app", {"token": value}, mount_point="secret"
+    )
+    (tmp_path / "jobsecrets.yml").write_text(
+        "version: 1\nbackends:\n  vault: {type: vault}\n"
+        "secrets:\n  TOKEN: vault:secret/dumps/app#token\n"
+    )
+    argv = tool.split()
+    found = shutil.which(argv[0])
+    assert found is not None, f"{argv[0]} missing (.ci/run installs it)"
+    # The file is written by the child from its environment, so the value is in no argv.
+    script = (
+        'printf "\\001\\002\\003 = [%s]\\n\\377\\376" "$TOKEN" > dumped.bin && '
+        f"{found} {' '.join(argv[1:])} dumped.bin && rm -f dumped.bin"
+    )
+    result = jobsecrets(
+        ["run", "--", "sh", "-c", script],
+        cwd=tmp_path,
+        env={"VAULT_ADDR": bao.address, "VAULT_TOKEN": bao.root_token},
+    )
+    assert result.returncode == 0, "run failed"
+    out = result.stdout.encode("utf-8", "surrogateescape")
+    assert b"***" in out
+    letters = set(value.encode()) - set(b"-_")
+    shown = set(out) & letters
+    for line in out.splitlines():
+        for word in line.split()[1:]:
+            word = word.strip(b"|")
+            if len(word) % 2 == 0 and all(c in b"0123456789abcdef" for c in word):
+                shown |= set(bytes.fromhex(word.decode())) & letters
+    assert not shown, f"{tool}: {len(shown)} distinct byte(s) of the value visible"
