@@ -14,6 +14,7 @@ __all__ = [
     "ProcessResult",
     "Stores",
     "aws_id",
+    "bar_chart",
     "check_output",
     "floor_commands",
     "index_moto_secrets",
@@ -208,6 +209,51 @@ def replace_section(heading: str, body: str, path: Path = DOCS) -> None:
             end += 1
         lines[start:end] = section
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+
+
+def bar_chart(
+    path: Path,
+    title: str,
+    bars: Sequence[tuple[str, float]],
+    unit: str,
+    *,
+    goal: float | None = None,
+    goal_label: str = "goal",
+) -> None:
+    """Draw one horizontal bar per (label, value) into the PNG ``path``, the first being the
+    same-run baseline (grey), with each bar's value and its ratio to the baseline written on it,
+    and a dotted line at ``goal``. For the benchmarks whose result is a few numbers; the bench
+    extra (matplotlib) is imported here only, so the scripts run without it with --no-write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a CI runner
+    import matplotlib.pyplot as plt
+
+    labels = [label for label, _ in bars]
+    values = [value for _, value in bars]
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(bars) + 1.3), dpi=110)
+    colours = ["#9e9e9e"] + ["#3b75af"] * (len(bars) - 1)
+    positions = list(range(len(bars)))[::-1]
+    ax.barh(positions, values, color=colours)
+    ax.set_yticks(positions, labels, fontsize=8)
+    base = values[0] if values and values[0] else None
+    top = max([*values, goal or 0.0]) or 1.0
+    for y, value in zip(positions, values, strict=True):
+        text = f"{value:,.3g} {unit}"
+        if base:
+            text += f"  ({value / base:.2f}x)"
+        ax.text(value + top * 0.01, y, text, va="center", fontsize=8)
+    if goal is not None:
+        ax.axvline(goal, color="red", ls=":", lw=1, label=f"{goal_label}: {goal:,.3g} {unit}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlim(0, top * 1.35)
+    ax.set_xlabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # ---- the stores every resolution benchmark reads: OpenBao + moto behind the latency proxy ----------

@@ -20,11 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import DOCS, machine_line, median, replace_section, time_process
+from _common import DOCS, bar_chart, machine_line, median, replace_section, time_process
 
 PYTHON = sys.executable
 JOBSECRETS = str(Path(PYTHON).parent / "jobsecrets")
 GOAL_MS = 150.0
+PLOT = DOCS.parent / "bench-startup.png"
 
 
 def write_spec(directory: Path, n: int = 100) -> Path:
@@ -86,8 +87,24 @@ def render(times: dict[str, list[float]], runs: int, command: str) -> str:
         f"— **{verdict}**. `--version` and `--help` import click and the package's `_version` only "
         "(the package's public names load on first use, PEP 562); `plan` adds the spec parser, "
         "PyYAML and the backend registry, never hvac or boto3.",
+        "",
+        "![start-up time of each command against bare Python](bench-startup.png)",
     ]
     return "\n".join(lines)
+
+
+def plot(times: dict[str, list[float]], path: Path) -> None:
+    """One bar per command, bare Python first; the goal line is Python + GOAL_MS."""
+    bars = [(name, median(values) * 1000) for name, values in times.items()]
+    goal = bars[0][1] + GOAL_MS
+    bar_chart(
+        path,
+        "Start-up, whole processes (median)",
+        bars,
+        "ms",
+        goal=goal,
+        goal_label="goal for --version",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(times, args.runs, command)
     print(text)
     if not args.no_write:
+        plot(times, PLOT)
         replace_section("## Start-up", text, DOCS)
     return 0
 

@@ -162,3 +162,15 @@ def test_scan_bench_tree_holds_exactly_the_planted_leaks(tmp_path: Path) -> None
         ("chunk0.min.js", ("V0",)),
         ("env.gz", ("V1",)),
     ]
+
+
+def test_bar_chart_draws_a_png_scaled_to_its_bars(tmp_path: Path) -> None:
+    """The chart every small benchmark draws: a real PNG whose size follows the number of bars."""
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    _common.bar_chart(small, "t", [("base", 1.0), ("x", 2.5)], "s", goal=2.0)
+    _common.bar_chart(large, "t", [(f"b{i}", float(i + 1)) for i in range(8)], "MB/s")
+    for path in (small, large):
+        head = path.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    height = int.from_bytes(small.read_bytes()[20:24], "big")
+    assert int.from_bytes(large.read_bytes()[20:24], "big") > height
