@@ -1,7 +1,7 @@
 """Hex dumps in a stream: secrets found in the bytes a dump shows, masked in its columns.
 
-``xxd``, ``hexdump -C``/``hd``, ``hexdump``, ``od -x``/``-t x1``/``-t x2``/``-t x4``/``-c``
-and ``od -A x -t x1z`` print a value 16 bytes (or 8, or 32...) per line, each byte as hex digits
+``xxd``, ``hexdump -C``/``hd``, ``hexdump``, ``od`` (octal words), ``od -b``,
+``od -x``/``-t x1``/``-t x2``/``-t x4``/``-c`` and ``od -A x -t x1z`` print a value 16 bytes (or 8, or 32...) per line, each byte as hex digits
 and often once more in an ASCII column. No exact pattern finds a value there: its hex is cut by
 spaces and line addresses at an offset that depends on where it sits in the file, and the ASCII
 column shows it in slices. So dumps are decoded: :class:`DumpMasker` recognises the lines of a
@@ -12,12 +12,13 @@ touches, the hex of the matched bytes and their slice of the ASCII column.
 What is recognised, on purpose narrowly so that ordinary output is never held or changed:
 
 * a dump starts with the line of address 0 (six to sixteen ``0``, then ``:`` or a space), at the
-  start of a line or after any prefix (``docker build``'s ``#5 0.123``); its later lines have
-  their address at the same column;
+  start of a line or after a prefix that ends in white space (``docker build``'s ``#5 0.123``);
+  its later lines have their address at the same column;
 * a line is the address, then hex groups of one width (2, 4 or 8 digits; the last may be
   shorter) separated by spaces, then nothing, ``|ascii|``, ``>ascii<`` or the ASCII column
   (``xxd``), which must show exactly the bytes the groups give (``.`` for the unprintable); or
-  the address then ``od -c`` cells of four characters; or ``*`` (repeated lines left out);
+  the address then ``od``'s octal words or bytes, or ``od -c`` cells of four characters; or
+  ``*`` (repeated lines left out);
 * groups wider than one byte are read in the order the ASCII column confirms, else as ``xxd``
   (big-endian) writes them after ``addr:`` and as ``od``/``hexdump`` (little-endian) do otherwise;
 * the dump ends at the first line that is none of these.
@@ -37,13 +38,13 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-#: A dump's first address: six (``od -A x``) to sixteen zeros.
-_TRIGGER = b"000000"
 _HEX = b"0123456789abcdefABCDEF"
-_ALNUM = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ADDRESS = re.compile(rb"([0-9A-Fa-f]{6,16})(:?)( +)")
 _ADDRESS_ONLY = re.compile(rb"[0-9A-Fa-f]{6,16}")
 _GROUP = re.compile(rb"[0-9A-Fa-f]{2,16}")
+# od's octal words (the default, -o: six digits, 16-bit little-endian) and bytes (-b: three).
+_OCTAL_WORDS = re.compile(rb"(?: [01][0-7]{5})+ *")
+_OCTAL_BYTES = re.compile(rb"(?: [0-3][0-7]{2})+ *")
 # od -c cells: a printable character, a backslash escape or three octal digits, right-aligned
 # in four columns; four spaces are a space.
 _OD_CELL = re.compile(rb"   [\x21-\x7e]|  \\[0abfnrtv]| [0-7]{3}|    ")
@@ -197,6 +198,25 @@ def _parse_od_chars(text: bytes, start: int) -> tuple[bytes, tuple[tuple[int, in
     return bytes(data), tuple(cells)
 
 
+def _parse_octal(text: bytes, start: int) -> tuple[bytes, tuple[tuple[int, int], ...]] | None:
+    """``od``'s octal words or ``od -b``'s octal bytes after the address, or ``None``."""
+    words = _OCTAL_WORDS.fullmatch(text, start) is not None
+    if not words and _OCTAL_BYTES.fullmatch(text, start) is None:
+        return None
+    data = bytearray()
+    cells: list[tuple[int, int]] = []
+    for m in re.finditer(rb"[0-7]+", text[start:]):
+        value = int(m.group(), 8)
+        cell = (start + m.start(), start + m.end())
+        if words:
+            data += value.to_bytes(2, "little")
+            cells += [cell, cell]
+        else:
+            data.append(value)
+            cells.append(cell)
+    return bytes(data), tuple(cells)
+
+
 def parse_dump_line(text: bytes) -> DumpLine | None:
     """``text`` (one line, without its line end) read as a line of a hex dump, or ``None``."""
     if text == b"*":
@@ -208,6 +228,10 @@ def parse_dump_line(text: bytes) -> DumpLine | None:
         return None
     address = int(m.group(1), 16)
     colon = bool(m.group(2))
+    if not colon:
+        octal = _parse_octal(text, m.start(3))
+        if octal is not None:
+            return DumpLine(address, octal[0], octal[1], None)
     parsed = _parse_groups(text, m.end(), colon)
     if parsed is not None:
         data, cells, ascii_at = parsed
