@@ -41,7 +41,6 @@ from typing import Protocol
 _HEX = b"0123456789abcdefABCDEF"
 _ADDRESS = re.compile(rb"([0-9A-Fa-f]{6,16})(:?)( +)")
 _ADDRESS_ONLY = re.compile(rb"[0-9A-Fa-f]{6,16}")
-_GROUP = re.compile(rb"[0-9A-Fa-f]{2,16}")
 # od's octal words (the default, -o: six digits, 16-bit little-endian) and bytes (-b: three).
 _OCTAL_WORDS = re.compile(rb"(?: [01][0-7]{5})+ *")
 _OCTAL_BYTES = re.compile(rb"(?: [0-3][0-7]{2})+ *")
@@ -79,78 +78,86 @@ class Matcher(Protocol):
 
 @dataclass(frozen=True)
 class DumpLine:
-    """One line of a dump: the bytes it shows and where each of them is printed.
+    """One line of a dump: the bytes it shows and where they are printed.
 
-    ``cells[i]`` is the ``[start, end)`` of the characters of the group that shows byte ``i``
-    (positions in the text given to :func:`parse_dump_line`); ``ascii_at`` is where the ASCII
-    column starts (byte ``i`` is printed at ``ascii_at + i``), or ``None`` when there is none.
+    ``groups`` is the ``[start, end)`` of the hex (octal, ``od -c``) groups in the text given to
+    :func:`parse_dump_line`, ``kind`` how to read them (``"hex"``, ``"octal"``, ``"chars"``) and
+    ``size`` how many bytes each group shows; ``ascii_at`` is where the ASCII column starts (byte
+    ``i`` is printed at ``ascii_at + i``), or ``None`` when there is none.
     """
 
     address: int
     data: bytes
-    cells: tuple[tuple[int, int], ...]
-    ascii_at: int | None
+    groups: tuple[int, int] = (0, 0)
+    kind: str = "hex"
+    size: int = 1
+    ascii_at: int | None = None
+
+    def cells(self, text: bytes) -> list[tuple[int, int]]:
+        """``[start, end)`` in ``text`` of the group that shows each byte (for masking)."""
+        start, end = self.groups
+        if self.kind == "chars":
+            return [(pos, pos + 4) for pos in range(start, end, 4)][: len(self.data)]
+        out: list[tuple[int, int]] = []
+        for m in _WORD.finditer(text, start, end):
+            out += [m.span()] * (self.size if self.kind == "octal" else (m.end() - m.start()) // 2)
+        return out[: len(self.data)]
 
 
-def _shown(byte: int) -> int:
-    """How an ASCII column shows ``byte``."""
-    return byte if 0x20 <= byte < 0x7F else 0x2E
+_WORD = re.compile(rb"[^ ]+")
+#: How an ASCII column shows each byte: itself if printable, else ".".
+_SHOWN = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))
 
 
-def _ascii_shows(column: bytes, data: bytes) -> bool:
-    return len(column) == len(data) and all(
-        c == _shown(b) for c, b in zip(column, data, strict=True)
-    )
+def _reorder(data: bytes, width: int) -> bytes:
+    """``data`` read as little-endian groups of ``width`` bytes (the last may be shorter)."""
+    full = len(data) - len(data) % width
+    out = bytearray(data)
+    for k in range(width):
+        out[k:full:width] = data[width - 1 - k : full : width]
+    if full < len(data):
+        out[full:] = data[full:][::-1]
+    return bytes(out)
 
 
-def _group_bytes(digits: bytes, little: bool) -> bytes:
-    raw = bytes.fromhex(digits.decode("ascii"))
-    return raw[::-1] if little else raw
+def _parse_groups(text: bytes, start: int, colon: bool) -> DumpLine | None:
+    """The hex groups and ASCII column of ``text[start:]`` (address excluded), or ``None``.
 
-
-def _parse_groups(
-    text: bytes, start: int, colon: bool
-) -> tuple[bytes, tuple[tuple[int, int], ...], int | None] | None:
-    """The hex groups and ASCII column of ``text[start:]``, or ``None`` if it is not one."""
-    groups: list[tuple[int, int]] = []
-    pos, n = start, len(text)
-    width = 0
-    # Every place the groups may end (before a run of two or more spaces, or at the end): the
-    # ASCII column can itself look like groups, so each place is tried, the first that fits wins.
-    ends: list[int] = []
-    while pos < n:
-        m = _GROUP.match(text, pos)
-        if m is None or (m.end() < n and text[m.end()] != 0x20):
-            break
-        size = m.end() - m.start()
-        if size % 2 or (width and size > width):
-            break
-        if width and groups and groups[-1][1] - groups[-1][0] < width:
-            break  # only the last group may be shorter
-        width = width or size
-        groups.append((m.start(), m.end()))
-        pos = m.end()
-        spaces = 0
-        while pos < n and text[pos] == 0x20:
-            pos += 1
-            spaces += 1
-        if spaces != 1 or pos == n:
-            ends.append(len(groups))
-    for count in ends:
-        chosen = groups[:count]
-        after = chosen[-1][1]
-        rest = text[after:]
-        for little in (False, True) if width > 2 else (False,):
-            data = b"".join(_group_bytes(text[s:e], little) for s, e in chosen)
-            ascii_at = _ascii_column(text, after, rest, data)
+    The groups end before a run of two spaces or at the end of the line; hexdump -C has one
+    such run between its two halves, so the second run is tried too. The ASCII column can itself
+    look like groups: each place is tried, the first whose column shows the groups' bytes wins.
+    """
+    first = text.find(b"  ", start)
+    ends = [len(text)] if first < 0 else [first]
+    if first >= 0:
+        second = text.find(b"  ", first + 2)
+        ends.append(len(text) if second < 0 else second)
+    for end in ends:
+        area = text[start:end]
+        tokens = area.split()
+        if not tokens or (end == ends[-1] and end != ends[0] and area.count(b"  ") != 1):
+            continue
+        width = len(tokens[0])
+        if width % 2 or len(tokens[-1]) % 2 or len(tokens[-1]) > width or width > 16:
+            continue
+        if len(tokens) > 1 and set(map(len, tokens[:-1])) != {width}:
+            continue
+        try:
+            raw = bytes.fromhex(area.decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        rest = text[end:]
+        group = width // 2
+        readings = (raw, _reorder(raw, group)) if group > 1 else (raw,)
+        for little, data in enumerate(readings):
+            ascii_at = _ascii_column(text, end, rest, data)
             if ascii_at == -1:
                 continue
-            if ascii_at is None and width > 2 and little == colon:
+            if ascii_at is None and group > 1 and bool(little) == colon:
                 # No column to confirm the order: xxd (``addr:``) is big-endian, od/hexdump
                 # little-endian.
                 continue
-            cells = tuple(cell for s, e in chosen for cell in [(s, e)] * ((e - s) // 2))
-            return data, cells, ascii_at
+            return DumpLine(0, data, (start, end), "hex", group, ascii_at)
     return None
 
 
@@ -159,26 +166,27 @@ def _ascii_column(text: bytes, after: int, rest: bytes, data: bytes) -> int | No
     stripped = rest.strip(b" ")
     if not stripped:
         return None
+    shown = data.translate(_SHOWN)
     if len(stripped) >= 2 and (
         (stripped[0] == 0x7C and stripped[-1] == 0x7C)
         or (stripped[0] == 0x3E and stripped[-1] == 0x3C)
     ):
-        # hexdump -C's |column| and od -z's >column<.
+        # hexdump -C's |column| and od -z's >column<; else it may be xxd's, showing | or >.
         at = after + len(rest) - len(rest.lstrip(b" ")) + 1
-        return at if _ascii_shows(text[at : at + len(stripped) - 2], data) else -1
+        if text[at : at + len(stripped) - 2] == shown:
+            return at
     # xxd: the column is the line's last len(data) characters, after at least two spaces.
     at = len(text) - len(data)
-    if at - after >= 2 and not text[after:at].strip(b" ") and _ascii_shows(text[at:], data):
+    if at - after >= 2 and not text[after:at].strip(b" ") and text[at:] == shown:
         return at
     return -1
 
 
-def _parse_od_chars(text: bytes, start: int) -> tuple[bytes, tuple[tuple[int, int], ...]] | None:
+def _parse_od_chars(text: bytes, start: int) -> DumpLine | None:
     """``od -c`` cells after the address (which ends at ``start``), or ``None``."""
     if (len(text) - start) % 4 or len(text) == start:
         return None
     data = bytearray()
-    cells: list[tuple[int, int]] = []
     for pos in range(start, len(text), 4):
         if _OD_CELL.fullmatch(text, pos, pos + 4) is None:
             return None
@@ -194,54 +202,49 @@ def _parse_od_chars(text: bytes, start: int) -> tuple[bytes, tuple[tuple[int, in
             data.append(value)
         else:
             data.append(cell[3])
-        cells.append((pos, pos + 4))
-    return bytes(data), tuple(cells)
+    return DumpLine(0, bytes(data), (start, len(text)), "chars", 1, None)
 
 
-def _parse_octal(text: bytes, start: int) -> tuple[bytes, tuple[tuple[int, int], ...]] | None:
+def _parse_octal(text: bytes, start: int) -> DumpLine | None:
     """``od``'s octal words or ``od -b``'s octal bytes after the address, or ``None``."""
-    words = _OCTAL_WORDS.fullmatch(text, start) is not None
-    if not words and _OCTAL_BYTES.fullmatch(text, start) is None:
-        return None
-    data = bytearray()
-    cells: list[tuple[int, int]] = []
-    for m in re.finditer(rb"[0-7]+", text[start:]):
-        value = int(m.group(), 8)
-        cell = (start + m.start(), start + m.end())
-        if words:
-            data += value.to_bytes(2, "little")
-            cells += [cell, cell]
-        else:
-            data.append(value)
-            cells.append(cell)
-    return bytes(data), tuple(cells)
+    if _OCTAL_WORDS.fullmatch(text, start) is not None:
+        values = [int(word, 8) for word in text[start:].split()]
+        data = b"".join(value.to_bytes(2, "little") for value in values)
+        return DumpLine(0, data, (start, len(text)), "octal", 2, None)
+    if _OCTAL_BYTES.fullmatch(text, start) is not None:
+        data = bytes(int(word, 8) for word in text[start:].split())
+        return DumpLine(0, data, (start, len(text)), "octal", 1, None)
+    return None
 
 
 def parse_dump_line(text: bytes) -> DumpLine | None:
     """``text`` (one line, without its line end) read as a line of a hex dump, or ``None``."""
     if text == b"*":
-        return DumpLine(-1, b"", (), None)
+        return DumpLine(-1, b"")
     if _ADDRESS_ONLY.fullmatch(text):
-        return DumpLine(int(text, 16), b"", (), None)  # od/hexdump: the end address
+        return DumpLine(int(text, 16), b"")  # od/hexdump: the end address
     m = _ADDRESS.match(text)
     if m is None:
         return None
-    address = int(m.group(1), 16)
     colon = bool(m.group(2))
+    parsed = None
     if not colon:
-        octal = _parse_octal(text, m.start(3))
-        if octal is not None:
-            return DumpLine(address, octal[0], octal[1], None)
-    parsed = _parse_groups(text, m.end(), colon)
-    if parsed is not None:
-        data, cells, ascii_at = parsed
-        return DumpLine(address, data, cells, ascii_at)
-    if not colon:
+        parsed = _parse_octal(text, m.start(3))
+    if parsed is None:
+        parsed = _parse_groups(text, m.end(), colon)
+    if parsed is None and not colon:
         # od -c: the cells start right after the address (the first one begins with spaces).
-        chars = _parse_od_chars(text, m.start(3))
-        if chars is not None:
-            return DumpLine(address, chars[0], chars[1], None)
-    return None
+        parsed = _parse_od_chars(text, m.start(3))
+    if parsed is None:
+        return None
+    return DumpLine(
+        int(m.group(1), 16),
+        parsed.data,
+        parsed.groups,
+        parsed.kind,
+        parsed.size,
+        parsed.ascii_at,
+    )
 
 
 def _line_text(raw: bytes) -> bytes:
@@ -442,11 +445,13 @@ class DumpMasker:
         line = held.line
         size = len(line.data)
         ranges: list[tuple[int, int]] = []
+        cells: list[tuple[int, int]] = []
         for start, end in spans:
             lo, hi = max(start - offset, 0), min(end - offset, size)
             if lo >= hi:
                 continue
-            ranges.append((line.cells[lo][0], line.cells[hi - 1][1]))
+            cells = cells or line.cells(_line_text(held.raw)[held.column :])
+            ranges.append((cells[lo][0], cells[hi - 1][1]))
             if line.ascii_at is not None:
                 ranges.append((line.ascii_at + lo, line.ascii_at + hi))
         if not ranges:
