@@ -32,9 +32,11 @@ address 0 (``xxd -s``, ``tail`` of a dump), and ``xxd -e``'s last line when it i
 
 from __future__ import annotations
 
-__all__ = ["DumpLine", "DumpMasker", "Matcher", "parse_dump_line"]
+__all__ = ["Dump", "DumpLine", "DumpMasker", "Matcher", "find_dumps", "parse_dump_line"]
 
+import bisect
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -245,6 +247,61 @@ def parse_dump_line(text: bytes) -> DumpLine | None:
         parsed.size,
         parsed.ascii_at,
     )
+
+
+@dataclass(frozen=True)
+class Dump:
+    """One whole dump found in a buffer (:func:`find_dumps`): the bytes it shows, and its lines.
+
+    ``lines[i]`` is ``(offset of line i in the buffer, offset in shown of its first byte)``.
+    """
+
+    shown: bytes
+    lines: tuple[tuple[int, int], ...]
+
+    def line_of(self, at: int) -> int:
+        """Offset in the buffer of the line that shows byte ``at`` of :attr:`shown`."""
+        index = bisect.bisect_right([first for _, first in self.lines], at) - 1
+        return self.lines[max(index, 0)][0]
+
+
+def find_dumps(data: bytes, starts: Iterable[int] | None = None) -> Iterator[Dump]:
+    """Every dump in ``data``, a whole buffer (a file), in order.
+
+    ``starts`` are places where a first address may begin, when the caller's own search has
+    found them (the leak scan's key search); by default they are searched for here.
+    """
+    places = (m.start() for m in _CANDIDATE.finditer(data)) if starts is None else starts
+    done = 0
+    for t in sorted(places):
+        while t > 0 and data[t - 1] == 0x30:  # a key found inside a longer run of zeros
+            t -= 1
+        if t < done or (t > 0 and data[t - 1] not in _SPACE):
+            continue
+        line_start = data.rfind(b"\n", 0, t) + 1
+        column = t - line_start
+        nl = data.find(b"\n", t)
+        end = len(data) if nl < 0 else nl + 1
+        first = parse_dump_line(_line_text(data[t:end]))
+        if first is None or first.address != 0 or not first.data:
+            continue
+        shown = [first.data]
+        lines = [(line_start, 0)]
+        size = len(first.data)
+        pos = end
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            end = len(data) if nl < 0 else nl + 1
+            text = _line_text(data[pos:end])
+            line = parse_dump_line(text[column:]) if len(text) > column else None
+            if line is None:
+                break
+            lines.append((pos, size))
+            shown.append(line.data)
+            size += len(line.data)
+            pos = end
+        done = pos
+        yield Dump(b"".join(shown), tuple(lines))
 
 
 def _line_text(raw: bytes) -> bytes:

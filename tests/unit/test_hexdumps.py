@@ -325,3 +325,34 @@ def test_a_value_after_64_kib_of_random_bytes_is_masked(tool: str, tmp_path: Pat
     masks.add(value, name="V")
     tail = masks.redact(printed).splitlines()[-8:]
     assert b"***" in b"\n".join(tail)
+
+
+def test_find_dumps_in_a_whole_file(tmp_path: Path) -> None:
+    """The batch reader (for the leak scan): two dumps between ordinary lines, each decoded to
+    the bytes dumped, every shown byte mapped back to the line that prints it."""
+    from jobsecrets.hexdumps import find_dumps
+
+    rnd = random.Random(3)
+    first, second = rnd.randbytes(100), rnd.randbytes(37)
+    text = (
+        b"build started 000000 \n"
+        + dump("xxd", first, tmp_path)
+        + b"then\n"
+        + b"".join(b"  " + line + b"\n" for line in dump("od -x", second, tmp_path).splitlines())
+        + b"done\n"
+    )
+    found = list(find_dumps(text))
+    assert [d.shown for d in found] == [first, second + b"\0"]  # od pads an odd length
+    assert len(found[0].lines) == 7
+    for d in found:
+        for index in (0, 16, 17, len(d.shown) - 1):
+            line_start = d.line_of(index)
+            assert text[line_start - 1 : line_start] in (b"\n", b"")
+            number = int(
+                text[line_start:].split()[0].rstrip(b":"),
+                16 if b":" in text[line_start : line_start + 10] else 8,
+            )
+            assert number <= index < number + 16
+    # A caller's own search may hand the places in (a key inside a longer run of zeros too).
+    places = [text.index(b"00000000:") + 2]
+    assert [d.shown for d in find_dumps(text, places)] == [first]
