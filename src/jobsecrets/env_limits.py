@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Collection, Mapping, Sequence
 
-from .errors import ConfigError
+from .errors import ValueNotExportable
 
 #: Linux's MAX_ARG_STRLEN: 32 * PAGE_SIZE (4 KiB pages on every Linux runner).
 MAX_ARG_STRLEN = 32 * 4096
@@ -39,7 +39,7 @@ def _size(text: str) -> int:
 
 
 def check_child_env(env: Mapping[str, str], argv: Sequence[str], ours: Collection[str]) -> None:
-    """Raise a ConfigError naming every variable of ``ours`` that ``execve`` could not pass."""
+    """Raise ValueNotExportable naming every variable of ``ours`` that ``execve`` could not pass."""
     problems = []
     for name in ours:
         value = env.get(name)
@@ -67,7 +67,7 @@ def check_child_env(env: Mapping[str, str], argv: Sequence[str], ours: Collectio
                 f"system's limit ({limit} bytes); largest: {', '.join(largest) or 'none of ours'}"
             )
     if problems:
-        raise ConfigError(
+        raise ValueNotExportable(
             "cannot pass these values to the command as environment variables; "
             "the command was not started:\n" + "\n".join(problems),
             hint="use 'file: true' for these secrets: the variable then holds the path of a 0600 "

@@ -15,6 +15,7 @@
     ├── PolicyViolation (exit 8)      a secret breaks a ``policy:`` rule set to fail
     ├── LeakFound (exit 9)            ``scan`` found a value (in some form) in a file or commit
     ├── ScanIncomplete (exit 10)      ``scan`` found none, but could not read everything
+    ├── ValueNotExportable (exit 11)  a fetched value cannot be handed over exactly as asked
     └── ChildError (exit 126 / 127)   ``run`` could not start the command
 
 Messages never contain a secret value: they name the variable and the reference instead.
@@ -38,6 +39,7 @@ __all__ = [
     "ScanIncomplete",
     "SecretNotFound",
     "StoreUnavailable",
+    "ValueNotExportable",
 ]
 
 from dataclasses import dataclass
@@ -172,6 +174,16 @@ class ScanIncomplete(JobSecretsError):
     """``scan`` found no value but could not read everything (unreadable, damaged, a bomb)."""
 
     exit_code = 10
+
+
+class ValueNotExportable(JobSecretsError):
+    """A fetched value cannot be handed over exactly as asked: the export format, the CI
+    system's variable files or ``execve`` cannot carry it (a NUL byte, binary, a newline for
+    docker's env-file, a value over the kernel's limit). Nothing was written or started; what
+    was fetched is revoked. Not exit 2: the spec and the command line are fine, the value is not.
+    """
+
+    exit_code = 11
 
 
 class ChildError(JobSecretsError):

@@ -27,7 +27,7 @@ __all__ = ["FORMATS", "check_values", "render"]
 import json
 from collections.abc import Callable, Mapping
 
-from .errors import ConfigError
+from .errors import ValueNotExportable
 
 #: bufio.Scanner's default maximum token (line) size, which docker's env-file reader uses.
 DOCKER_MAX_LINE = 64 * 1024
@@ -83,14 +83,14 @@ def _problem(fmt: str, name: str, value: str) -> str | None:
 
 
 def check_values(fmt: str, env: Mapping[str, str]) -> None:
-    """Raise a ConfigError naming every variable whose value ``fmt`` cannot carry exactly."""
+    """Raise ValueNotExportable naming every variable whose value ``fmt`` cannot carry exactly."""
     problems = [
         f"  - {name}: {problem}"
         for name, value in env.items()
         if (problem := _problem(fmt, name, value)) is not None
     ]
     if problems:
-        raise ConfigError(
+        raise ValueNotExportable(
             f"--format {fmt} cannot carry {len(problems)} value(s); nothing was written:\n"
             + "\n".join(problems),
             hint="use 'file: true' for these secrets (the variable then holds the path of a "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from jobsecrets.errors import ConfigError
+from jobsecrets.errors import ConfigError, ValueNotExportable
 from jobsecrets.formats import render
 from jobsecrets.platforms.github import ExportRefused, heredoc_entry
 from jobsecrets.safe_files import write_private
@@ -139,7 +139,7 @@ def test_docker_env_file_round_trips_every_character_it_can_carry() -> None:
     "value", ["two\nlines", "ends with cr\r", "x" * (64 * 1024)], ids=["newline", "cr", "64k"]
 )
 def test_docker_format_refuses_what_docker_would_change(value: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ValueNotExportable) as caught:
         render("docker", {"OK": "fine", "BAD": value})
     assert "BAD" in str(caught.value) and "OK:" not in str(caught.value)
 
@@ -162,7 +162,7 @@ def test_github_env_file_round_trips_every_character() -> None:
 
 @pytest.mark.parametrize("fmt", ["shell", "dotenv", "docker"])
 def test_a_nul_is_refused_naming_the_variable(fmt: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ValueNotExportable) as caught:
         render(fmt, {"FINE": "x", "WITH_NUL": "a\x00b"})
     message = str(caught.value)
     assert "WITH_NUL" in message and "NUL" in message and "file: true" in caught.value.hint
@@ -197,7 +197,7 @@ def test_export_of_a_nul_writes_nothing(tmp_path: Path, fmt: str) -> None:
         ["export", "--format", fmt, "-o", str(out), "--state", str(tmp_path / "state")],
         cwd=tmp_path,
     )
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 11, result.stderr  # fetched, but not exportable: not a spec error
     assert "N:" in result.stderr and "NUL" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists(), "something was written"

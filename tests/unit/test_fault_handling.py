@@ -14,7 +14,7 @@ import yaml
 
 from jobsecrets.backends.retry import OutOfTime, Retrying, within
 from jobsecrets.env_limits import MAX_ARG_STRLEN, check_child_env
-from jobsecrets.errors import AccessDenied, ConfigError, StoreUnavailable
+from jobsecrets.errors import AccessDenied, ConfigError, StoreUnavailable, ValueNotExportable
 from jobsecrets.failures import combine
 from jobsecrets.spec import limits as spec_limits
 from jobsecrets.spec import parser as spec_module
@@ -122,7 +122,7 @@ def test_exit_does_not_wait_for_a_blocked_worker_thread() -> None:
 
 
 def test_a_nul_is_refused_naming_the_variable() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ValueNotExportable) as caught:
         check_child_env({"A": "fine", "B": "x\x00y"}, ["true"], ["A", "B"])
     assert "B:" in str(caught.value) and "A:" not in str(caught.value)
     assert "file: true" in caught.value.hint
@@ -131,14 +131,14 @@ def test_a_nul_is_refused_naming_the_variable() -> None:
 def test_a_value_over_max_arg_strlen_is_refused() -> None:
     if not sys.platform.startswith("linux"):
         pytest.fail("MAX_ARG_STRLEN is Linux's")
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ValueNotExportable) as caught:
         check_child_env({"BIG": "x" * MAX_ARG_STRLEN}, ["true"], ["BIG"])
     assert "BIG" in str(caught.value) and "128 KiB" in str(caught.value)
 
 
 def test_an_environment_over_arg_max_is_refused() -> None:
     env = {f"V{i}": "x" * 100_000 for i in range(200)}  # 20 MB, over any ARG_MAX
-    with pytest.raises(ConfigError, match="system's limit"):
+    with pytest.raises(ValueNotExportable, match="system's limit"):
         check_child_env(env, ["true"], list(env))
 
 
@@ -152,7 +152,7 @@ def test_run_refuses_before_the_command_starts(tmp_path: Path, value: str) -> No
     )
     marker = tmp_path / "started"
     result = jobsecrets(["run", "--", "sh", "-c", f"touch '{marker}'"], cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 11, result.stderr  # the value cannot be handed over
     assert "BAD_ONE" in result.stderr and "file: true" in result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert not marker.exists(), "the command started"

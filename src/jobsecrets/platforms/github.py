@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from ..durations import format_duration
-from ..errors import ConfigError, IdentityError, JobSecretsError
+from ..errors import ConfigError, IdentityError, ValueNotExportable
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
 from ..safe_files import write_all
 from .base import Platform, TokenSource
@@ -135,10 +135,8 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
 
-class ExportRefused(JobSecretsError):
+class ExportRefused(ValueNotExportable):
     """A value cannot be handed to GitHub faithfully and safely; nothing was written."""
-
-    exit_code = 1
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
