@@ -64,8 +64,12 @@ _OD_ESCAPES = {
 #: literal so that the search runs at the speed of a literal search.
 _CANDIDATE = re.compile(rb"000000(?<![^\s]000000)0{0,10}[: ]")
 _SPACE = frozenset(b" \t\n\r\f\v")
-#: An unfinished line longer than this is not held as a possible dump line.
-_MAX_LINE = 1 << 16
+#: A line longer than this is not a dump line (xxd's widest, -c 256, is ~1.2 KB), and an
+#: unfinished line longer than this is not held as one.
+_MAX_LINE = 1 << 14
+#: First addresses tried per line: output made of "000000 " cannot make every one of them
+#: parse the rest of its line (quadratic in the line's length).
+_TRIES_PER_LINE = 4
 
 
 class Matcher(Protocol):
@@ -221,6 +225,8 @@ def _parse_octal(text: bytes, start: int) -> DumpLine | None:
 
 def parse_dump_line(text: bytes) -> DumpLine | None:
     """``text`` (one line, without its line end) read as a line of a hex dump, or ``None``."""
+    if len(text) > _MAX_LINE:
+        return None
     if text == b"*":
         return DumpLine(-1, b"")
     if _ADDRESS_ONLY.fullmatch(text):
@@ -273,14 +279,19 @@ def find_dumps(data: bytes, starts: Iterable[int] | None = None) -> Iterator[Dum
     """
     places = (m.start() for m in _CANDIDATE.finditer(data)) if starts is None else starts
     done = 0
+    line_end, tries = -2, 0
     for t in sorted(places):
         while t > 0 and data[t - 1] == 0x30:  # a key found inside a longer run of zeros
             t -= 1
         if t < done or (t > 0 and data[t - 1] not in _SPACE):
             continue
+        nl = data.find(b"\n", t)
+        tries = tries + 1 if nl == line_end else 1
+        line_end = nl
+        if tries > _TRIES_PER_LINE:
+            continue
         line_start = data.rfind(b"\n", 0, t) + 1
         column = t - line_start
-        nl = data.find(b"\n", t)
         end = len(data) if nl < 0 else nl + 1
         first = parse_dump_line(_line_text(data[t:end]))
         if first is None or first.address != 0 or not first.data:
@@ -421,19 +432,28 @@ class DumpMasker:
         may still become a dump's first line (held), or ``end`` is ``len(data)``.
         """
         n = len(data)
-        for m in _CANDIDATE.finditer(data, pos):
+        line_end, tries = -2, 0
+        m = _CANDIDATE.search(data, pos)
+        while m is not None:
             t = m.start()
-            if t == 0 and self._prev not in _SPACE:
-                continue
             nl = data.find(b"\n", t)
+            tries = tries + 1 if nl == line_end else 1
+            line_end = nl
+            if t == 0 and self._prev not in _SPACE:
+                m = _CANDIDATE.search(data, t + 1)
+                continue
             if nl < 0:
                 if n - t <= _MAX_LINE:
                     return t, -1
                 break
+            if tries > _TRIES_PER_LINE:
+                m = _CANDIDATE.search(data, nl + 1)
+                continue
             parsed = parse_dump_line(_line_text(data[t : nl + 1]))
             if parsed is not None and parsed.address == 0 and parsed.data:
                 line = data.rfind(b"\n", pos, t)
                 return t, t - line - 1 if line >= 0 else self._col0 + t - pos
+            m = _CANDIDATE.search(data, t + 1)
         # A run of zeros at the very end may still become a first address.
         if data.endswith(b"0"):
             zeros = n - len(data.rstrip(b"0"))

@@ -356,3 +356,38 @@ def test_find_dumps_in_a_whole_file(tmp_path: Path) -> None:
     # A caller's own search may hand the places in (a key inside a longer run of zeros too).
     places = [text.index(b"00000000:") + 2]
     assert [d.shown for d in find_dumps(text, places)] == [first]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"000000 q " * 7000 + b"\n",  # every other word a possible first address
+        (b"000000 q " * 1500 + b"\n") * 5,
+        b"00000000: " + b"41 " * 20000 + b"\n",  # a dump line too long to be one
+        b"000000 q " * 7000,  # never finished
+    ],
+    ids=["one-line", "five-lines", "long-line", "unfinished"],
+)
+def test_output_made_to_look_like_dumps_costs_linear_time(hostile: bytes) -> None:
+    """Counted in work, not seconds: the parses tried are bounded per line, whatever the line."""
+    from jobsecrets import hexdumps
+
+    calls = 0
+    real = hexdumps.parse_dump_line
+
+    def counting(text: bytes) -> hexdumps.DumpLine | None:
+        nonlocal calls
+        calls += 1
+        return real(text)
+
+    masks = MaskList()
+    masks.add(b"Kq-ZZtop_sekrit", name="V")
+    redactor = masks.redactor()
+    hexdumps.parse_dump_line = counting  # type: ignore[assignment]
+    try:
+        out = b"".join(redactor.feed(hostile[i : i + 997]) for i in range(0, len(hostile), 997))
+        out += redactor.flush()
+    finally:
+        hexdumps.parse_dump_line = real  # type: ignore[assignment]
+    assert out == hostile
+    assert calls <= 4 * (hostile.count(b"\n") + 1)
