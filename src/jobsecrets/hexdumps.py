@@ -34,6 +34,7 @@ from __future__ import annotations
 
 __all__ = ["Dump", "DumpLine", "DumpMasker", "Matcher", "find_dumps", "parse_dump_line"]
 
+import array
 import bisect
 import re
 from collections.abc import Iterable, Iterator
@@ -98,6 +99,7 @@ class DumpLine:
     kind: str = "hex"
     size: int = 1
     ascii_at: int | None = None
+    little: bool = False  # groups read little-endian (od -x, hexdump, xxd -e)
 
     def cells(self, text: bytes) -> list[tuple[int, int]]:
         """``[start, end)`` in ``text`` of the group that shows each byte (for masking)."""
@@ -115,8 +117,16 @@ _WORD = re.compile(rb"[^ ]+")
 _SHOWN = bytes(b if 0x20 <= b < 0x7F else 0x2E for b in range(256))
 
 
+#: Array type codes of 2, 4 and 8 bytes: a byte swap of whole groups in one C call.
+_SWAP = {array.array(code).itemsize: code for code in "HIQ"}
+
+
 def _reorder(data: bytes, width: int) -> bytes:
     """``data`` read as little-endian groups of ``width`` bytes (the last may be shorter)."""
+    if len(data) % width == 0 and width in _SWAP:
+        groups = array.array(_SWAP[width], data)
+        groups.byteswap()
+        return groups.tobytes()
     full = len(data) - len(data) % width
     out = bytearray(data)
     for k in range(width):
@@ -163,7 +173,7 @@ def _parse_groups(text: bytes, start: int, colon: bool) -> DumpLine | None:
                 # No column to confirm the order: xxd (``addr:``) is big-endian, od/hexdump
                 # little-endian.
                 continue
-            return DumpLine(0, data, (start, end), "hex", group, ascii_at)
+            return DumpLine(0, data, (start, end), "hex", group, ascii_at, bool(little))
     return None
 
 
@@ -252,6 +262,7 @@ def parse_dump_line(text: bytes) -> DumpLine | None:
         parsed.kind,
         parsed.size,
         parsed.ascii_at,
+        parsed.little,
     )
 
 
@@ -320,6 +331,64 @@ def _line_text(raw: bytes) -> bytes:
     return raw.rstrip(b"\r\n")
 
 
+#: A line's shape: every hex digit as ``x``, everything else as it is.
+_SHAPE = bytes(0x78 if b in _HEX else b for b in range(256))
+
+
+class _Layout:
+    """The layout of a dump's full lines, to read the next ones with a few C calls.
+
+    Every full line of a dump has the same shape (its digits in the same columns, the same
+    spaces and delimiters): a line of that shape is read by slicing, ``bytes.fromhex`` (or
+    ``int(word, 8)`` for od's octal) and, where there is an ASCII column, comparing it with the
+    bytes. Anything else (the last, shorter line; od -c) is parsed in full.
+    """
+
+    __slots__ = ("_address", "_ascii", "_head", "_length", "_line", "_tail")
+
+    def __init__(self, text: bytes, line: DumpLine) -> None:
+        self._line = line
+        self._length = len(text)
+        at = line.ascii_at
+        end = len(text) if at is None else at + len(line.data)
+        self._ascii = (at, end) if at is not None else None
+        # The shape before the ASCII column, and what follows it (hexdump -C's "|").
+        self._head = text[:at].translate(_SHAPE)
+        self._tail = text[end:]
+        self._address = len(text) - len(text.lstrip(_HEX))
+
+    def read(self, text: bytes) -> DumpLine | None:
+        """``text`` read with this layout, or ``None`` when it does not have its shape."""
+        line = self._line
+        ascii_span = self._ascii
+        at = None if ascii_span is None else ascii_span[0]
+        if len(text) != self._length or text[:at].translate(_SHAPE) != self._head:
+            return None
+        start, end = line.groups
+        if line.kind == "octal":
+            words = [int(word, 8) for word in text[start:end].split()]
+            if line.size == 2:
+                if max(words, default=0) > 0xFFFF:
+                    return None
+                data = b"".join(word.to_bytes(2, "little") for word in words)
+            elif max(words, default=0) > 0xFF:
+                return None
+            else:
+                data = bytes(words)
+        else:
+            data = bytes.fromhex(text[start:end].decode("ascii"))
+            if line.little:
+                data = _reorder(data, line.size)
+        if ascii_span is not None:
+            if text[ascii_span[0] : ascii_span[1]] != data.translate(_SHOWN):
+                return None
+            if text[ascii_span[1] :] != self._tail:
+                return None
+        return DumpLine(
+            int(text[: self._address], 16), data, line.groups, line.kind, line.size, at, line.little
+        )
+
+
 @dataclass
 class _Held:
     """A dump line waiting to be passed on: its bytes as printed, and what it shows."""
@@ -344,6 +413,7 @@ class DumpMasker:
         self._held: list[_Held] = []
         self._held_size = 0
         self._column = -1  # column of the current dump's addresses; -1 outside a dump
+        self._layout: _Layout | None = None  # the current dump's full lines
         # Where the tail (or the next chunk, when nothing is held) starts: its column in its
         # line, and the byte before it.
         self._col0 = 0
@@ -384,11 +454,15 @@ class DumpMasker:
                     break
                 self._end_dump(out)
                 continue
-            text = _line_text(data[pos : nl + 1])
-            parsed = parse_dump_line(text[column:]) if len(text) > column else None
+            text = _line_text(data[pos : nl + 1])[column:]
+            parsed = self._layout.read(text) if self._layout is not None else None
             if parsed is None:
-                self._end_dump(out)
-                continue
+                parsed = parse_dump_line(text) if text else None
+                if parsed is None:
+                    self._end_dump(out)
+                    continue
+                if self._layout is None and parsed.kind != "chars" and parsed.data:
+                    self._layout = _Layout(text, parsed)
             self._held.append(_Held(data[pos : nl + 1], column, parsed))
             self._held_size += nl + 1 - pos
             pos = nl + 1
@@ -414,6 +488,7 @@ class DumpMasker:
         out.append(tail)
         self._pending = b""
         self._column = -1
+        self._layout = None
         self._advance(tail, 0, len(tail))
         return b"".join(out)
 
@@ -478,6 +553,7 @@ class DumpMasker:
     def _end_dump(self, out: list[bytes]) -> None:
         self._pass_lines(out, final=True)
         self._column = -1
+        self._layout = None
 
     def _pass_lines(self, out: list[bytes], *, final: bool) -> None:
         """Mask the held lines and pass on those no later line can change."""
