@@ -8,6 +8,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn, spawnSync } = require('child_process');
+const actionsCache = require('./cache');
 
 // The repository checkout this action lives in (actions/inject/ -> the root): the jobsecrets
 // package installed is the one at the same ref as the action itself.
@@ -328,7 +329,8 @@ function installSource(root, sitePackages, project) {
 /**
  * Make sure the jobsecrets CLI for this ref is installed with the dependencies of `groups` (lock
  * groups: 'core' and backend types, see specGroups; null for the base install) and `extras`;
- * return the venv's python.
+ * return the venv's python. With `cache` (the input), an install not on this runner is first
+ * looked up in the Actions cache, and a fresh one comes back with `saveAs` for saveInstall.
  *
  * Installs go to $JOBSECRETS_TOOL_CACHE or $RUNNER_TOOL_CACHE/jobsecrets, in
  * <version>-<key>-<groups> (a self-hosted runner keeps its tool cache between jobs). An install of
@@ -339,7 +341,7 @@ function installSource(root, sitePackages, project) {
  * The CLI is started as `<venv>/bin/python -m jobsecrets`, which works from any directory the venv
  * was renamed to (console-script shebangs would still name the temporary one).
  */
-async function ensureInstalled(groups = null, extras = []) {
+async function ensureInstalled(groups = null, extras = [], { cache = false } = {}) {
   const started = Date.now();
   const python = findPython();
   const project = readProject(REPO_ROOT);
@@ -370,6 +372,32 @@ async function ensureInstalled(groups = null, extras = []) {
   }
   const venv = path.join(cacheRoot, prefix + label);
   const venvPython = path.join(venv, 'bin', 'python');
+  // The Actions cache (input `cache`): what a later job on a fresh hosted runner restores instead
+  // of installing. The key names everything the install depends on: this ref's package files, the
+  // locks and the Python (all in `prefix`), the groups (`label`), OS and architecture, and the
+  // runner image where the runner says which (ImageOS: the same Python path can be another build).
+  const svc = cache ? actionsCache.service() : null;
+  const saveAs = svc
+    ? {
+        svc,
+        root: cacheRoot,
+        name: prefix + label,
+        key: ['jobsecrets', prefix + label, process.platform, process.arch, process.env.ImageOS]
+          .filter(Boolean)
+          .join('-'),
+      }
+    : null;
+  if (saveAs) {
+    try {
+      if (await actionsCache.restore(svc, cacheRoot, saveAs.name, saveAs.key)) {
+        const seconds = (Date.now() - started) / 1000;
+        return { venvPython, venv, cached: true, restored: true, groups: [...wanted].sort(), seconds };
+      }
+    } catch (err) {
+      // A cache is an optimisation: never the reason a step fails (as @actions/cache warns too).
+      warning(`could not restore the install from the Actions cache (${err.message}); installing`);
+    }
+  }
   fs.mkdirSync(cacheRoot, { recursive: true });
   const tmp = `${venv}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   try {
@@ -488,7 +516,30 @@ async function ensureInstalled(groups = null, extras = []) {
     throw err;
   }
   const seconds = (Date.now() - started) / 1000;
-  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds };
+  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds, saveAs };
+}
+
+/**
+ * Save a fresh install in the Actions cache (`install.saveAs` from ensureInstalled). Called once
+ * the CLI has run in it, so the archive has the .pyc files that run wrote and a restoring job
+ * compiles nothing; and in the main step, before any later step of the job could change the
+ * install. A failure is a warning: the step's outcome is the CLI's.
+ */
+async function saveInstall(install) {
+  const saveAs = install.saveAs;
+  if (!saveAs) return;
+  const started = Date.now();
+  try {
+    const size = await actionsCache.save(saveAs.svc, saveAs.root, saveAs.name, saveAs.key);
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(
+      size
+        ? `jobsecrets: saved the install in the Actions cache (${(size / 1048576).toFixed(1)} MB, ${seconds} s)`
+        : 'jobsecrets: the Actions cache already has (or is saving) this install'
+    );
+  } catch (err) {
+    warning(`could not save the install in the Actions cache (${err.message})`);
+  }
 }
 
 /**
@@ -691,6 +742,7 @@ module.exports = {
   command,
   depsHash,
   ensureInstalled,
+  saveInstall,
   error,
   escapeData,
   getBooleanInput,
