@@ -65,8 +65,11 @@ function serviceVersion(env = process.env) {
 function service(env = process.env) {
   const version = serviceVersion(env);
   const base = version === 'v2' ? env.ACTIONS_RESULTS_URL : env.ACTIONS_CACHE_URL;
-  const token = env.ACTIONS_RUNTIME_TOKEN;
-  if (!base || !token) return null;
+  const token = env.ACTIONS_RUNTIME_TOKEN || '';
+  // As @actions/cache: v2 needs the token (cacheUtils.ts getRuntimeToken throws without it), v1
+  // only its URL (cache.ts isFeatureAvailable; cacheHttpClient.ts sends `$ACTIONS_RUNTIME_TOKEN ||
+  // ''`): act gives a JavaScript action ACTIONS_CACHE_URL and no token, its server needs none.
+  if (!base || (version === 'v2' && !token)) return null;
   return { version, base: base.endsWith('/') ? base : `${base}/`, token };
 }
 
@@ -119,7 +122,8 @@ function v1Url(svc, resource) {
 }
 
 function v1Headers(svc, extra = {}) {
-  return { Accept: V1_ACCEPT, Authorization: `Bearer ${svc.token}`, ...extra };
+  const auth = svc.token ? { Authorization: `Bearer ${svc.token}` } : {};
+  return { Accept: V1_ACCEPT, ...auth, ...extra };
 }
 
 /** Where the archive of `key` can be downloaded, or null on a miss. */
@@ -181,12 +185,18 @@ async function downloadInto(url, method, dest) {
     received += chunk.length;
   });
   const piped = new Promise((resolve, reject) => {
-    body.on('error', reject);
+    body.on('error', (err) => {
+      sink.destroy(); // the decompressor and tar then see the end and exit
+      reject(err);
+    });
     sink.on('error', reject);
     body.on('end', resolve);
   });
   body.pipe(sink);
-  await Promise.all([piped, ...procs.map((p) => p.done)]);
+  // Every process has exited before the caller removes the directory they write into.
+  const outcomes = await Promise.allSettled([piped, ...procs.map((p) => p.done)]);
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed) throw failed.reason;
   if (Number.isFinite(expected) && received !== expected) {
     throw new Error(`archive download: ${received} of ${expected} bytes`);
   }
@@ -234,7 +244,9 @@ async function archive(root, name, file, method) {
     const tar = child('tar', ['-cf', '-', '-C', root, name], { stdio: ['ignore', 'pipe', 'pipe'] });
     const zstd = child('zstd', ['-q', '-T0', '-c'], { stdio: ['pipe', out, 'pipe'] });
     tar.stdout.pipe(zstd.stdin);
-    await Promise.all([tar.done, zstd.done]);
+    const outcomes = await Promise.allSettled([tar.done, zstd.done]);
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
     fs.closeSync(out);
   }
