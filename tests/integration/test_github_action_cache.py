@@ -26,6 +26,8 @@ import pytest
 from support.act import act_command
 from support.actions_cache import CacheServiceV2
 from support.cli import clean_env
+from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
+from support.oidc import GithubTokenServer
 
 pytestmark = pytest.mark.integration
 
@@ -314,3 +316,53 @@ def test_a_truncated_archive_is_not_taken_for_an_install(tmp_path: Path) -> None
     assert (canary in github_env) is True
     tool_cache = tmp_path / "tool-cache-second"
     assert not [p for p in tool_cache.iterdir() if p.name.startswith(".restore-")]
+
+
+AWS_SPEC = """\
+version: 1
+backends:
+  aws:
+    type: aws
+    region: us-east-1
+    role_arn: ROLE_ARN
+secrets:
+  BLOB: aws:cache/blob
+"""
+
+
+def test_v2_restored_aws_install_signs_in_and_reads(
+    tmp_path: Path, github_oidc: GithubTokenServer
+) -> None:
+    """The archive leaves out the botocore service models jobsecrets never loads (3,000 files
+    fewer to create on restore): a restored install still signs in with the job's OIDC token (STS
+    AssumeRoleWithWebIdentity) and reads from Secrets Manager, against moto."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    with MotoServer() as moto, CacheServiceV2() as service:
+        seed_secrets(moto.client("secretsmanager"), {"cache/blob": canary})
+        role_arn = create_web_identity_role(
+            moto.client("iam"), "cache", policy(allow("secretsmanager:*"))
+        )
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "jobsecrets.yml").write_text(AWS_SPEC.replace("ROLE_ARN", role_arn))
+        env = {**service.env(), **github_oidc.env(), "AWS_ENDPOINT_URL": moto.endpoint}
+        code, log, github_env = run_main(
+            tmp_path, "first", src, {**env, "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        assert (canary in github_env) is True
+        (entry,) = service.entries.values()
+        assert entry.blob is not None
+        members, raw = archive_members_and_bytes(entry.blob)
+        services = {
+            m.split("/botocore/data/", 1)[1].split("/", 1)[0]
+            for m in members
+            if "/botocore/data/" in m and m.count("/", m.index("/botocore/data/") + 15) >= 1
+        }
+        assert services == {"secretsmanager", "sso", "sso-oidc", "sts"}, services
+        assert (canary.encode() in raw) is False, "a secret value is in the cached archive"
+
+        code, log, github_env = run_main(tmp_path, "second", src, {**env, **refusing_index()})
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: restored the install from the Actions cache" in log
+        assert (canary in github_env) is True
