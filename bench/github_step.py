@@ -23,8 +23,18 @@ hosted runner pays; pip is pointed at an index that refuses connections, so a ru
 instead would fail. Warm runs reuse the mixed spec's install in the tool cache, which writes
 bytecode (a self-hosted runner).
 
+``--anchors DIR`` times the two actions a user would otherwise use, in the same run, interleaved
+with the restored runs, one job with both steps against the same servers and proxies:
+hashicorp/vault-action (jwt sign-in with the job's OIDC token, the same 50 KV v2 secrets) and
+aws-actions/aws-secretsmanager-get-secrets (the same 50 Secrets Manager secrets, with static test
+credentials: it signs in to nothing, so it does less than the inject step's web identity). DIR
+holds their published code (``action.yml`` and ``dist/``, JavaScript bundled by their authors, run
+as they are) in ``vault-action/`` and ``aws-secretsmanager-get-secrets/``, e.g. ``git archive
+v3.4.0 action.yml dist`` and ``git archive v3.0.1 action.yml dist`` of the two public
+repositories; never committed here.
+
     .venv/bin/python bench/github_step.py [--cold 3] [--restored 5] [--warm 5] [--delay-ms 20]
-        [--uv .venv/bin/uv] [--baseline main] [--write]
+        [--tmpfs] [--anchors DIR] [--uv .venv/bin/uv] [--baseline main] [--write]
 
 ``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
 """
@@ -74,6 +84,8 @@ KINDS = {
     "restored": "restored from the Actions cache, Vault + AWS (100)",
     "warm": "warm, Vault + AWS (100)",
 }
+# tmpfs where there is one (Linux), for --tmpfs.
+SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
 N_VAULT = 50
 N_AWS = 50
 
@@ -94,6 +106,46 @@ jobs:
       - name: check
         run: test -n "$V49" && { [ "$BENCH_AWS" = false ] || test -n "$A49"; }
 """
+
+
+ANCHOR_WORKFLOW = """\
+on: push
+permissions:
+  id-token: write
+jobs:
+  bench:
+    runs-on: ubuntu-latest
+    steps:
+      - name: vault
+        uses: hashicorp/vault-action@v3
+        with:
+          url: ${{ env.VAULT_ADDR }}
+          method: jwt
+          path: jwt
+          role: bench
+          jwtGithubAudience: vault
+          secrets: |
+VAULT_LINES
+      - name: aws
+        uses: aws-actions/aws-secretsmanager-get-secrets@v3
+        env:
+          AWS_ACCESS_KEY_ID: bench-not-a-key
+          AWS_SECRET_ACCESS_KEY: bench-not-a-secret
+          AWS_REGION: us-east-1
+        with:
+          secret-ids: |
+AWS_LINES
+      - name: check
+        run: test -n "$V49" && test -n "$A49"
+""".replace(
+    "VAULT_LINES",
+    "\n".join(f"            secret/data/bench/s{i} value | V{i} ;" for i in range(N_VAULT)),
+).replace("AWS_LINES", "\n".join(f"            A{i},bench/s{i}" for i in range(N_AWS)))
+ANCHORS = {
+    "vault-action": "hashicorp/vault-action@v3",
+    "aws-secretsmanager-get-secrets": "aws-actions/aws-secretsmanager-get-secrets@v3",
+}
+_STEP = re.compile(r"(Success|Failure) - Main (vault|aws) \[([\d.]+)(ms|s|m)")
 
 
 def spec(role_arn: str, aws: bool = True) -> str:
@@ -224,10 +276,34 @@ def run_once(
     return times["Main"], times["Post"], result.stdout
 
 
+def run_anchors(
+    workspace: Path, anchors: Path, env: Mapping[str, str], stub_repo: Path
+) -> tuple[float, float]:
+    """One job with vault-action's step and the AWS action's step; their seconds as act measured."""
+    args = act_command(workspace, "anchor.yml", "acme/unused@v0", stub_repo, env)
+    for name, ref in ANCHORS.items():
+        args += ["--local-repository", f"{ref}={anchors / name}"]
+    result = subprocess.run(
+        args,
+        cwd=workspace,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    times = {m[1]: _seconds(m[2], m[3]) for m in _STEP.findall(result.stdout) if m[0] == "Success"}
+    if result.returncode != 0 or set(times) != {"vault", "aws"}:
+        tail = "\n".join(result.stdout.splitlines()[-30:])
+        raise SystemExit(f"the anchor workflow failed (exit {result.returncode}):\n{tail}")
+    return times["vault"], times["aws"]
+
+
 def kind_label(kind: str, baseline: str | None) -> str:
     """The table's name for a kind of run: "cold, Vault only (50)", "main: cold, ...", "... uv"."""
-    base = kind.removeprefix("baseline-").removesuffix("-uv")
+    base = kind.removeprefix("baseline-").removesuffix("-uv").removesuffix("-tmpfs")
     label = KINDS[base] + (", uv" if kind.endswith("-uv") else "")
+    label += ", tool cache on tmpfs" if kind.endswith("-tmpfs") else ""
     return f"{baseline}: {label}" if kind.startswith("baseline-") else label
 
 
@@ -245,6 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--uv", help="put this uv executable on the job's PATH")
     parser.add_argument(
+        "--anchors",
+        type=Path,
+        help="a directory with vault-action/ and aws-secretsmanager-get-secrets/ (see above)",
+    )
+    parser.add_argument(
+        "--tmpfs",
+        action="store_true",
+        help="also time each restored run with the tool cache on /dev/shm (tmpfs)",
+    )
+    parser.add_argument(
         "--baseline", help="git ref whose action is timed cold in the same run (e.g. main)"
     )
     args = parser.parse_args(argv)
@@ -252,14 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     cache_port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="jobsecrets-bench-gh-") as tmp,
+        tempfile.TemporaryDirectory(prefix="jobsecrets-bench-gh-", dir=SHM) as shm_tmp,
         servers(args.delay_ms) as job_env,
         LatencyProxy("127.0.0.1", cache_port, delay_ms=args.delay_ms) as cache_proxy,
     ):
         base = Path(tmp)
+        shm = Path(shm_tmp)
         repo = action_repo(base / "repo")
         workspace = base / "ws"
         (workspace / ".github" / "workflows").mkdir(parents=True)
         (workspace / ".github" / "workflows" / "bench.yml").write_text(WORKFLOW)
+        (workspace / ".github" / "workflows" / "anchor.yml").write_text(ANCHOR_WORKFLOW)
         (workspace / "jobsecrets.yml").write_text(spec(job_env["ROLE_ARN"]))
         subprocess.run(["git", "init", "-q", str(workspace)], check=True)
         subprocess.run(
@@ -272,8 +361,15 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in job_env.items() if k != "ROLE_ARN"}
         env["BENCH_SRC"] = str(workspace)
         results: dict[str, list[tuple[float, float]]] = {
-            k: [] for k in [*KINDS, *(f"{k}-uv" for k in KINDS), *(f"baseline-{k}" for k in KINDS)]
+            k: []
+            for k in [
+                *KINDS,
+                *(f"{k}-uv" for k in KINDS),
+                *(f"{k}-tmpfs" for k in KINDS),
+                *(f"baseline-{k}" for k in KINDS),
+            ]
         }
+        anchor_times: list[tuple[float, float]] = []
         # What the first jobs paid to save the install: (archive MB, seconds), per spec.
         saves: dict[str, list[tuple[float, float]]] = {"vault": [], "mixed": []}
         cache = base / "tool-cache"
@@ -294,17 +390,20 @@ def main(argv: list[str] | None = None) -> int:
             hosted: bool = True,
             actions_cache: Path | None = None,
             expect: str | None = None,
+            tmpfs: bool = False,
         ) -> None:
             (workspace / "jobsecrets.yml").write_text(spec(job_env["ROLE_ARN"], aws=aws))
+            tool_cache = shm / "tool-cache" if tmpfs else cache
+            kind += "-tmpfs" if tmpfs else ""
             if fresh:
                 # A fresh runner: no install of ours, no pip or uv download cache.
-                shutil.rmtree(cache, ignore_errors=True)
+                shutil.rmtree(tool_cache, ignore_errors=True)
                 shutil.rmtree(uv_cache, ignore_errors=True)
             if actions_cache == cold_actions_cache:
                 shutil.rmtree(cold_actions_cache, ignore_errors=True)  # the first job of all
             run_env = {
                 **env,
-                "JOBSECRETS_TOOL_CACHE": str(cache),
+                "JOBSECRETS_TOOL_CACHE": str(tool_cache),
                 "BENCH_AWS": str(aws).lower(),
                 "PIP_NO_CACHE_DIR": "1",
                 "UV_CACHE_DIR": str(uv_cache),
@@ -358,6 +457,24 @@ def main(argv: list[str] | None = None) -> int:
                         actions_cache=seeded_actions_cache,
                         expect=restored,
                     )
+                    if args.anchors and aws:
+                        anchor_times.append(run_anchors(workspace, args.anchors, env, repo))
+                        print(
+                            f"anchors {len(anchor_times)}: vault-action {anchor_times[-1][0]:.2f} s,"
+                            f" aws-secretsmanager-get-secrets {anchor_times[-1][1]:.2f} s",
+                            file=sys.stderr,
+                        )
+                    if args.tmpfs:
+                        # The same restore where creating a file costs next to nothing: what
+                        # the restore costs less this disk's metadata speed.
+                        run(
+                            kind,
+                            aws=aws,
+                            fresh=True,
+                            actions_cache=seeded_actions_cache,
+                            expect=restored,
+                            tmpfs=True,
+                        )
         # The warm runs reuse these installs (one of ours, one of the baseline's, side by side in
         # the tool cache): made here, then each warm run writes the bytecode it imports.
         run("", aws=True, fresh=True, hosted=False)
@@ -378,6 +495,19 @@ def main(argv: list[str] | None = None) -> int:
         for kind, runs in results.items()
         if runs
     }
+    for i, name in enumerate(ANCHORS):
+        if anchor_times:
+            summary[name] = {
+                "runs": len(anchor_times),
+                "main_median_s": round(statistics.median(t[i] for t in anchor_times), 2),
+                "main_best_s": round(min(t[i] for t in anchor_times), 2),
+            }
+    if anchor_times:
+        summary["vault-action + aws-secretsmanager-get-secrets"] = {
+            "runs": len(anchor_times),
+            "main_median_s": round(statistics.median(sum(t) for t in anchor_times), 2),
+            "main_best_s": round(min(sum(t) for t in anchor_times), 2),
+        }
     for name, runs_ in saves.items():
         if runs_:
             summary[f"save-{name}"] = {
@@ -401,9 +531,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows = "\n".join(
             f"| {label} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} "
-            f"| {s['post_median_s']:.2f} | {goals[kind.removeprefix('baseline-').removesuffix('-uv')]} |"
+            f"| {s['post_median_s']:.2f} "
+            f"| {goals[kind.removeprefix('baseline-').removesuffix('-uv').removesuffix('-tmpfs')]} |"
             for kind, s in summary.items()
-            if not kind.startswith("save-")
+            if kind in results
             for label in [kind_label(kind, args.baseline)]
         )
         body = textwrap.dedent(
