@@ -537,12 +537,17 @@ def main(argv: list[str] | None = None) -> int:
             if kind in results
             for label in [kind_label(kind, args.baseline)]
         )
+        rows += "".join(
+            f"\n| {name} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} | | anchor |"
+            for name, s in summary.items()
+            if "main_median_s" in s and "post_median_s" not in s  # the anchors
+        )
         body = textwrap.dedent(
             f"""\
             {command}: one `actions/inject` step under act (`-P ubuntu-latest=-self-hosted`) for
             {N_VAULT} Vault secrets (KV v2, one path each, jwt login with a GitHub OIDC token) and {N_AWS} AWS
             Secrets Manager secrets (web identity via `role_arn`), or the {N_VAULT} Vault ones alone, each
-            server (OpenBao, moto, the OIDC endpoint) behind `bench/latency_proxy.py` adding
+            server (OpenBao, moto, the OIDC endpoint, act's Actions cache) behind `bench/latency_proxy.py` adding
             {args.delay_ms:g} ms each way. Times are act's own step durations; {machine_line()}.
 
             | install | runs | main step median s | best s | post step (revoke) median s | goal s |
