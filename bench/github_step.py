@@ -222,6 +222,9 @@ def action_repo(dest: Path, ref: str | None = None) -> Path:
 
 
 _DURATION = re.compile(r"(Success|Failure) - (Main|Post) inject \[([\d.]+)(ms|s|m)")
+_RESTORED = re.compile(
+    r"restored the install from the Actions cache into \S+ \([^)]*\) in ([\d.]+) s"
+)
 _SAVED = re.compile(r"saved the install in the Actions cache \(([\d.]+) MB, ([\d.]+) s\)")
 
 
@@ -372,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         anchor_times: list[tuple[float, float]] = []
         # What the first jobs paid to save the install: (archive MB, seconds), per spec.
         saves: dict[str, list[tuple[float, float]]] = {"vault": [], "mixed": []}
+        # How long the restore itself took, as the action logs it (lookup, download, unpack).
+        restores: dict[str, list[float]] = {}
         cache = base / "tool-cache"
         uv_cache = base / "uv-cache"
         # The Actions cache of the cold runs (emptied before each) and the one holding the
@@ -428,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             saved = _SAVED.search(log)
             if saved and not action:
                 saves["mixed" if aws else "vault"].append((float(saved[1]), float(saved[2])))
+            restored_in = _RESTORED.search(log)
+            if restored_in and kind:
+                restores.setdefault(kind, []).append(float(restored_in[1]))
             if kind:
                 results[kind].append((main_s, post_s))
                 print(f"{kind} {len(results[kind])}: main {main_s:.2f} s", file=sys.stderr)
@@ -508,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             "main_median_s": round(statistics.median(sum(t) for t in anchor_times), 2),
             "main_best_s": round(min(sum(t) for t in anchor_times), 2),
         }
+    for kind, seconds in restores.items():
+        summary[kind]["restore_in_step_median_s"] = round(statistics.median(seconds), 2)
     for name, runs_ in saves.items():
         if runs_:
             summary[f"save-{name}"] = {
