@@ -40,6 +40,7 @@ const TWIRP_SERVICE = 'github.actions.results.api.v1.CacheService';
 const VERSION_SALT = '1.0';
 const V1_ACCEPT = 'application/json;api-version=6.0-preview.1';
 const V1_CHUNK = 32 * 1024 * 1024;
+const AZURE_BLOB_VERSION = '2023-11-03';
 // A cache that does not answer must not hold the job up: the install it would save takes seconds.
 const API_TIMEOUT_MS = 10_000;
 const TRANSFER_TIMEOUT_MS = 120_000;
@@ -274,6 +275,9 @@ async function upload(svc, key, version, file, size) {
         method: 'PUT',
         headers: {
           'x-ms-blob-type': 'BlockBlob',
+          // The Azure SDK always names its REST version (@azure/storage-blob 12.x sends its own,
+          // e.g. 2025-11-05); without one a request may be served under an old default version.
+          'x-ms-version': AZURE_BLOB_VERSION,
           'Content-Type': 'application/octet-stream',
         },
         body: fs.readFileSync(file),
