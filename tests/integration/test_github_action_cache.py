@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,41 @@ def test_v2_restored_aws_install_signs_in_and_reads(
         assert code == 0, log[-4000:]
         assert "jobsecrets: restored the install from the Actions cache" in log
         assert (canary in github_env) is True
+
+
+def test_a_runner_without_zstd_saves_and_restores_gzip(tmp_path: Path) -> None:
+    """No zstd on PATH: the archive is a gzip tar (tar -z); a runner with zstd does not get it
+    (the entry's version names the compression, as getCacheVersion does)."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("node", "tar", "gzip"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    no_zstd = {
+        "PATH": str(bin_dir),
+        # The interpreter itself: a launcher on PATH (a pyenv shim) is not in bin/.
+        "JOBSECRETS_PYTHON": str(Path(getattr(sys, "_base_executable", sys.executable))),
+    }
+    with CacheServiceV2() as service:
+        code, log, github_env = run_main(
+            tmp_path, "first", src, {**service.env(), **no_zstd, "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: saved the install in the Actions cache" in log
+        (entry,) = service.entries.values()
+        assert entry.blob is not None and entry.blob[:2] == b"\x1f\x8b"
+        check_archive(entry.blob, canary)
+
+        code, log, github_env = run_main(
+            tmp_path, "second", src, {**service.env(), **no_zstd, **refusing_index()}
+        )
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: restored the install from the Actions cache" in log
+        assert (canary in github_env) is True
+
+        code, log, _ = run_main(tmp_path, "with-zstd", src, {**service.env(), **refusing_index()})
+        assert code != 0, log[-4000:]
+        assert "restored the install" not in log
