@@ -13,6 +13,7 @@ must never be in an archive. Values are compared as booleans only.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -20,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -405,3 +407,49 @@ def test_a_runner_without_zstd_saves_and_restores_gzip(tmp_path: Path) -> None:
         code, log, _ = run_main(tmp_path, "with-zstd", src, {**service.env(), **refusing_index()})
         assert code != 0, log[-4000:]
         assert "restored the install" not in log
+
+
+def test_a_hostile_archive_writes_nothing_outside_and_is_not_used(tmp_path: Path) -> None:
+    """Whoever can write the repository's cache could plant an entry under the install's key. The
+    runner's tar refuses its members that climb out (``..``), are absolute or write through a
+    symlink, the failed restore is a warning, and the step installs instead."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with CacheServiceV2() as service:
+        code, log, _ = run_main(
+            tmp_path, "first", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        (entry,) = service.entries.values()
+        assert entry.blob is not None
+        members, _ = archive_members_and_bytes(entry.blob)
+        name = members[0].split("/", 1)[0]
+        hostile = io.BytesIO()
+        with tarfile.open(fileobj=hostile, mode="w") as tar:
+
+            def add(member: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+                info = tarfile.TarInfo(member)
+                info.type, info.linkname = kind, link
+                data = b"" if kind != tarfile.REGTYPE else b"planted"
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+            add(name, tarfile.DIRTYPE)
+            add(f"{name}/.jobsecrets-complete")
+            add(f"{name}/link", tarfile.SYMTYPE, str(outside))
+            add(f"{name}/link/through-symlink")
+            add(f"{name}/../../../../../../..{outside}/dotdot")
+            add(f"{outside}/absolute")
+        entry.blob = subprocess.run(
+            ["zstd", "-q", "-c"], input=hostile.getvalue(), capture_output=True, check=True
+        ).stdout
+        code, log, github_env = run_main(
+            tmp_path, "second", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+    assert code == 0, log[-4000:]
+    assert list(outside.iterdir()) == []
+    assert "could not restore the install from the Actions cache" in log
+    assert "jobsecrets: installed into" in log
+    assert (canary in github_env) is True
