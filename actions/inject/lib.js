@@ -62,22 +62,33 @@ function saveState(name, value) {
 
 const getState = (name) => process.env[`STATE_${name}`] || '';
 
+/**
+ * The version of the pip next to `python`, read from its metadata (importing pip, or running
+ * `pip --version`, costs ~0.4 s), or '' without one: a cold install needs pip >= 23 for
+ * `pip --python`.
+ */
+function pipVersion(python) {
+  const probe =
+    'try:\n import importlib.metadata as m;print(m.version("pip"))\nexcept Exception:\n print("")';
+  const result = spawnSync(python.command, ['-c', probe], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : '';
+}
+
 /** The Python to build the tool's venv from: >= 3.10 (jobsecrets' own minimum). */
 function findPython() {
   const candidates = [process.env.JOBSECRETS_PYTHON, 'python3', 'python'].filter(Boolean);
-  // Also the version of the pip next to it, read from its metadata (importing pip, or running
-  // `pip --version`, costs ~0.4 s): a cold install needs pip >= 23 for `pip --python`.
+  // -S: no site import, which nothing here needs (~0.05 s of every step, a reused or restored
+  // install included); the pip version, which only an install needs, is read by pipVersion.
   const probe =
     'import sys;print("%d.%d" % sys.version_info[:2]);print(sys.version.split()[0]);' +
-    'print(sys.executable);print(int(sys.version_info >= (3, 10)))\n' +
-    'try:\n import importlib.metadata as m;print(m.version("pip"))\nexcept Exception:\n print("")';
+    'print(sys.executable);print(int(sys.version_info >= (3, 10)))';
   for (const candidate of candidates) {
-    const result = spawnSync(candidate, ['-c', probe], { encoding: 'utf8' });
+    const result = spawnSync(candidate, ['-S', '-c', probe], { encoding: 'utf8' });
     if (result.status !== 0) continue;
-    const [short, full, executable, ok, pip = ''] = result.stdout.trim().split('\n');
+    const [short, full, executable, ok] = result.stdout.trim().split('\n');
     // Spawn the interpreter itself from now on, not a launcher (a pyenv shim adds ~0.1 s a run).
     const command = executable && fs.existsSync(executable) ? executable : candidate;
-    if (ok === '1') return { command, short, full, executable, pip: pip.trim() };
+    if (ok === '1') return { command, short, full, executable };
   }
   throw new Error(
     'jobsecrets needs Python 3.10 or newer on the runner (tried: ' +
@@ -406,8 +417,8 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
     if ((await run(python.command, ['-m', 'venv', '--without-pip', tmp])) !== 0) {
       throw new Error(`'${python.command} -m venv' failed`);
     }
-    const pipVersion = /^(\d+)\./.exec(python.pip);
-    if (!pipVersion || Number(pipVersion[1]) < 23) {
+    const pipMajor = /^(\d+)\./.exec(pipVersion(python));
+    if (!pipMajor || Number(pipMajor[1]) < 23) {
       // No usable pip next to the host Python (--python needs pip >= 22.3): bootstrap one.
       fs.rmSync(tmp, { recursive: true, force: true });
       if ((await run(python.command, ['-m', 'venv', tmp])) !== 0) {
