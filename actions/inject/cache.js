@@ -234,24 +234,15 @@ async function restore(svc, root, name, key) {
   return true;
 }
 
-/**
- * Archive `root/name` into `file` with the runner's tar (and zstd), paths relative to `root`;
- * `exclude`: member names (`name/...`) left out, given to tar as an exclude file (-X, GNU and BSD).
- */
-async function archive(root, name, file, method, exclude = []) {
+/** Archive `root/name` into `file` with the runner's tar (and zstd), paths relative to `root`. */
+async function archive(root, name, file, method) {
   const out = fs.openSync(file, 'w', 0o600);
-  const args = ['-C', root, name];
-  if (exclude.length) {
-    const list = `${file}.exclude`;
-    fs.writeFileSync(list, exclude.join('\n') + '\n', { mode: 0o600 });
-    args.unshift('-X', list);
-  }
   try {
     if (method === 'gzip') {
-      await child('tar', ['-czf', '-', ...args], { stdio: ['ignore', out, 'pipe'] }).done;
+      await child('tar', ['-czf', '-', '-C', root, name], { stdio: ['ignore', out, 'pipe'] }).done;
       return;
     }
-    const tar = child('tar', ['-cf', '-', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tar = child('tar', ['-cf', '-', '-C', root, name], { stdio: ['ignore', 'pipe', 'pipe'] });
     const zstd = child('zstd', ['-q', '-T0', '-c'], { stdio: ['pipe', out, 'pipe'] });
     tar.stdout.pipe(zstd.stdin);
     const outcomes = await Promise.allSettled([tar.done, zstd.done]);
@@ -331,16 +322,16 @@ async function upload(svc, key, version, file, size) {
 }
 
 /**
- * Save the install `root/name` under `key`, less the members in `exclude`. Returns the archive's size in bytes, or 0 when another
+ * Save the install `root/name` under `key`. Returns the archive's size in bytes, or 0 when another
  * job holds the key. The archive is a 0600 file in $RUNNER_TEMP, removed in any case.
  */
-async function save(svc, root, name, key, exclude = []) {
+async function save(svc, root, name, key) {
   checkKey(key);
   const method = compression();
   const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-cache-'));
   const file = path.join(dir, method === 'gzip' ? 'cache.tgz' : 'cache.tzst');
   try {
-    await archive(root, name, file, method, exclude);
+    await archive(root, name, file, method);
     const size = fs.statSync(file).size;
     return (await upload(svc, key, entryVersion([name], method), file, size)) ? size : 0;
   } finally {

@@ -530,33 +530,6 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
   return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds, saveAs };
 }
 
-// The botocore service models the AWS backend uses (backends/aws/backend.py: secretsmanager, and
-// sts for role_arn), and the ones botocore's own credential chain may create a client of (sso,
-// sso-oidc for an SSO profile). botocore ships ~450 (3,000 of the ~4,100 files of an install with
-// AWS); every file is one more to create when a job restores the install, the slowest part of a
-// restore on a disk with slow metadata (4,100 files: 4.2 s here against 0.1 s on tmpfs).
-const BOTOCORE_SERVICES = ['secretsmanager', 'sso', 'sso-oidc', 'sts'];
-
-/**
- * What the cached archive of the install `root/name` leaves out (member names for tar -X): the
- * botocore service models jobsecrets never loads. A local install keeps them all.
- */
-function cacheExcludes(root, name) {
-  const lib = path.join(root, name, 'lib');
-  const excludes = [];
-  for (const py of fs.existsSync(lib) ? fs.readdirSync(lib) : []) {
-    const rel = path.join(name, 'lib', py, 'site-packages', 'botocore', 'data');
-    const data = path.join(root, rel);
-    if (!fs.existsSync(data)) continue;
-    for (const entry of fs.readdirSync(data, { withFileTypes: true })) {
-      if (entry.isDirectory() && !BOTOCORE_SERVICES.includes(entry.name)) {
-        excludes.push(path.join(rel, entry.name));
-      }
-    }
-  }
-  return excludes;
-}
-
 /**
  * Save a fresh install in the Actions cache (`install.saveAs` from ensureInstalled). Called once
  * the CLI has run in it, so the archive has the .pyc files that run wrote and a restoring job
@@ -568,8 +541,7 @@ async function saveInstall(install) {
   if (!saveAs) return;
   const started = Date.now();
   try {
-    const excludes = cacheExcludes(saveAs.root, saveAs.name);
-    const size = await actionsCache.save(saveAs.svc, saveAs.root, saveAs.name, saveAs.key, excludes);
+    const size = await actionsCache.save(saveAs.svc, saveAs.root, saveAs.name, saveAs.key);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     console.log(
       size
@@ -781,7 +753,6 @@ module.exports = {
   command,
   depsHash,
   ensureInstalled,
-  cacheExcludes,
   saveInstall,
   error,
   escapeData,

@@ -29,8 +29,6 @@ import pytest
 from support.act import act_command
 from support.actions_cache import CacheServiceV2
 from support.cli import clean_env
-from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
-from support.oidc import GithubTokenServer
 
 pytestmark = pytest.mark.integration
 
@@ -336,8 +334,8 @@ secrets:
 def test_v2_restored_aws_install_signs_in_and_reads(
     tmp_path: Path, github_oidc: GithubTokenServer
 ) -> None:
-    """The archive leaves out the botocore service models jobsecrets never loads (3,000 files
-    fewer to create on restore): a restored install still signs in with the job's OIDC token (STS
+    """The archive is the install as pip made it (every botocore model: no third-party package
+    is cut down), and a restored install signs in with the job's OIDC token (STS
     AssumeRoleWithWebIdentity) and reads from Secrets Manager, against moto."""
     canary = "canary-" + secrets.token_urlsafe(18)
     with MotoServer() as moto, CacheServiceV2() as service:
@@ -362,7 +360,7 @@ def test_v2_restored_aws_install_signs_in_and_reads(
             for m in members
             if "/botocore/data/" in m and m.count("/", m.index("/botocore/data/") + 15) >= 1
         }
-        assert services == {"secretsmanager", "sso", "sso-oidc", "sts"}, services
+        assert {"secretsmanager", "sts", "ec2", "s3"} <= services, sorted(services)[:8]
         assert (canary.encode() in raw) is False, "a secret value is in the cached archive"
 
         code, log, github_env = run_main(tmp_path, "second", src, {**env, **refusing_index()})

@@ -72,17 +72,3 @@ def test_entry_version_is_getcacheversion_of_the_install_and_compression() -> No
     for method in ("zstd-without-long", "gzip"):
         expected = hashlib.sha256(f"{name}|{method}|1.0".encode()).hexdigest()
         assert call(CACHE_JS, "entryVersion", [name], method) == expected
-
-
-def test_archive_leaves_out_only_unused_botocore_models(tmp_path: Path) -> None:
-    data = tmp_path / "inst" / "lib" / "python3.12" / "site-packages" / "botocore" / "data"
-    for service in ("ec2", "s3", "sts", "secretsmanager", "sso", "sso-oidc"):
-        (data / service / "2020-01-01").mkdir(parents=True)
-    (data / "endpoints.json").write_text("{}")
-    excludes = call(LIB_JS, "cacheExcludes", str(tmp_path), "inst")
-    assert isinstance(excludes, list)
-    prefix = "inst/lib/python3.12/site-packages/botocore/data/"
-    assert sorted(excludes) == [prefix + "ec2", prefix + "s3"]
-    # An install without botocore (no AWS backend) leaves nothing out.
-    (tmp_path / "core" / "lib" / "python3.12" / "site-packages").mkdir(parents=True)
-    assert call(LIB_JS, "cacheExcludes", str(tmp_path), "core") == []
