@@ -8,6 +8,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn, spawnSync } = require('child_process');
+const actionsCache = require('./cache');
 
 // The repository checkout this action lives in (actions/inject/ -> the root): the jobsecrets
 // package installed is the one at the same ref as the action itself.
@@ -61,22 +62,33 @@ function saveState(name, value) {
 
 const getState = (name) => process.env[`STATE_${name}`] || '';
 
+/**
+ * The version of the pip next to `python`, read from its metadata (importing pip, or running
+ * `pip --version`, costs ~0.4 s), or '' without one: a cold install needs pip >= 23 for
+ * `pip --python`.
+ */
+function pipVersion(python) {
+  const probe =
+    'try:\n import importlib.metadata as m;print(m.version("pip"))\nexcept Exception:\n print("")';
+  const result = spawnSync(python.command, ['-c', probe], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : '';
+}
+
 /** The Python to build the tool's venv from: >= 3.10 (jobsecrets' own minimum). */
 function findPython() {
   const candidates = [process.env.JOBSECRETS_PYTHON, 'python3', 'python'].filter(Boolean);
-  // Also the version of the pip next to it, read from its metadata (importing pip, or running
-  // `pip --version`, costs ~0.4 s): a cold install needs pip >= 23 for `pip --python`.
+  // -S: no site import, which nothing here needs (~0.05 s of every step, a reused or restored
+  // install included); the pip version, which only an install needs, is read by pipVersion.
   const probe =
     'import sys;print("%d.%d" % sys.version_info[:2]);print(sys.version.split()[0]);' +
-    'print(sys.executable);print(int(sys.version_info >= (3, 10)))\n' +
-    'try:\n import importlib.metadata as m;print(m.version("pip"))\nexcept Exception:\n print("")';
+    'print(sys.executable);print(int(sys.version_info >= (3, 10)))';
   for (const candidate of candidates) {
-    const result = spawnSync(candidate, ['-c', probe], { encoding: 'utf8' });
+    const result = spawnSync(candidate, ['-S', '-c', probe], { encoding: 'utf8' });
     if (result.status !== 0) continue;
-    const [short, full, executable, ok, pip = ''] = result.stdout.trim().split('\n');
+    const [short, full, executable, ok] = result.stdout.trim().split('\n');
     // Spawn the interpreter itself from now on, not a launcher (a pyenv shim adds ~0.1 s a run).
     const command = executable && fs.existsSync(executable) ? executable : candidate;
-    if (ok === '1') return { command, short, full, executable, pip: pip.trim() };
+    if (ok === '1') return { command, short, full, executable };
   }
   throw new Error(
     'jobsecrets needs Python 3.10 or newer on the runner (tried: ' +
@@ -328,7 +340,8 @@ function installSource(root, sitePackages, project) {
 /**
  * Make sure the jobsecrets CLI for this ref is installed with the dependencies of `groups` (lock
  * groups: 'core' and backend types, see specGroups; null for the base install) and `extras`;
- * return the venv's python.
+ * return the venv's python. With `cache` (the input), an install not on this runner is first
+ * looked up in the Actions cache, and a fresh one comes back with `saveAs` for saveInstall.
  *
  * Installs go to $JOBSECRETS_TOOL_CACHE or $RUNNER_TOOL_CACHE/jobsecrets, in
  * <version>-<key>-<groups> (a self-hosted runner keeps its tool cache between jobs). An install of
@@ -339,7 +352,7 @@ function installSource(root, sitePackages, project) {
  * The CLI is started as `<venv>/bin/python -m jobsecrets`, which works from any directory the venv
  * was renamed to (console-script shebangs would still name the temporary one).
  */
-async function ensureInstalled(groups = null, extras = []) {
+async function ensureInstalled(groups = null, extras = [], { cache = false } = {}) {
   const started = Date.now();
   const python = findPython();
   const project = readProject(REPO_ROOT);
@@ -370,6 +383,32 @@ async function ensureInstalled(groups = null, extras = []) {
   }
   const venv = path.join(cacheRoot, prefix + label);
   const venvPython = path.join(venv, 'bin', 'python');
+  // The Actions cache (input `cache`): what a later job on a fresh hosted runner restores instead
+  // of installing. The key names everything the install depends on: this ref's package files, the
+  // locks and the Python (all in `prefix`), the groups (`label`), OS and architecture, and the
+  // runner image where the runner says which (ImageOS: the same Python path can be another build).
+  const svc = cache ? actionsCache.service() : null;
+  const saveAs = svc
+    ? {
+        svc,
+        root: cacheRoot,
+        name: prefix + label,
+        key: ['jobsecrets', prefix + label, process.platform, process.arch, process.env.ImageOS]
+          .filter(Boolean)
+          .join('-'),
+      }
+    : null;
+  if (saveAs) {
+    try {
+      if (await actionsCache.restore(svc, cacheRoot, saveAs.name, saveAs.key)) {
+        const seconds = (Date.now() - started) / 1000;
+        return { venvPython, venv, cached: true, restored: true, groups: [...wanted].sort(), seconds };
+      }
+    } catch (err) {
+      // A cache is an optimisation: never the reason a step fails (as @actions/cache warns too).
+      warning(`could not restore the install from the Actions cache (${err.message}); installing`);
+    }
+  }
   fs.mkdirSync(cacheRoot, { recursive: true });
   const tmp = `${venv}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   try {
@@ -378,8 +417,8 @@ async function ensureInstalled(groups = null, extras = []) {
     if ((await run(python.command, ['-m', 'venv', '--without-pip', tmp])) !== 0) {
       throw new Error(`'${python.command} -m venv' failed`);
     }
-    const pipVersion = /^(\d+)\./.exec(python.pip);
-    if (!pipVersion || Number(pipVersion[1]) < 23) {
+    const pipMajor = /^(\d+)\./.exec(pipVersion(python));
+    if (!pipMajor || Number(pipMajor[1]) < 23) {
       // No usable pip next to the host Python (--python needs pip >= 22.3): bootstrap one.
       fs.rmSync(tmp, { recursive: true, force: true });
       if ((await run(python.command, ['-m', 'venv', tmp])) !== 0) {
@@ -488,7 +527,30 @@ async function ensureInstalled(groups = null, extras = []) {
     throw err;
   }
   const seconds = (Date.now() - started) / 1000;
-  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds };
+  return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds, saveAs };
+}
+
+/**
+ * Save a fresh install in the Actions cache (`install.saveAs` from ensureInstalled). Called once
+ * the CLI has run in it, so the archive has the .pyc files that run wrote and a restoring job
+ * compiles nothing; and in the main step, before any later step of the job could change the
+ * install. A failure is a warning: the step's outcome is the CLI's.
+ */
+async function saveInstall(install) {
+  const saveAs = install.saveAs;
+  if (!saveAs) return;
+  const started = Date.now();
+  try {
+    const size = await actionsCache.save(saveAs.svc, saveAs.root, saveAs.name, saveAs.key);
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(
+      size
+        ? `jobsecrets: saved the install in the Actions cache (${(size / 1048576).toFixed(1)} MB, ${seconds} s)`
+        : 'jobsecrets: the Actions cache already has (or is saving) this install'
+    );
+  } catch (err) {
+    warning(`could not save the install in the Actions cache (${err.message})`);
+  }
 }
 
 /**
@@ -691,6 +753,7 @@ module.exports = {
   command,
   depsHash,
   ensureInstalled,
+  saveInstall,
   error,
   escapeData,
   getBooleanInput,

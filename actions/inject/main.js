@@ -11,9 +11,9 @@ const lib = require('./lib');
 // Scan mode (input `scan`): `jobsecrets scan PATHS` with the values this job holds, found by the
 // names the inject step recorded in $GITHUB_ENV. A finding fails the step (before an upload
 // step runs) and puts a table (variable, file, form) in the job summary; never a value.
-async function scan(paths, cwd) {
+async function scan(paths, cwd, useCache) {
   // Scanning needs the CLI only, no backend: any install of this ref serves (see reusableInstall).
-  const install = await lib.ensureInstalled(['core']);
+  const install = await lib.ensureInstalled(['core'], [], { cache: useCache });
   lib.saveState('mode', 'scan');
   const args = ['scan', ...paths];
   if (process.env.GITHUB_STEP_SUMMARY) args.push('--summary', process.env.GITHUB_STEP_SUMMARY);
@@ -22,8 +22,9 @@ async function scan(paths, cwd) {
     install.venvPython,
     args,
     { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
-    lib.keepsBytecode()
+    lib.keepsBytecode(Boolean(install.saveAs))
   );
+  await lib.saveInstall(install);
   if (result.code === 9) {
     lib.error('jobsecrets scan found secret values in files (see the job summary): nothing may be uploaded');
   } else if (result.code !== 0) {
@@ -44,8 +45,10 @@ async function main() {
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
   const cwd = path.resolve(workspace, lib.getInput('working-directory', '.'));
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
+  // Keep the install in the Actions cache (restore before installing, save a fresh one).
+  const useCache = lib.getBooleanInput('cache', true);
   const scanPaths = lib.getInput('scan').split(/[\s]+/).filter(Boolean);
-  if (scanPaths.length) return scan(scanPaths, cwd);
+  if (scanPaths.length) return scan(scanPaths, cwd, useCache);
 
   // Optional dependency sets of jobsecrets (e.g. `github`: pyjwt + cryptography for type: github).
   const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
@@ -56,15 +59,17 @@ async function main() {
     // Only what the spec's backend types need (a Vault-only spec gets no boto3/botocore, ~2,000
     // files, most of a cold install); the base install when the spec cannot be read with certainty.
     const groups = lib.specGroupsOf(path.resolve(cwd, config), lib.lockGroups(lib.REPO_ROOT));
-    install = await lib.ensureInstalled(groups, extras);
+    install = await lib.ensureInstalled(groups, extras, { cache: useCache });
   } else {
     install = await lib.installRequirement(from, extras);
   }
   const what = install.groups ? ` (${install.groups.join(', ')})` : '';
   console.log(
-    install.cached
-      ? `jobsecrets: using the cached install ${install.venv}${what}`
-      : `jobsecrets: installed into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`
+    install.restored
+      ? `jobsecrets: restored the install from the Actions cache into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`
+      : install.cached
+        ? `jobsecrets: using the cached install ${install.venv}${what}`
+        : `jobsecrets: installed into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`
   );
 
   // One state directory per step, so two inject steps in a job each revoke their own leases.
@@ -74,7 +79,8 @@ async function main() {
   const statePath = path.join(stateDir, 'state.json');
   lib.saveState('venv_python', install.venvPython);
   // A `pypi` or other requirement goes into a venv of this step only: never worth .pyc files.
-  const bytecode = from === 'source' && lib.keepsBytecode();
+  // An install about to be saved in the Actions cache outlives the job: its .pyc files are kept.
+  const bytecode = from === 'source' && lib.keepsBytecode(Boolean(install.saveAs));
   lib.saveState('bytecode', String(bytecode));
   lib.saveState('state_path', statePath);
   if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);
@@ -94,6 +100,8 @@ async function main() {
     lib.error(`jobsecrets export failed (exit ${result.code})${detail ? ':\n' + detail : ''}`);
     process.exitCode = result.code;
   }
+  // After the CLI ran (its .pyc files are in the install), before any later step of the job runs.
+  await lib.saveInstall(install);
 }
 
 main().catch((err) => {

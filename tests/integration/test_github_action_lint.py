@@ -99,6 +99,7 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
         "working-directory",
         "add-to-path",
         "install",
+        "cache",
     }
     assert all(spec.get("description") for spec in inputs.values())
     readme = (ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else ""
@@ -109,7 +110,7 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
 
 def test_action_javascript_has_no_dependencies() -> None:
     """Only Node's standard library: the action runs from a plain checkout, no npm install."""
-    builtins = {"child_process", "crypto", "fs", "os", "path", "./lib"}
+    builtins = {"child_process", "crypto", "fs", "os", "path", "stream", "./lib", "./cache"}
     for script in sorted((ROOT / "actions" / "inject").glob("*.js")):
         text = script.read_text()
         required = set(re.findall(r"require\('([^']+)'\)", text))

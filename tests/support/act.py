@@ -12,13 +12,27 @@ ACT = REPO_ROOT / ".venv" / "bin" / "act"
 
 
 def act_command(
-    workspace: Path, workflow: str, action_ref: str, repo: Path, env: Mapping[str, str]
+    workspace: Path,
+    workflow: str,
+    action_ref: str,
+    repo: Path,
+    env: Mapping[str, str],
+    cache_dir: Path | None = None,
+    cache_port: int = 0,
+    cache_external_url: str | None = None,
 ) -> list[str]:
     """``act push`` for ``workspace/.github/workflows/<workflow>``.
 
     act runs every step on this host (``-self-hosted``) and takes the action ``action_ref`` from
     ``repo`` (``--local-repository``). ``env`` becomes the job's environment through a 0600
     ``--env-file`` beside the workflow, never through act's argv (it holds the OIDC request token).
+
+    ``cache_dir``: act runs its Actions cache server (the v1 ``_apis/artifactcache`` API, what
+    ``ACTIONS_CACHE_URL`` names) on loopback, keeping its entries there, so a later run given the
+    same directory finds what an earlier one saved (a later job on a fresh runner). None: no cache
+    server (the job has no ``ACTIONS_CACHE_URL``), so runs never share an install through it.
+    ``cache_port`` fixes the server's port and ``cache_external_url`` is the URL jobs are given
+    for it (a latency proxy in front of that port, in the benchmark).
     """
     if not (workspace / ".git").exists():
         # act reads the event's sha and ref from git.
@@ -37,6 +51,13 @@ def act_command(
             if "\n" in value:
                 raise ValueError(f"act env files take one line per variable: {key}")
             handle.write(f"{key}={value}\n")
+    # act's default address for its cache server is the host's outbound one: never used here.
+    cache = ["--no-cache-server"]
+    if cache_dir is not None:
+        cache = ["--cache-server-addr", "127.0.0.1", "--cache-server-path", str(cache_dir)]
+        cache += ["--cache-server-port", str(cache_port)]
+        if cache_external_url:
+            cache += ["--cache-server-external-url", cache_external_url]
     return [
         str(ACT),
         "push",
@@ -45,6 +66,7 @@ def act_command(
         "--local-repository",
         f"{action_ref}={repo}",
         "--action-offline-mode",
+        *cache,
         "--env-file",
         str(env_file),
         "-W",

@@ -1,0 +1,342 @@
+// The GitHub Actions cache, spoken directly (no npm dependencies, like lib.js): the action keeps its
+// install there itself, as actions/setup-python does through @actions/cache, so a later job on a
+// fresh hosted runner restores it instead of running pip. Only the install's directory (a virtualenv
+// holding jobsecrets and its locked dependencies, plus the .pyc files its first run wrote) is ever
+// archived: never the spec, the state directory or anything a step wrote a value into.
+//
+// The contracts, as @actions/cache speaks them (actions/toolkit, packages/cache/src):
+// - which service: internal/config.ts getCacheServiceVersion(): v2 when ACTIONS_CACHE_SERVICE_V2 is
+//   set and the server is not GHES (GITHUB_SERVER_URL's host is github.com, *.ghe.com or *.localhost),
+//   else v1; v1's base URL is ACTIONS_CACHE_URL (else ACTIONS_RESULTS_URL), v2's ACTIONS_RESULTS_URL.
+//   Both authenticate with `Authorization: Bearer $ACTIONS_RUNTIME_TOKEN`.
+// - v1 (internal/cacheHttpClient.ts; what act serves, nektos/act pkg/artifactcache/handler.go, and
+//   GHES): `GET {base}_apis/artifactcache/cache?keys=K&version=V` with
+//   `Accept: application/json;api-version=6.0-preview.1` -> 204 (miss) or 200
+//   {archiveLocation, cacheKey}; save: `POST {base}_apis/artifactcache/caches` {key, version,
+//   cacheSize} -> {cacheId}, then `PATCH .../caches/{id}` chunks (Content-Range `bytes S-E/*`,
+//   application/octet-stream, 32 MiB each by default, options.ts), then `POST .../caches/{id}` {size}.
+// - v2 (internal/shared/cacheTwirpClient.ts, generated/results/api/v1/cache.twirp-client.ts and
+//   cache.ts): Twirp JSON, `POST {origin}/twirp/github.actions.results.api.v1.CacheService/<Method>`
+//   with proto field names: CreateCacheEntry {key, version} -> {ok, signed_upload_url, message};
+//   FinalizeCacheEntryUpload {key, version, size_bytes (int64 as a string)} -> {ok, entry_id,
+//   message}; GetCacheEntryDownloadURL {key, restore_keys, version} -> {ok, signed_download_url,
+//   matched_key}. The archive goes to the signed Azure Blob URL: uploadUtils.ts uploads a file under
+//   maxSingleShotSize (128 MiB) in one Put Blob, i.e. `PUT` with `x-ms-blob-type: BlockBlob`; the
+//   download is a plain GET of the signed URL.
+// - version (internal/cacheUtils.ts getCacheVersion): sha256 of the paths, the compression method
+//   ('zstd-without-long' or 'gzip', constants.ts) and the salt '1.0', joined with '|', so an entry
+//   made with zstd is never handed to a runner that only has gzip.
+// Signed URLs are credentials for the blob: they are never printed (toolkit masks them).
+'use strict';
+
+const crypto = require('crypto');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { Readable } = require('stream');
+const { spawn, spawnSync } = require('child_process');
+
+const TWIRP_SERVICE = 'github.actions.results.api.v1.CacheService';
+const VERSION_SALT = '1.0';
+const V1_ACCEPT = 'application/json;api-version=6.0-preview.1';
+const V1_CHUNK = 32 * 1024 * 1024;
+const AZURE_BLOB_VERSION = '2023-11-03';
+// A cache that does not answer must not hold the job up: the install it would save takes seconds.
+const API_TIMEOUT_MS = 10_000;
+const TRANSFER_TIMEOUT_MS = 120_000;
+
+/** Which cache service this runner has, as @actions/cache decides (config.ts): 'v1' or 'v2'. */
+function serviceVersion(env = process.env) {
+  let host = 'GITHUB.COM';
+  try {
+    host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.trim().toUpperCase();
+  } catch {
+    // an unparsable server URL: treated like @actions/cache would fail to, as GHES below
+    host = '';
+  }
+  const ghes = !(host === 'GITHUB.COM' || host.endsWith('.GHE.COM') || host.endsWith('.LOCALHOST'));
+  if (ghes) return 'v1';
+  return env.ACTIONS_CACHE_SERVICE_V2 ? 'v2' : 'v1';
+}
+
+/**
+ * The cache service of this job, or null when it has none (a self-hosted runner outside Actions,
+ * or `act --no-cache-server`): { version, base, token }.
+ */
+function service(env = process.env) {
+  const version = serviceVersion(env);
+  const base = version === 'v2' ? env.ACTIONS_RESULTS_URL : env.ACTIONS_CACHE_URL;
+  const token = env.ACTIONS_RUNTIME_TOKEN || '';
+  // As @actions/cache: v2 needs the token (cacheUtils.ts getRuntimeToken throws without it), v1
+  // only its URL (cache.ts isFeatureAvailable; cacheHttpClient.ts sends `$ACTIONS_RUNTIME_TOKEN ||
+  // ''`): act gives a JavaScript action ACTIONS_CACHE_URL and no token, its server needs none.
+  if (!base || (version === 'v2' && !token)) return null;
+  return { version, base: base.endsWith('/') ? base : `${base}/`, token };
+}
+
+/** zstd when the runner has it (as @actions/cache prefers, cacheUtils.ts), else gzip. */
+function compression() {
+  const zstd = spawnSync('zstd', ['--version'], { stdio: 'ignore' });
+  return zstd.status === 0 ? 'zstd-without-long' : 'gzip';
+}
+
+/** The entry's version: getCacheVersion(paths, method) of cacheUtils.ts. */
+function entryVersion(paths, method) {
+  return crypto
+    .createHash('sha256')
+    .update([...paths, method, VERSION_SALT].join('|'))
+    .digest('hex');
+}
+
+/** A cache key as @actions/cache accepts it (cache.ts checkKey): <= 512 characters, no comma. */
+function checkKey(key) {
+  if (key.length > 512 || key.includes(',')) throw new Error(`invalid cache key ${key}`);
+}
+
+async function request(url, init, timeoutMs = API_TIMEOUT_MS) {
+  return fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+}
+
+/** A Twirp call (JSON); the parsed reply, or an error naming the method and status only. */
+async function twirp(svc, method, body) {
+  const url = new URL(`/twirp/${TWIRP_SERVICE}/${method}`, svc.base).href;
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${svc.token}` },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method}: HTTP ${res.status}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${method}: not JSON`);
+  }
+}
+
+// protobuf-ts' fromJson (what the generated client parses with) takes a field under its proto name
+// or its JSON (lowerCamel) name: so do we.
+const field = (obj, proto, json) => obj?.[proto] ?? obj?.[json];
+
+function v1Url(svc, resource) {
+  return `${svc.base}_apis/artifactcache/${resource}`;
+}
+
+function v1Headers(svc, extra = {}) {
+  const auth = svc.token ? { Authorization: `Bearer ${svc.token}` } : {};
+  return { Accept: V1_ACCEPT, ...auth, ...extra };
+}
+
+/** Where the archive of `key` can be downloaded, or null on a miss. */
+async function lookup(svc, key, version) {
+  if (svc.version === 'v2') {
+    const reply = await twirp(svc, 'GetCacheEntryDownloadURL', { key, restore_keys: [], version });
+    const url = field(reply, 'signed_download_url', 'signedDownloadUrl');
+    return reply.ok && url ? url : null;
+  }
+  const resource = `cache?keys=${encodeURIComponent(key)}&version=${version}`;
+  const res = await request(v1Url(svc, resource), { headers: v1Headers(svc) });
+  if (res.status === 204) return null;
+  if (!res.ok) throw new Error(`cache lookup: HTTP ${res.status}`);
+  const entry = await res.json();
+  return entry?.archiveLocation || null;
+}
+
+/** Spawn `cmd args`; resolves when it exits 0, rejects otherwise (stderr kept for the message). */
+function child(cmd, args, options) {
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
+  let stderr = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (chunk) => {
+    if (stderr.length < 2000) stderr += chunk;
+  });
+  proc.done = new Promise((resolve, reject) => {
+    proc.on('error', reject);
+    proc.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${stderr.trim().slice(0, 300)}`))
+    );
+  });
+  return proc;
+}
+
+/**
+ * Download `url` and unpack it into `dest` as it arrives (download, decompression and tar in
+ * parallel: no archive file, no second pass over it). The byte count is checked against
+ * Content-Length, as downloadUtils.ts does, so a cut transfer is never taken for a whole one.
+ */
+async function downloadInto(url, method, dest) {
+  const res = await request(url, {}, TRANSFER_TIMEOUT_MS);
+  if (!res.ok || !res.body) throw new Error(`archive download: HTTP ${res.status}`);
+  const expected = Number(res.headers.get('content-length') ?? NaN);
+  const tarArgs = ['-xf', '-', '-C', dest];
+  const tar = child('tar', method === 'gzip' ? ['-z', ...tarArgs] : tarArgs, {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let sink = tar.stdin;
+  const procs = [tar];
+  if (method !== 'gzip') {
+    const zstd = child('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    zstd.stdout.pipe(tar.stdin);
+    sink = zstd.stdin;
+    procs.push(zstd);
+  }
+  let received = 0;
+  const body = Readable.fromWeb(res.body);
+  body.on('data', (chunk) => {
+    received += chunk.length;
+  });
+  const piped = new Promise((resolve, reject) => {
+    body.on('error', (err) => {
+      sink.destroy(); // the decompressor and tar then see the end and exit
+      reject(err);
+    });
+    sink.on('error', reject);
+    body.on('end', resolve);
+  });
+  body.pipe(sink);
+  // Every process has exited before the caller removes the directory they write into.
+  const outcomes = await Promise.allSettled([piped, ...procs.map((p) => p.done)]);
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed) throw failed.reason;
+  if (Number.isFinite(expected) && received !== expected) {
+    throw new Error(`archive download: ${received} of ${expected} bytes`);
+  }
+}
+
+/**
+ * Restore the install `name` (a directory of `root`) saved under `key`. Returns true when it is in
+ * place, false on a miss. Unpacked into a temporary directory of `root` first and renamed into
+ * place only when complete (the install's `.jobsecrets-complete` marker is in it), so a cut
+ * download never leaves a half install that a later step would use.
+ */
+async function restore(svc, root, name, key) {
+  checkKey(key);
+  const method = compression();
+  const url = await lookup(svc, key, entryVersion([name], method));
+  if (!url) return false;
+  fs.mkdirSync(root, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(root, '.restore-'));
+  try {
+    await downloadInto(url, method, tmp);
+    const unpacked = path.join(tmp, name);
+    if (!fs.existsSync(path.join(unpacked, '.jobsecrets-complete'))) {
+      throw new Error('the archive holds no complete install');
+    }
+    try {
+      fs.renameSync(unpacked, path.join(root, name));
+    } catch (err) {
+      // Another job put the same install there first: use theirs.
+      if (!fs.existsSync(path.join(root, name, '.jobsecrets-complete'))) throw err;
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return true;
+}
+
+/** Archive `root/name` into `file` with the runner's tar (and zstd), paths relative to `root`. */
+async function archive(root, name, file, method) {
+  const out = fs.openSync(file, 'w', 0o600);
+  try {
+    if (method === 'gzip') {
+      await child('tar', ['-czf', '-', '-C', root, name], { stdio: ['ignore', out, 'pipe'] }).done;
+      return;
+    }
+    const tar = child('tar', ['-cf', '-', '-C', root, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const zstd = child('zstd', ['-q', '-T0', '-c'], { stdio: ['pipe', out, 'pipe'] });
+    tar.stdout.pipe(zstd.stdin);
+    const outcomes = await Promise.allSettled([tar.done, zstd.done]);
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed) throw failed.reason;
+  } finally {
+    fs.closeSync(out);
+  }
+}
+
+/** Upload `file` (size `size`) as the entry `key`/`version`. */
+async function upload(svc, key, version, file, size) {
+  if (svc.version === 'v2') {
+    const created = await twirp(svc, 'CreateCacheEntry', { key, version });
+    const url = field(created, 'signed_upload_url', 'signedUploadUrl');
+    // Not ok: another job is saving (or saved) the same key; nothing to do.
+    if (!created.ok || !url) return false;
+    const put = await request(
+      url,
+      {
+        method: 'PUT',
+        headers: {
+          'x-ms-blob-type': 'BlockBlob',
+          // The Azure SDK always names its REST version (@azure/storage-blob 12.x sends its own,
+          // e.g. 2025-11-05); without one a request may be served under an old default version.
+          'x-ms-version': AZURE_BLOB_VERSION,
+          'Content-Type': 'application/octet-stream',
+        },
+        body: fs.readFileSync(file),
+      },
+      TRANSFER_TIMEOUT_MS
+    );
+    if (!put.ok) throw new Error(`archive upload: HTTP ${put.status}`);
+    const done = await twirp(svc, 'FinalizeCacheEntryUpload', { key, version, size_bytes: String(size) });
+    if (!done.ok) throw new Error('FinalizeCacheEntryUpload: not ok');
+    return true;
+  }
+  const reserve = await request(v1Url(svc, 'caches'), {
+    method: 'POST',
+    headers: v1Headers(svc, { 'Content-Type': 'application/json' }),
+    body: JSON.stringify({ key, version, cacheSize: size }),
+  });
+  const reserved = reserve.ok ? await reserve.json() : null;
+  // Not reserved: another job is saving the same key (cache.ts treats this as info, not a failure).
+  if (!reserved?.cacheId) return false;
+  const entry = v1Url(svc, `caches/${reserved.cacheId}`);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let start = 0; start < size; start += V1_CHUNK) {
+      const length = Math.min(V1_CHUNK, size - start);
+      const chunk = Buffer.alloc(length);
+      fs.readSync(fd, chunk, 0, length, start);
+      const res = await request(
+        entry,
+        {
+          method: 'PATCH',
+          headers: v1Headers(svc, {
+            'Content-Type': 'application/octet-stream',
+            'Content-Range': `bytes ${start}-${start + length - 1}/*`,
+          }),
+          body: chunk,
+        },
+        TRANSFER_TIMEOUT_MS
+      );
+      if (!res.ok) throw new Error(`archive upload: HTTP ${res.status}`);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  const commit = await request(entry, {
+    method: 'POST',
+    headers: v1Headers(svc, { 'Content-Type': 'application/json' }),
+    body: JSON.stringify({ size }),
+  });
+  if (!commit.ok) throw new Error(`cache commit: HTTP ${commit.status}`);
+  return true;
+}
+
+/**
+ * Save the install `root/name` under `key`. Returns the archive's size in bytes, or 0 when another
+ * job holds the key. The archive is a 0600 file in $RUNNER_TEMP, removed in any case.
+ */
+async function save(svc, root, name, key) {
+  checkKey(key);
+  const method = compression();
+  const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-cache-'));
+  const file = path.join(dir, method === 'gzip' ? 'cache.tgz' : 'cache.tzst');
+  try {
+    await archive(root, name, file, method);
+    const size = fs.statSync(file).size;
+    return (await upload(svc, key, entryVersion([name], method), file, size)) ? size : 0;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+module.exports = { service, serviceVersion, compression, entryVersion, restore, save };

@@ -1,0 +1,453 @@
+"""The action keeps its install in the Actions cache (input ``cache``, actions/inject/cache.js).
+
+v1, what act serves (and GHES): real workflows under act with act's own cache server, the way a
+later job on a fresh runner meets it: a first run installs and saves, a second run with an empty
+tool cache restores. v2, what github.com runs: ``main.js`` under node with a job's environment and
+the stand-in of ``tests/support/actions_cache.py``, written from the published contract.
+
+"Did not install" is proven, not read from timings: the restoring runs point pip at an index that
+refuses every connection, so an install would fail the step. The spec uses the ``fake`` backend (a
+JSON file), so the install is the core one and no store is needed; its value is a canary that
+must never be in an archive. Values are compared as booleans only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from support.act import act_command
+from support.actions_cache import CacheServiceV2
+from support.cli import clean_env
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAIN_JS = REPO_ROOT / "actions" / "inject" / "main.js"
+ACTION_REF = "acme/jobsecrets@v1"
+
+SPEC = """\
+version: 1
+backends:
+  store:
+    type: fake
+    file: store.json
+secrets:
+  TOKEN: store:app#token
+"""
+
+WORKFLOW = """\
+on: push
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    steps:
+      - name: checkout (a copy of the test workspace)
+        run: cp -R "$TEST_SRC/." .
+      - name: inject
+        uses: acme/jobsecrets/actions/inject@v1
+        with:
+          cache: ${{ env.USE_CACHE }}
+      - name: use the value
+        run: printf %s "$TOKEN" > "$TEST_OUT/TOKEN"
+"""
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def refusing_index() -> dict[str, str]:
+    """pip pointed at an index that refuses connections: any install attempt fails the step."""
+    return {
+        "JOBSECRETS_INSTALLER": "pip",
+        "PIP_INDEX_URL": f"http://127.0.0.1:{closed_port()}/simple/",
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_RETRIES": "0",
+    }
+
+
+def workspace_with_spec(path: Path, canary: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "jobsecrets.yml").write_text(SPEC)
+    (path / "store.json").write_text(json.dumps({"app": {"token": canary}}))
+    return path
+
+
+def archive_members_and_bytes(archive: bytes) -> tuple[list[str], bytes]:
+    """The member names of a zstd or gzip tar, and its uncompressed bytes."""
+    if archive[:2] == b"\x1f\x8b":
+        raw = subprocess.run(["gzip", "-dc"], input=archive, capture_output=True, check=True).stdout
+    else:
+        raw = subprocess.run(["zstd", "-dc"], input=archive, capture_output=True, check=True).stdout
+    listing = subprocess.run(["tar", "-tf", "-"], input=raw, capture_output=True, check=True)
+    return listing.stdout.decode().splitlines(), raw
+
+
+def check_archive(archive: bytes, canary: str) -> None:
+    members, raw = archive_members_and_bytes(archive)
+    # One top directory: the install (<version>-<key>-core), nothing from the workspace or RUNNER_TEMP.
+    tops = {m.split("/", 1)[0] for m in members}
+    assert len(tops) == 1, tops
+    assert next(iter(tops)).endswith("-core"), tops
+    assert any(m.endswith("/.jobsecrets-complete") for m in members)
+    # The CLI's first run wrote its bytecode before the save: a restoring job compiles nothing.
+    assert any("/jobsecrets/__pycache__/" in m and m.endswith(".pyc") for m in members)
+    assert not any(m.endswith(("jobsecrets.yml", "store.json", "state.json")) for m in members)
+    assert (canary.encode() in raw) is False, "a secret value is in the cached archive"
+
+
+# --- v1: act's own cache server -------------------------------------------------------------
+
+
+@pytest.fixture
+def action_repo(tmp_path: Path) -> Path:
+    """What GitHub downloads for the action: this checkout's actions/, src/ and pyproject.toml."""
+    dest = tmp_path / "action-repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO_ROOT / "actions", dest / "actions", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "src", dest / "src", ignore=ignore)
+    shutil.copy2(REPO_ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def run_act_job(
+    tmp_path: Path, name: str, repo: Path, src: Path, cache_dir: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One workflow run in its own workspace and empty tool cache (a fresh runner)."""
+    workspace = tmp_path / f"ws-{name}"
+    (workspace / ".github" / "workflows").mkdir(parents=True)
+    (workspace / ".github" / "workflows" / "ci.yml").write_text(WORKFLOW)
+    out = tmp_path / f"out-{name}"
+    out.mkdir()
+    job_env = {
+        "TEST_SRC": str(src),
+        "TEST_OUT": str(out),
+        "JOBSECRETS_TOOL_CACHE": str(tmp_path / f"tool-cache-{name}"),
+        "RUNNER_ENVIRONMENT": "github-hosted",
+        "USE_CACHE": "true",
+        **env,
+    }
+    result = subprocess.run(
+        act_command(workspace, "ci.yml", ACTION_REF, repo, job_env, cache_dir=cache_dir),
+        cwd=workspace,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    return result, out
+
+
+def test_act_cache_a_fresh_runner_restores_what_the_first_job_saved(
+    tmp_path: Path, action_repo: Path
+) -> None:
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    cache_dir = tmp_path / "act-cache"
+
+    first, out = run_act_job(
+        tmp_path, "first", action_repo, src, cache_dir, {"JOBSECRETS_INSTALLER": "pip"}
+    )
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert "jobsecrets: installed into" in first.stdout
+    assert "jobsecrets: saved the install in the Actions cache" in first.stdout
+    assert ((out / "TOKEN").read_text() == canary) is True
+    # act keeps the archive in its storage directory: one entry, the install only.
+    stored = [p for p in (cache_dir / "cache").rglob("*") if p.is_file()]
+    assert len(stored) == 1, stored
+    check_archive(stored[0].read_bytes(), canary)
+
+    second, out = run_act_job(tmp_path, "second", action_repo, src, cache_dir, refusing_index())
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "jobsecrets: restored the install from the Actions cache" in second.stdout
+    assert "jobsecrets: installed into" not in second.stdout
+    assert "::warning" not in second.stdout
+    assert ((out / "TOKEN").read_text() == canary) is True
+    # Restored, not saved again.
+    assert "saved the install" not in second.stdout
+
+    # cache: false: nothing is restored, so the refusing index fails the install.
+    third, out = run_act_job(
+        tmp_path, "opt-out", action_repo, src, cache_dir, {**refusing_index(), "USE_CACHE": "false"}
+    )
+    assert third.returncode != 0, third.stdout[-4000:]
+    assert "restored the install" not in third.stdout
+    assert not (out / "TOKEN").exists()
+
+
+# --- v2: the stand-in of github.com's service, main.js under node ------------------------------
+
+
+def run_main(tmp_path: Path, name: str, src: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """main.js as the runner starts it: a job's files and variables, an empty tool cache.
+    Returns (exit code, combined output, $GITHUB_ENV's text)."""
+    temp = tmp_path / f"runner-temp-{name}"
+    temp.mkdir()
+    files = {n: temp / f"{n}.txt" for n in ("env", "output", "state", "summary", "path")}
+    for file in files.values():
+        file.write_text("")
+    job_env = {
+        **clean_env(),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(src),
+        "RUNNER_TEMP": str(temp),
+        "RUNNER_ENVIRONMENT": "github-hosted",
+        "JOBSECRETS_TOOL_CACHE": str(tmp_path / f"tool-cache-{name}"),
+        "GITHUB_ENV": str(files["env"]),
+        "GITHUB_OUTPUT": str(files["output"]),
+        "GITHUB_STATE": str(files["state"]),
+        "GITHUB_STEP_SUMMARY": str(files["summary"]),
+        "GITHUB_PATH": str(files["path"]),
+        **env,
+    }
+    result = subprocess.run(
+        ["node", str(MAIN_JS)],
+        cwd=src,
+        env=job_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    return result.returncode, result.stdout, files["env"].read_text()
+
+
+def test_v2_cache_saves_then_a_fresh_runner_restores(tmp_path: Path) -> None:
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    with CacheServiceV2() as service:
+        code, log, github_env = run_main(
+            tmp_path, "first", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: saved the install in the Actions cache" in log
+        assert (canary in github_env) is True
+        assert service.calls == [
+            "GetCacheEntryDownloadURL",
+            "CreateCacheEntry",
+            "PUT blob",
+            "FinalizeCacheEntryUpload",
+        ]
+        (entry,) = service.entries.values()
+        assert entry.finalized and entry.blob is not None
+        assert (
+            entry.key.startswith("jobsecrets-") and f"-{os.uname().sysname.lower()}-" in entry.key
+        )
+        check_archive(entry.blob, canary)
+
+        service.calls.clear()
+        code, log, github_env = run_main(
+            tmp_path, "second", src, {**service.env(), **refusing_index()}
+        )
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: restored the install from the Actions cache" in log
+        assert "::warning" not in log
+        assert (canary in github_env) is True
+        assert service.calls == ["GetCacheEntryDownloadURL", "GET blob"]
+
+        # Without ACTIONS_CACHE_SERVICE_V2 the same variables mean v1 (@actions/cache's rule):
+        # there is no ACTIONS_CACHE_URL, so no cache is used and nothing is asked of this server.
+        service.calls.clear()
+        v1_env = {k: v for k, v in service.env().items() if k != "ACTIONS_CACHE_SERVICE_V2"}
+        code, log, _ = run_main(tmp_path, "v1-env", src, {**v1_env, **refusing_index()})
+        assert code != 0 and service.calls == [], log[-4000:]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_cache_that_fails_is_a_warning_and_a_normal_install(tmp_path: Path, version: str) -> None:
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    with CacheServiceV2() as service:
+        service.fail = True
+        env = (
+            service.env()
+            if version == "v2"
+            else {
+                "ACTIONS_CACHE_URL": f"http://127.0.0.1:{closed_port()}/",
+                "ACTIONS_RUNTIME_TOKEN": "t",
+            }
+        )
+        code, log, github_env = run_main(
+            tmp_path, version, src, {**env, "JOBSECRETS_INSTALLER": "pip"}
+        )
+    assert code == 0, log[-4000:]
+    assert "could not restore the install from the Actions cache" in log
+    assert "could not save the install in the Actions cache" in log
+    assert "jobsecrets: installed into" in log
+    assert (canary in github_env) is True
+    # The signed URLs and the runtime token are credentials: never in the log.
+    assert "sig=" not in log and "test-runtime-token" not in log
+
+
+def test_a_truncated_archive_is_not_taken_for_an_install(tmp_path: Path) -> None:
+    """A blob cut short, or without the install's completion marker, is a warning and an install."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    with CacheServiceV2() as service:
+        code, log, _ = run_main(
+            tmp_path, "first", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        (entry,) = service.entries.values()
+        assert entry.blob is not None
+        entry.blob = entry.blob[: len(entry.blob) // 2]
+        code, log, github_env = run_main(
+            tmp_path, "second", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+    assert code == 0, log[-4000:]
+    assert "could not restore the install from the Actions cache" in log
+    assert "jobsecrets: installed into" in log
+    assert (canary in github_env) is True
+    tool_cache = tmp_path / "tool-cache-second"
+    assert not [p for p in tool_cache.iterdir() if p.name.startswith(".restore-")]
+
+
+AWS_SPEC = """\
+version: 1
+backends:
+  aws:
+    type: aws
+    region: us-east-1
+    role_arn: ROLE_ARN
+secrets:
+  BLOB: aws:cache/blob
+"""
+
+
+def test_v2_restored_aws_install_signs_in_and_reads(
+    tmp_path: Path, github_oidc: GithubTokenServer
+) -> None:
+    """The archive is the install as pip made it (every botocore model: no third-party package
+    is cut down), and a restored install signs in with the job's OIDC token (STS
+    AssumeRoleWithWebIdentity) and reads from Secrets Manager, against moto."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    with MotoServer() as moto, CacheServiceV2() as service:
+        seed_secrets(moto.client("secretsmanager"), {"cache/blob": canary})
+        role_arn = create_web_identity_role(
+            moto.client("iam"), "cache", policy(allow("secretsmanager:*"))
+        )
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "jobsecrets.yml").write_text(AWS_SPEC.replace("ROLE_ARN", role_arn))
+        env = {**service.env(), **github_oidc.env(), "AWS_ENDPOINT_URL": moto.endpoint}
+        code, log, github_env = run_main(
+            tmp_path, "first", src, {**env, "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        assert (canary in github_env) is True
+        (entry,) = service.entries.values()
+        assert entry.blob is not None
+        members, raw = archive_members_and_bytes(entry.blob)
+        services = {
+            m.split("/botocore/data/", 1)[1].split("/", 1)[0]
+            for m in members
+            if "/botocore/data/" in m and m.count("/", m.index("/botocore/data/") + 15) >= 1
+        }
+        assert {"secretsmanager", "sts", "ec2", "s3"} <= services, sorted(services)[:8]
+        assert (canary.encode() in raw) is False, "a secret value is in the cached archive"
+
+        code, log, github_env = run_main(tmp_path, "second", src, {**env, **refusing_index()})
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: restored the install from the Actions cache" in log
+        assert (canary in github_env) is True
+
+
+def test_a_runner_without_zstd_saves_and_restores_gzip(tmp_path: Path) -> None:
+    """No zstd on PATH: the archive is a gzip tar (tar -z); a runner with zstd does not get it
+    (the entry's version names the compression, as getCacheVersion does)."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("node", "tar", "gzip"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    no_zstd = {
+        "PATH": str(bin_dir),
+        # The interpreter itself: a launcher on PATH (a pyenv shim) is not in bin/.
+        "JOBSECRETS_PYTHON": str(Path(getattr(sys, "_base_executable", sys.executable))),
+    }
+    with CacheServiceV2() as service:
+        code, log, github_env = run_main(
+            tmp_path, "first", src, {**service.env(), **no_zstd, "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: saved the install in the Actions cache" in log
+        (entry,) = service.entries.values()
+        assert entry.blob is not None and entry.blob[:2] == b"\x1f\x8b"
+        check_archive(entry.blob, canary)
+
+        code, log, github_env = run_main(
+            tmp_path, "second", src, {**service.env(), **no_zstd, **refusing_index()}
+        )
+        assert code == 0, log[-4000:]
+        assert "jobsecrets: restored the install from the Actions cache" in log
+        assert (canary in github_env) is True
+
+        code, log, _ = run_main(tmp_path, "with-zstd", src, {**service.env(), **refusing_index()})
+        assert code != 0, log[-4000:]
+        assert "restored the install" not in log
+
+
+def test_a_hostile_archive_writes_nothing_outside_and_is_not_used(tmp_path: Path) -> None:
+    """Whoever can write the repository's cache could plant an entry under the install's key. The
+    runner's tar refuses its members that climb out (``..``), are absolute or write through a
+    symlink, the failed restore is a warning, and the step installs instead."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with CacheServiceV2() as service:
+        code, log, _ = run_main(
+            tmp_path, "first", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        (entry,) = service.entries.values()
+        assert entry.blob is not None
+        members, _ = archive_members_and_bytes(entry.blob)
+        name = members[0].split("/", 1)[0]
+        hostile = io.BytesIO()
+        with tarfile.open(fileobj=hostile, mode="w") as tar:
+
+            def add(member: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+                info = tarfile.TarInfo(member)
+                info.type, info.linkname = kind, link
+                data = b"" if kind != tarfile.REGTYPE else b"planted"
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+            add(name, tarfile.DIRTYPE)
+            add(f"{name}/.jobsecrets-complete")
+            add(f"{name}/link", tarfile.SYMTYPE, str(outside))
+            add(f"{name}/link/through-symlink")
+            add(f"{name}/../../../../../../..{outside}/dotdot")
+            add(f"{outside}/absolute")
+        entry.blob = subprocess.run(
+            ["zstd", "-q", "-c"], input=hostile.getvalue(), capture_output=True, check=True
+        ).stdout
+        code, log, github_env = run_main(
+            tmp_path, "second", src, {**service.env(), "JOBSECRETS_INSTALLER": "pip"}
+        )
+    assert code == 0, log[-4000:]
+    assert list(outside.iterdir()) == []
+    assert "could not restore the install from the Actions cache" in log
+    assert "jobsecrets: installed into" in log
+    assert (canary in github_env) is True
