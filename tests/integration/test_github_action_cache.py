@@ -29,6 +29,8 @@ import pytest
 from support.act import act_command
 from support.actions_cache import CacheServiceV2
 from support.cli import clean_env
+from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
+from support.oidc import GithubTokenServer
 
 pytestmark = pytest.mark.integration
 
