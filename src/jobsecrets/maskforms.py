@@ -165,18 +165,31 @@ _PERCENT_TABLES: tuple[tuple[bytes, ...], ...] = tuple(
 )
 
 
+# The same tables as str.translate maps over the value read as latin-1 (one byte, one character):
+# only the bytes a dialect changes, so encoding a value is one C-level call.
+_PERCENT_MAPS: tuple[dict[int, str], ...] = tuple(
+    {byte: out.decode("ascii") for byte, out in enumerate(table) if out != bytes([byte])}
+    for table in _PERCENT_TABLES
+)
+# For each byte, what every dialect writes for it (in _PERCENT_TABLES order).
+_PERCENT_BY_BYTE: tuple[tuple[bytes, ...], ...] = tuple(
+    tuple(table[byte] for table in _PERCENT_TABLES) for byte in range(256)
+)
+
+
 def percent_forms(value: bytes) -> set[bytes]:
     """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
     if _PLAIN_URL.fullmatch(value):
         return {value}  # nothing any dialect escapes (most tokens): the value itself
     # Dialects that write the value's few special bytes alike write the same form: encode once.
-    special = sorted(set(value) - _PLAIN_URL_BYTES)
-    forms: dict[tuple[bytes, ...], bytes] = {}
-    for table in _PERCENT_TABLES:
-        signature = tuple(table[byte] for byte in special)
-        if signature not in forms:
-            forms[signature] = b"".join(map(table.__getitem__, value))
-    return set(forms.values())
+    # A dialect's signature is what it writes for each of them; dict() keeps one dialect each.
+    rows = [_PERCENT_BY_BYTE[byte] for byte in set(value) - _PLAIN_URL_BYTES]
+    signatures = zip(*rows, strict=True)
+    text = value.decode("latin-1")
+    return {
+        text.translate(_PERCENT_MAPS[index]).encode("latin-1")
+        for index in dict(zip(signatures, range(len(_PERCENT_MAPS)), strict=True)).values()
+    }
 
 
 _PLAIN_URL_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -324,29 +337,38 @@ def distinctive_leaf(key: str, leaf: bytes, min_length: int) -> bool:
 # bash's sh_backslash_quote (printf %q) and the characters that make xtrace quote a word.
 _BASH_SPECIAL = frozenset(" \t\n'\"\\|&;()<>!{}*[?]^$`,")
 _ANSI_C = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 27: "\\E"}
-_SAFE_WORD = frozenset(string.ascii_letters + string.digits + "%+,-./:=@_^~")
+# Words xtrace leaves unquoted: letters, digits and %+,-./:=@_^~ (and not the empty word).
+_SAFE_WORD_RE = re.compile(rb"[A-Za-z0-9%+,\-./:=@_^~]+")
+
+
+def _ansi_c_map(octal_non_ascii: bool) -> dict[int, str]:
+    """What ``$'...'`` writes for each byte it escapes, as a str.translate map over latin-1."""
+    escapes = {}
+    for byte in range(256):
+        if byte in _ANSI_C:
+            escapes[byte] = _ANSI_C[byte]
+        elif byte in b"\\'":
+            escapes[byte] = "\\" + chr(byte)
+        elif byte < 0x20 or byte == 0x7F or (byte > 0x7F and octal_non_ascii):
+            escapes[byte] = f"\\{byte:03o}"
+    return escapes
+
+
+_ANSI_C_MAPS = {octal: _ansi_c_map(octal) for octal in (False, True)}
+# printf %q: a backslash before each special character.
+_BACKSLASH_MAP = {ord(char): "\\" + char for char in _BASH_SPECIAL}
 
 
 def _ansi_c(value: bytes, octal_non_ascii: bool) -> bytes:
     """The inside of bash's ``$'...'`` (``declare -p``, ``printf %q`` of control characters)."""
-    out = bytearray()
-    for byte in value:
-        if byte in _ANSI_C:
-            out += _ANSI_C[byte].encode()
-        elif byte in b"\\'":
-            out += b"\\" + bytes([byte])
-        elif byte < 0x20 or byte == 0x7F or (byte > 0x7F and octal_non_ascii):
-            out += f"\\{byte:03o}".encode()
-        else:
-            out.append(byte)
-    return bytes(out)
+    return value.decode("latin-1").translate(_ANSI_C_MAPS[octal_non_ascii]).encode("latin-1")
 
 
 def _single_quote_words(words: list[bytes], quote: bytes, grouped: bool) -> bytes:
     """Words joined by spaces, each single-quoted when it needs it (xtrace of ``$VAR`` unquoted)."""
     out = []
     for word in words:
-        if word and all(chr(b) in _SAFE_WORD for b in word):
+        if _SAFE_WORD_RE.fullmatch(word):
             out.append(word)
         elif not grouped and re.search(rb"[\x00-\x1f\x7f]", word):
             out.append(b"$'" + _ansi_c(word, octal_non_ascii=False) + b"'")  # bash, zsh
@@ -384,9 +406,7 @@ def shell_forms(value: bytes) -> set[bytes]:
         _ansi_c(value, octal_non_ascii=False),
         _ansi_c(value, octal_non_ascii=True),
     }
-    backslashed = b"".join(
-        b"\\" + bytes([b]) if chr(b) in _BASH_SPECIAL else bytes([b]) for b in value
-    )
+    backslashed = value.decode("latin-1").translate(_BACKSLASH_MAP).encode("latin-1")
     # printf %q also escapes a leading # or ~ (they would start a comment or a tilde expansion).
     forms.add(b"\\" + backslashed if value[:1] in (b"#", b"~") else backslashed)
     words = value.split()
