@@ -165,11 +165,11 @@ _PERCENT_TABLES: tuple[tuple[bytes, ...], ...] = tuple(
 )
 
 
-# The same tables as str.translate maps over the value read as latin-1 (one byte, one character):
-# only the bytes a dialect changes, so encoding a value is one C-level call.
-_PERCENT_MAPS: tuple[dict[int, str], ...] = tuple(
-    {byte: out.decode("ascii") for byte, out in enumerate(table) if out != bytes([byte])}
-    for table in _PERCENT_TABLES
+# The same tables as str.translate tables over the value read as latin-1 (one byte, one
+# character), so encoding a value is one C-level call. Lists, not dicts: translate looks every
+# character up, and a dict raises (and swallows) a KeyError for each one it leaves alone.
+_PERCENT_MAPS: tuple[list[str], ...] = tuple(
+    [out.decode("latin-1") for out in table] for table in _PERCENT_TABLES
 )
 # For each byte, what every dialect writes for it (in _PERCENT_TABLES order).
 _PERCENT_BY_BYTE: tuple[tuple[bytes, ...], ...] = tuple(
@@ -225,7 +225,9 @@ class _JsonDialect:
         self.escape = escape
         self.non_ascii = non_ascii
         self.upper = upper
-        table: dict[int, str] = {}
+        # A list over all of ASCII (str.translate with a dict raises and swallows a KeyError for
+        # every character the dict leaves alone); non-ASCII characters miss it, which is rare.
+        table = [chr(code) for code in range(0x80)]
         for code in range(0x80):
             char = chr(code)
             if char in escape or (non_ascii and code > 0x7E):
@@ -236,17 +238,18 @@ class _JsonDialect:
                 table[code] = _unicode_escape(code, upper)
             elif slash and char == "/":
                 table[code] = "\\/"
-        #: What the serializer writes instead of each ASCII character it escapes.
+        #: What the serializer writes for each ASCII character.
         self.ascii = table
 
     def write(self, text: str, wide: frozenset[str] = frozenset()) -> str:
         """``text`` as the inside of a JSON string in this dialect; ``wide``: its non-ASCII chars."""
-        table = self.ascii
+        table: list[str] | dict[int, str] = self.ascii
         if wide and (self.non_ascii or self.escape):
-            table = dict(table)
+            escaped = dict(enumerate(self.ascii))
             for char in wide:
                 if self.non_ascii or char in self.escape:
-                    table[ord(char)] = _unicode_escape(ord(char), self.upper)
+                    escaped[ord(char)] = _unicode_escape(ord(char), self.upper)
+            table = escaped
         return text.translate(table)
 
 
@@ -341,9 +344,9 @@ _ANSI_C = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\
 _SAFE_WORD_RE = re.compile(rb"[A-Za-z0-9%+,\-./:=@_^~]+")
 
 
-def _ansi_c_map(octal_non_ascii: bool) -> dict[int, str]:
-    """What ``$'...'`` writes for each byte it escapes, as a str.translate map over latin-1."""
-    escapes = {}
+def _ansi_c_map(octal_non_ascii: bool) -> list[str]:
+    """What ``$'...'`` writes for each byte, as a str.translate table over latin-1 text."""
+    escapes = [chr(byte) for byte in range(256)]
     for byte in range(256):
         if byte in _ANSI_C:
             escapes[byte] = _ANSI_C[byte]
@@ -356,7 +359,7 @@ def _ansi_c_map(octal_non_ascii: bool) -> dict[int, str]:
 
 _ANSI_C_MAPS = {octal: _ansi_c_map(octal) for octal in (False, True)}
 # printf %q: a backslash before each special character.
-_BACKSLASH_MAP = {ord(char): "\\" + char for char in _BASH_SPECIAL}
+_BACKSLASH_MAP = ["\\" + chr(b) if chr(b) in _BASH_SPECIAL else chr(b) for b in range(256)]
 
 
 def _ansi_c(value: bytes, octal_non_ascii: bool) -> bytes:

@@ -147,15 +147,20 @@ _KEY = 5
 _DFA_MAX_KEY_BYTES = 120_000
 
 
+# hold_start looks for the patterns' heads in a chunk's last maxlen bytes with a loop over those
+# positions (~0.1 us each) until it has looked at this many, then builds an NFA over the heads
+# (~20 ms for 1,000 secrets): big chunks never need it, a stream of small ones (a pty hands out
+# 4 KiB) pays for it once the loop has cost as much.
+_HEAD_LOOP_BUDGET = 200_000
+
+
 class _Heads(NamedTuple):
     """The patterns' first ``_KEY`` bytes (their *heads*), for :meth:`PatternSet.hold_start`."""
 
-    #: Every distinct head of a pattern longer than ``_KEY``; a match reports its index here.
-    heads: list[bytes]
-    #: Finds where a head starts in a chunk's end.
-    search: KeySearch
-    #: Every proper prefix of a pattern that is at most ``_KEY`` bytes long.
-    short: frozenset[bytes]
+    #: Every distinct head of a pattern longer than ``_KEY``, in the order of the NFA's keys.
+    heads: dict[bytes, None]
+    #: ``short[k]``: every proper prefix of ``k`` bytes of any pattern (``k`` < ``_KEY``).
+    short: tuple[set[bytes], ...]
 
 
 class PatternSet:
@@ -169,6 +174,8 @@ class PatternSet:
     __slots__ = (
         "_anchors",
         "_by_head",
+        "_head_loop",
+        "_head_search",
         "_heads",
         "_keys",
         "_offsets",
@@ -217,6 +224,8 @@ class PatternSet:
         # What hold_start needs, built the first time it is asked (see _prefix_index).
         self._heads: _Heads | None = None
         self._by_head: dict[bytes, list[bytes]] | None = None
+        self._head_search: KeySearch | None = None
+        self._head_loop = 0
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -226,28 +235,34 @@ class PatternSet:
         return f"<PatternSet {len(self._patterns)} patterns>"
 
     def _prefix_index(self) -> _Heads:
-        """What :meth:`hold_start` searches on every chunk, built the first time it is needed.
+        """The heads and short prefixes :meth:`hold_start` checks, built the first time it runs.
 
-        The heads, an NFA over them (it builds several times faster than a DFA and searches
-        only a chunk's last ``maxlen`` bytes) and every proper prefix of at most ``_KEY`` bytes,
-        for the shortest suffixes. Built on first use rather than with the matcher (~15 ms), so the
-        matcher is ready before and the child's output can start to flow.
+        Not with the matcher (~10 ms for 1,000 secrets): the matcher is ready sooner, and a run
+        whose child prints nothing never builds them.
         """
         if self._heads is None:
             width = _KEY
-            heads = list(dict.fromkeys(p[:width] for p in self._patterns if len(p) > width))
-            short = {p[:k] for p in self._patterns if len(p) <= width for k in range(1, len(p))}
-            short.update(heads)
-            for k in range(1, width):
-                short.update({head[:k] for head in heads})
-            self._heads = _Heads(heads, KeySearch(heads, max_dfa_bytes=0), frozenset(short))
+            heads = dict.fromkeys(p[:width] for p in self._patterns if len(p) > width)
+            # Each set from the next longer one: the shorter the prefixes, the fewer distinct.
+            short: list[set[bytes]] = [set() for _ in range(width)]
+            short[width - 1] = {head[: width - 1] for head in heads}
+            for k in range(width - 2, 0, -1):
+                short[k] = {prefix[:k] for prefix in short[k + 1]}
+            for pattern in self._patterns:
+                if len(pattern) <= width:
+                    for k in range(1, len(pattern)):
+                        short[k].add(pattern[:k])
+            self._heads = _Heads(heads, tuple(short))
         return self._heads
 
     def _is_proper_prefix(self, tail: bytes) -> bool:
         """Whether ``tail`` is a prefix of some pattern, and shorter than that pattern."""
         n = len(tail)
-        if n <= _KEY:
-            return tail in self._prefix_index().short
+        index = self._prefix_index()
+        if n < _KEY:
+            return tail in index.short[n]
+        if n == _KEY:
+            return tail in index.heads
         by_head = self._by_head
         if by_head is None:
             # Only when a head is found at a chunk's end (a secret cut by a read, or a pattern
@@ -262,6 +277,17 @@ class PatternSet:
             for pattern in by_head.get(tail[:_KEY], ())
         )
 
+    def _head_starts(self, tail: bytes) -> list[int]:
+        """Sorted starts of the heads that lie wholly in ``tail`` (see ``_HEAD_LOOP_BUDGET``)."""
+        heads = self._prefix_index().heads
+        if self._head_search is None and self._head_loop < _HEAD_LOOP_BUDGET:
+            last = len(tail) - _KEY
+            self._head_loop += last + 1
+            return [at for at in range(last + 1) if tail[at : at + _KEY] in heads]
+        if self._head_search is None:
+            self._head_search = KeySearch(list(heads), max_dfa_bytes=0)
+        return sorted({start for _, start, _ in self._head_search.find(tail)})
+
     def hold_start(self, data: Buffer) -> int:
         """Start of the longest suffix of ``data`` that is a proper prefix of some pattern.
 
@@ -273,10 +299,9 @@ class PatternSet:
         if n - lo > _KEY:
             # A suffix longer than _KEY bytes that is a proper prefix of a pattern starts with
             # that pattern's first _KEY bytes: only where one of those starts can it start.
-            tail = data[lo:]
-            found = self._prefix_index().search.find(tail)
-            for start in sorted({start for _, start, _ in found}):
-                if self._is_proper_prefix(bytes(tail[start:])):
+            tail = bytes(data[lo:])
+            for start in self._head_starts(tail[:-1]):
+                if self._is_proper_prefix(tail[start:]):
                     return lo + start
         for start in range(max(lo, n - _KEY), n):
             if self._is_proper_prefix(bytes(data[start:])):
