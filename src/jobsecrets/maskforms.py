@@ -38,7 +38,7 @@ __all__ = [
     "wrapped_base64_lines",
 ]
 
-import base64
+import binascii
 import json
 import re
 import string
@@ -57,18 +57,26 @@ _B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # ---- base64 ---------------------------------------------------------------------------------
 
 
-def _stream_fragments(value: bytes) -> list[bytes]:
+def _b64(data: bytes) -> bytes:
+    """Standard base64 without a newline (``base64.b64encode`` without its Python wrapper)."""
+    return binascii.b2a_base64(data, newline=False)
+
+
+def _stream_fragments(value: bytes, std: bytes | None = None) -> list[bytes]:
     """Standard base64 of ``value`` and the stable fragments at stream offsets 1 and 2.
 
     Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
     bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
     only the characters wholly inside the value's bits are the same whatever surrounds it:
-    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
+    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``. ``std``: the base64 of ``value``, when
+    the caller has it already.
     """
     n = len(value)
     out = []
+    if std is None:
+        std = _b64(value)
     for k in range(3):
-        encoded = base64.b64encode(bytes(k) + value)
+        encoded = _b64(bytes(k) + value) if k else std
         fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
         if len(fragment) >= MIN_BASE64_FRAGMENT:
             out.append(fragment)
@@ -78,10 +86,10 @@ def _stream_fragments(value: bytes) -> list[bytes]:
 def base64_forms(value: bytes) -> set[bytes]:
     """Standard and URL-safe base64, padded and not, and the fragments inside a longer stream."""
     forms: set[bytes] = set()
-    std = base64.b64encode(value)
+    std = _b64(value)
     url = std.translate(_B64_TO_URLSAFE)
     forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
-    for fragment in _stream_fragments(value):
+    for fragment in _stream_fragments(value, std):
         forms.add(fragment)
         forms.add(fragment.translate(_B64_TO_URLSAFE))
     return forms
@@ -94,14 +102,15 @@ def wrap_sources(value: bytes) -> list[bytes]:
     longer encoded document), when at least ``WRAP_MIN`` characters long. The redactor finds
     them by anchors and follows each across line breaks (:class:`jobsecrets.redact.PatternSet`).
     """
-    texts = [base64.b64encode(value), *_stream_fragments(value)[1:]]
+    std = _b64(value)
+    texts = [std, *_stream_fragments(value, std)[1:]]
     return [text for text in texts if len(text) >= WRAP_MIN]
 
 
 def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:
     """The lines of the standard base64 of ``value`` wrapped at ``widths`` (for announcements
     to a platform that masks exact strings only)."""
-    std = base64.b64encode(value)
+    std = _b64(value)
     lines: set[bytes] = set()
     for width in widths:
         if len(std) > width:

@@ -202,15 +202,21 @@ class PatternSet:
         # sorting ~24,000 patterns took ~15 ms of the build.
         unique = dict.fromkeys(p if type(p) is bytes else bytes(p) for p in patterns)
         unique.pop(b"", None)
+        # An anchor that is not also a form (nearly all) goes at the end, in order.
+        shared = {anchor for anchor in anchors if anchor in unique}
+        first = len(unique)
         unique.update(dict.fromkeys(anchors))
         self._patterns: tuple[bytes, ...] = tuple(unique)
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max(map(len, self._patterns), default=0)
         #: Pattern index (in ``_patterns``) -> (source, offset) of each anchor it is.
-        index_of = dict(zip(self._patterns, range(len(self._patterns)), strict=True))
-        self._anchors: dict[int, list[tuple[int, int]]] = {
-            index_of[anchor]: places for anchor, places in anchors.items()
-        }
+        fresh = [places for anchor, places in anchors.items() if anchor not in shared]
+        self._anchors: dict[int, list[tuple[int, int]]] = dict(
+            zip(range(first, len(unique)), fresh, strict=True)
+        )
+        if shared:
+            index_of = dict(zip(self._patterns, range(len(self._patterns)), strict=True))
+            self._anchors.update((index_of[anchor], anchors[anchor]) for anchor in shared)
         #: Where each pattern's key starts in it.
         self._offsets: list[int] = rare_offsets(self._patterns, _KEY)
         # One key per pattern, in pattern order, so a match names its pattern: patterns that
