@@ -121,24 +121,24 @@ def rare_offsets(texts: Iterable[bytes], length: int) -> list[int]:
     One loop with the work written out: ~24,000 calls of :func:`rare_offset` (the forms of 1,000
     secrets) spent a third of their time in the calls themselves.
     """
-    offsets = []
-    pairs, rarity = _PAIRS, _RARITY
+    offsets: list[int] = []
+    append, pairs, rarity = offsets.append, _PAIRS, _RARITY
     for text in texts:
         last = len(text) - length
         at = 0
         if last > 0:
-            find = text.translate(rarity).find
+            kinds = text.translate(rarity)
             # The rarest kind of first byte, then the rarest pair it starts: a handful of C-level
             # finds (min() over the bytes compared them one by one as Python ints: 2x slower).
             for first in _KINDS:
-                if find(first, 0, last + 1) >= 0:
+                if kinds.find(first, 0, last + 1) >= 0:
                     break
             for pair in pairs[first]:
-                at = find(pair, 0, last + 2)
+                at = kinds.find(pair, 0, last + 2)
                 if at >= 0:
                     break
         # (Only a window of 1 byte can start at the last byte and find no pair: then 0.)
-        offsets.append(max(at, 0))
+        append(at if at > 0 else 0)
     return offsets
 
 
@@ -169,10 +169,12 @@ class KeySearch:
         always the NFA, for keys searched in short texts only.
         """
         #: Length of the longest key (0: no key, nothing is ever found).
-        self.longest: int = max((len(k) for k in keys), default=0)
+        self.longest: int = max(map(len, keys), default=0)
         self._ac: ahocorasick_rs.BytesAhoCorasick | None = None
         if keys:
-            total = sum(map(len, set(keys)))  # the automaton's size: repeated keys share states
+            total = sum(map(len, keys))
+            if total > max_dfa_bytes:
+                total = sum(map(len, set(keys)))  # the automaton's size: repeats share states
             self._ac = ahocorasick_rs.BytesAhoCorasick(
                 list(keys),
                 implementation=ahocorasick_rs.Implementation.DFA
