@@ -254,10 +254,11 @@ class PatternSet:
             short[width - 1] = {head[: width - 1] for head in heads}
             for k in range(width - 2, 0, -1):
                 short[k] = {prefix[:k] for prefix in short[k + 1]}
-            for pattern in self._patterns:
-                if len(pattern) <= width:
-                    for k in range(1, len(pattern)):
-                        short[k].add(pattern[:k])
+            if min(map(len, self._patterns), default=0) <= width:  # rare: forms of 3-5 bytes
+                for pattern in self._patterns:
+                    if len(pattern) <= width:
+                        for k in range(1, len(pattern)):
+                            short[k].add(pattern[:k])
             self._heads = _Heads(heads, tuple(short))
         return self._heads
 
