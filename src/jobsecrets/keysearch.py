@@ -164,9 +164,9 @@ class KeySearch:
         A key may be given more than once: each index is reported (the automaton has the same
         states as for the distinct keys), so a caller can give one key per item it stands for.
 
-        Up to ``max_dfa_bytes`` bytes of keys the automaton is a DFA, beyond that the contiguous
-        NFA (several times faster to build and far smaller, about half as fast to search). 0:
-        always the NFA, for keys searched in short texts only.
+        Up to ``max_dfa_bytes`` bytes of distinct keys the automaton is a DFA, beyond that the
+        contiguous NFA (several times faster to build and far smaller, about half as fast to
+        search). 0: always the NFA, for keys searched in short texts only.
         """
         #: Length of the longest key (0: no key, nothing is ever found).
         self.longest: int = max(map(len, keys), default=0)
