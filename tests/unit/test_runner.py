@@ -368,7 +368,9 @@ def test_a_failing_mask_builder_stops_the_child(tmp_path: Path) -> None:
 
     def build() -> MaskList:
         deadline = time.monotonic() + 10
-        while not pid_file.exists() and time.monotonic() < deadline:
+        # Until the pid is written, not only the file created: stopped in between, the child
+        # would leave an empty file and the check below could not read its pid.
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
         raise MemoryError("no room for the matcher")
 
