@@ -32,7 +32,15 @@ address 0 (``xxd -s``, ``tail`` of a dump), and ``xxd -e``'s last line when it i
 
 from __future__ import annotations
 
-__all__ = ["Dump", "DumpLine", "DumpMasker", "Matcher", "find_dumps", "parse_dump_line"]
+__all__ = [
+    "TRIGGER_KEYS",
+    "Dump",
+    "DumpLine",
+    "DumpMasker",
+    "Matcher",
+    "find_dumps",
+    "parse_dump_line",
+]
 
 import array
 import bisect
@@ -65,6 +73,9 @@ _OD_ESCAPES = {
 #: literal so that the search runs at the speed of a literal search.
 _CANDIDATE = re.compile(rb"000000(?<![^\s]000000)0{0,10}[: ]")
 _SPACE = frozenset(b" \t\n\r\f\v")
+#: The end of every first address, for a caller whose own key search can look for them at no
+#: cost (the redactor's, the leak scan's): where neither is found, no dump starts.
+TRIGGER_KEYS = (b"000000 ", b"000000:")
 #: A line longer than this is not a dump line (xxd's widest, -c 256, is ~1.2 KB), and an
 #: unfinished line longer than this is not held as one.
 _MAX_LINE = 1 << 14
@@ -423,6 +434,29 @@ class DumpMasker:
     def pending(self) -> int:
         """How many bytes are held back."""
         return len(self._pending)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held and no dump under way: a chunk with no first address passes as it is."""
+        return not self._pending and self._column < 0
+
+    def skip(self, chunk: bytes) -> None:
+        """``chunk`` went past this stage unchanged (the caller found no first address in it)."""
+        self._advance(chunk, 0, len(chunk))
+
+    def may_start(self, chunk: bytes, at: int) -> bool:
+        """Whether a dump's first address may end with the trigger key at ``chunk[at:]``.
+
+        As :data:`_CANDIDATE` decides: the run of zeros the key ends is at most sixteen long
+        and comes after white space or the start of the stream.
+        """
+        start = at
+        while start > 0 and chunk[start - 1] == 0x30:
+            start -= 1
+        if at + 6 - start > 16:
+            return False
+        before = chunk[start - 1] if start > 0 else self._prev
+        return before in _SPACE
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next chunk; return what may be passed on now."""

@@ -391,3 +391,44 @@ def test_output_made_to_look_like_dumps_costs_linear_time(hostile: bytes) -> Non
         hexdumps.parse_dump_line = real  # type: ignore[assignment]
     assert out == hostile
     assert calls <= 4 * (hostile.count(b"\n") + 1)
+
+
+PIECES = [
+    b"000000 ",
+    b"000000:",
+    b"00000000: ",
+    b"0",
+    b"00",
+    b" ",
+    b"\n",
+    b"\r\n",
+    b"x",
+    b".",
+    b"4b71 2d5a 5a74 6f70 5f73 656b 7269 7420  Kq-ZZtop_sekrit \n",
+    b"00000010: 4b71 2d5a 5a74 6f70 5f73 656b 7269 7420  Kq-ZZtop_sekrit \n",
+    b"00000000: 2020 4b71 2d5a 5a74 6f70 5f73 656b 7269    Kq-ZZtop_sekri\n",
+    b"Kq-ZZtop_sekrit",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(st.sampled_from(PIECES), max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=10),
+)
+def test_the_shared_search_decides_as_the_dump_stage_would(
+    parts: list[bytes], cuts: list[int]
+) -> None:
+    """The redactor skips the dump stage when its own key search finds no first address in a
+    chunk; with that shortcut turned off (every chunk through the dump stage) the output is the
+    same, whatever the chunks."""
+    from jobsecrets import hexdumps
+
+    data = b"".join(parts)
+    masks = MaskList()
+    masks.add(b"Kq-ZZtop_sekrit", name="V")
+    fast = redact_in_chunks(masks, data, cuts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hexdumps.DumpMasker, "idle", property(lambda self: False))
+        slow = redact_in_chunks(masks, data, cuts)
+    assert fast == slow
