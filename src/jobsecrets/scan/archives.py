@@ -17,6 +17,10 @@ Hostile input is an error for that file, never a hang or an exhausted disk:
 
 Zip needs to seek: a zip file on disk is read in place; a zip inside something else is copied to
 a private temporary file first (counted against the budget).
+
+Inflating is most of the cost of an archive of text: gzip streams and deflated zip members are
+inflated with ISA-L (the ``isal`` package, ~4x the standard :mod:`zlib` here) when it is
+installed, else with :mod:`zlib`; the results are the same bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import bz2
 import contextlib
 import gzip
 import lzma
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -122,6 +127,13 @@ class _Prefixed:
     def readable(self) -> bool:
         return True
 
+    def readinto(self, buffer: Any) -> int:
+        """What ISA-L's gzip reader calls: fill ``buffer`` with the next bytes."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
 
 def _zstd_reader(raw: Any) -> Any:
     try:
@@ -143,8 +155,25 @@ class _Unsupported(Exception):
     """A format we recognise but cannot open here."""
 
 
+def _inflaters() -> tuple[Any, type[Any], tuple[type[BaseException], ...]]:
+    """The zlib module, the gzip reader and the extra errors of the fastest inflater installed.
+
+    ISA-L (``isal``, a dependency on the platforms it has wheels for) inflates ~4x faster than
+    zlib and, like zlib, releases the GIL while it does; the standard library is the fallback.
+    """
+    try:
+        from isal import igzip, isal_zlib
+    except ImportError:
+        return zlib, gzip.GzipFile, ()
+    # The stub calls it an instance; it is isal's exception class (igzip_lib.IsalError).
+    error: type[BaseException] = isal_zlib.error  # type: ignore[assignment]
+    return isal_zlib, igzip.GzipFile, (error,)
+
+
+_ZLIB, _GZIP_FILE, _INFLATE_ERRORS = _inflaters()
+
 _COMPRESSED: dict[str, Callable[[Any], Any]] = {
-    "gzip": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    "gzip": lambda raw: _GZIP_FILE(fileobj=raw, mode="rb"),
     "bzip2": lambda raw: bz2.BZ2File(raw),
     "xz": lambda raw: lzma.LZMAFile(raw),  # noqa: SIM115 (closed by scan_object)
     "zstd": _zstd_reader,
@@ -182,7 +211,7 @@ def _read_head(stream: Any) -> bytes:
     return head
 
 
-_DAMAGED = (
+_DAMAGED: tuple[type[BaseException], ...] = (
     OSError,
     EOFError,
     zlib.error,
@@ -193,6 +222,7 @@ _DAMAGED = (
     NotImplementedError,
     RuntimeError,
     ValueError,
+    *_INFLATE_ERRORS,
 )
 
 
@@ -310,7 +340,7 @@ def _scan_zip(
                 ctx.report.add_issue(member_where, "zip: encrypted member: not scanned")
                 continue
             try:
-                with archive.open(info) as handle:
+                with _open_member(archive, source, info) as handle:
                     scan_object(_Counted(handle, ctx), member_where, ctx, depth + 1)
             except ExpansionLimit:
                 raise
@@ -318,6 +348,81 @@ def _scan_zip(
                 ctx.report.add_issue(
                     member_where, f"zip: cannot be read ({type(error).__name__}): not scanned"
                 )
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
+# Compressed bytes read at a time from a zip member: output per call stays below CHUNK anyway.
+_RAW_READ = 1 << 20
+
+
+def _open_member(archive: zipfile.ZipFile, source: IO[bytes], info: zipfile.ZipInfo) -> Any:
+    """A reader of one member: stored and deflated ones straight from ``source``, others by zipfile.
+
+    zipfile's reader inflates with the standard zlib and costs several Python calls per member
+    and per read; most members of a wheel or a jar are small and deflated.
+    """
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & (
+        0x1 | 0x20 | 0x40  # encrypted, patched data, strong encryption: zipfile says what fails
+    ):
+        return archive.open(info)
+    return _Member(source, info)
+
+
+class _Member:
+    """A stored or deflated zip member, read, inflated and CRC-checked as zipfile would."""
+
+    def __init__(self, source: IO[bytes], info: zipfile.ZipInfo) -> None:
+        source.seek(info.header_offset)
+        header = source.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size:
+            raise zipfile.BadZipFile("truncated local file header")
+        magic, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+        if magic != b"PK\x03\x04":
+            raise zipfile.BadZipFile("bad magic number for file header")
+        name = source.read(name_length)
+        # The same check as zipfile's: data under another name than the directory's is damage.
+        decoded = name.decode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+        if decoded != info.orig_filename:
+            raise zipfile.BadZipFile("file name in directory and in header differ")
+        source.seek(extra_length, 1)
+        self._raw = _Limited(source, info.compress_size)
+        self._inflate = _ZLIB.decompressobj(-15) if info.compress_type else None
+        self._left = info.file_size
+        self._crc = 0
+        self._expected_crc = info.CRC
+
+    def __enter__(self) -> _Member:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (never more than the member's declared size in all)."""
+        if self._left <= 0:
+            return b""
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        inflate = self._inflate
+        if inflate is None:
+            data: bytes = self._raw.read(want)
+            ended = not data
+        else:
+            data = b""
+            while not data and not inflate.eof:
+                pending = inflate.unconsumed_tail or self._raw.read(_RAW_READ)
+                # With no input left this still returns what the inflater holds back.
+                data = inflate.decompress(pending, want)
+                if not data and not pending:
+                    break
+            ended = inflate.eof
+        self._left -= len(data)
+        self._crc = _ZLIB.crc32(data, self._crc)
+        if (ended or self._left == 0) and self._crc != self._expected_crc:
+            # Also when the deflate stream ends early or goes on past the declared size.
+            raise zipfile.BadZipFile(f"bad CRC-32 for file {self._expected_crc:#x}")
+        if not data and self._left > 0:
+            raise EOFError("zip member ended before its declared size")
+        return data
 
 
 class _Limited:
