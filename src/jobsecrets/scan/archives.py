@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = ["ExpansionLimit", "Limits", "ScanContext", "limited", "scan_object", "sniff"]
 
+import bisect
 import bz2
 import contextlib
 import gzip
@@ -126,6 +127,10 @@ class _Prefixed:
 
     def readable(self) -> bool:
         return True
+
+    def remaining(self) -> bytes:
+        """What is left of ``head`` (read ahead from ``raw``, not given out yet)."""
+        return self._head
 
     def readinto(self, buffer: Any) -> int:
         """What ISA-L's gzip reader calls: fill ``buffer`` with the next bytes."""
@@ -273,11 +278,31 @@ def scan_object(
 
 
 def _scan_tar(stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int) -> None:
+    """Scan a tar stream: plain members searched many at once, the rest one by one.
+
+    Most members of a source tarball are small text files. Opening each through :mod:`tarfile`
+    costs ~70 us of Python, and searching each alone one more call; so the headers are read here
+    (:class:`_TarWalk`) and the data of plain members that sit side by side in the buffer is
+    searched in one call. A key found inside a member sends that member alone through
+    :func:`~jobsecrets.scan.content.scan_stream`, so findings, lines and forms are exactly those
+    of a member scanned by itself; keys across two members belong to neither. Members that are
+    archives themselves, or too big to hold, are scanned as a stream as before. At the first
+    header that is not a plain ustar/GNU one (pax, GNU long names, sparse files...) the rest of
+    the stream goes to :mod:`tarfile`.
+    """
+    walk = _TarWalk(stream, where, ctx, depth)
+    rest = walk.run()
+    if rest is not None:
+        _scan_tar_members(rest, where, ctx, depth, walk.count)
+
+
+def _scan_tar_members(
+    stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int, count: int = 0
+) -> None:
     # "r|": a stream, members in order, no seeking; compression is ours to undo (already done).
     # 64 KiB reads: the default (10 KiB) costs a Python call per 10 KiB; a bigger buffer is
     # copied whole at every header read (tarfile._Stream slices it).
     with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 16) as archive:
-        count = 0
         for member in archive:
             count += 1
             if count > ctx.limits.max_members:
@@ -289,6 +314,200 @@ def _scan_tar(stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int)
             if handle is None:
                 continue
             scan_object(_Counted(handle, ctx), (*where, member.name), ctx, depth + 1)
+
+
+_BLOCK = tarfile.BLOCKSIZE
+# Bytes read from the tar stream at a time: plain members within them are searched in one call.
+_TAR_READ = 1 << 20
+# Members up to this size are held whole in the buffer; bigger ones are streamed.
+_TAR_HELD = 1 << 20
+# Types whose data follows the header (regular files), and those that have none in tarfile's
+# reading (hard and symbolic links, devices, directories, FIFOs: their size field is ignored).
+_TAR_DATA = frozenset(b"0\x007")
+_TAR_NO_DATA = frozenset(b"123456")
+
+
+_UNSIGNED = struct.Struct("148B8x356B")
+_SIGNED = struct.Struct("148b8x356b")
+
+
+def _tar_checksums(block: bytes) -> tuple[int, int]:
+    """The header checksum both ways tarfile accepts (bytes summed unsigned, and signed)."""
+    return 256 + sum(_UNSIGNED.unpack_from(block)), 256 + sum(_SIGNED.unpack_from(block))
+
+
+def _tar_number(field: bytes) -> int:
+    """A numeric header field as tarfile reads it: octal up to a NUL, or GNU base-256."""
+    if field[0] in (0o200, 0o377):
+        n = int.from_bytes(field[1:], "big")
+        return n - 256 ** (len(field) - 1) if field[0] == 0o377 else n
+    return int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
+
+
+class _TarWalk:
+    """Reads tar headers itself and searches runs of plain members in one call (see _scan_tar)."""
+
+    def __init__(self, stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int) -> None:
+        self._stream = stream
+        self._where = where
+        self._ctx = ctx
+        self._depth = depth
+        self._buf = bytearray()
+        self._start = 0  # stream offset of _buf[0]
+        self._eof = False
+        #: Members (headers) seen, for the limit on members.
+        self.count = 0
+        # Plain members in the buffer not searched yet: (header offset, data start, data end).
+        self._batch: list[tuple[int, int, int]] = []
+
+    def _fill(self, end: int, keep: int) -> bool:
+        """Make the buffer reach stream offset ``end``; False when the stream ends before it.
+
+        Before it reads more, the plain members it holds are searched and everything before
+        ``keep`` is let go: the buffer holds one read and at most one member more.
+        """
+        while self._start + len(self._buf) < end and not self._eof:
+            self._flush()
+            self._drop(keep)
+            more = self._stream.read(max(_TAR_READ, end - self._start - len(self._buf)))
+            if not more:
+                self._eof = True
+            self._buf += more
+        return self._start + len(self._buf) >= end
+
+    def _drop(self, upto: int) -> None:
+        """Forget the buffer before stream offset ``upto`` (nothing there is needed any more)."""
+        # Not past what was read: the bytes up to ``upto`` are still to come from the stream.
+        cut = min(upto - self._start, len(self._buf))
+        if cut > 0:
+            del self._buf[:cut]
+            self._start += cut
+
+    def _name(self, header_at: int) -> str:
+        at = header_at - self._start
+        block = bytes(self._buf[at : at + _BLOCK])
+        return tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape").name
+
+    def run(self) -> Any:
+        """Scan every member; returns the rest of the stream for tarfile, or None when done."""
+        try:
+            return self._run()
+        except Exception:
+            # A damaged stream or the expansion budget: the members read before it are still
+            # searched and reported, as when each was scanned as soon as it was read.
+            self._flush()
+            raise
+
+    def _run(self) -> Any:
+        pos = 0
+        limit = self._ctx.limits.max_members
+        while True:
+            self._fill(pos + _BLOCK, pos)
+            at = pos - self._start
+            block = bytes(self._buf[at : at + _BLOCK])
+            kind = self._header(block)
+            if kind is None:
+                # Not a header we read ourselves. At the start tarfile says what is wrong (an
+                # empty or damaged file); later, the end of the archive as tarfile sees it (a
+                # zero block, the end of the stream, a bad checksum), or a header of a kind
+                # tarfile reads (pax, GNU long names, sparse): it takes the rest from there.
+                if pos > 0 and not self._later(block):
+                    self._flush()
+                    return None
+                self._flush()
+                rest = bytes(self._buf[at:])
+                self._buf = bytearray()
+                return _Prefixed(rest, self._stream)
+            self.count += 1
+            if self.count > limit:
+                self._flush()
+                self._ctx.report.add_issue(self._where, f"tar: more than {limit} members")
+                return None
+            data_at = pos + _BLOCK
+            if kind < 0:  # no data
+                pos = data_at
+                continue
+            size = kind
+            pos = data_at + -(-size // _BLOCK) * _BLOCK
+            if size == 0:
+                continue
+            if size <= _TAR_HELD and self._fill(data_at + size, data_at - _BLOCK):
+                i = data_at - self._start
+                if sniff(bytes(self._buf[i : i + min(size, _HEAD)])) is None:
+                    self._ctx.spend(size)  # what a member's reader would have counted
+                    self._batch.append((data_at - _BLOCK, data_at, data_at + size))
+                    continue
+            self._stream_member(data_at - _BLOCK, data_at, size)
+
+    def _header(self, block: bytes) -> int | None:
+        """Data size of a plain file's header, -1 for a member without data, None: not ours."""
+        if len(block) != _BLOCK or block.count(0) == _BLOCK:
+            return None
+        try:
+            if _tar_number(block[148:156]) not in _tar_checksums(block):
+                return None
+            kind = block[156]
+            if kind in _TAR_NO_DATA:
+                return -1
+            if kind not in _TAR_DATA:
+                return None
+            if kind == 0 and block[:100].split(b"\0", 1)[0].endswith(b"/"):
+                return -1  # an old-style directory (tarfile reads it as one)
+            size: int = _tar_number(block[124:136])
+        except (tarfile.HeaderError, ValueError):
+            return None
+        return size if size >= 0 else None
+
+    @staticmethod
+    def _later(block: bytes) -> bool:
+        """Whether tarfile would go on reading at this header (not: end of archive as it sees it)."""
+        if len(block) != _BLOCK or block.count(0) == _BLOCK:
+            return False
+        try:
+            return _tar_number(block[148:156]) in _tar_checksums(block)
+        except (tarfile.HeaderError, ValueError):
+            return False
+
+    def _stream_member(self, header_at: int, data_at: int, size: int) -> None:
+        """A member too big to hold or an archive itself: scanned as a stream, as tarfile did."""
+        self._flush()
+        name = self._name(header_at)
+        self._drop(data_at)
+        rest = _Prefixed(bytes(self._buf), self._stream)
+        self._buf = bytearray()
+        member = _Limited(rest, size)
+        scan_object(_Counted(member, self._ctx), (*self._where, name), self._ctx, self._depth + 1)
+        while member.left > 0:  # what the member's scan did not read (a damaged archive...)
+            if not member.read(min(member.left, CHUNK)):
+                raise tarfile.ReadError("unexpected end of data")
+        self._buf = bytearray(rest.remaining())
+        self._start = data_at + size
+
+    def _flush(self) -> None:
+        """Search the plain members in the buffer in one call; rescan those a key was found in."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        ctx = self._ctx
+        first, last = batch[0][1], batch[-1][2]
+        # One copy (a view into the bytearray would stop it from being resized while it lives).
+        data = memoryview(self._buf)[first - self._start : last - self._start].tobytes()
+        hits: set[int] = set()
+        starts = [start for _, start, _ in batch]
+        for _key, at, end in ctx.matcher.candidates(data):
+            i = bisect.bisect_right(starts, first + at) - 1
+            if i >= 0 and first + end <= batch[i][2]:
+                hits.add(i)
+        scanned = 0
+        for i, (header_at, start, end) in enumerate(batch):
+            if i in hits:
+                member = data[start - first : end - first]
+                where = (*self._where, self._name(header_at))
+                scanned += scan_stream(lambda _n: b"", ctx.matcher, where, ctx.report, first=member)
+            else:
+                scanned += end - start
+        ctx.report.count(scanned=scanned)
 
 
 def _spool(stream: Any, ctx: ScanContext) -> IO[bytes]:
