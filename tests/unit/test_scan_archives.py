@@ -336,3 +336,52 @@ def test_members_before_damage_or_a_bomb_are_still_reported(tmp_path: Path) -> N
     report = run_scan([tmp_path], min_bomb=1536 << 10, ratio=1)
     assert [f.where[1:] for f in report.findings] == [("a.txt",)]
     assert ["bomb" in e.message for e in report.errors] == [True]
+
+
+# ---- zip: plain members searched together ---------------------------------------------------
+
+
+ZIPS: dict[str, bytes] = {
+    "many": zip_bytes(
+        {
+            **{f"pkg/m{i}.py": filler(500 + 41 * i) for i in range(80)},
+            "pkg/leak.py": b"a\nb\n" + LEAK,
+            "pkg/x1": b"a" + LEAK[:HALF],  # the value's halves in two members: in neither
+            "pkg/x2": LEAK[HALF:] + b"z",
+            "pkg/bin": b"\0\1" + LEAK,
+            "pkg/data.gz": gzip.compress(b"x\n" + LEAK),
+            "pkg/inner.whl": zip_bytes({"i/conf.txt": LEAK}),
+            "pkg/last.txt": filler(2000) + LEAK,
+        }
+    ),
+    "stored": zip_bytes({f"s{i}": filler(3000) + LEAK for i in range(5)}, zipfile.ZIP_STORED),
+    "bzip2": zip_bytes({"b.txt": LEAK, "c.txt": filler(100)}, zipfile.ZIP_BZIP2),
+    "crc": _damage(zip_bytes({"conf.txt": LEAK, "b.txt": LEAK}), "crc"),
+    "big": zip_bytes({"a.txt": LEAK, "big.bin": filler(1 << 20) + LEAK, "z.txt": LEAK}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZIPS))
+def test_zip_scan_is_the_same_as_reading_each_member_with_zipfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    (tmp_path / "a.zip").write_bytes(ZIPS[name])
+    # Nested in a tar.gz too: a zip that is not a file on disk is spooled to a temporary file.
+    (tmp_path / "b.tgz").write_bytes(gzip.compress(tar_bytes([("in.zip", ZIPS[name])])))
+    fast = _outcome(run_scan([tmp_path]))
+    assert fast[0]  # every one of these has a finding
+    monkeypatch.setattr(archives, "_open_member", lambda archive, _source, info: archive.open(info))
+    assert _outcome(run_scan([tmp_path])) == fast
+
+
+def test_zip_members_searched_together_are_named_with_offsets_and_lines(tmp_path: Path) -> None:
+    (tmp_path / "a.whl").write_bytes(ZIPS["many"])
+    report = run_scan([tmp_path])
+    assert report.errors == []
+    assert [(f.where[1:], f.offset, f.line) for f in report.findings] == [
+        (("pkg/bin",), 12, None),
+        (("pkg/data.gz",), 12, 2),
+        (("pkg/inner.whl", "i/conf.txt"), 10, 1),
+        (("pkg/last.txt",), 2010, filler(2000).count(b"\n") + 1),
+        (("pkg/leak.py",), 14, 3),
+    ]

@@ -31,7 +31,9 @@ import bisect
 import bz2
 import contextlib
 import gzip
+import io
 import lzma
+import os
 import struct
 import tarfile
 import tempfile
@@ -484,30 +486,76 @@ class _TarWalk:
         self._start = data_at + size
 
     def _flush(self) -> None:
-        """Search the plain members in the buffer in one call; rescan those a key was found in."""
+        """Search the plain members in the buffer in one call (see :func:`_search_members`)."""
         batch = self._batch
         if not batch:
             return
         self._batch = []
-        ctx = self._ctx
         first, last = batch[0][1], batch[-1][2]
         # One copy (a view into the bytearray would stop it from being resized while it lives).
         data = memoryview(self._buf)[first - self._start : last - self._start].tobytes()
-        hits: set[int] = set()
-        starts = [start for _, start, _ in batch]
-        for _key, at, end in ctx.matcher.candidates(data):
-            i = bisect.bisect_right(starts, first + at) - 1
-            if i >= 0 and first + end <= batch[i][2]:
-                hits.add(i)
-        scanned = 0
-        for i, (header_at, start, end) in enumerate(batch):
-            if i in hits:
-                member = data[start - first : end - first]
-                where = (*self._where, self._name(header_at))
-                scanned += scan_stream(lambda _n: b"", ctx.matcher, where, ctx.report, first=member)
-            else:
-                scanned += end - start
-        ctx.report.count(scanned=scanned)
+        spans = [(start - first, end - first) for _, start, end in batch]
+        _search_members(self._ctx, data, spans, lambda i: (*self._where, self._name(batch[i][0])))
+
+
+def _search_members(
+    ctx: ScanContext,
+    data: bytes,
+    spans: list[tuple[int, int]],
+    where: Callable[[int], tuple[str, ...]],
+) -> None:
+    """Search plain members (``data[start:end]`` for each span, in order) with one call.
+
+    A key found inside a member sends that member alone through
+    :func:`~jobsecrets.scan.content.scan_stream`: findings, lines, forms and binary detection are
+    those of the member scanned by itself. A key across two members belongs to neither. Keys of
+    random values almost never occur by chance, so on clean data this is one search and no more.
+    """
+    hits: set[int] = set()
+    starts = [start for start, _ in spans]
+    for _key, at, end in ctx.matcher.candidates(data):
+        i = bisect.bisect_right(starts, at) - 1
+        if i >= 0 and end <= spans[i][1]:
+            hits.add(i)
+    scanned = 0
+    for i, (start, end) in enumerate(spans):
+        if i in hits:
+            member = data[start:end]
+            scanned += scan_stream(lambda _n: b"", ctx.matcher, where(i), ctx.report, first=member)
+        else:
+            scanned += end - start
+    ctx.report.count(scanned=scanned)
+
+
+class _Together:
+    """Plain zip members gathered to be searched in one call (:func:`_search_members`)."""
+
+    def __init__(self, ctx: ScanContext) -> None:
+        self._ctx = ctx
+        self._parts: list[bytes] = []
+        self._wheres: list[tuple[str, ...]] = []
+        self._size = 0
+
+    def add(self, where: tuple[str, ...], data: bytes) -> None:
+        """Gather one member; search what was gathered once it is big enough."""
+        self._parts.append(data)
+        self._wheres.append(where)
+        self._size += len(data)
+        if self._size >= _TAR_READ:
+            self.flush()
+
+    def flush(self) -> None:
+        """Search what was gathered."""
+        parts, wheres = self._parts, self._wheres
+        if not parts:
+            return
+        self._parts, self._wheres, self._size = [], [], 0
+        spans = []
+        at = 0
+        for part in parts:
+            spans.append((at, at + len(part)))
+            at += len(part)
+        _search_members(self._ctx, b"".join(parts), spans, wheres.__getitem__)
 
 
 def _spool(stream: Any, ctx: ScanContext) -> IO[bytes]:
@@ -538,6 +586,11 @@ def _scan_zip(
         if seekable is not None:
             seekable.seek(0)
             source: IO[bytes] = seekable
+            if seekable.seek(0, os.SEEK_END) <= CHUNK:
+                # A small zip (most wheels) read at once: a member costs no system call.
+                seekable.seek(0)
+                source = io.BytesIO(seekable.read(CHUNK + 1))
+            seekable.seek(0)
         else:
             source = stack.enter_context(_spool(_Prefixed(head, stream), ctx))
         archive = stack.enter_context(zipfile.ZipFile(source))
@@ -551,22 +604,36 @@ def _scan_zip(
                 f"zip declares {declared:,} bytes, more than its budget of {ctx.budget:,}: "
                 "a decompression bomb? (not scanned)"
             )
-        for info in infos:
-            if info.is_dir():
-                continue
-            member_where = (*where, info.filename)
-            if info.flag_bits & 0x1:
-                ctx.report.add_issue(member_where, "zip: encrypted member: not scanned")
-                continue
-            try:
-                with _open_member(archive, source, info) as handle:
-                    scan_object(_Counted(handle, ctx), member_where, ctx, depth + 1)
-            except ExpansionLimit:
-                raise
-            except _DAMAGED as error:
-                ctx.report.add_issue(
-                    member_where, f"zip: cannot be read ({type(error).__name__}): not scanned"
-                )
+        together = _Together(ctx)
+        try:
+            for info in infos:
+                if info.is_dir():
+                    continue
+                member_where = (*where, info.filename)
+                if info.flag_bits & 0x1:
+                    ctx.report.add_issue(member_where, "zip: encrypted member: not scanned")
+                    continue
+                try:
+                    handle = _open_member(archive, source, info)
+                    if isinstance(handle, _Member) and info.file_size <= _TAR_HELD:
+                        # Small and plain (most members): searched with its neighbours.
+                        data = handle.read_all()
+                        if sniff(data[:_HEAD]) is None:
+                            ctx.spend(len(data))  # what a member's reader would have counted
+                            together.add(member_where, data)
+                            continue
+                        handle = io.BytesIO(data)
+                    with handle:
+                        scan_object(_Counted(handle, ctx), member_where, ctx, depth + 1)
+                except ExpansionLimit:
+                    raise
+                except _DAMAGED as error:
+                    ctx.report.add_issue(
+                        member_where, f"zip: cannot be read ({type(error).__name__}): not scanned"
+                    )
+        finally:
+            # Also before a bomb or an error ends the file: what was read is reported.
+            together.flush()
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra field length
@@ -615,6 +682,13 @@ class _Member:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+    def read_all(self) -> bytes:
+        """The whole member (its declared size: the caller keeps that small)."""
+        parts = []
+        while self._left > 0:
+            parts.append(self.read(self._left))
+        return b"".join(parts)
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (never more than the member's declared size in all)."""
