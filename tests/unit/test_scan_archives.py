@@ -385,3 +385,34 @@ def test_zip_members_searched_together_are_named_with_offsets_and_lines(tmp_path
         (("pkg/last.txt",), 2010, filler(2000).count(b"\n") + 1),
         (("pkg/leak.py",), 14, 3),
     ]
+
+
+# ---- small files: searched together by each thread -------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_small_files_searched_together_are_reported_one_by_one(
+    tmp_path: Path, workers: int
+) -> None:
+    sizes = {}
+    for i in range(300):  # more than one batch per thread
+        data = filler(3000 + 17 * i)
+        if i == 150:
+            data = b"a\nb\n" + LEAK + data
+        elif i == 151:
+            data = data[:500] + LEAK[:HALF]  # and the rest at the start of the next file
+        elif i == 152:
+            data = LEAK[HALF:] + data
+        (tmp_path / f"f{i:03}.txt").write_bytes(data)
+        sizes[i] = len(data)
+    (tmp_path / "z.bin").write_bytes(b"\0" * 10 + LEAK)
+    report = Report()
+    matcher = Matcher(VALUES)
+    scan_paths([str(tmp_path)], matcher, report, limits=Limits(), workers=workers)
+    report.sorted()
+    assert [(Path(f.where[0]).name, f.offset, f.line) for f in report.findings] == [
+        ("f150.txt", 14, 3),
+        ("z.bin", 20, None),
+    ]
+    total = sum(sizes.values()) + 10 + len(LEAK)
+    assert (report.files, report.bytes_read, report.bytes_scanned) == (301, total, total)

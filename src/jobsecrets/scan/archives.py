@@ -25,7 +25,15 @@ installed, else with :mod:`zlib`; the results are the same bytes.
 
 from __future__ import annotations
 
-__all__ = ["ExpansionLimit", "Limits", "ScanContext", "limited", "scan_object", "sniff"]
+__all__ = [
+    "ExpansionLimit",
+    "Limits",
+    "MemberBatch",
+    "ScanContext",
+    "limited",
+    "scan_object",
+    "sniff",
+]
 
 import bisect
 import bz2
@@ -319,10 +327,12 @@ def _scan_tar_members(
 
 
 _BLOCK = tarfile.BLOCKSIZE
-# Bytes read from the tar stream at a time: plain members within them are searched in one call.
-_TAR_READ = 1 << 20
-# Members up to this size are held whole in the buffer; bigger ones are streamed.
-_TAR_HELD = 1 << 20
+# Bytes read from a tar stream at a time, and gathered from zip members or small files, before
+# they are searched in one call: big enough that a call per piece vanishes, small enough that
+# memory stays a few MiB per thread.
+_BATCH = 1 << 20
+# Tar and zip members up to this size are held whole in memory; bigger ones are streamed.
+_HELD = 1 << 20
 # Types whose data follows the header (regular files), and those that have none in tarfile's
 # reading (hard and symbolic links, devices, directories, FIFOs: their size field is ignored).
 _TAR_DATA = frozenset(b"0\x007")
@@ -371,7 +381,7 @@ class _TarWalk:
         while self._start + len(self._buf) < end and not self._eof:
             self._flush()
             self._drop(keep)
-            more = self._stream.read(max(_TAR_READ, end - self._start - len(self._buf)))
+            more = self._stream.read(max(_BATCH, end - self._start - len(self._buf)))
             if not more:
                 self._eof = True
             self._buf += more
@@ -433,7 +443,7 @@ class _TarWalk:
             pos = data_at + -(-size // _BLOCK) * _BLOCK
             if size == 0:
                 continue
-            if size <= _TAR_HELD and self._fill(data_at + size, data_at - _BLOCK):
+            if size <= _HELD and self._fill(data_at + size, data_at - _BLOCK):
                 i = data_at - self._start
                 if sniff(bytes(self._buf[i : i + min(size, _HEAD)])) is None:
                     self._ctx.spend(size)  # what a member's reader would have counted
@@ -495,11 +505,19 @@ class _TarWalk:
         # One copy (a view into the bytearray would stop it from being resized while it lives).
         data = memoryview(self._buf)[first - self._start : last - self._start].tobytes()
         spans = [(start - first, end - first) for _, start, end in batch]
-        _search_members(self._ctx, data, spans, lambda i: (*self._where, self._name(batch[i][0])))
+        where = self._where
+        _search_members(
+            self._ctx.matcher,
+            self._ctx.report,
+            data,
+            spans,
+            lambda i: (*where, self._name(batch[i][0])),
+        )
 
 
 def _search_members(
-    ctx: ScanContext,
+    matcher: Matcher,
+    report: Report,
     data: bytes,
     spans: list[tuple[int, int]],
     where: Callable[[int], tuple[str, ...]],
@@ -513,7 +531,7 @@ def _search_members(
     """
     hits: set[int] = set()
     starts = [start for start, _ in spans]
-    for _key, at, end in ctx.matcher.candidates(data):
+    for _key, at, end in matcher.candidates(data):
         i = bisect.bisect_right(starts, at) - 1
         if i >= 0 and end <= spans[i][1]:
             hits.add(i)
@@ -521,27 +539,31 @@ def _search_members(
     for i, (start, end) in enumerate(spans):
         if i in hits:
             member = data[start:end]
-            scanned += scan_stream(lambda _n: b"", ctx.matcher, where(i), ctx.report, first=member)
+            scanned += scan_stream(lambda _n: b"", matcher, where(i), report, first=member)
         else:
             scanned += end - start
-    ctx.report.count(scanned=scanned)
+    report.count(scanned=scanned)
 
 
-class _Together:
-    """Plain zip members gathered to be searched in one call (:func:`_search_members`)."""
+class MemberBatch:
+    """Plain data (zip members, small files) gathered to be searched in one call.
 
-    def __init__(self, ctx: ScanContext) -> None:
-        self._ctx = ctx
+    Each piece is reported as if it had been scanned alone (see :func:`_search_members`).
+    """
+
+    def __init__(self, matcher: Matcher, report: Report) -> None:
+        self._matcher = matcher
+        self._report = report
         self._parts: list[bytes] = []
         self._wheres: list[tuple[str, ...]] = []
         self._size = 0
 
     def add(self, where: tuple[str, ...], data: bytes) -> None:
-        """Gather one member; search what was gathered once it is big enough."""
+        """Gather one piece, reported at ``where``; search what was gathered once it is big enough."""
         self._parts.append(data)
         self._wheres.append(where)
         self._size += len(data)
-        if self._size >= _TAR_READ:
+        if self._size >= _BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -555,7 +577,7 @@ class _Together:
         for part in parts:
             spans.append((at, at + len(part)))
             at += len(part)
-        _search_members(self._ctx, b"".join(parts), spans, wheres.__getitem__)
+        _search_members(self._matcher, self._report, b"".join(parts), spans, wheres.__getitem__)
 
 
 def _spool(stream: Any, ctx: ScanContext) -> IO[bytes]:
@@ -604,7 +626,7 @@ def _scan_zip(
                 f"zip declares {declared:,} bytes, more than its budget of {ctx.budget:,}: "
                 "a decompression bomb? (not scanned)"
             )
-        together = _Together(ctx)
+        together = MemberBatch(ctx.matcher, ctx.report)
         try:
             for info in infos:
                 if info.is_dir():
@@ -615,7 +637,7 @@ def _scan_zip(
                     continue
                 try:
                     handle = _open_member(archive, source, info)
-                    if isinstance(handle, _Member) and info.file_size <= _TAR_HELD:
+                    if isinstance(handle, _Member) and info.file_size <= _HELD:
                         # Small and plain (most members): searched with its neighbours.
                         data = handle.read_all()
                         if sniff(data[:_HEAD]) is None:
