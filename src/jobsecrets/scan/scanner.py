@@ -12,6 +12,7 @@ __all__ = ["scan_paths"]
 import os
 import threading
 
+from ..keysearch import BusyCores
 from .archives import ExpansionLimit, Limits, MemberBatch, ScanContext, scan_object, sniff
 from .matcher import Matcher
 from .report import Report
@@ -94,14 +95,19 @@ def scan_paths(
             small.flush()
         except BaseException as error:  # re-raised in the caller's thread
             failures.append(error)
+        finally:
+            busy.free_one()
 
-    threads = [
-        threading.Thread(target=worker, name=f"jobsecrets-scan-{n}", daemon=True)
-        for n in range(count)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # While every thread has files, each core is busy with one: a big file is searched in two
+    # halves on two cores only once a thread has run out of files (keysearch.BusyCores).
+    with BusyCores(count - 1) as busy:
+        threads = [
+            threading.Thread(target=worker, name=f"jobsecrets-scan-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[0]
