@@ -15,8 +15,13 @@ Hostile input is an error for that file, never a hang or an exhausted disk:
 * damaged data, encrypted zip members and unsupported compression are errors (the file could
   hold a value we cannot see).
 
-Zip needs to seek: a zip file on disk is read in place; a zip inside something else is copied to
-a private temporary file first (counted against the budget).
+Zip needs to seek: a zip file on disk is read in place (up to 4 MiB, into memory at once); a zip
+inside something else is copied to a private temporary file first (counted against the budget).
+
+Most members of archives are small text files: tar headers are read here and zip members of up
+to 1 MiB are read whole, and plain members are searched about 1 MiB at a time
+(:class:`MemberBatch`); a member a key is found in is scanned again by itself, so what is
+reported is what scanning each member alone reports.
 
 Inflating is most of the cost of an archive of text: gzip streams and deflated zip members are
 inflated with ISA-L (the ``isal`` package, ~4x the standard :mod:`zlib` here) when it is
@@ -173,8 +178,9 @@ class _Unsupported(Exception):
 def _inflaters() -> tuple[Any, type[Any], tuple[type[BaseException], ...]]:
     """The zlib module, the gzip reader and the extra errors of the fastest inflater installed.
 
-    ISA-L (``isal``, a dependency on the platforms it has wheels for) inflates ~4x faster than
-    zlib and, like zlib, releases the GIL while it does; the standard library is the fallback.
+    ISA-L (``isal``: the ``fast`` extra, on the platforms it has wheels for) inflates ~4x faster
+    than zlib and, like zlib, releases the GIL while it does; the standard library is the
+    fallback.
     """
     try:
         from isal import igzip, isal_zlib

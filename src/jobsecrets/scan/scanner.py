@@ -1,8 +1,10 @@
 """Running a scan of files on disk, in parallel, into one :class:`Report`.
 
-Files are scanned by a few threads: the Aho-Corasick search and zlib release the GIL, so two
-cores scan nearly twice as fast. Each thread holds one file at a time, so memory stays at a few
-chunks per thread plus the matcher.
+Files are scanned by a few threads: the Aho-Corasick search and inflating release the GIL, so
+two cores scan nearly twice as fast. Each thread holds one file at a time, plus the small files
+it has read and not searched yet (about 1 MiB: they are searched together, see
+:class:`~jobsecrets.scan.archives.MemberBatch`), so memory stays at a few chunks per thread plus
+the matcher.
 """
 
 from __future__ import annotations
