@@ -16,7 +16,7 @@ searched as two halves on two cores (the Rust search releases the GIL).
 
 from __future__ import annotations
 
-__all__ = ["KeySearch", "rare_offset", "rare_offsets"]
+__all__ = ["BusyCores", "KeySearch", "rare_offset", "rare_offsets"]
 
 import os
 import queue
@@ -81,6 +81,41 @@ def _spare_core() -> tuple[threading.Semaphore, _Helpers] | None:
         if _spare is None:
             _spare = (threading.Semaphore(cores - 1), _Helpers(cores - 1))
         return _spare
+
+
+class BusyCores:
+    """Spare cores counted busy while a caller's own threads (one per core) search.
+
+    For the scan of a tree: while all its threads search, a half handed to a helper thread only
+    adds a thread switch per big input. So it holds ``count`` of the spare cores (as many as it
+    can) and gives one back as each thread runs out of work: the threads still busy then split
+    their big inputs onto the cores that came free.
+    """
+
+    def __init__(self, count: int) -> None:
+        spare = _spare_core()
+        self._semaphore = spare[0] if spare is not None else None
+        self._lock = threading.Lock()
+        self._held = 0
+        while self._semaphore is not None and self._held < count:
+            if not self._semaphore.acquire(blocking=False):
+                break
+            self._held += 1
+
+    def __enter__(self) -> BusyCores:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._held:
+            self.free_one()
+
+    def free_one(self) -> None:
+        """A thread has finished: one core is spare again (if one is still held)."""
+        with self._lock:
+            if not self._held or self._semaphore is None:
+                return
+            self._held -= 1
+        self._semaphore.release()
 
 
 Match = tuple[int, int, int]

@@ -117,3 +117,27 @@ def test_an_error_in_the_second_half_reaches_the_caller() -> None:
     with pytest.raises(ZeroDivisionError):
         helpers.submit(lambda: 1 // 0).result(timeout=10)
     assert helpers.submit(lambda: 42).result(timeout=10) == 42
+
+
+def test_busy_cores_keep_big_inputs_whole_until_a_core_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a caller's threads hold the spare cores, no half goes to a helper; then it does."""
+    assert (keysearch.os.cpu_count() or 1) >= 2  # the machines this project runs on have 2+
+    spare = keysearch._spare_core()
+    assert spare is not None
+    halves: list[int] = []
+    submit = spare[1].submit
+    monkeypatch.setattr(spare[1], "submit", lambda call: (halves.append(1), submit(call))[1])
+    search = KeySearch([b"needle"])
+    data = b"x" * (1 << 20) + b"needle" + b"y" * (1 << 20)
+    with keysearch.BusyCores(64) as busy:  # as many as there are
+        assert search.find(data) == [(0, 1 << 20, (1 << 20) + 6)]
+        assert halves == []
+        busy.free_one()
+        busy.free_one()  # more often than it holds: no error, nothing released twice
+        assert search.find(data) == [(0, 1 << 20, (1 << 20) + 6)]
+        assert halves == [1]
+    # Everything held was given back: the next caller can hold the spare cores again.
+    with keysearch.BusyCores(64) as again:
+        assert again._held == (keysearch.os.cpu_count() or 1) - 1

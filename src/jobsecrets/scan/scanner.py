@@ -1,8 +1,10 @@
 """Running a scan of files on disk, in parallel, into one :class:`Report`.
 
-Files are scanned by a few threads: the Aho-Corasick search and zlib release the GIL, so two
-cores scan nearly twice as fast. Each thread holds one file at a time, so memory stays at a few
-chunks per thread plus the matcher.
+Files are scanned by a few threads: the Aho-Corasick search and inflating release the GIL, so
+two cores scan nearly twice as fast. Each thread holds one file at a time, plus the small files
+it has read and not searched yet (about 1 MiB: they are searched together, see
+:class:`~jobsecrets.scan.archives.MemberBatch`), so memory stays at a few chunks per thread plus
+the matcher.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ __all__ = ["scan_paths"]
 import os
 import threading
 
-from .archives import ExpansionLimit, Limits, ScanContext, scan_object, sniff
-from .content import scan_stream
+from ..keysearch import BusyCores
+from .archives import ExpansionLimit, Limits, MemberBatch, ScanContext, scan_object, sniff
 from .matcher import Matcher
 from .report import Report
 from .walker import open_regular, walk
@@ -23,7 +25,13 @@ _SMALL = 1 << 20
 
 
 def _scan_file(
-    shown: str, path: str, st: os.stat_result, matcher: Matcher, report: Report, limits: Limits
+    shown: str,
+    path: str,
+    st: os.stat_result,
+    matcher: Matcher,
+    report: Report,
+    limits: Limits,
+    small: MemberBatch,
 ) -> None:
     ctx = ScanContext(matcher, report, limits)
     ctx.start(st.st_size)
@@ -42,8 +50,10 @@ def _scan_file(
             return
         if sniff(data[:512]) is None:
             os.close(fd)
-            n = scan_stream(lambda _n: b"", matcher, (shown,), report, first=data)
-            report.count(files=1, read=len(data), scanned=n)
+            # Searched with the thread's next small files in one call (a call per file of a
+            # source tree costs more than its search); reported as if it was searched alone.
+            small.add((shown,), data)
+            report.count(files=1, read=len(data))
             return
         os.lseek(fd, 0, os.SEEK_SET)
     with os.fdopen(fd, "rb", buffering=0) as handle:
@@ -76,24 +86,30 @@ def scan_paths(
     failures: list[BaseException] = []
 
     def worker() -> None:
-        while not failures:
-            with lock:
-                item = next(files, None)
-            if item is None:
-                return
-            try:
-                _scan_file(*item, matcher, report, limits)
-            except BaseException as error:  # re-raised in the caller's thread
-                failures.append(error)
-                return
+        small = MemberBatch(matcher, report)
+        try:
+            while not failures:
+                with lock:
+                    item = next(files, None)
+                if item is None:
+                    break
+                _scan_file(*item, matcher, report, limits, small)
+            small.flush()
+        except BaseException as error:  # re-raised in the caller's thread
+            failures.append(error)
+        finally:
+            busy.free_one()
 
-    threads = [
-        threading.Thread(target=worker, name=f"jobsecrets-scan-{n}", daemon=True)
-        for n in range(count)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # While every thread has files, each core is busy with one: a big file is searched in two
+    # halves on two cores only once a thread has run out of files (keysearch.BusyCores).
+    with BusyCores(count - 1) as busy:
+        threads = [
+            threading.Thread(target=worker, name=f"jobsecrets-scan-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[0]
