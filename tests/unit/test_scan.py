@@ -533,3 +533,43 @@ def test_a_file_made_of_the_value_lists_a_bounded_number_of_findings() -> None:
     assert report.total_findings == MAX_FINDINGS + 500
     assert len(report.findings) == MAX_FINDINGS
     assert "(first 10000 listed)" in report.summary_line()
+
+
+# ---- hex dumps ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tool", ["xxd", "hexdump -C", "od -A x -t x1z", "od -x"])
+def test_a_value_in_a_hex_dump_in_a_file_is_found(tmp_path: Path, tool: str) -> None:
+    """A test report holding `xxd config.bin` output: the value is in no line whole, its bytes
+    are; it is found as the redactor masks it (a form, in a hex dump), at the dump's line."""
+    import shutil
+
+    argv = tool.split()
+    found = shutil.which(argv[0])
+    assert found is not None, f"{argv[0]} missing (.ci/run installs it)"
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x01\x02 header \xff" + SECRET.encode() + b"\x00 trailer")
+    printed = subprocess.run([found, *argv[1:], str(blob)], capture_output=True, check=True).stdout
+    blob.unlink()
+    report_file = tmp_path / "report.txt"
+    report_file.write_bytes(b"== dumped config ==\n" + printed + b"== end ==\n")
+    report = run_scan([tmp_path])
+    assert report.total_findings == 1, forms_found(report)
+    finding = report.findings[0]
+    assert finding.names == ("API_TOKEN",)
+    assert finding.form == "value, in a hex dump"
+    assert finding.line in (2, 3)  # the dump's line that shows the value's first byte
+    assert no_value_in(json.dumps([f.form for f in report.findings]))
+
+
+def test_a_hex_dump_without_the_value_is_clean(tmp_path: Path) -> None:
+    import shutil
+
+    xxd = shutil.which("xxd")
+    assert xxd is not None
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(SECRET[:-1].encode() + b"\x00" + SECRET[1:].encode())
+    printed = subprocess.run([xxd, str(blob)], capture_output=True, check=True).stdout
+    blob.unlink()
+    (tmp_path / "dump.txt").write_bytes(printed)
+    assert run_scan([tmp_path]).total_findings == 0

@@ -21,6 +21,7 @@ __all__ = ["CHUNK", "scan_stream"]
 from collections.abc import Callable
 from typing import Any
 
+from ..hexdumps import find_dumps
 from .matcher import Matcher
 from .report import MAX_FINDINGS, Finding, Report
 
@@ -53,7 +54,7 @@ def scan_stream(
     covered_until = -1  # end of the last reported occurrence
     lines_before = 0  # line breaks in the stream before data[0] (without lines_from)
     binary: bool | None = None
-    found: list[tuple[int, int, bool, int | None]] = []
+    found: list[tuple[int, int, str, int | None]] = []  # offset, form, how, line
     uncounted = 0  # occurrences beyond MAX_FINDINGS in this stream: counted, not listed
     # One chunk read ahead: the last chunk is known to be the last, so it is searched once
     # (a small file costs one search, not one more for its tail).
@@ -68,13 +69,24 @@ def scan_stream(
         if binary is None:
             binary = b"\x00" in data[:_BINARY_PROBE]
         limit = len(data) if final else len(data) - margin
-        matches: list[tuple[int, int, int, bool]] = []
+        matches: list[tuple[int, int, int, str]] = []
+        dumps: list[int] = []
         for key_id, at, _end in matcher.candidates(data):
             if at >= limit or base + at < done_upto:
                 continue
-            matches.extend(matcher.verify(data, key_id, at, wrapped=not binary))
+            if key_id >= matcher.dump_keys_from:
+                dumps.append(at)
+                continue
+            matches.extend(
+                (form_id, start, end, ", split across lines" if wrapped else "")
+                for form_id, start, end, wrapped in matcher.verify(
+                    data, key_id, at, wrapped=not binary
+                )
+            )
+        if dumps and not binary:
+            matches.extend(_in_dumps(data, dumps, matcher, matches))
         # Longest first at each start; then skip what an earlier occurrence already covers.
-        for form_id, start, end, wrapped in sorted(matches, key=lambda m: (m[1], -m[2])):
+        for form_id, start, end, how in sorted(matches, key=lambda m: (m[1], -m[2])):
             if base + end <= covered_until:
                 continue
             covered_until = max(covered_until, base + end)
@@ -82,7 +94,7 @@ def scan_stream(
             if not binary and lines_from is None:
                 line = lines_before + data.count(b"\n", 0, start) + 1
             if len(found) < MAX_FINDINGS:
-                found.append((base + start, form_id, wrapped, line))
+                found.append((base + start, form_id, how, line))
             else:
                 # A file made of a value must not make the list of its findings the memory problem.
                 uncounted += 1
@@ -97,16 +109,52 @@ def scan_stream(
     if found and not binary and lines_from is not None:
         lines = _lines_at(lines_from, [offset for offset, _, _, _ in found])
         found = [(o, f, w, lines[o]) for o, f, w, _ in found]
-    for offset, form_id, wrapped, line in found:
+    for offset, form_id, how, line in found:
         owners = matcher.owners(form_id)
         names = tuple(dict.fromkeys(name for name, _ in owners))
-        form = " / ".join(dict.fromkeys(label for _, label in owners))
-        if wrapped:
-            form += ", split across lines"
+        form = " / ".join(dict.fromkeys(label for _, label in owners)) + how
         report.add_finding(Finding(where, offset, line, names, form))
     if uncounted:
         report.count_unlisted(uncounted)
     return total
+
+
+def _in_dumps(
+    data: bytes,
+    starts: list[int],
+    matcher: Matcher,
+    plain: list[tuple[int, int, int, str]],
+) -> list[tuple[int, int, int, str]]:
+    """Forms found in the bytes the hex dumps of ``data`` show (xxd, hexdump, od: see
+    :mod:`jobsecrets.hexdumps`), each as ``(form id, start, end, how)`` with start and end the
+    span of the dump's lines that print it. A form already found as it is inside the dump (a
+    short value whole in one line's ASCII column) is not reported twice. A dump is decoded from
+    its first line to its end within this chunk (4 MiB).
+    """
+    found: list[tuple[int, int, int, str]] = []
+    for dump in find_dumps(data, starts):
+        first = dump.lines[0][0]
+        last = dump.line_of(len(dump.shown))
+        seen = {form_id for form_id, start, _end, _how in plain if first <= start <= last}
+        for key_id, at, _end in matcher.candidates(dump.shown):
+            if key_id >= matcher.dump_keys_from:
+                continue
+            for form_id, start, end, _wrapped in matcher.verify(
+                dump.shown, key_id, at, wrapped=False
+            ):
+                if form_id in seen:
+                    continue
+                seen.add(form_id)
+                line_end = data.find(b"\n", dump.line_of(end - 1))
+                found.append(
+                    (
+                        form_id,
+                        dump.line_of(start),
+                        len(data) if line_end < 0 else line_end,
+                        ", in a hex dump",
+                    )
+                )
+    return found
 
 
 def _lines_at(handle: Any, offsets: list[int]) -> dict[int, int]:

@@ -19,6 +19,7 @@ __all__ = ["DEFAULT_MIN_LENGTH", "KEY", "Matcher"]
 
 from collections.abc import Iterable
 
+from ..hexdumps import TRIGGER_KEYS
 from ..keysearch import KeySearch
 from ..redact import DEFAULT_MIN_LINE_LENGTH, labelled_mask_forms
 
@@ -34,7 +35,7 @@ _BREAK = frozenset(b"\r\n")
 class Matcher:
     """Finds the forms of a set of named values in bytes; reports form ids, never forms."""
 
-    __slots__ = ("_forms", "_keys", "_owners", "_search", "maxlen", "skipped")
+    __slots__ = ("_forms", "_keys", "_owners", "_search", "dump_keys_from", "maxlen", "skipped")
 
     def __init__(
         self,
@@ -72,7 +73,10 @@ class Matcher:
         self._keys: list[list[tuple[int, int]]] = [
             sorted(keys[k], key=lambda e: -len(self._forms[e[0]])) for k in ordered
         ]
-        self._search = KeySearch(ordered)
+        #: Key ids from this one on are a hex dump's first address (hexdumps.TRIGGER_KEYS), not
+        #: forms: where one is found, the dump is decoded and its bytes searched too.
+        self.dump_keys_from: int = len(ordered)
+        self._search = KeySearch(ordered + list(TRIGGER_KEYS))
 
     def __len__(self) -> int:
         return len(self._forms)
