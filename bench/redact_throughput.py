@@ -240,6 +240,18 @@ def main() -> None:
     )
     print(table)
     if not args.no_write:
+        from _common import bar_chart
+
+        bar_chart(
+            DOCS.parent / "bench-redact-throughput.png",
+            f"{size / 1e6:.0f} MB of log, {args.secrets} secrets (median, MB/s)",
+            [
+                ("cat BIGFILE | cat (one pipe hop)", size / statistics.median(pipe_t) / 1e6),
+                ("run_child(['cat', BIGFILE]), redacting", size / statistics.median(run_t) / 1e6),
+            ],
+            "MB/s",
+        )
+        table += "\n\n![redaction against one pipe hop](bench-redact-throughput.png)"
         write_docs(f"{table}\n\n{NOTE}")
 
 
