@@ -11,9 +11,10 @@ const lib = require('./lib');
 // Scan mode (input `scan`): `jobsecrets scan PATHS` with the values this job holds, found by the
 // names the inject step recorded in $GITHUB_ENV. A finding fails the step (before an upload
 // step runs) and puts a table (variable, file, form) in the job summary; never a value.
-async function scan(paths, cwd, useCache) {
-  // Scanning needs the CLI only, no backend: any install of this ref serves (see reusableInstall).
-  const install = await lib.ensureInstalled(['core'], [], { cache: useCache });
+async function scan(paths, cwd, useCache, extras) {
+  // Scanning needs the CLI only, no backend: any install of this ref serves (see reusableInstall),
+  // with the extras asked for (`fast`: ISA-L inflating, ~4x faster on archives).
+  const install = await lib.ensureInstalled(['core'], extras, { cache: useCache });
   lib.saveState('mode', 'scan');
   const args = ['scan', ...paths];
   if (process.env.GITHUB_STEP_SUMMARY) args.push('--summary', process.env.GITHUB_STEP_SUMMARY);
@@ -47,11 +48,11 @@ async function main() {
   if (!fs.existsSync(cwd)) throw new Error(`working-directory '${cwd}' does not exist`);
   // Keep the install in the Actions cache (restore before installing, save a fresh one).
   const useCache = lib.getBooleanInput('cache', true);
-  const scanPaths = lib.getInput('scan').split(/[\s]+/).filter(Boolean);
-  if (scanPaths.length) return scan(scanPaths, cwd, useCache);
-
   // Optional dependency sets of jobsecrets (e.g. `github`: pyjwt + cryptography for type: github).
   const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
+  const scanPaths = lib.getInput('scan').split(/[\s]+/).filter(Boolean);
+  if (scanPaths.length) return scan(scanPaths, cwd, useCache, extras);
+
   // `source` (default): the package at this action's ref, exactly the action's own version.
   const from = lib.getInput('install', 'source');
   let install;
