@@ -440,6 +440,18 @@ class DumpMasker:
         """Nothing held and no dump under way: a chunk with no first address passes as it is."""
         return not self._pending and self._column < 0
 
+    def may_hold_end(self, chunk: bytes) -> bool:
+        """Whether :meth:`feed` would hold the end of ``chunk``: a run of at most sixteen zeros
+        after white space, which may still grow into a dump's first address."""
+        end = len(chunk)
+        start = end
+        while start > 0 and chunk[start - 1] == 0x30 and end - start <= 16:
+            start -= 1
+        if start == end or end - start > 16:
+            return False
+        before = chunk[start - 1] if start > 0 else self._prev
+        return before in _SPACE
+
     def skip(self, chunk: bytes) -> None:
         """``chunk`` went past this stage unchanged (the caller found no first address in it)."""
         self._advance(chunk, 0, len(chunk))

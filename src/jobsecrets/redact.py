@@ -493,13 +493,13 @@ class StreamRedactor:
         if dumps is not None:
             if not isinstance(chunk, bytes):
                 chunk = bytes(chunk)
-            if not (dumps.idle and chunk and chunk[-1] != 0x30):
+            if not (dumps.idle and chunk and not dumps.may_hold_end(chunk)):
                 chunk = dumps.feed(chunk)
                 if not chunk:
                     return b""
             else:
-                # Nothing held by the dump stage and no run of zeros to wait on: the pattern
-                # search tells whether a dump may start in this chunk.
+                # Nothing held by the dump stage and no first address to wait for at the end:
+                # the pattern search tells whether a dump may start in this chunk.
                 out = self._feed(chunk, dumps)
                 if out is not None:
                     return out
