@@ -101,7 +101,8 @@ def test_a_hex_dump_printed_under_run_is_masked(
     )
     assert result.returncode == 0, "run failed"
     out = result.stdout.encode("utf-8", "surrogateescape")
-    assert b"***" in out
+    masked = b"***" in out
+    assert masked, f"{tool}: nothing masked"
     letters = set(value.encode()) - set(b"-_")
     shown = set(out) & letters
     for line in out.splitlines():
@@ -109,4 +110,5 @@ def test_a_hex_dump_printed_under_run_is_masked(
             word = word.strip(b"|")
             if len(word) % 2 == 0 and all(c in b"0123456789abcdef" for c in word):
                 shown |= set(bytes.fromhex(word.decode())) & letters
-    assert not shown, f"{tool}: {len(shown)} distinct byte(s) of the value visible"
+    count = len(shown)
+    assert count == 0, f"{tool}: {count} distinct byte(s) of the value visible"
