@@ -56,6 +56,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
@@ -239,6 +240,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _run_act(args: list[str], workspace: Path, what: str) -> subprocess.CompletedProcess[str]:
+    """Run act; a failed run ends the benchmark with the log's last 30 lines."""
+    result = subprocess.run(
+        args,
+        cwd=workspace,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        _fail(f"the {what} failed (exit {result.returncode})", result.stdout)
+    return result
+
+
+def _fail(why: str, log: str) -> NoReturn:
+    tail = "\n".join(log.splitlines()[-30:])
+    raise SystemExit(f"{why}:\n{tail}")
+
+
 def run_once(
     workspace: Path,
     repo: Path,
@@ -260,22 +282,12 @@ def run_once(
         cache_port=cache_port,
         cache_external_url=cache_url,
     )
-    result = subprocess.run(
-        args,
-        cwd=workspace,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _run_act(args, workspace, "workflow")
     times = {m[1]: _seconds(m[2], m[3]) for m in _DURATION.findall(result.stdout)}
-    if result.returncode != 0 or "Main" not in times or "Post" not in times:
-        tail = "\n".join(result.stdout.splitlines()[-30:])
-        raise SystemExit(f"the workflow failed (exit {result.returncode}):\n{tail}")
+    if "Main" not in times or "Post" not in times:
+        _fail("the workflow reported no main or post step", result.stdout)
     if expect and expect not in result.stdout:
-        tail = "\n".join(result.stdout.splitlines()[-30:])
-        raise SystemExit(f"the run did not do what it measures ({expect!r} missing):\n{tail}")
+        _fail(f"the run did not do what it measures ({expect!r} missing)", result.stdout)
     return times["Main"], times["Post"], result.stdout
 
 
@@ -286,19 +298,10 @@ def run_anchors(
     args = act_command(workspace, "anchor.yml", "acme/unused@v0", stub_repo, env)
     for name, ref in ANCHORS.items():
         args += ["--local-repository", f"{ref}={anchors / name}"]
-    result = subprocess.run(
-        args,
-        cwd=workspace,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _run_act(args, workspace, "anchor workflow")
     times = {m[1]: _seconds(m[2], m[3]) for m in _STEP.findall(result.stdout) if m[0] == "Success"}
-    if result.returncode != 0 or set(times) != {"vault", "aws"}:
-        tail = "\n".join(result.stdout.splitlines()[-30:])
-        raise SystemExit(f"the anchor workflow failed (exit {result.returncode}):\n{tail}")
+    if set(times) != {"vault", "aws"}:
+        _fail("the anchor workflow did not run both steps", result.stdout)
     return times["vault"], times["aws"]
 
 

@@ -289,8 +289,9 @@ class Dump:
 
     def line_of(self, at: int) -> int:
         """Offset in the buffer of the line that shows byte ``at`` of :attr:`shown`."""
-        index = bisect.bisect_right([first for _, first in self.lines], at) - 1
-        return self.lines[max(index, 0)][0]
+        # The lines are in order of their first shown byte: no list is built per lookup.
+        index = bisect.bisect_right(self.lines, at, key=lambda line: line[1])
+        return self.lines[max(index - 1, 0)][0]
 
 
 def find_dumps(data: bytes, starts: Iterable[int] | None = None) -> Iterator[Dump]:
