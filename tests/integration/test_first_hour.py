@@ -1,6 +1,9 @@
 """The first hour of a new user (issue 17): a CI spec runs locally unchanged, errors say what to do.
 
 Real OpenBao and moto; the CLI as a subprocess with a clean environment and its own HOME.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ ref from a copy of this checkout (``--local-repository``) and never reaches gith
 step copies the test's workspace in, standing in for ``actions/checkout``.
 
 Values are only ever compared as booleans, so a failing assertion cannot print one.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

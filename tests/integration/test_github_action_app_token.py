@@ -4,6 +4,9 @@ The workflow uses ``acme/jobsecrets/actions/inject@v1`` with ``extras: github``:
 to a real OpenBao with the job's (test-signed) OIDC token, reads the App's key there, mints an
 installation token on the local GitHub API server and hands it to later steps through $GITHUB_ENV; a
 later step uses it; the post step revokes it, and the server saw the ``DELETE /installation/token``.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

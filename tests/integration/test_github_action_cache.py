@@ -9,6 +9,9 @@ the stand-in of ``tests/support/actions_cache.py``, written from the published c
 refuses every connection, so an install would fail the step. The spec uses the ``fake`` backend (a
 JSON file), so the install is the core one and no store is needed; its value is a canary that
 must never be in an archive. Values are compared as booleans only.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The key lives in a real OpenBao KV (jobsecrets signs in to OpenBao with the job'
 that login token must be revoked too) or in Secrets Manager on a moto server. The GitHub API is the
 local server from ``jobsecrets.testing.github_api``, which records what it minted and what was
 revoked. Assertions are booleans and counts: no token or key is ever printed.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

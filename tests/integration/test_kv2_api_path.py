@@ -2,6 +2,9 @@
 
 Against a real OpenBao: ``plan --check`` and ``run`` say what to write instead and read nothing;
 ``plan --check`` never reports ``read on MOUNT/data/data/...`` as allowed.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

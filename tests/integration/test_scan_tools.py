@@ -8,6 +8,9 @@ Tools: esbuild from npm (in .tools, installed by scripts/bootstrap) inlining a v
 minified bundle with a source map; pip + setuptools building a wheel; GNU tar + gzip for a
 source tarball and a Docker-style image (``docker save`` layout: an outer tar with a gzipped
 layer tar holding ``app/.env``); coreutils ``base64`` (76-column wraps) and ``fold``.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 The App's key is handed to the backend through ``BackendContext.lookup``, as the session does; the
 server verifies every JWT with the App's public key. Assertions never show a token or a key.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""``export --format github``: masks first, heredoc entries, outputs, the summary; no server needed."""
+"""``export --format github``: masks first, heredoc entries, outputs, the summary; no server needed.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
+"""
 
 from __future__ import annotations
 

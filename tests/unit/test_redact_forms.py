@@ -3,6 +3,9 @@
 Shells (bash, dash) and coreutils (``base64``, ``fold``) are run for real with the value in
 their environment (never in argv); encoders of other languages are written out by hand from
 their documented rules. Assertions are booleans with fixed messages: no value is ever shown.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

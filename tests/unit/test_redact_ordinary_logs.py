@@ -5,6 +5,9 @@ whitespace-only and indented lines are registered; a generated log of pip, npm, 
 build and kubectl apply output (with manifests, other accounts' keys and kubeconfigs) must come
 out byte for byte, through the library in chunks and through the real ``jobsecrets redact``.
 The bench (``bench/redact_ordinary_logs.py``) runs the same check on a few hundred MB.
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Spec mistakes a new user makes get a message that says what to do (issue 17)."""
+"""Spec mistakes a new user makes get a message that says what to do (issue 17).
+
+PYTEST_DONT_REWRITE: plain asserts here, so a failing one prints its message and no value it
+compared (pytest's rewriting shows the operands even of ``(value in log) is False``).
+"""
 
 from __future__ import annotations
 
