@@ -75,15 +75,15 @@ function pipVersion(python) {
 }
 
 /** The Python to build the tool's venv from: >= 3.10 (jobsecrets' own minimum). */
-function findPython() {
-  const candidates = [process.env.JOBSECRETS_PYTHON, 'python3', 'python'].filter(Boolean);
+function findPython(env = process.env) {
+  const candidates = [env.JOBSECRETS_PYTHON, 'python3', 'python'].filter(Boolean);
   // -S: no site import, which nothing here needs (~0.05 s of every step, a reused or restored
   // install included); the pip version, which only an install needs, is read by pipVersion.
   const probe =
     'import sys;print("%d.%d" % sys.version_info[:2]);print(sys.version.split()[0]);' +
     'print(sys.executable);print(int(sys.version_info >= (3, 10)))';
   for (const candidate of candidates) {
-    const result = spawnSync(candidate, ['-S', '-c', probe], { encoding: 'utf8' });
+    const result = spawnSync(candidate, ['-S', '-c', probe], { encoding: 'utf8', env });
     if (result.status !== 0) continue;
     const [short, full, executable, ok] = result.stdout.trim().split('\n');
     // Spawn the interpreter itself from now on, not a launcher (a pyenv shim adds ~0.1 s a run).
@@ -95,6 +95,67 @@ function findPython() {
       candidates.join(', ') +
       '); add actions/setup-python before this step or set JOBSECRETS_PYTHON'
   );
+}
+
+/**
+ * The identity of the file `executable` names (symlinks followed): changes when the interpreter
+ * there is replaced or upgraded in place. Null when it is gone.
+ */
+function fileSignature(executable) {
+  try {
+    const st = fs.statSync(executable);
+    return st.isFile() ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}` : null;
+  } catch {
+    return null;
+  }
+}
+
+const PYTHON_MEMO = 'python.json';
+
+/**
+ * findPython's answer, remembered in the tool cache `cacheRoot` for the next step on this runner.
+ *
+ * The probe is a process: ~15 ms for /usr/bin/python3, 80-100 ms where `python3` is a pyenv shim
+ * (a shell script that runs pyenv), which a self-hosted runner paid on every step. The memo is
+ * used only while the environment that chose the interpreter is the same (JOBSECRETS_PYTHON,
+ * PATH, PYENV_VERSION) and the interpreter's file is the very one probed (device, inode, size,
+ * mtime): an interpreter replaced or upgraded in place is probed again. Not the working
+ * directory (act gives every run a new one): a .python-version that a later commit changes is
+ * not followed, which costs nothing, as the venv is the tool's own and any Python >= 3.10 runs
+ * it. Anything unreadable or odd in the memo: probe again and rewrite it.
+ */
+function findPythonMemo(cacheRoot, env = process.env) {
+  const file = path.join(cacheRoot, PYTHON_MEMO);
+  const chosenBy = [env.JOBSECRETS_PYTHON || '', env.PATH || '', env.PYENV_VERSION || ''];
+  try {
+    const memo = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const py = memo && memo.python;
+    const valid =
+      JSON.stringify(memo.chosenBy) === JSON.stringify(chosenBy) &&
+      py &&
+      ['command', 'short', 'full', 'executable'].every((k) => typeof py[k] === 'string') &&
+      /^3\.(1\d|[2-9]\d)$/.test(py.short) &&
+      path.isAbsolute(py.command) &&
+      memo.signature === fileSignature(py.executable);
+    if (valid) return { command: py.command, short: py.short, full: py.full, executable: py.executable };
+  } catch {
+    // No memo yet, or one this code cannot read: probe.
+  }
+  const python = findPython(env);
+  const signature = fileSignature(python.executable);
+  if (signature && path.isAbsolute(python.command)) {
+    // Best effort: a memo that cannot be written only costs the next step a probe. Written whole
+    // and renamed, so a concurrent step reads the old memo or the new one, never half of one.
+    try {
+      fs.mkdirSync(cacheRoot, { recursive: true });
+      const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+      fs.writeFileSync(tmp, JSON.stringify({ chosenBy, python, signature }) + '\n', { mode: 0o644 });
+      fs.renameSync(tmp, file);
+    } catch {
+      // Read-only or full tool cache: nothing lost.
+    }
+  }
+  return python;
 }
 
 // jobsecrets' runtime dependencies pinned with hashes, one file per group (scripts/lock-action-deps
@@ -354,7 +415,12 @@ function installSource(root, sitePackages, project) {
  */
 async function ensureInstalled(groups = null, extras = [], { cache = false } = {}) {
   const started = Date.now();
-  const python = findPython();
+  // $JOBSECRETS_TOOL_CACHE: a directory of the user's choice (a persistent volume, or a path
+  // actions/cache saves); default: the runner's tool cache.
+  const cacheRoot =
+    process.env.JOBSECRETS_TOOL_CACHE ||
+    path.join(process.env.RUNNER_TOOL_CACHE || path.join(os.homedir(), '.cache'), 'jobsecrets');
+  const python = findPythonMemo(cacheRoot);
   const project = readProject(REPO_ROOT);
   const locked = lockGroups(REPO_ROOT);
   // Extras with a lock of their own (github) are lock groups; the others (zstd) pip resolves.
@@ -368,11 +434,6 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
   // Checked before anything is installed; part of the directory name, so an install without the
   // extra is never reused for a step that needs it.
   const extraDeps = extraRequirements(project, pipExtras);
-  // $JOBSECRETS_TOOL_CACHE: a directory of the user's choice (a persistent volume, or a path
-  // actions/cache saves); default: the runner's tool cache.
-  const cacheRoot =
-    process.env.JOBSECRETS_TOOL_CACHE ||
-    path.join(process.env.RUNNER_TOOL_CACHE || path.join(os.homedir(), '.cache'), 'jobsecrets');
   const prefix = `${project.version}-${installKey(REPO_ROOT, python)}-`;
   const label = [...wanted, ...pipExtras.map((e) => `extra.${e}`)].sort().join('+');
   const reusable = reusableInstall(cacheRoot, prefix, label);
@@ -742,6 +803,7 @@ module.exports = {
   BASE_GROUPS,
   lockGroups,
   findUv,
+  findPythonMemo,
   keepsBytecode,
   uvEnv,
   specGroups,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,103 @@ def test_bytecode_only_for_an_install_that_outlives_the_job(
     env: dict[str, str], saved_by_cache: bool, expected: bool
 ) -> None:
     assert call("keepsBytecode", env, saved_by_cache) is expected
+
+
+MEMO_DRIVER = """
+const lib = require(process.argv[1]);
+const [cacheRoot, envs] = JSON.parse(process.argv[2]);
+const out = envs.map((env) => lib.findPythonMemo(cacheRoot, env));
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def probe_counting_python(tmp_path: Path) -> tuple[Path, Path]:
+    """A JOBSECRETS_PYTHON that counts how often it is run, then is the real interpreter."""
+    count = tmp_path / "probes"
+    wrapper = tmp_path / "counting-python"
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{count}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, count
+
+
+def memo_calls(cache_root: Path, envs: list[dict[str, str]]) -> list[dict[str, str]]:
+    result = subprocess.run(
+        ["node", "-e", MEMO_DRIVER, str(LIB), json.dumps([str(cache_root), envs])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads(result.stdout)
+    assert isinstance(found, list)
+    return found
+
+
+def probes(count: Path) -> int:
+    return len(count.read_text().splitlines()) if count.exists() else 0
+
+
+def test_the_python_probe_is_remembered_in_the_tool_cache(tmp_path: Path) -> None:
+    wrapper, count = probe_counting_python(tmp_path)
+    root = tmp_path / "tool-cache"
+    env = {"JOBSECRETS_PYTHON": str(wrapper), "PATH": os.environ["PATH"]}
+    first, second = memo_calls(root, [env, env])
+    assert probes(count) == 1  # the second step of the runner runs no probe
+    assert first == second
+    assert first["executable"] == sys.executable
+    assert first["short"] == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    memo = root / "python.json"
+    assert memo.stat().st_mode & 0o777 == 0o644  # names an interpreter, holds nothing secret
+    # A later step (another process) uses it too.
+    memo_calls(root, [env])
+    assert probes(count) == 1
+
+
+def test_the_memo_is_not_used_when_what_chose_the_python_changed(tmp_path: Path) -> None:
+    wrapper, count = probe_counting_python(tmp_path)
+    root = tmp_path / "tool-cache"
+    env = {"JOBSECRETS_PYTHON": str(wrapper), "PATH": os.environ["PATH"]}
+    memo_calls(root, [env, {**env, "PATH": "/usr/bin:/bin"}, {**env, "PYENV_VERSION": "3.12"}])
+    assert probes(count) == 3
+    # The last probe's memo is the one kept.
+    memo_calls(root, [{**env, "PYENV_VERSION": "3.12"}])
+    assert probes(count) == 3
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda memo: {**memo, "signature": "1:2:3:4"},  # the interpreter was replaced
+        lambda memo: {**memo, "python": {**memo["python"], "command": "python3"}},  # not absolute
+        lambda memo: {**memo, "python": {**memo["python"], "short": "2.7"}},
+        lambda memo: {**memo, "python": {**memo["python"], "executable": "/nonexistent/python"}},
+        lambda memo: {**memo, "python": None},
+        lambda memo: [],
+    ],
+)
+def test_a_stale_or_damaged_memo_means_a_new_probe(tmp_path: Path, damage: object) -> None:
+    wrapper, count = probe_counting_python(tmp_path)
+    root = tmp_path / "tool-cache"
+    env = {"JOBSECRETS_PYTHON": str(wrapper), "PATH": os.environ["PATH"]}
+    (good,) = memo_calls(root, [env])
+    memo_file = root / "python.json"
+    assert callable(damage)
+    memo_file.write_text(json.dumps(damage(json.loads(memo_file.read_text()))))
+    (again,) = memo_calls(root, [env])
+    assert probes(count) == 2
+    assert again == good
+    assert json.loads(memo_file.read_text())["python"] == good  # rewritten
+
+
+def test_a_memo_that_is_not_json_or_cannot_be_written_costs_only_a_probe(tmp_path: Path) -> None:
+    wrapper, count = probe_counting_python(tmp_path)
+    env = {"JOBSECRETS_PYTHON": str(wrapper), "PATH": os.environ["PATH"]}
+    root = tmp_path / "tool-cache"
+    root.mkdir()
+    (root / "python.json").write_bytes(b"\xff{not json")
+    (found,) = memo_calls(root, [env])
+    assert found["executable"] == sys.executable
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the tool cache's path is a file: nothing can be written under it
+    assert memo_calls(blocked, [env, env])[1]["executable"] == sys.executable
+    assert probes(count) == 3
+    assert blocked.read_text() == ""
