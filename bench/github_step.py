@@ -535,9 +535,15 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(argv if argv is not None else sys.argv[1:]).strip()
             + "`"
         )
+        # The cold goals are relative to the anchors: this run's when they were timed, else the
+        # figures the issue measured (2.61 s and 3.59 s), said as such.
+        vault_action = summary.get("vault-action", {}).get("main_median_s", 2.61)
+        aws_action = summary.get("aws-secretsmanager-get-secrets", {}).get("main_median_s", 3.59)
+        where = "this run" if anchor_times else "the issue's figures"
         goals = {
-            "cold-vault": "< 3.4 (1.3 x vault-action 2.61)",
-            "cold": "< 6.2 (vault-action 2.61 + aws-secretsmanager-get-secrets 3.59)",
+            "cold-vault": f"< {1.3 * vault_action:.2f} (1.3 x vault-action {vault_action:.2f}, {where})",
+            "cold": f"< {vault_action + aws_action:.2f} (vault-action {vault_action:.2f} + "
+            f"aws-secretsmanager-get-secrets {aws_action:.2f}, {where})",
             "warm": "< 0.7 (self-hosted, reused install)",
             "restored-vault": "",
             "restored": "< 1.0 (a later job on a fresh hosted runner)",
