@@ -44,9 +44,7 @@ import os
 import secrets
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -365,6 +363,11 @@ def request_oidc_token(
     5xx and 429 answers and network errors are retried with backoff; 401/403/404 are not (they
     do not get better). The request token is sent as a bearer header, never logged.
     """
+    # Here, not at the top: urllib.request brings http.client and ssl (~10 ms), which a command
+    # that only detects the platform (every command does) or runs outside GitHub never needs.
+    import urllib.error
+    import urllib.request
+
     url = env[REQUEST_URL_ENV]
     if audience:
         # The URL GitHub gives already carries a query string (api-version=...).
