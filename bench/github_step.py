@@ -64,7 +64,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 from _common import DOCS, bar_chart, machine_line, replace_section  # noqa: E402
 from latency_proxy import LatencyProxy  # noqa: E402
 
-from support.act import act_command  # noqa: E402
+from support.act import act_command, action_checkout  # noqa: E402
 from support.cli import clean_env  # noqa: E402
 from support.moto_server import (  # noqa: E402
     MotoServer,
@@ -215,11 +215,7 @@ def action_repo(dest: Path, ref: str | None = None) -> Path:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
         return dest
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(ROOT / "actions", dest / "actions", ignore=ignore)
-    shutil.copytree(ROOT / "src", dest / "src", ignore=ignore)
-    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    return dest
+    return action_checkout(dest)
 
 
 _DURATION = re.compile(r"(Success|Failure) - (Main|Post) inject \[([\d.]+)(ms|s|m)")

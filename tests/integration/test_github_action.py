@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import secrets
-import shutil
 import signal
 import subprocess
 import time
@@ -31,6 +30,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from support.act import act_command as support_act_command
+from support.act import action_checkout
 from support.cli import clean_env
 from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
 from support.oidc import GithubTokenServer, public_pem
@@ -42,17 +42,6 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACTION_REF = "acme/jobsecrets@v1"
 JWT_MOUNT = "jwt-gha"
-
-
-def action_checkout(dest: Path) -> Path:
-    """What GitHub downloads for ``uses: acme/jobsecrets/...@v1``: the repository's files at that
-    ref (this working tree), without .venv/.git, which act would otherwise copy on every run."""
-    dest.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(REPO_ROOT / "actions", dest / "actions", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "src", dest / "src", ignore=ignore)
-    shutil.copy2(REPO_ROOT / "pyproject.toml", dest / "pyproject.toml")
-    return dest
 
 
 def act_command(workspace: Path, repo: Path, env: Mapping[str, str]) -> list[str]:

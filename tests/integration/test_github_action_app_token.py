@@ -11,7 +11,6 @@ compared (pytest's rewriting shows the operands even of ``(value in log) is Fals
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jobsecrets.testing.github_api import GithubApiServer
-from support.act import act_command
+from support.act import act_command, action_checkout
 from support.cli import clean_env
 from support.github_app import AppKey, server_for
 from support.oidc import GithubTokenServer, public_pem
@@ -29,7 +28,6 @@ from support.openbao import OpenBaoServer
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ACTION_REF = "acme/jobsecrets@v1"
 
 WORKFLOW = """\
@@ -55,16 +53,6 @@ jobs:
           printf %s "$GH_TOKEN" > "$TEST_OUT/token"
           echo "token: $GH_TOKEN"
 """
-
-
-def action_checkout(dest: Path) -> Path:
-    """The repository's files at the action's ref (this working tree), without .venv/.git."""
-    dest.mkdir(parents=True, exist_ok=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(REPO_ROOT / "actions", dest / "actions", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "src", dest / "src", ignore=ignore)
-    shutil.copy2(REPO_ROOT / "pyproject.toml", dest / "pyproject.toml")
-    return dest
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from support.act import act_command
+from support.act import act_command, action_checkout
 from support.actions_cache import CacheServiceV2
 from support.cli import clean_env
 from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
@@ -121,12 +121,7 @@ def check_archive(archive: bytes, canary: str) -> None:
 @pytest.fixture
 def action_repo(tmp_path: Path) -> Path:
     """What GitHub downloads for the action: this checkout's actions/, src/ and pyproject.toml."""
-    dest = tmp_path / "action-repo"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(REPO_ROOT / "actions", dest / "actions", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "src", dest / "src", ignore=ignore)
-    shutil.copy2(REPO_ROOT / "pyproject.toml", dest / "pyproject.toml")
-    return dest
+    return action_checkout(tmp_path / "action-repo")
 
 
 def run_act_job(

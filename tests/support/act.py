@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACT = REPO_ROOT / ".venv" / "bin" / "act"
+
+
+def action_checkout(dest: Path) -> Path:
+    """What GitHub downloads for ``uses: acme/jobsecrets/...@v1``: the repository's files at that
+    ref (this working tree: actions/, src/ and pyproject.toml), without .venv, .git or bytecode,
+    which act would otherwise copy on every run."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO_ROOT / "actions", dest / "actions", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "src", dest / "src", ignore=ignore)
+    shutil.copy2(REPO_ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
 
 
 def act_command(
