@@ -113,6 +113,30 @@ function fileSignature(executable) {
 const PYTHON_MEMO = 'python.json';
 
 /**
+ * The text of `file` if it is a regular file of at most `limit` bytes, else null. The tool cache
+ * of a self-hosted runner outlives its jobs: a symlink there is not followed, and a FIFO or a
+ * device (which would block the read, or never end) is not read.
+ */
+function readSmallFile(file, limit = 64 * 1024) {
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  let fd;
+  try {
+    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.size > limit) return null;
+    const buffer = Buffer.alloc(st.size);
+    const got = fs.readSync(fd, buffer, 0, st.size, 0);
+    return buffer.subarray(0, got).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * findPython's answer, remembered in the tool cache `cacheRoot` for the next step on this runner.
  *
  * The probe is a process: ~15 ms for /usr/bin/python3, 80-100 ms where `python3` is a pyenv shim
@@ -128,9 +152,10 @@ function findPythonMemo(cacheRoot, env = process.env) {
   const file = path.join(cacheRoot, PYTHON_MEMO);
   const chosenBy = [env.JOBSECRETS_PYTHON || '', env.PATH || '', env.PYENV_VERSION || ''];
   try {
-    const memo = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const memo = JSON.parse(readSmallFile(file) ?? 'null');
     const py = memo && memo.python;
     const valid =
+      memo &&
       JSON.stringify(memo.chosenBy) === JSON.stringify(chosenBy) &&
       py &&
       ['command', 'short', 'full', 'executable'].every((k) => typeof py[k] === 'string') &&
@@ -146,13 +171,19 @@ function findPythonMemo(cacheRoot, env = process.env) {
   if (signature && path.isAbsolute(python.command)) {
     // Best effort: a memo that cannot be written only costs the next step a probe. Written whole
     // and renamed, so a concurrent step reads the old memo or the new one, never half of one.
+    const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
     try {
       fs.mkdirSync(cacheRoot, { recursive: true });
-      const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-      fs.writeFileSync(tmp, JSON.stringify({ chosenBy, python, signature }) + '\n', { mode: 0o644 });
-      fs.renameSync(tmp, file);
+      const text = JSON.stringify({ chosenBy, python, signature }) + '\n';
+      fs.writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' }); // a new file, never one planted there
+      fs.renameSync(tmp, file); // replaces a symlink or file at `file` itself, follows nothing
     } catch {
-      // Read-only or full tool cache: nothing lost.
+      // Read-only or full tool cache: nothing lost (and no half-written memo left behind).
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // the tool cache is not even a directory
+      }
     }
   }
   return python;

@@ -101,6 +101,7 @@ def memo_calls(cache_root: Path, envs: list[dict[str, str]]) -> list[dict[str, s
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
     found = json.loads(result.stdout)
     assert isinstance(found, list)
@@ -176,3 +177,33 @@ def test_a_memo_that_is_not_json_or_cannot_be_written_costs_only_a_probe(tmp_pat
     assert memo_calls(blocked, [env, env])[1]["executable"] == sys.executable
     assert probes(count) == 3
     assert blocked.read_text() == ""
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "huge", "directory"])
+def test_a_memo_that_is_not_a_small_regular_file_is_not_read(tmp_path: Path, kind: str) -> None:
+    """A self-hosted runner's tool cache outlives its jobs: what a job left at python.json is
+    not followed (symlink), not waited on (FIFO) and not read whole (huge); the step probes."""
+    wrapper, count = probe_counting_python(tmp_path)
+    env = {"JOBSECRETS_PYTHON": str(wrapper), "PATH": os.environ["PATH"]}
+    root = tmp_path / "tool-cache"
+    (good,) = memo_calls(tmp_path / "elsewhere", [env])  # a valid memo, to point a symlink at
+    assert probes(count) == 1
+    memo = root / "python.json"
+    root.mkdir()
+    if kind == "symlink":
+        memo.symlink_to(tmp_path / "elsewhere" / "python.json")
+    elif kind == "fifo":
+        os.mkfifo(memo)
+    elif kind == "huge":
+        valid = json.loads((tmp_path / "elsewhere" / "python.json").read_text())
+        memo.write_text(json.dumps({**valid, "padding": "x" * 100_000}))
+    else:
+        memo.mkdir()
+    (found,) = memo_calls(root, [env])  # returns (a FIFO read would block: the timeout fails)
+    assert found == good
+    assert probes(count) == 2
+    if kind != "directory":
+        # Replaced by a regular memo of its own (rename does not follow the symlink).
+        assert memo.is_file() and not memo.is_symlink()
+        assert (tmp_path / "elsewhere" / "python.json").is_file()
+        assert not list(root.glob("python.json.tmp-*"))
