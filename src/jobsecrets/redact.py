@@ -129,7 +129,7 @@ def labelled_mask_forms(
     here it is reported as ``"masked form"``. Longest first, then bytewise, so the order is stable.
     """
     # The value's own encodings once, for the forms and for their labels (computing them twice
-    # was ~60 ms of a scan's matcher for 1,000 values).
+    # cost 10-20 ms of a scan's matcher for 1,000 values: 56-65 ms against 44-46 ms).
     encoded = _encoded_groups(value)
     forms = _mask_forms(value, min_line_length, encoded)
     crlf = {value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), value.replace(b"\n", b"\r\n")}

@@ -16,8 +16,6 @@ from jobsecrets.backends import registry
 from jobsecrets.backends.base import Backend
 from jobsecrets.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_the_builtin_table_is_the_packages_own_entry_points() -> None:
     declared = {

@@ -3,9 +3,10 @@
 The built-in backends are registered in this package's metadata like a third party's
 (``pyproject.toml``), and :data:`BUILTIN` names the same classes (a unit test holds the two
 equal), so a spec that uses only built-in types never reads any package's metadata: importing
-``importlib.metadata`` and scanning every installed distribution's entry points costs ~20-35 ms
-of every ``run``, ``export`` and ``plan``. A third party's type is looked up in the entry points
-on first use. Loading a class imports only its module, never its client library.
+``importlib.metadata`` and scanning every installed distribution's entry points cost ~20-35 ms
+of every ``plan`` and ``run`` (an export through Vault or AWS still imports it: urllib3 does).
+A third party's type is looked up in the entry points on first use. Loading a class imports
+only its module, never its client library.
 """
 
 from __future__ import annotations
