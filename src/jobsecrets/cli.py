@@ -1,7 +1,7 @@
 """The ``jobsecrets`` command line: ``plan``, ``run``, ``export``, ``revoke``, ``redact``, ``import``,
 ``scan``.
 
-Heavy libraries (hvac, boto3) are imported only by the backends, when a command talks to a store:
+Heavy libraries (hvac, botocore) are imported only by the backends, when a command talks to a store:
 ``--help``, ``--version`` and ``plan`` never load them (a test guards the import graph).
 """
 

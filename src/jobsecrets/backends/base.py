@@ -6,7 +6,7 @@ one read per path whatever the number of variables that name it) and "may I read
 described by :class:`Lease` / :class:`TokenRecord` so the ledger can renew and revoke it later, possibly from
 another process (``jobsecrets revoke``).
 
-Modules that implement a backend must not import their client library (hvac, boto3) at module level:
+Modules that implement a backend must not import their client library (hvac, botocore) at module level:
 ``jobsecrets plan`` loads every backend class to validate options and must stay fast.
 """
 
