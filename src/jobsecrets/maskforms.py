@@ -25,7 +25,9 @@ from __future__ import annotations
 __all__ = [
     "WRAP_ANCHOR",
     "WRAP_MIN",
+    "Base64Texts",
     "base64_forms",
+    "base64_texts",
     "distinctive",
     "distinctive_leaf",
     "json_forms",
@@ -42,6 +44,7 @@ import binascii
 import json
 import re
 import string
+from typing import NamedTuple
 
 #: Base64 fragments cut out of a longer stream must have at least this many characters.
 MIN_BASE64_FRAGMENT = 6
@@ -83,28 +86,50 @@ def _stream_fragments(value: bytes, std: bytes | None = None) -> list[bytes]:
     return out
 
 
-def base64_forms(value: bytes) -> set[bytes]:
-    """Standard and URL-safe base64, padded and not, and the fragments inside a longer stream."""
-    forms: set[bytes] = set()
+class Base64Texts(NamedTuple):
+    """The standard base64 of a value and its stable fragments (see :func:`base64_texts`)."""
+
+    #: The standard base64, padded.
+    std: bytes
+    #: The fragments at stream offsets 0, 1 and 2 that are long enough to mask.
+    fragments: list[bytes]
+
+
+def base64_texts(value: bytes) -> Base64Texts:
+    """The base64 texts both :func:`base64_forms` and :func:`wrap_sources` are made of.
+
+    Computed once by a caller that needs both (the mask list: three encodings of every value).
+    """
     std = _b64(value)
+    return Base64Texts(std, _stream_fragments(value, std))
+
+
+def base64_forms(value: bytes, texts: Base64Texts | None = None) -> set[bytes]:
+    """Standard and URL-safe base64, padded and not, and the fragments inside a longer stream.
+
+    ``texts``: :func:`base64_texts` of ``value``, when the caller has it.
+    """
+    std, fragments = texts if texts is not None else base64_texts(value)
     url = std.translate(_B64_TO_URLSAFE)
-    forms.update((std, std.rstrip(b"="), url, url.rstrip(b"=")))
-    for fragment in _stream_fragments(value, std):
+    forms = {std, std.rstrip(b"="), url, url.rstrip(b"=")}
+    for fragment in fragments:
         forms.add(fragment)
         forms.add(fragment.translate(_B64_TO_URLSAFE))
     return forms
 
 
-def wrap_sources(value: bytes) -> list[bytes]:
+def wrap_sources(value: bytes, texts: Base64Texts | None = None) -> list[bytes]:
     """The base64 texts of ``value`` that a tool may print wrapped (cut by line breaks).
 
     The standard base64 and the stable fragments at stream offsets 1 and 2 (the value inside a
     longer encoded document), when at least ``WRAP_MIN`` characters long. The redactor finds
     them by anchors and follows each across line breaks (:class:`jobsecrets.redact.PatternSet`).
+    ``texts``: :func:`base64_texts` of ``value``, when the caller has it.
     """
-    std = _b64(value)
-    texts = [std, *_stream_fragments(value, std)[1:]]
-    return [text for text in texts if len(text) >= WRAP_MIN]
+    std, fragments = texts if texts is not None else base64_texts(value)
+    # The fragment at offset 0 is a prefix of std: std's anchors find it. (With fewer than three
+    # fragments every one is far shorter than WRAP_MIN.)
+    return [text for text in (std, *fragments[1:]) if len(text) >= WRAP_MIN]
 
 
 def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:

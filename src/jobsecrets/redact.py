@@ -35,6 +35,7 @@ __all__ = [
 import base64
 import re
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import NamedTuple, TypeAlias
 
 from . import maskforms
@@ -54,12 +55,15 @@ DEFAULT_REPLACEMENT = b"***"
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
-def _encoded_groups(value: bytes) -> list[tuple[str, set[bytes]]]:
+def _encoded_groups(
+    value: bytes, texts: maskforms.Base64Texts | None = None
+) -> list[tuple[str, set[bytes]]]:
     """Every encoding of one value, by family (the labels ``jobsecrets scan`` reports): base64
-    (also wrapped), hex (and so hex dumps), percent, JSON, shell."""
+    (also wrapped), hex (and so hex dumps), percent, JSON, shell. ``texts``: the value's
+    :func:`jobsecrets.maskforms.base64_texts`, when the caller has them."""
     hexed = value.hex().encode("ascii")
     return [
-        ("base64", maskforms.base64_forms(value)),
+        ("base64", maskforms.base64_forms(value, texts)),
         # Double encoding (a base64 value stored base64 again, a docker auth inside a config blob).
         ("base64 of base64", maskforms.base64_forms(base64.b64encode(value))),
         ("hex", {hexed, hexed.upper()}),
@@ -611,19 +615,18 @@ class MaskList:
             replacement.encode("utf-8") if isinstance(replacement, str) else bytes(replacement)
         )
         self.min_line_length = min_line_length
-        # Insertion-ordered, each value before its encodings, so GitHub learns the plain value first.
+        # Insertion-ordered. Each value's forms are kept as computed, unordered: only the
+        # announcements to GitHub need an order (see github_commands), and sorting them for every
+        # value cost ~4 ms of the mask list for 1,000 secrets.
         self._values: dict[bytes, None] = {}
-        self._forms: dict[bytes, None] = {}
+        self._forms: list[set[bytes]] = []
         self._wrapped: dict[bytes, None] = {}
-        # Lines of wrapped base64 (64 and 76 columns): the redactor follows wrapped text across
-        # line breaks, but GitHub's runner masks exact strings only, so it is told each line.
-        self._announce: dict[bytes, None] = {}
         self._short: list[str] = []
         self._warnings: list[str] = []
         self._compiled: PatternSet | None = None
 
     def __repr__(self) -> str:
-        return f"<MaskList {len(self._values)} values, {len(self._forms)} patterns>"
+        return f"<MaskList {len(self._values)} values, {len(self.patterns)} patterns>"
 
     def __len__(self) -> int:
         return len(self._values)
@@ -642,25 +645,26 @@ class MaskList:
             return
         if raw in self._values:
             return
-        forms = mask_forms(raw, min_line_length=self.min_line_length)
-        short_lines = [line for line in raw.splitlines() if 0 < len(line) < self.min_line_length]
-        if short_lines and len(raw.splitlines()) > 1:
-            self._warnings.append(
-                f"{label}: {len(short_lines)} line(s) shorter than {self.min_line_length} "
-                "bytes are not masked on their own"
-            )
+        # The value's base64 texts once, for its forms and for the wrapped texts to follow.
+        texts = maskforms.base64_texts(raw)
+        forms = _mask_forms(raw, self.min_line_length, _encoded_groups(raw, texts))
+        if b"\n" in raw or b"\r" in raw:
+            lines = raw.splitlines()
+            short_lines = [line for line in lines if 0 < len(line) < self.min_line_length]
+            if short_lines and len(lines) > 1:
+                self._warnings.append(
+                    f"{label}: {len(short_lines)} line(s) shorter than {self.min_line_length} "
+                    "bytes are not masked on their own"
+                )
         self._values[raw] = None
-        self._forms[raw] = None
-        # Longest first, then bytewise (a stable sort by length keeps the bytewise order).
-        self._forms.update(dict.fromkeys(sorted(sorted(forms), key=len, reverse=True)))
-        self._wrapped.update(dict.fromkeys(maskforms.wrap_sources(raw)))
-        self._announce.update(dict.fromkeys(sorted(maskforms.wrapped_base64_lines(raw))))
+        self._forms.append(forms)  # the value itself among them
+        self._wrapped.update(dict.fromkeys(maskforms.wrap_sources(raw, texts)))
         self._compiled = None
 
     @property
     def patterns(self) -> frozenset[bytes]:
         """Every byte pattern to replace in output."""
-        return frozenset(self._forms)
+        return frozenset().union(*self._forms)
 
     @property
     def short_values(self) -> list[str]:
@@ -675,7 +679,7 @@ class MaskList:
     def compiled(self) -> PatternSet:
         """The compiled patterns, built once and shared by every redactor."""
         if self._compiled is None:
-            self._compiled = PatternSet(self._forms, self._wrapped)
+            self._compiled = PatternSet(chain.from_iterable(self._forms), self._wrapped)
         return self._compiled
 
     def redactor(self) -> StreamRedactor:
@@ -701,8 +705,18 @@ class MaskList:
         Forms that are not UTF-8 cannot be written as a workflow command and are left out;
         their hex, base64 and URL forms are ASCII and always included.
         """
+        # Each value before its other forms (GitHub learns the plain value first), those longest
+        # first, then bytewise; then the lines of each value's base64 wrapped at 64 and 76
+        # columns: the redactor follows wrapped text across line breaks, but GitHub's runner
+        # masks exact strings only, so it is told each line.
+        ordered: dict[bytes, None] = {}
+        for value, forms in zip(self._values, self._forms, strict=True):
+            ordered[value] = None
+            ordered.update(dict.fromkeys(sorted(forms, key=lambda form: (-len(form), form))))
+        for value in self._values:
+            ordered.update(dict.fromkeys(sorted(maskforms.wrapped_base64_lines(value))))
         commands: list[str] = []
-        for form in {**self._forms, **self._announce}:
+        for form in ordered:
             try:
                 text = form.decode("utf-8")
             except UnicodeDecodeError:
