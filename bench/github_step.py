@@ -13,10 +13,14 @@ server (the v1 API) sits behind such a proxy too. ``cold`` runs start with an em
 ``$JOBSECRETS_TOOL_CACHE``, an empty Actions cache and ``PIP_NO_CACHE_DIR=1``, so every cold run
 downloads the wheels from the package index, as the first job on a fresh hosted runner does, and
 then saves the install in the Actions cache (the action's default). Cold runs alternate between a
-Vault-only spec (50 Vault secrets: the action installs no boto3/botocore) and the mixed one (50 +
+Vault-only spec (50 Vault secrets: the action installs no botocore) and the mixed one (50 +
 50), installed with pip (``JOBSECRETS_INSTALLER=pip``) on a runner that says it is GitHub-hosted
 (``RUNNER_ENVIRONMENT``); ``--uv PATH`` adds the same two with that uv on the job's PATH, and
 ``--baseline REF`` the same two with the action at git REF (e.g. main), all in the same run.
+``--hosted-pip`` gives pip what a GitHub-hosted runner's has: PyPI and no configuration (this
+machine's pip also reads local wheel directories and file:// indexes, which make every install
+slower and which the action rightly respects, so without it the action never takes the locked
+wheels' PyPI addresses).
 ``restored`` runs (``--restored N`` of each spec) start with an empty tool cache and an Actions
 cache holding the install a previous run of the same spec saved: what every later job on a fresh
 hosted runner pays; pip is pointed at an index that refuses connections, so a run that installed
@@ -34,7 +38,7 @@ v3.4.0 action.yml dist`` and ``git archive v3.0.1 action.yml dist`` of the two p
 repositories; never committed here.
 
     .venv/bin/python bench/github_step.py [--cold 3] [--restored 5] [--warm 5] [--delay-ms 20]
-        [--tmpfs] [--anchors DIR] [--uv .venv/bin/uv] [--baseline main] [--write]
+        [--tmpfs] [--anchors DIR] [--uv .venv/bin/uv] [--baseline main] [--hosted-pip] [--write]
 
 ``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
 """
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import shutil
@@ -236,12 +241,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# pip settings that name where packages come from (this machine's, not a hosted runner's).
+_PIP_SOURCES = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+    "PIP_INDEX",
+)
+#: --hosted-pip: pip as a GitHub-hosted runner has it, PyPI and nothing else.
+HOSTED_PIP = False
+
+
+def _act_env() -> dict[str, str]:
+    """act's environment, which its host-run steps inherit. With ``HOSTED_PIP``, pip reads no
+    configuration file (``PIP_CONFIG_FILE=/dev/null``, pip's own switch) and no index or
+    find-links variable: this machine's pip adds local wheel directories and file:// indexes that
+    a hosted runner does not have."""
+    env = clean_env()
+    if HOSTED_PIP:
+        for name in _PIP_SOURCES:
+            env.pop(name, None)
+        env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
 def _run_act(args: list[str], workspace: Path, what: str) -> subprocess.CompletedProcess[str]:
     """Run act; a failed run ends the benchmark with the log's last 30 lines."""
     result = subprocess.run(
         args,
         cwd=workspace,
-        env=clean_env(),
+        env=_act_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -335,7 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", help="git ref whose action is timed cold in the same run (e.g. main)"
     )
+    parser.add_argument(
+        "--hosted-pip",
+        action="store_true",
+        help="pip configured as on a GitHub-hosted runner (PyPI only, no config file)",
+    )
     args = parser.parse_args(argv)
+    global HOSTED_PIP
+    HOSTED_PIP = args.hosted_pip
 
     cache_port = free_port()
     with (

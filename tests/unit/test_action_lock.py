@@ -27,11 +27,13 @@ def test_locks_match_pyproject_dependencies() -> None:
 
 
 def test_one_lock_per_group() -> None:
-    """core, and one per backend type with dependencies of its own (lib.js maps types to names)."""
+    """core, and one per backend type with dependencies of its own (lib.js maps types to names),
+    and the page of every locked wheel's PyPI address."""
     assert sorted(p.name for p in LOCKS.iterdir()) == [
         "aws.lock",
         "core.lock",
         "github.lock",
+        "pypi-links.html",
         "vault.lock",
     ]
 
