@@ -219,6 +219,30 @@ def replace_section(heading: str, body: str, path: Path = DOCS) -> None:
     path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
 
 
+def replace_section_keeping_prose(
+    heading: str, figures: str, last_line: str, default_prose: str, path: Path = DOCS
+) -> None:
+    """:func:`replace_section` for a section of figures followed by prose written by hand.
+
+    The figures (everything up to and including ``last_line``, e.g. the plot's image line) are
+    replaced; the prose after ``last_line`` in the docs is kept as it is, so a run of the benchmark
+    never overwrites what engineers wrote about its results. ``default_prose`` is used only when
+    the section or that line is not there yet.
+    """
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = text.splitlines()
+    prose = default_prose
+    if heading in lines:
+        start = lines.index(heading) + 1
+        end = start
+        while end < len(lines) and not lines[end].startswith("## "):
+            end += 1
+        body = lines[start:end]
+        if last_line in body:
+            prose = "\n".join(body[body.index(last_line) + 1 :]).strip("\n")
+    replace_section(heading, figures.rstrip("\n") + "\n\n" + prose, path)
+
+
 def bar_chart(
     path: Path,
     title: str,

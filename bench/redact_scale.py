@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DOCS, bar_chart, machine_line, median, replace_section
+from _common import DOCS, bar_chart, machine_line, median, replace_section_keeping_prose
 from redact_throughput import make_bigfile, make_secrets
 
 SECTION = "## Masking at scale"
@@ -199,7 +199,7 @@ def main() -> None:
             f"nothing else | {size / median(raw_pty) / 1e6:,.0f} MB/s | |",
         ]
     )
-    table += "\n\n![output masking through run against cat](bench-redact-scale.png)"
+    table += "\n\n" + IMAGE
     print(table)
     if not args.no_write:
         bar_chart(
@@ -216,9 +216,13 @@ def main() -> None:
             goal=400,
             goal_label="goal for the copy through run",
         )
-        replace_section(SECTION, table + "\n\n" + NOTE)
+        # The prose after the figure is the docs' own (engineers add to it): kept, not NOTE.
+        replace_section_keeping_prose(SECTION, table, IMAGE, NOTE)
 
 
+IMAGE = "![output masking through run against cat](bench-redact-scale.png)"
+
+#: The prose under the figures when the section is new (afterwards the docs' own text is kept).
 NOTE = """\
 How the matcher works (src/jobsecrets/keysearch.py, redact.PatternSet): an Aho-Corasick DFA over one
 5-byte key per pattern, taken where the pattern is least like ordinary text (~24,000 patterns for

@@ -174,3 +174,23 @@ def test_bar_chart_draws_a_png_scaled_to_its_bars(tmp_path: Path) -> None:
         assert head[:8] == b"\x89PNG\r\n\x1a\n"
     height = int.from_bytes(small.read_bytes()[20:24], "big")
     assert int.from_bytes(large.read_bytes()[20:24], "big") > height
+
+
+def test_a_benchmark_run_replaces_its_figures_and_keeps_the_prose_after_them(
+    tmp_path: Path,
+) -> None:
+    docs = tmp_path / "benchmarks.md"
+    image = "![plot](p.png)"
+    # A new section: the script's default prose.
+    _common.replace_section_keeping_prose("## S", "| a | 1 |\n\n" + image, image, "default", docs)
+    assert docs.read_text() == "# Benchmarks\n\n## S\n\n| a | 1 |\n\n![plot](p.png)\n\ndefault\n"
+    # Engineers write under the figures; the next run keeps that and replaces only the figures.
+    docs.write_text(
+        "# Benchmarks\n\n## S\n\n| a | 1 |\n\n![plot](p.png)\n\nWritten by hand.\n\n"
+        "More.\n\n## T\n\nother\n"
+    )
+    _common.replace_section_keeping_prose("## S", "| a | 2 |\n\n" + image, image, "default", docs)
+    text = docs.read_text()
+    assert "| a | 2 |" in text and "| a | 1 |" not in text
+    assert "Written by hand.\n\nMore.\n\n## T\n\nother\n" in text
+    assert "default" not in text
