@@ -305,6 +305,17 @@ class AwsBackend(Backend):
                 ),
             )
 
+    def _sts_client(self, session: botocore.session.Session, **config: Any) -> STSClient:
+        """An STS client of ``session`` in this backend's region and endpoint (``config``: extra
+        ``botocore.config.Config`` settings, e.g. an unsigned client)."""
+        client = session.create_client(
+            "sts",
+            region_name=self.region,
+            endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
+            config=self._config(**config),
+        )
+        return cast("STSClient", client)
+
     def _audience(self) -> str:
         return str(self.options.get("audience") or _DEFAULT_AUDIENCE)
 
@@ -333,15 +344,7 @@ class AwsBackend(Backend):
         )
         # AssumeRoleWithWebIdentity is unsigned by design: the OIDC token is the credential, and a CI
         # runner has no AWS credentials to sign with.
-        sts = cast(
-            "STSClient",
-            base.create_client(
-                "sts",
-                region_name=self.region,
-                endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
-                config=self._config(signature_version=UNSIGNED),
-            ),
-        )
+        sts = self._sts_client(base, signature_version=UNSIGNED)
         try:
             # Taken only now: the fetch started in login() ran while the client was built.
             token = self._identity_token(audience)
@@ -822,16 +825,7 @@ class AwsBackend(Backend):
         if self._session is None:
             return info
         if self._caller is None:
-            session = self._session
-            sts = cast(
-                "STSClient",
-                session.create_client(
-                    "sts",
-                    region_name=self.region,
-                    endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
-                    config=self._config(),
-                ),
-            )
+            sts = self._sts_client(self._session)
             try:
                 response = self._call("GetCallerIdentity", sts.get_caller_identity)
                 self._caller = {k: response.get(k) for k in ("Arn", "Account", "UserId")}

@@ -1,7 +1,7 @@
 """When the Action fetches the locked wheels from their PyPI addresses (actions/inject/lib.js):
 only when the runner's pip takes packages from PyPI and nowhere else, and only with the page that
 was written with the locks. Run under node against the real lib.js; the install itself is in
-tests/integration/test_action_pypi_links.py."""
+tests/integration/test_action_pypi_links_install.py."""
 
 from __future__ import annotations
 
