@@ -5,7 +5,8 @@ every locked wheel's address (actions/inject/locks/pypi-links.html, written by
 scripts/lock-action-deps) with ``--no-index --find-links``: the same wheels and hashes, without pip
 weighing every file of every release on each project's index page. These tests run the real
 lib.js under node and install from the real PyPI (the package registry this machine and CI
-reach); what decides the fast path is tested on its own in tests/unit/test_action_pypi_links_choice.py.
+reach); what decides the fast path is tested on its own in
+tests/unit/test_action_pypi_links_choice.py.
 """
 
 from __future__ import annotations
