@@ -348,3 +348,58 @@ def test_cli_run_mixes_vault_and_aws(moto: MotoServer, tmp_path: Path, openbao: 
     expected = (digest("vault-mixed-value"), digest("aws-mixed-value"))
     result = cli(moto, spec, tmp_path, "run", "--", sys.executable, "-c", check, *expected, env=env)
     assert result.returncode == 0, result.stderr
+
+
+PROFILE_SPEC = "version: 1\nbackends:\n  aws: {type: aws}\nsecrets:\n  DB: aws:prod/db#password\n"
+
+
+def test_cli_reads_as_a_named_profile_and_says_when_it_does_not_exist(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """AWS_PROFILE picks the profile of the shared credentials file; IAM is enforced, so the read
+    works only if the profile's key, and no other, signed it."""
+    seed_secrets(moto.client("secretsmanager"), {"prod/db": '{"password": "pw-of-profile"}'})
+    creds = create_user(
+        moto.client("iam"), "profile-user", policy(allow("secretsmanager:GetSecretValue"))
+    )
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text(
+        "[ci]\n"
+        f"aws_access_key_id = {creds['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {creds['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    with moto.enforce_iam():
+        out = export_json(moto, PROFILE_SPEC, tmp_path, env={"AWS_PROFILE": "ci"})
+        assert out["DB"] == "pw-of-profile", "value differs"
+        result = cli(
+            moto, PROFILE_SPEC, tmp_path, "export", "--format", "json", env={"AWS_PROFILE": "nope"}
+        )
+    assert result.returncode == 2, result.stderr
+    assert "AWS profile 'nope' does not exist" in result.stderr
+    assert "pw-of-profile" not in result.stdout + result.stderr, "value leaked"
+
+
+def test_cli_reads_with_temporary_credentials_and_their_session_token(
+    moto: MotoServer, tmp_path: Path
+) -> None:
+    """AWS_SESSION_TOKEN goes with the key it belongs to: without it moto's IAM refuses the key.
+    The temporary credentials are an assumed role's (moto's IAM knows those; see support.moto_server)."""
+    seed_secrets(moto.client("secretsmanager"), {"prod/db": '{"password": "pw-of-session"}'})
+    role_arn = create_web_identity_role(
+        moto.client("iam"), "session-role", policy(allow("secretsmanager:GetSecretValue"))
+    )
+    temporary = moto.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="session-test")[
+        "Credentials"
+    ]
+    env = {
+        "AWS_ACCESS_KEY_ID": temporary["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": temporary["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": temporary["SessionToken"],
+    }
+    with moto.enforce_iam():
+        out = export_json(moto, PROFILE_SPEC, tmp_path, env=env)
+        assert out["DB"] == "pw-of-session", "value differs"
+        without_token = {k: v for k, v in env.items() if k != "AWS_SESSION_TOKEN"}
+        result = cli(moto, PROFILE_SPEC, tmp_path, "export", "--format", "json", env=without_token)
+    assert result.returncode != 0
+    assert "pw-of-session" not in result.stdout + result.stderr, "value leaked"
