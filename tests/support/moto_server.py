@@ -70,7 +70,16 @@ class MotoServer:
         self.endpoint = ""
 
     def start(self) -> MotoServer:
-        """Start serving; sets :attr:`endpoint` (``http://127.0.0.1:PORT``)."""
+        """Start serving, with nothing in it; sets :attr:`endpoint` (``http://127.0.0.1:PORT``).
+
+        moto keeps its resources in this process, not in the server: a server a module starts
+        would otherwise hold what an earlier module's server left (a secret of the same name, and
+        CreateSecret fails). So they are forgotten here, in-process, as ``POST /moto-api/reset``
+        does.
+        """
+        from moto.moto_api._internal.models import moto_api_backend
+
+        moto_api_backend.reset()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
