@@ -100,6 +100,9 @@ class _BackendRun:
     def __call__(self) -> None:
         backend = self.backend
         started = time.monotonic()
+        backend.expect_reads(
+            len({s.ref.path for s in self.spec.secrets if s.backend == backend.name})
+        )
         backend.login()
         # -vv: timings per backend (names and counts only, never a value).
         log.debug("backend %r: signed in (%.0f ms)", backend.name, _ms_since(started))

@@ -86,6 +86,8 @@ class FaultProxy:
         self.drip_interval = drip_interval
         self.reset_after = reset_after
         self.requests = 0
+        #: Connections accepted so far.
+        self.connections = 0
         self._trigger: tuple[bytes, str] | None = None
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -162,6 +164,8 @@ class FaultProxy:
             except OSError:
                 return
             self._track(conn)
+            with self._lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _take_status(self) -> bool:

@@ -300,6 +300,14 @@ class Backend(abc.ABC):
 
     # ---- runtime ------------------------------------------------------------------------
 
+    def expect_reads(self, paths: int) -> None:
+        """Told before :meth:`login` how many paths resolution will read from this backend.
+
+        At most ``paths`` (a prefix counts as one; its listing is a request too). A backend may
+        open its connections ahead with it, while the sign-in still waits (default: nothing).
+        Only resolution calls it: a command that reads nothing opens nothing ahead.
+        """
+
     @abc.abstractmethod
     def login(self) -> None:
         """Sign in. Called once per backend before any read."""

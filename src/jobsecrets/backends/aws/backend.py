@@ -103,6 +103,34 @@ def _new_session(
     return session
 
 
+def _later_credentials(arrived: Mapping[str, Any]) -> Any:
+    """A botocore credential resolver whose credentials are ``arrived``, read at the first call.
+
+    For a client made before its credentials exist (the role's, while STS still answers): what
+    botocore's own web-identity provider returns, deferred refreshable credentials. ``arrived``
+    is filled before any call of the client; a "refresh" (botocore asks again as they near their
+    end) gets the same credentials, since a CI job's token is not asked for twice.
+    """
+    from botocore.credentials import (
+        CredentialProvider,
+        CredentialResolver,
+        DeferredRefreshableCredentials,
+    )
+
+    def current() -> dict[str, Any]:
+        if not arrived:
+            raise RuntimeError("the role's credentials were used before they arrived")
+        return dict(arrived)
+
+    class _Later(CredentialProvider):
+        METHOD = "assume-role-with-web-identity"
+
+        def load(self) -> Any:
+            return DeferredRefreshableCredentials(refresh_using=current, method=self.METHOD)
+
+    return CredentialResolver(providers=[_Later()])
+
+
 _DEFAULT_AUDIENCE = "sts.amazonaws.com"
 _VERSION_KEYS = ("version_stage", "version_id")
 # Marker for "read this id with GetSecretValue instead" in batch outcomes.
@@ -165,6 +193,8 @@ class AwsBackend(Backend):
         self._fallback: str | None = None
         #: The CI identity token being fetched while botocore loads (``login``), taken once.
         self._identity: Callable[[], str] | None = None
+        # Paths resolution will read (expect_reads): connections to open while signing in.
+        self._reads_ahead = 0
 
     # ---- static description -------------------------------------------------------------
 
@@ -291,19 +321,70 @@ class AwsBackend(Backend):
                 hint="set 'region' in the spec, or AWS_REGION in the environment",
             )
         self.region = region
-        session = self._assume_role(base, str(role_arn)) if role_arn else base
         self._endpoint = resolve_endpoint(self.options, env, "SECRETS_MANAGER")
+        if not role_arn:
+            self._set_client(base, self._new_client(base))
+            return
+        # The role's session and its Secrets Manager client exist before the role does: their
+        # credentials are those AssumeRoleWithWebIdentity returns, taken at the first call. So
+        # the reads' connections open while STS answers (jobsecrets.backends.preconnect).
+        role = _new_session(region=region, loader_from=base)
+        arrived: dict[str, Any] = {}
+        role.register_component("credential_provider", _later_credentials(arrived))
+        client = self._new_client(role)
+        if self._reads_ahead:
+            ahead = self._reads_ahead
+            if self.options.get("batch", True):
+                ahead = -(-ahead // self.BATCH_SIZE)  # one connection per batch of ids
+            self._open_ahead(client, min(ahead, self.MAX_CONCURRENCY))
+            self._reads_ahead = 0
+        try:
+            arrived.update(self._assume_role(base, str(role_arn)))
+        except BaseException:
+            client.close()  # never signed in: nothing may call it
+            raise
+        self._set_client(role, client)
+
+    def expect_reads(self, paths: int) -> None:
+        """Remember how many reads follow: with ``role_arn`` their connections open during STS."""
+        self._reads_ahead = max(0, paths)
+
+    def _new_client(self, session: botocore.session.Session) -> SecretsManagerClient:
+        """A Secrets Manager client of ``session`` in this backend's region and endpoint."""
+        return cast(
+            "SecretsManagerClient",
+            session.create_client(
+                "secretsmanager",
+                region_name=self.region,
+                endpoint_url=self._endpoint,
+                config=self._config(),
+            ),
+        )
+
+    def _set_client(self, session: botocore.session.Session, client: SecretsManagerClient) -> None:
+        """Signed in: ``session`` and its ``client`` are this backend's from now on."""
         with self._lock:
             self._session = session
-            self._sm = cast(
-                "SecretsManagerClient",
-                session.create_client(
-                    "secretsmanager",
-                    region_name=region,
-                    endpoint_url=self._endpoint,
-                    config=self._config(),
-                ),
-            )
+            self._sm = client
+
+    def _open_ahead(self, client: Any, count: int) -> None:
+        """Open ``count`` connections in the pool ``client``'s calls will take theirs from.
+
+        botocore has no public way to its pools: this follows what its ``URLLib3Session.send``
+        does for a request, and does nothing if that ever changes (or through a proxy).
+        """
+        from ..preconnect import open_ahead
+
+        try:
+            url = client.meta.endpoint_url
+            http = client._endpoint.http_session
+            if http._proxy_config.proxy_url_for(url):
+                return
+            pool = http._get_connection_manager(url, None).connection_from_url(url)
+            http._setup_ssl_cert(pool, url, http._verify)
+        except Exception:
+            return
+        open_ahead(pool, count, self.context.timeout)
 
     def _sts_client(self, session: botocore.session.Session, **config: Any) -> STSClient:
         """An STS client of ``session`` in this backend's region and endpoint (``config``: extra
@@ -331,9 +412,9 @@ class AwsBackend(Backend):
             )
         return self.context.identity(audience)
 
-    def _assume_role(
-        self, base: botocore.session.Session, role_arn: str
-    ) -> botocore.session.Session:
+    def _assume_role(self, base: botocore.session.Session, role_arn: str) -> dict[str, Any]:
+        """AssumeRoleWithWebIdentity with the CI identity; the role's credentials, as botocore's
+        refreshable credentials take them (see :func:`_later_credentials`)."""
         from botocore import UNSIGNED
 
         audience = self._audience()
@@ -369,17 +450,15 @@ class AwsBackend(Backend):
         self._role_credentials = dict(credentials)
         self._assumed_user = dict(response.get("AssumedRoleUser") or {})
         self._session_name = session_name
-        # A new session for the role's credentials, sharing the base session's data loader: its
-        # cache already holds endpoints.json and the like (~0.1 s of CPU to load again).
-        return _new_session(
-            region=self.region,
-            credentials=(
-                credentials["AccessKeyId"],
-                credentials["SecretAccessKey"],
-                credentials["SessionToken"],
-            ),
-            loader_from=base,
-        )
+        expiration = credentials.get("Expiration")
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": expiration.isoformat()
+            if hasattr(expiration, "isoformat")
+            else str(expiration),
+        }
 
     def _login_error(self, exc: Exception, role_arn: str, audience: str) -> JobSecretsError:
         from botocore.exceptions import ClientError

@@ -214,6 +214,8 @@ class VaultBackend(Backend):
         #: The last transient failure seen (for the deadline message), or None.
         self._mount_lock = threading.Lock()
         self._token_record: TokenRecord | None = None
+        # Paths resolution will read (expect_reads): connections to open while signing in.
+        self._reads_ahead = 0
 
     # ---- static description ----------------------------------------------------------------
 
@@ -390,7 +392,40 @@ class VaultBackend(Backend):
         client.adapter.session.mount("http://", adapter)
         # hvac's exceptions drop the headers: keep the last Retry-After of this thread's call.
         client.adapter.session.hooks["response"].append(self._note_retry_after)
+        if self._reads_ahead:
+            self._open_ahead(adapter, settings, self._reads_ahead + 1)  # + the sign-in's
+            self._reads_ahead = 0
         return client
+
+    def expect_reads(self, paths: int) -> None:
+        """Remember how many reads follow: the client opens that many connections ahead."""
+        self._reads_ahead = max(0, paths)
+
+    def _open_ahead(self, adapter: Any, settings: Mapping[str, Any], count: int) -> None:
+        """Open ``count`` connections to the server in the pool ``adapter`` will send with.
+
+        While the client waits for its identity token, sign-in and mount lookup, so the reads
+        start on open connections (jobsecrets.backends.preconnect). Not through a proxy: its
+        connections would be the proxy's, tunnelled or not, and a proxy may want a word first.
+        """
+        import requests
+        from requests.utils import select_proxy
+
+        from ..preconnect import open_ahead
+
+        if select_proxy(self.address, settings["proxies"] or {}):
+            return
+        choose = getattr(adapter, "get_connection_with_tls_context", None)
+        if choose is None:  # requests < 2.32.2: no public way to the pool a request will use
+            return
+        try:
+            # The pool hvac's requests take their connections from: same TLS settings and key.
+            pool = choose(
+                requests.Request("GET", self.address).prepare(), settings["verify"], None, None
+            )
+        except Exception:  # e.g. a CA bundle that cannot be read: the first request says so
+            return
+        open_ahead(pool, count, self.context.timeout)
 
     def _note_retry_after(self, response: Any, *args: Any, **kwargs: Any) -> None:
         self._retry_after.value = response.headers.get("Retry-After")
