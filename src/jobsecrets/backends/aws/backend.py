@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from ...durations import parse_duration
@@ -451,13 +451,14 @@ class AwsBackend(Backend):
         self._assumed_user = dict(response.get("AssumedRoleUser") or {})
         self._session_name = session_name
         expiration = credentials.get("Expiration")
+        if not hasattr(expiration, "isoformat"):
+            # STS always says; an answer that does not gets the duration asked for.
+            expiration = datetime.now(timezone.utc) + timedelta(seconds=self._duration())
         return {
             "access_key": credentials["AccessKeyId"],
             "secret_key": credentials["SecretAccessKey"],
             "token": credentials["SessionToken"],
-            "expiry_time": expiration.isoformat()
-            if hasattr(expiration, "isoformat")
-            else str(expiration),
+            "expiry_time": expiration.isoformat(),
         }
 
     def _login_error(self, exc: Exception, role_arn: str, audience: str) -> JobSecretsError:
