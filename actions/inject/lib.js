@@ -203,12 +203,15 @@ const PIP_SOURCE_KEY = /^\s*(index-url|extra-index-url|find-links|no-index|index
 const BASE_GROUPS = ['core', 'vault', 'aws'];
 // Backend types that need nothing beyond core (the testing backend of jobsecrets.testing).
 const CORE_TYPES = ['fake'];
+// Lock groups of commands no step of this action runs (`jobsecrets import`: ruamel.yaml): never
+// installed here, and no backend type (a backend named `import` must not select them).
+const COMMAND_GROUPS = ['import'];
 // Other ways a reference names a backend type without its name: vals' `ref+awssecrets://`.
 const TYPE_ALIASES = { aws: ['awssecrets'] };
 // Larger specs are not scanned (jobsecrets' own limit is lower): the base install is used.
 const MAX_SPEC_BYTES = 4 * 1024 * 1024;
 
-/** The lock groups this checkout has: ['aws', 'core', 'github', 'vault']. */
+/** The lock groups this checkout has: ['aws', 'core', 'github', 'import', 'vault']. */
 function lockGroups(root) {
   const dir = path.join(root, LOCK_DIR);
   if (!fs.existsSync(dir)) return [];
@@ -234,7 +237,7 @@ function lockGroups(root) {
  */
 function specGroups(text, locked) {
   const groups = new Set(['core']);
-  const types = locked.filter((g) => g !== 'core');
+  const types = locked.filter((g) => g !== 'core' && !COMMAND_GROUPS.includes(g));
   const escape = (word) => word.replace(/[-]/g, '\\-');
   let certain = true;
   // `type` as a key (maybe quoted) and the start of what follows its colon on the same line,

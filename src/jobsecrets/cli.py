@@ -450,7 +450,18 @@ def import_(
     """Turn vault-action / aws-secretsmanager-get-secrets steps, GitLab `secrets:` and vals
     references into a spec, rewritten steps and jobs, and a report. Reads no secret value.
     """
-    from .importer.command import run_import  # ruamel.yaml: loaded by this command only
+    try:
+        from .importer.command import run_import  # ruamel.yaml: loaded by this command only
+    except ModuleNotFoundError as error:
+        # The GitHub Action's install leaves ruamel.yaml out (its steps never run this command),
+        # and a later step of the job may find that install on PATH.
+        if not (error.name or "").startswith("ruamel"):
+            raise
+        raise ConfigError(
+            "`jobsecrets import` needs ruamel.yaml, which this install of jobsecrets does not have",
+            hint="pip install 'ruamel.yaml>=0.18' next to it, or run `pip install jobsecrets` "
+            "and import from there (the GitHub Action installs only what its steps run)",
+        ) from None
 
     run_import(
         list(files),

@@ -489,6 +489,21 @@ def test_vault_only_spec_installs_no_aws_libraries(
     assert installer(vault_install, "hvac") == "pip"
     # Neither the install nor the CLI's two runs (export, revoke) wrote a .pyc file.
     assert not list(vault_install.rglob("*.pyc"))
+    # ruamel.yaml is for `jobsecrets import` only, which no step of the action runs: left out,
+    # and that command in the install the action puts on PATH says what is missing.
+    assert "ruamel" not in names, sorted(names)
+    workflow = job.workspace / "import-me.yml"
+    workflow.write_text("on: push\njobs: {}\n")
+    imported = subprocess.run(
+        [str(vault_install / "bin" / "python"), "-m", "jobsecrets", "import", str(workflow)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert imported.returncode == 2, imported.stderr
+    assert "needs ruamel.yaml" in imported.stderr and "Traceback" not in imported.stderr
 
     # A runner with uv on PATH; an install that outlives the job (the default off github-hosted).
     (job.workspace / "jobsecrets.yml").write_text(SPEC.replace("ROLE_ARN", stores.role_arn))
@@ -503,7 +518,7 @@ def test_vault_only_spec_installs_no_aws_libraries(
     names = installed(both)
     assert {"botocore", "hvac"} <= names, sorted(names)
     # botocore is all the AWS backend imports: no boto3, no S3 transfer manager.
-    assert not {"boto3", "s3transfer"} & names, sorted(names)
+    assert not {"boto3", "s3transfer", "ruamel"} & names, sorted(names)
     assert installer(both, "botocore") == "uv"
     # The CLI wrote the bytecode of what it imported, for the next job on this runner.
     assert list(site_packages(both).glob("botocore/__pycache__/*.pyc"))

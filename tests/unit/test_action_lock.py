@@ -27,12 +27,14 @@ def test_locks_match_pyproject_dependencies() -> None:
 
 
 def test_one_lock_per_group() -> None:
-    """core, and one per backend type with dependencies of its own (lib.js maps types to names),
-    and the page of every locked wheel's PyPI address."""
+    """core, one per backend type with dependencies of its own (lib.js maps types to names), the
+    `import` command's (never installed by the action), and the page of every locked wheel's
+    PyPI address."""
     assert sorted(p.name for p in LOCKS.iterdir()) == [
         "aws.lock",
         "core.lock",
         "github.lock",
+        "import.lock",
         "pypi-links.html",
         "vault.lock",
     ]

@@ -120,6 +120,15 @@ CASES = {
         "version: 1\nbackends:\n  k:\n    type:\n      aws\nsecrets:\n  A: k:x\n",
         BASE,
     ),
+    # import.lock is `jobsecrets import`'s (ruamel.yaml): no spec selects it, whatever it names.
+    "a backend named like the import command's lock": (
+        "version: 1\nbackends:\n  import:\n    type: vault\nsecrets:\n  A: import:s/a#x\n",
+        ["core", "vault"],
+    ),
+    "a type named like the import command's lock": (
+        "version: 1\nbackends:\n  k:\n    type: import\nsecrets:\n  A: k:x\n",
+        BASE,
+    ),
     "an unknown type beside a github backend": (
         "version: 1\nbackends:\n  k: {type: keepass}\n  gh: {type: github}\nsecrets:\n  A: k:x\n",
         ["aws", "core", "github", "vault"],
@@ -167,6 +176,10 @@ def test_vault_only_locks_hold_no_aws_package() -> None:
     assert not {"boto3", "botocore", "s3transfer"} & installed
     assert "botocore" in lock_names("aws")
     assert {"pyjwt", "cryptography"} <= lock_names("github")
+    # ruamel.yaml (`jobsecrets import` only) is in no lock the action installs.
+    assert lock_names("import") == {"ruamel-yaml"}
+    for group in ("core", "vault", "aws", "github"):
+        assert "ruamel-yaml" not in lock_names(group), group
     # Shared packages are pinned identically in every file that lists them.
     pins: dict[str, str] = {}
     for lock in LOCKS.glob("*.lock"):

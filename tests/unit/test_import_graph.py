@@ -64,3 +64,36 @@ def test_help_version_and_plan_import_no_client_library(tmp_path: Path) -> None:
         assert code == 0, args
         heavy = sorted(set(HEAVY) & modules)
         assert heavy == [], f"{args} imported {heavy}"
+
+
+WITHOUT_RUAMEL = """
+import sys
+sys.modules["ruamel"] = None  # as in the GitHub Action's install, which leaves ruamel.yaml out
+from jobsecrets.cli import main
+sys.argv = ["jobsecrets", *sys.argv[1:]]
+main()
+"""
+
+
+def test_import_without_ruamel_says_what_is_missing(tmp_path: Path) -> None:
+    """The action's install has no ruamel.yaml (import.lock is never installed): `jobsecrets
+    import` there is a usage error naming it, not a traceback; every other command still runs."""
+    workflow = tmp_path / "ci.yml"
+    workflow.write_text("on: push\njobs: {}\n")
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RUAMEL, "import", str(workflow)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "needs ruamel.yaml" in result.stderr and "pip install" in result.stderr
+    assert "Traceback" not in result.stderr
+    version = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RUAMEL, "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert version.returncode == 0, version.stderr
