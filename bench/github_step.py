@@ -25,7 +25,10 @@ wheels' PyPI addresses).
 cache holding the install a previous run of the same spec saved: what every later job on a fresh
 hosted runner pays; pip is pointed at an index that refuses connections, so a run that installed
 instead would fail. Warm runs reuse the mixed spec's install in the tool cache, which writes
-bytecode (a self-hosted runner).
+bytecode (a self-hosted runner). Cold and restored runs leave the install where the action puts it on
+a GitHub-hosted runner by default, in memory (``/dev/shm/jobsecrets-<uid>``, emptied before each of
+them; ``--baseline`` code older than that uses ``$RUNNER_TOOL_CACHE`` on the disk); ``--disk`` also
+times each restored run with the install on the disk (``JOBSECRETS_TOOL_CACHE``).
 
 ``--anchors DIR`` times the two actions a user would otherwise use, in the same run, interleaved
 with the restored runs, one job with both steps against the same servers and proxies:
@@ -38,7 +41,7 @@ v3.4.0 action.yml dist`` and ``git archive v3.0.1 action.yml dist`` of the two p
 repositories; never committed here.
 
     .venv/bin/python bench/github_step.py [--cold 3] [--restored 5] [--warm 5] [--delay-ms 20]
-        [--tmpfs] [--anchors DIR] [--uv .venv/bin/uv] [--baseline main] [--hosted-pip] [--write]
+        [--disk] [--anchors DIR] [--uv .venv/bin/uv] [--baseline main] [--hosted-pip] [--write]
 
 ``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
 """
@@ -90,8 +93,9 @@ KINDS = {
     "restored": "restored from the Actions cache, Vault + AWS (100)",
     "warm": "warm, Vault + AWS (100)",
 }
-# tmpfs where there is one (Linux), for --tmpfs.
-SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
+# Where the action keeps a GitHub-hosted runner's install by default (actions/inject/lib.js,
+# memoryRoot): emptied before every run on a fresh runner.
+MEMORY_ROOT = Path("/dev/shm") / f"jobsecrets-{os.getuid()}"
 N_VAULT = 50
 N_AWS = 50
 
@@ -333,9 +337,9 @@ def run_anchors(
 
 def kind_label(kind: str, baseline: str | None) -> str:
     """The table's name for a kind of run: "cold, Vault only (50)", "main: cold, ...", "... uv"."""
-    base = kind.removeprefix("baseline-").removesuffix("-uv").removesuffix("-tmpfs")
+    base = kind.removeprefix("baseline-").removesuffix("-uv").removesuffix("-disk")
     label = KINDS[base] + (", uv" if kind.endswith("-uv") else "")
-    label += ", tool cache on tmpfs" if kind.endswith("-tmpfs") else ""
+    label += ", install on the disk (JOBSECRETS_TOOL_CACHE)" if kind.endswith("-disk") else ""
     return f"{baseline}: {label}" if kind.startswith("baseline-") else label
 
 
@@ -358,9 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         help="a directory with vault-action/ and aws-secretsmanager-get-secrets/ (see above)",
     )
     parser.add_argument(
-        "--tmpfs",
+        "--disk",
         action="store_true",
-        help="also time each restored run with the tool cache on /dev/shm (tmpfs)",
+        help="also time each restored run with the install on the disk (JOBSECRETS_TOOL_CACHE), "
+        "not in memory as on a hosted runner by default",
     )
     parser.add_argument(
         "--baseline", help="git ref whose action is timed cold in the same run (e.g. main)"
@@ -377,12 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     cache_port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="jobsecrets-bench-gh-") as tmp,
-        tempfile.TemporaryDirectory(prefix="jobsecrets-bench-gh-", dir=SHM) as shm_tmp,
         servers(args.delay_ms) as job_env,
         LatencyProxy("127.0.0.1", cache_port, delay_ms=args.delay_ms) as cache_proxy,
     ):
         base = Path(tmp)
-        shm = Path(shm_tmp)
         repo = action_repo(base / "repo")
         workspace = base / "ws"
         (workspace / ".github" / "workflows").mkdir(parents=True)
@@ -404,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in [
                 *KINDS,
                 *(f"{k}-uv" for k in KINDS),
-                *(f"{k}-tmpfs" for k in KINDS),
+                *(f"{k}-disk" for k in KINDS),
                 *(f"baseline-{k}" for k in KINDS),
             ]
         }
@@ -431,20 +434,19 @@ def main(argv: list[str] | None = None) -> int:
             hosted: bool = True,
             actions_cache: Path | None = None,
             expect: str | None = None,
-            tmpfs: bool = False,
+            disk: bool = False,
         ) -> None:
             (workspace / "jobsecrets.yml").write_text(spec(job_env["ROLE_ARN"], aws=aws))
-            tool_cache = shm / "tool-cache" if tmpfs else cache
-            kind += "-tmpfs" if tmpfs else ""
+            kind += "-disk" if disk else ""
             if fresh:
                 # A fresh runner: no install of ours, no pip or uv download cache.
-                shutil.rmtree(tool_cache, ignore_errors=True)
+                for place in (cache, base / "runner-tool-cache", MEMORY_ROOT):
+                    shutil.rmtree(place, ignore_errors=True)
                 shutil.rmtree(uv_cache, ignore_errors=True)
             if actions_cache == cold_actions_cache:
                 shutil.rmtree(cold_actions_cache, ignore_errors=True)  # the first job of all
             run_env = {
                 **env,
-                "JOBSECRETS_TOOL_CACHE": str(tool_cache),
                 "BENCH_AWS": str(aws).lower(),
                 "PIP_NO_CACHE_DIR": "1",
                 "UV_CACHE_DIR": str(uv_cache),
@@ -459,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
                 # A GitHub-hosted runner: its install is thrown away with the machine, unless the
                 # action saves it in the Actions cache (then it writes the bytecode it saves).
                 run_env["RUNNER_ENVIRONMENT"] = "github-hosted"
+            if hosted and not disk:
+                # Where the action puts such a runner's install by default: memory (the code
+                # before it, as --baseline: the runner's tool cache, on the disk).
+                run_env["RUNNER_TOOL_CACHE"] = str(base / "runner-tool-cache")
+            else:
+                run_env["JOBSECRETS_TOOL_CACHE"] = str(cache)
             if kind.startswith("restored"):
                 # Restoring, not installing: an install attempt fails against this index.
                 run_env["PIP_INDEX_URL"] = f"http://127.0.0.1:{free_port()}/simple/"
@@ -508,16 +516,16 @@ def main(argv: list[str] | None = None) -> int:
                             f" aws-secretsmanager-get-secrets {anchor_times[-1][1]:.2f} s",
                             file=sys.stderr,
                         )
-                    if args.tmpfs:
-                        # The same restore where creating a file costs next to nothing: what
-                        # the restore costs less this disk's metadata speed.
+                    if args.disk:
+                        # The same restore onto the disk, as before memory became the default:
+                        # what creating the files costs there.
                         run(
                             kind,
                             aws=aws,
                             fresh=True,
                             actions_cache=seeded_actions_cache,
                             expect=restored,
-                            tmpfs=True,
+                            disk=True,
                         )
         # The warm runs reuse these installs (one of ours, one of the baseline's, side by side in
         # the tool cache): made here, then each warm run writes the bytecode it imports.
@@ -584,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = "\n".join(
             f"| {label} | {s['runs']} | {s['main_median_s']:.2f} | {s['main_best_s']:.2f} "
             f"| {s['post_median_s']:.2f} "
-            f"| {goals[kind.removeprefix('baseline-').removesuffix('-uv').removesuffix('-tmpfs')]} |"
+            f"| {goals[kind.removeprefix('baseline-').removesuffix('-uv').removesuffix('-disk')]} |"
             for kind, s in summary.items()
             if kind in results
             for label in [kind_label(kind, args.baseline)]

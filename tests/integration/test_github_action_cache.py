@@ -40,6 +40,9 @@ pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAIN_JS = REPO_ROOT / "actions" / "inject" / "main.js"
 ACTION_REF = "acme/jobsecrets@v1"
+# Where the action keeps a GitHub-hosted runner's install when no JOBSECRETS_TOOL_CACHE is set
+# (lib.js, memoryRoot): a cache of installs only, which the test below empties before and after.
+MEMORY_ROOT = Path("/dev/shm") / f"jobsecrets-{os.getuid()}"
 
 SPEC = """\
 version: 1
@@ -173,14 +176,33 @@ def test_act_cache_a_fresh_runner_restores_what_the_first_job_saved(
     assert len(stored) == 1, stored
     check_archive(stored[0].read_bytes(), canary)
 
-    second, out = run_act_job(tmp_path, "second", action_repo, src, cache_dir, refusing_index())
-    assert second.returncode == 0, second.stdout[-4000:]
-    assert "jobsecrets: restored the install from the Actions cache" in second.stdout
-    assert "jobsecrets: installed into" not in second.stdout
-    assert "::warning" not in second.stdout
-    assert ((out / "TOKEN").read_text() == canary) is True
-    # Restored, not saved again.
-    assert "saved the install" not in second.stdout
+    # The next job as a hosted runner runs it, with no JOBSECRETS_TOOL_CACHE: into memory.
+    shutil.rmtree(MEMORY_ROOT, ignore_errors=True)
+    try:
+        second, out = run_act_job(
+            tmp_path,
+            "second",
+            action_repo,
+            src,
+            cache_dir,
+            {**refusing_index(), "JOBSECRETS_TOOL_CACHE": ""},
+        )
+        assert second.returncode == 0, second.stdout[-4000:]
+        assert "jobsecrets: restored the install from the Actions cache" in second.stdout
+        assert "jobsecrets: installed into" not in second.stdout
+        assert "::warning" not in second.stdout
+        assert ((out / "TOKEN").read_text() == canary) is True
+        # Restored, not saved again.
+        assert "saved the install" not in second.stdout
+        # Into this user's directory on the tmpfs, its own alone, nothing else left there.
+        info = MEMORY_ROOT.lstat()
+        assert info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
+        installs = [p.name for p in MEMORY_ROOT.iterdir() if p.is_dir()]
+        assert len(installs) == 1 and installs[0].endswith("-core"), installs
+        assert (MEMORY_ROOT / installs[0] / ".jobsecrets-complete").is_file()
+        assert not tmp_path.joinpath("tool-cache-second").exists()
+    finally:
+        shutil.rmtree(MEMORY_ROOT, ignore_errors=True)
 
     # cache: false: nothing is restored, so the refusing index fails the install.
     third, out = run_act_job(
