@@ -27,8 +27,8 @@ hosted runner pays; pip is pointed at an index that refuses connections, so a ru
 instead would fail. Warm runs reuse the mixed spec's install in the tool cache, which writes
 bytecode (a self-hosted runner). Cold and restored runs leave the install where the action puts it on
 a GitHub-hosted runner by default, in memory (``/dev/shm/jobsecrets-<uid>``, emptied before each of
-them; ``--baseline`` code older than that uses ``$RUNNER_TOOL_CACHE`` on the disk); ``--disk`` also
-times each restored run with the install on the disk (``JOBSECRETS_TOOL_CACHE``).
+them; ``--baseline`` runs install on the disk, as the code before that did); ``--disk`` also times
+each restored run with the install on the disk (``JOBSECRETS_TOOL_CACHE``).
 
 ``--anchors DIR`` times the two actions a user would otherwise use, in the same run, interleaved
 with the restored runs, one job with both steps against the same servers and proxies:
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             kind += "-disk" if disk else ""
             if fresh:
                 # A fresh runner: no install of ours, no pip or uv download cache.
-                for place in (cache, base / "runner-tool-cache", MEMORY_ROOT):
+                for place in (cache, MEMORY_ROOT):
                     shutil.rmtree(place, ignore_errors=True)
                 shutil.rmtree(uv_cache, ignore_errors=True)
             if actions_cache == cold_actions_cache:
@@ -449,8 +449,11 @@ def main(argv: list[str] | None = None) -> int:
                 **env,
                 "BENCH_AWS": str(aws).lower(),
                 "PIP_NO_CACHE_DIR": "1",
-                "UV_CACHE_DIR": str(uv_cache),
             }
+            if not hosted:
+                # A hosted runner's uv cache starts empty: with none named, the action puts it
+                # beside the install (lib.js, uvEnv); this machine's own ~/.cache/uv is not empty.
+                run_env["UV_CACHE_DIR"] = str(uv_cache)
             if uv:
                 # A runner with uv on PATH (the action then installs with `uv pip install`).
                 run_env["PATH"] = f"{Path(args.uv).resolve().parent}:{clean_env()['PATH']}"
@@ -461,11 +464,10 @@ def main(argv: list[str] | None = None) -> int:
                 # A GitHub-hosted runner: its install is thrown away with the machine, unless the
                 # action saves it in the Actions cache (then it writes the bytecode it saves).
                 run_env["RUNNER_ENVIRONMENT"] = "github-hosted"
-            if hosted and not disk:
-                # Where the action puts such a runner's install by default: memory (the code
-                # before it, as --baseline: the runner's tool cache, on the disk).
-                run_env["RUNNER_TOOL_CACHE"] = str(base / "runner-tool-cache")
-            else:
+            if not (hosted and not disk and not action):
+                # On the disk, emptied when fresh. Not set, the action puts a hosted runner's
+                # install where it does by default: memory. (The --baseline code's default, the
+                # runner's tool cache, is on the disk too: act's own, which is not ours to empty.)
                 run_env["JOBSECRETS_TOOL_CACHE"] = str(cache)
             if kind.startswith("restored"):
                 # Restoring, not installing: an install attempt fails against this index.
@@ -531,11 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         # the tool cache): made here, then each warm run writes the bytecode it imports.
         run("", aws=True, fresh=True, hosted=False)
         if baseline:
-            run("", aws=True, fresh=False, action=baseline)
+            run("", aws=True, fresh=False, hosted=False, action=baseline)
         for _ in range(args.warm):
-            run("warm", aws=True, fresh=False)
+            run("warm", aws=True, fresh=False, hosted=False)
             if baseline:
-                run("warm", aws=True, fresh=False, action=baseline)
+                run("warm", aws=True, fresh=False, hosted=False, action=baseline)
 
     summary = {
         kind: {

@@ -706,7 +706,7 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
           ':all:',
           ...locks.flatMap((file) => ['-r', file]),
         ],
-        { env: uvEnv(installEnv) }
+        { env: uvEnv(installEnv, scratch) }
       );
       if (/Hash mismatch/i.test(result.stderr)) {
         throw new Error(`a download did not match its hash in ${LOCK_DIR}; not installing`);
@@ -825,9 +825,18 @@ function findUv(env = process.env) {
   return null;
 }
 
-/** The environment for uv: the index pip is told to use through the environment, if uv has none. */
-function uvEnv(env) {
+/**
+ * The environment for uv: the index pip is told to use through the environment, if uv has none;
+ * on a GitHub-hosted runner with no uv cache named, a cache in `scratch` (the install's temporary
+ * directory). That runner's cache starts empty and is thrown away with the machine, so uv might as
+ * well unpack each wheel on the install's file system (memory, see memoryRoot) instead of writing
+ * it to the disk first and copying it over (Vault + AWS: 0.34-0.38 s against 0.5-1.1 s here).
+ */
+function uvEnv(env, scratch = null) {
   const out = { ...env };
+  if (scratch && env.RUNNER_ENVIRONMENT === 'github-hosted' && !env.UV_CACHE_DIR && !env.UV_NO_CACHE) {
+    out.UV_CACHE_DIR = path.join(scratch, 'uv-cache');
+  }
   if (env.PIP_INDEX_URL && !env.UV_INDEX_URL && !env.UV_DEFAULT_INDEX) {
     out.UV_INDEX_URL = env.PIP_INDEX_URL;
   }

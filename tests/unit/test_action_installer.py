@@ -17,7 +17,7 @@ LIB = Path(__file__).resolve().parents[2] / "actions" / "inject" / "lib.js"
 DRIVER = """
 const lib = require(process.argv[1]);
 const [fn, env, ...rest] = JSON.parse(process.argv[2]);
-const result = fn === 'keepsBytecode' ? lib.keepsBytecode(rest[0], env) : lib[fn](env);
+const result = fn === 'keepsBytecode' ? lib.keepsBytecode(rest[0], env) : lib[fn](env, ...rest);
 process.stdout.write(JSON.stringify(result ?? null));
 """
 
@@ -58,6 +58,30 @@ def test_uv_gets_the_index_pip_is_given_through_the_environment() -> None:
     got = call("uvEnv", {**env, "UV_DEFAULT_INDEX": "https://uv/simple"})
     assert isinstance(got, dict)
     assert "UV_INDEX_URL" not in got
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # A hosted runner's uv cache starts empty and goes with the machine: beside the install.
+        ({"RUNNER_ENVIRONMENT": "github-hosted"}, "/t/scratch/uv-cache"),
+        # One the user (or setup-uv) named is kept, as is a self-hosted runner's own.
+        ({"RUNNER_ENVIRONMENT": "github-hosted", "UV_CACHE_DIR": "/mine"}, "/mine"),
+        ({"RUNNER_ENVIRONMENT": "github-hosted", "UV_NO_CACHE": "1"}, None),
+        ({"RUNNER_ENVIRONMENT": "self-hosted"}, None),
+        ({}, None),
+    ],
+)
+def test_uv_cache_beside_the_install_only_on_a_hosted_runner(
+    env: dict[str, str], expected: str | None
+) -> None:
+    got = call("uvEnv", env, "/t/scratch")
+    assert isinstance(got, dict)
+    assert got.get("UV_CACHE_DIR") == expected
+    # Without a scratch directory (nothing being installed), nothing is added.
+    plain = call("uvEnv", env)
+    assert isinstance(plain, dict)
+    assert plain.get("UV_CACHE_DIR") == env.get("UV_CACHE_DIR")
 
 
 @pytest.mark.parametrize(
