@@ -516,7 +516,7 @@ function installSource(root, sitePackages, project) {
 
 // A GitHub-hosted runner's install lives in memory: the machine, and the install with it, is thrown
 // away after the job, and on its disk creating the install's files is most of a restore from the
-// Actions cache (Vault + AWS, ~2,400 files: 4.1 s onto this VM's disk against 0.6 s onto tmpfs)
+// Actions cache (Vault + AWS, ~2,400 files: 3.3-4.1 s onto this VM's disk against 0.6 s onto tmpfs)
 // and much of pip's cold install (docs/benchmarks.md).
 const MEMORY_FS = '/dev/shm';
 const TMPFS_MAGIC = 0x01021994;

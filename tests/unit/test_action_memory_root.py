@@ -72,6 +72,10 @@ def test_a_tmpfs_gives_a_directory_of_this_user_alone(shm_base: Path) -> None:
 
 
 def test_not_a_tmpfs_or_not_there_means_the_disk(tmp_path: Path) -> None:
+    kind = subprocess.run(
+        ["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert kind != "tmpfs", "this test needs a temporary directory on a disk, not on a tmpfs"
     assert call("memoryRoot", str(tmp_path)) is None
     assert not own_dir(tmp_path).exists()  # nothing made on the disk
     assert call("memoryRoot", str(tmp_path / "missing")) is None
