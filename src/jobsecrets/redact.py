@@ -166,6 +166,12 @@ _KEY = 5
 # takes ~300 bytes per key byte, and `run` with 5,000 secrets must stay well under 150 MiB (with
 # the DFA the matcher alone took 150 MiB there; with the NFA 74 MiB, searching about half as fast).
 _DFA_MAX_KEY_BYTES = 120_000
+# The DFA is built once a stream has searched this many bytes; before, the contiguous NFA over
+# the same keys (keysearch.KeySearch, dfa_after). Measured for 1,000 secrets on this repo's
+# 2-core VM: the NFA builds in 14-21 ms against 43-67 ms and searches 200-210 MB/s a core
+# against 366-381; so the DFA saves ~2.2 ms per MB a core and pays for itself after ~25 MB.
+# Most jobs print far less and never build it; a big log builds it early enough to gain.
+_DFA_AFTER = 8 << 20
 
 
 # hold_start looks for the patterns' heads in a chunk's last maxlen bytes with a loop over those
@@ -198,6 +204,7 @@ class PatternSet:
     __slots__ = (
         "_anchors",
         "_by_head",
+        "_first_anchor",
         "_head_loop",
         "_head_search",
         "_heads",
@@ -216,31 +223,28 @@ class PatternSet:
         From an anchor the match is followed both ways, over ``\\r`` and ``\\n``, as long as
         the output spells the text, so every line of it is masked whatever the wrap width.
         """
-        self._sources: tuple[bytes, ...] = tuple(dict.fromkeys(bytes(w) for w in wrapped))
-        anchors: dict[bytes, list[tuple[int, int]]] = {}
+        self._sources: tuple[bytes, ...] = tuple(dict.fromkeys(map(bytes, wrapped)))
         step = maskforms.WRAP_ANCHOR
-        for index, text in enumerate(self._sources):
-            for offset in range(0, len(text) - step + 1, step):
-                anchors.setdefault(text[offset : offset + step], []).append((index, offset))
         # Insertion order, not sorted: nothing on the path of every chunk needs an order, and
-        # sorting ~24,000 patterns took ~15 ms of the build.
-        unique = dict.fromkeys(p if type(p) is bytes else bytes(p) for p in patterns)
+        # sorting ~24,000 patterns took ~15 ms of the build. (bytes() of a bytes is itself.)
+        unique = dict.fromkeys(map(bytes, patterns))
         unique.pop(b"", None)
-        # An anchor that is not also a form (nearly all) goes at the end, in order.
-        shared = {anchor for anchor in anchors if anchor in unique}
-        first = len(unique)
-        unique.update(dict.fromkeys(anchors))
+        # The anchors after the forms, in order; one that is also a form (rare) keeps the form's
+        # place. Which source and offset each anchor stands for is found on first use.
+        self._first_anchor = len(unique)
+        unique.update(
+            dict.fromkeys(
+                text[offset : offset + step]
+                for text in self._sources
+                for offset in range(0, len(text) - step + 1, step)
+            )
+        )
         self._patterns: tuple[bytes, ...] = tuple(unique)
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max(map(len, self._patterns), default=0)
-        #: Pattern index (in ``_patterns``) -> (source, offset) of each anchor it is.
-        fresh = [places for anchor, places in anchors.items() if anchor not in shared]
-        self._anchors: dict[int, list[tuple[int, int]]] = dict(
-            zip(range(first, len(unique)), fresh, strict=True)
-        )
-        if shared:
-            index_of = dict(zip(self._patterns, range(len(self._patterns)), strict=True))
-            self._anchors.update((index_of[anchor], anchors[anchor]) for anchor in shared)
+        #: Pattern index (in ``_patterns``) -> (source, offset) of each anchor it is; see
+        #: :meth:`_anchor_places`.
+        self._anchors: dict[int, list[tuple[int, int]]] | None = None
         #: Where each pattern's key starts in it.
         self._offsets: list[int] = rare_offsets(self._patterns, _KEY)
         # One key per pattern, in pattern order, so a match names its pattern: patterns that
@@ -254,6 +258,8 @@ class PatternSet:
             [p[at : at + _KEY] for p, at in zip(self._patterns, self._offsets, strict=True)]
             + list(TRIGGER_KEYS),
             max_dfa_bytes=_DFA_MAX_KEY_BYTES,
+            dfa_after=_DFA_AFTER,
+            double_array=True,
         )
         # What hold_start needs, built the first time it is asked (see _prefix_index).
         self._heads: _Heads | None = None
@@ -267,6 +273,28 @@ class PatternSet:
     def __repr__(self) -> str:
         # Counts only: the patterns are secrets.
         return f"<PatternSet {len(self._patterns)} patterns>"
+
+    def _anchor_places(self) -> dict[int, list[tuple[int, int]]]:
+        """Pattern index -> ``(source, offset)`` of each wrapped-text anchor that pattern is.
+
+        Built the first time a chunk has a match to check (~5 ms for 1,000 secrets): most runs'
+        output holds no secret, and the matcher is ready sooner without it.
+        """
+        if self._anchors is None:
+            step = maskforms.WRAP_ANCHOR
+            patterns, first = self._patterns, self._first_anchor
+            index_of = dict(zip(patterns[first:], range(first, len(patterns)), strict=True))
+            anchors: dict[int, list[tuple[int, int]]] = {}
+            for source, text in enumerate(self._sources):
+                for offset in range(0, len(text) - step + 1, step):
+                    anchor = text[offset : offset + step]
+                    index = index_of.get(anchor)
+                    if index is None:  # an anchor that is also a form: the form's index
+                        index = patterns.index(anchor, 0, first)
+                        index_of[anchor] = index
+                    anchors.setdefault(index, []).append((source, offset))
+            self._anchors = anchors
+        return self._anchors
 
     def _prefix_index(self) -> _Heads:
         """The heads and short prefixes :meth:`hold_start` checks, built the first time it runs.
@@ -320,7 +348,7 @@ class PatternSet:
             self._head_loop += last + 1
             return [at for at in range(last + 1) if tail[at : at + _KEY] in heads]
         if self._head_search is None:
-            self._head_search = KeySearch(list(heads), max_dfa_bytes=0)
+            self._head_search = KeySearch(list(heads), max_dfa_bytes=0, double_array=True)
         return sorted({start for _, start, _ in self._head_search.find(tail)})
 
     def hold_start(self, data: Buffer) -> int:
@@ -427,10 +455,11 @@ class PatternSet:
             return [], n
         found = [(start, end) for _, start, end in matches]
         hold = n
-        if self._anchors:
+        if self._sources:
+            anchors = self._anchor_places()
             followed = -1
             for index, start, _ in matches:
-                places = self._anchors.get(index)
+                places = anchors.get(index)
                 if places is None or start < followed:
                     continue
                 for source, offset in places:

@@ -1,7 +1,9 @@
 """The first stage of masking and scanning: every occurrence of every key, nothing twice.
 
 Checked against a naive search, on inputs small enough to be searched in one piece and big enough
-to be split across two cores (keys placed across the split point), with keys of any byte.
+to be split across two cores (keys placed across the split point), with keys of any byte, for
+every automaton KeySearch can use: the DFA, the contiguous NFA, the NFA that becomes a DFA after
+some bytes, and daachorse's double array.
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ from hypothesis import strategies as st
 from jobsecrets import keysearch
 from jobsecrets.keysearch import KeySearch, rare_offset
 
+#: KeySearch's options for each automaton it can search with.
+ENGINES = {
+    "dfa": {},
+    "nfa": {"max_dfa_bytes": 0},
+    "nfa-then-dfa": {"dfa_after": 200},
+    "double-array": {"double_array": True},
+}
+engines = pytest.mark.parametrize("options", list(ENGINES.values()), ids=list(ENGINES))
+
 
 def naive(keys: list[bytes], data: bytes) -> list[tuple[int, int, int]]:
     """Every occurrence of every key, overlapping ones included, by brute force."""
@@ -27,21 +38,82 @@ def naive(keys: list[bytes], data: bytes) -> list[tuple[int, int, int]]:
     return sorted(found)
 
 
+@engines
 @settings(max_examples=200, deadline=None)
 @given(
     keys=st.lists(st.binary(min_size=1, max_size=9), min_size=1, max_size=20, unique=True),
     data=st.binary(max_size=300),
 )
-def test_small_inputs_match_a_naive_search(keys: list[bytes], data: bytes) -> None:
+def test_small_inputs_match_a_naive_search(
+    options: dict[str, int], keys: list[bytes], data: bytes
+) -> None:
     # Sprinkle the keys into the data so that matches (and overlaps) are common.
     rng = random.Random(len(data))
     pieces = [data] + [rng.choice(keys) for _ in range(5)]
     rng.shuffle(pieces)
     text = b"".join(pieces)
-    assert sorted(KeySearch(keys).find(text)) == naive(keys, text)
+    search = KeySearch(keys, **options)
+    # Twice: the NFA that becomes a DFA may switch between the two (after 200 bytes).
+    assert sorted(search.find(text)) == naive(keys, text)
+    assert sorted(search.find(text)) == naive(keys, text)
 
 
-def test_big_input_split_in_halves_loses_and_repeats_nothing() -> None:
+@engines
+def test_bytearray_and_memoryview_inputs_are_searched_too(options: dict[str, int]) -> None:
+    keys = [b"needle", b"dle\x00"]
+    text = b"hay needle\x00 hay" * 3
+    search = KeySearch(keys, **options)
+    for data in (bytearray(text), memoryview(text), memoryview(bytearray(text))[2:]):
+        assert sorted(search.find(data)) == naive(keys, bytes(data))
+
+
+@engines
+def test_a_key_given_twice_reports_each_index(options: dict[str, int]) -> None:
+    keys = [b"abc", b"xabc", b"abc", b"bc", b"abc"]
+    found = sorted(KeySearch(keys, **options).find(b"--xabc--"))
+    assert found == [(0, 3, 6), (1, 2, 6), (2, 3, 6), (3, 4, 6), (4, 3, 6)]
+
+
+def test_the_nfa_becomes_a_dfa_after_the_bytes_it_was_given() -> None:
+    search = KeySearch([b"needle"], dfa_after=1000)
+    assert not search.is_dfa
+    assert search.engine == "NFA, DFA pending"
+    assert search.find(b"x" * 600 + b"needle") == [(0, 600, 606)]
+    assert not search.is_dfa, "600 of 1,000 bytes: still the NFA"
+    assert search.find(b"needle" + b"x" * 600) == [(0, 0, 6)]
+    assert search.is_dfa
+    assert search.find(b"a needle") == [(0, 2, 8)]
+    assert search.engine == "DFA"
+    # Beyond max_dfa_bytes there is no DFA to wait for.
+    big = KeySearch([b"needle"], max_dfa_bytes=3, dfa_after=10)
+    big.find(b"x" * 100)
+    assert not big.is_dfa
+    assert big.engine == "NFA"
+
+
+def test_the_double_array_is_used_where_daachorse_is_installed() -> None:
+    """pyproject.toml installs daachorse on x86-64 and macOS; there the redactor must use it."""
+    import platform
+    import sys
+
+    if platform.machine() in ("x86_64", "AMD64") or sys.platform == "darwin":
+        assert keysearch.DoubleArrayAhoCorasick is not None, "daachorse is not installed"
+    search = KeySearch([b"needle"], double_array=True)
+    installed = keysearch.DoubleArrayAhoCorasick is not None
+    assert search.engine == ("double array" if installed else "DFA")
+
+
+def test_without_daachorse_the_double_array_option_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keysearch, "DoubleArrayAhoCorasick", None)
+    search = KeySearch([b"needle", b"dle"], double_array=True)
+    assert search.engine == "DFA"
+    assert sorted(search.find(b"a needle")) == [(0, 2, 8), (1, 5, 8)]
+
+
+@engines
+def test_big_input_split_in_halves_loses_and_repeats_nothing(options: dict[str, int]) -> None:
     rng = random.Random(7)
     keys = [bytes(rng.randrange(256) for _ in range(rng.randint(2, 12))) for _ in range(300)]
     keys = list(dict.fromkeys(keys))
@@ -56,15 +128,20 @@ def test_big_input_split_in_halves_loses_and_repeats_nothing() -> None:
         at = rng.randrange(len(data) - len(key))
         data[at : at + len(key)] = key
     text = bytes(data)
-    found = KeySearch(keys).find(text)
-    assert len(found) == len(set(found)), "an occurrence was reported twice"
+    search = KeySearch(keys, **options)
+    for _ in range(2):  # the NFA that becomes a DFA: before and after
+        found = search.find(text)
+        assert len(found) == len(set(found)), "an occurrence was reported twice"
+        assert sorted(found) == naive(keys, text)
+    found = search.find(data)  # a bytearray, split the same way
     assert sorted(found) == naive(keys, text)
 
 
-def test_overlapping_and_nested_keys_are_all_reported() -> None:
+@engines
+def test_overlapping_and_nested_keys_are_all_reported(options: dict[str, int]) -> None:
     keys = [b"aaaa", b"aa", b"\x00\x00", b"\x00\xff\x00"]
     text = b"aaaaa\x00\x00\xff\x00\x00"
-    assert sorted(KeySearch(keys).find(text)) == naive(keys, text)
+    assert sorted(KeySearch(keys, **options).find(text)) == naive(keys, text)
 
 
 def test_no_keys_find_nothing() -> None:
@@ -92,8 +169,10 @@ def test_rare_offset_prefers_bytes_ordinary_text_lacks() -> None:
     # Lower case is everywhere in logs, upper case less, other punctuation least.
     assert rare_offset(b"abcdefgh+ijklmnop", 5) == 8
     assert rare_offset(b"abcdefghXYzzzzzz", 5) == 8
-    # Among windows starting with the same kind, the rarer second byte wins.
-    assert rare_offset(b"xxxxAbxxxxABxxxx", 5) == 10
+    # After a rare first byte (upper case, punctuation) the first such window is taken.
+    assert rare_offset(b"xxxxAbxxxxABxxxx", 5) == 4
+    # Among windows starting with a common kind (digits, lower case), the rarer second byte wins.
+    assert rare_offset(b"xxxx1bxxxx12xxxx", 5) == 10
     # A window must fit: the rare byte near the end is not chosen.
     assert rare_offset(b"abcdefgh+", 5) in range(0, 5)
 
@@ -141,3 +220,38 @@ def test_busy_cores_keep_big_inputs_whole_until_a_core_is_free(
     # Everything held was given back: the next caller can hold the spare cores again.
     with keysearch.BusyCores(64) as again:
         assert again._held == (keysearch.os.cpu_count() or 1) - 1
+
+
+def test_the_redactor_masks_the_same_with_either_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redactor's automaton is the double array where daachorse is installed, else
+    ahocorasick_rs (an NFA that becomes a DFA): the same output either way, before and after."""
+    from jobsecrets import redact
+    from jobsecrets.redact import MaskList
+
+    rng = random.Random(11)
+    values = [rng.randbytes(rng.randint(8, 40)) for _ in range(30)] + [b"p@ss w0rd'\"!"]
+    log = bytearray(rng.randbytes(300_000))
+    for value in values:
+        for form in sorted(redact.mask_forms(value))[:6]:
+            at = rng.randrange(len(log) - len(form))
+            log[at : at + len(form)] = form
+    text = bytes(log)
+    # Fed in pieces of 64 KiB, more than the NFA's allowance: the DFA takes over midway.
+    monkeypatch.setattr(redact, "_DFA_AFTER", 100_000)
+
+    def redacted() -> tuple[str, list[bytes]]:
+        masks = MaskList()
+        for value in values:
+            masks.add(value)
+        redactor = masks.redactor()
+        pieces = [redactor.feed(text[i : i + 65536]) for i in range(0, len(text), 65536)]
+        return masks.compiled()._keys.engine, [*pieces, redactor.flush()]
+
+    installed = keysearch.DoubleArrayAhoCorasick is not None
+    engine, with_default = redacted()
+    assert engine == ("double array" if installed else "DFA")
+    monkeypatch.setattr(keysearch, "DoubleArrayAhoCorasick", None)
+    engine, with_rs = redacted()
+    assert engine == "DFA", "the NFA was not replaced by the DFA after 100,000 bytes"
+    assert b"".join(with_rs) == b"".join(with_default)
+    assert b"".join(with_rs) != text, "nothing was masked: the test proves nothing"
