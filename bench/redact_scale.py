@@ -226,8 +226,8 @@ IMAGE = "![output masking through run against cat](bench-redact-scale.png)"
 
 #: The prose under the figures when the section is new (afterwards the docs' own text is kept).
 NOTE = """\
-How the matcher works (src/jobsecrets/keysearch.py, redact.PatternSet): an Aho-Corasick DFA over one
-5-byte key per pattern, taken where the pattern is least like ordinary text (~24,000 patterns for
+How the matcher works (src/jobsecrets/keysearch.py, redact.PatternSet): an Aho-Corasick automaton
+(daachorse's double array where it is installed, else ahocorasick-rs) over one 5-byte key per pattern, taken where the pattern is least like ordinary text (~24,000 patterns for
 1,000 secrets with the anchors of wrapped base64, ~16,000 distinct keys; a key shared by several
 patterns shares the automaton's states), finds candidates, and the whole pattern is checked with
 one `startswith` where a key is found. Before keys, one automaton held every whole form (~0.9 MB):
