@@ -101,6 +101,14 @@ def test_the_double_array_is_used_where_daachorse_is_installed() -> None:
     search = KeySearch([b"needle"], double_array=True)
     installed = keysearch.DoubleArrayAhoCorasick is not None
     assert search.engine == ("double array" if installed else "DFA")
+    # Both users of it: the redactor and the leak scan.
+    from jobsecrets.redact import MaskList
+    from jobsecrets.scan.matcher import Matcher
+
+    masks = MaskList()
+    masks.add("a-value-to-mask")
+    assert masks.compiled()._keys.engine == search.engine
+    assert Matcher([("V", "a-value-to-find")])._search.engine == search.engine
 
 
 def test_without_daachorse_the_double_array_option_falls_back(

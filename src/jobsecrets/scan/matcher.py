@@ -76,7 +76,9 @@ class Matcher:
         #: Key ids from this one on are a hex dump's first address (hexdumps.TRIGGER_KEYS), not
         #: forms: where one is found, the dump is decoded and its bytes searched too.
         self.dump_keys_from: int = len(ordered)
-        self._search = KeySearch(ordered + list(TRIGGER_KEYS))
+        # The double array where daachorse is installed: on a build tree's minified and
+        # binary files the DFA over ~20,000 keys missed the cache at nearly every byte.
+        self._search = KeySearch(ordered + list(TRIGGER_KEYS), double_array=True)
 
     def __len__(self) -> int:
         return len(self._forms)
