@@ -254,8 +254,13 @@ class KeySearch:
         self._dfa = False
         self._da: DoubleArrayAhoCorasick | None = None
         if keys and double_array and DoubleArrayAhoCorasick is not None:
-            self._da = DoubleArrayAhoCorasick(list(keys))
-        elif keys:
+            try:
+                self._da = DoubleArrayAhoCorasick(list(keys))
+            except Exception:  # its limits are not ours: ahocorasick_rs then
+                # (daachorse raises for what it cannot build, e.g. a double array past its
+                # 32-bit state ids; the keys are the same either way, and never printed).
+                self._da = None
+        if keys and self._da is None:
             total = sum(map(len, keys))
             if total > max_dfa_bytes:
                 total = sum(map(len, set(keys)))  # the automaton's size: repeats share states

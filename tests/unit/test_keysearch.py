@@ -263,3 +263,14 @@ def test_the_redactor_masks_the_same_with_either_library(monkeypatch: pytest.Mon
     assert engine == "DFA", "the NFA was not replaced by the DFA after 100,000 bytes"
     assert b"".join(with_rs) == b"".join(with_default)
     assert b"".join(with_rs) != text, "nothing was masked: the test proves nothing"
+
+
+def test_keys_daachorse_refuses_go_to_ahocorasick_rs(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refusing:
+        def __init__(self, patterns: list[bytes]) -> None:
+            raise ValueError("automaton too large")
+
+    monkeypatch.setattr(keysearch, "DoubleArrayAhoCorasick", Refusing)
+    search = KeySearch([b"needle", b"dle"], double_array=True)
+    assert search.engine == "DFA"
+    assert sorted(search.find(b"a needle")) == [(0, 2, 8), (1, 5, 8)]
