@@ -75,15 +75,16 @@ def _stream_fragments(value: bytes, std: bytes | None = None) -> list[bytes]:
     the caller has it already.
     """
     n = len(value)
-    out = []
     if std is None:
         std = _b64(value)
-    for k in range(3):
-        encoded = _b64(bytes(k) + value) if k else std
-        fragment = encoded[(8 * k + 5) // 6 : (8 * (k + n)) // 6]
-        if len(fragment) >= MIN_BASE64_FRAGMENT:
-            out.append(fragment)
-    return out
+    # The three offsets written out (k = 0, 1, 2: characters from ceil(8k/6)): a loop over them
+    # cost a third of this function for 2,000 calls.
+    fragments = (
+        std[: (8 * n) // 6],
+        _b64(b"\0" + value)[2 : (8 + 8 * n) // 6],
+        _b64(b"\0\0" + value)[3 : (16 + 8 * n) // 6],
+    )
+    return [fragment for fragment in fragments if len(fragment) >= MIN_BASE64_FRAGMENT]
 
 
 class Base64Texts(NamedTuple):
@@ -199,31 +200,33 @@ _PERCENT_TABLES: tuple[tuple[bytes, ...], ...] = tuple(
 )
 
 
-# The same tables as str.translate tables over the value read as latin-1 (one byte, one
-# character), so encoding a value is one C-level call. Lists, not dicts: translate looks every
-# character up, and a dict raises (and swallows) a KeyError for each one it leaves alone.
-_PERCENT_MAPS: tuple[list[str], ...] = tuple(
-    [out.decode("latin-1") for out in table] for table in _PERCENT_TABLES
-)
 # For each byte, what every dialect writes for it (in _PERCENT_TABLES order).
 _PERCENT_BY_BYTE: tuple[tuple[bytes, ...], ...] = tuple(
     tuple(table[byte] for table in _PERCENT_TABLES) for byte in range(256)
 )
+_PERCENT, _PLUS = ord("%"), ord("+")
 
 
 def percent_forms(value: bytes) -> set[bytes]:
     """The value percent-encoded in every common dialect, with upper- and lower-case hex."""
     if _PLAIN_URL.fullmatch(value):
         return {value}  # nothing any dialect escapes (most tokens): the value itself
-    # Dialects that write the value's few special bytes alike write the same form: encode once.
-    # A dialect's signature is what it writes for each of them; dict() keeps one dialect each.
-    rows = [_PERCENT_BY_BYTE[byte] for byte in set(value) - _PLAIN_URL_BYTES]
-    signatures = zip(*rows, strict=True)
-    text = value.decode("latin-1")
-    return {
-        text.translate(_PERCENT_MAPS[index]).encode("latin-1")
-        for index in dict(zip(signatures, range(len(_PERCENT_MAPS)), strict=True)).values()
-    }
+    # Only the value's few special bytes differ between dialects. Dialects that write them alike
+    # write the same form (a dialect's signature: what it writes for each of them), so each
+    # distinct signature is encoded once, by replacing those bytes: a handful of C-level
+    # replaces (1,000 values: 5.5 ms against 6.2-9.7 for a translate per dialect). "%" first, "+"
+    # next: the other bytes' escapes ("%XX", and "+" for a space) must not be escaped again.
+    specials = sorted(set(value) - _PLAIN_URL_BYTES, key=lambda b: (b != _PERCENT, b != _PLUS))
+    rows = [_PERCENT_BY_BYTE[byte] for byte in specials]
+    pieces = [bytes((byte,)) for byte in specials]
+    forms = set()
+    for signature in dict.fromkeys(zip(*rows, strict=True)):
+        form = value
+        for piece, escape in zip(pieces, signature, strict=True):
+            if escape != piece:
+                form = form.replace(piece, escape)
+        forms.add(form)
+    return forms
 
 
 _PLAIN_URL_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
