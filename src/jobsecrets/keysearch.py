@@ -5,10 +5,10 @@ thousands of byte strings at once: every form of every value of a job (1,000 val
 forms, ~0.9 MB). An Aho-Corasick automaton over all of them is big, and its speed is the speed of
 the memory it touches: ~115 MB/s for the contiguous NFA, and a DFA over them takes seconds and
 hundreds of MiB to build. So both search for a short *key* of each form instead (a few bytes of it:
-for the redactor, where the form is least like ordinary text, :func:`rare_offset`), with a DFA that
-stays small (~16,000 keys of 5 bytes: ~22 MiB, built in ~50 ms, 250-400 MB/s a core), and verify
-the whole form in Python where a key is found. Keys of random values almost never occur by
-chance, so that check costs nothing on ordinary output.
+for the redactor, where the form is least like ordinary text, :func:`rare_offset`), with an
+automaton that stays small (~16,000 keys of 5 bytes: a DFA of ~22 MiB built in ~50 ms, or a double
+array of ~8 MiB built in ~10 ms), and verify the whole form in Python where a key is found. Keys
+of random values almost never occur by chance, so that check costs nothing on ordinary output.
 
 The automaton of both is daachorse's double array where that package is installed (built in a
 fifth of the DFA's time and searching faster, see :class:`KeySearch`); without it, the DFA for the
@@ -152,9 +152,10 @@ def rare_offset(text: bytes, length: int) -> int:
 
     The first byte of the window is of the rarest kind ``text`` has (other punctuation, then upper
     case, then common punctuation, then digits, then lower case), and when that kind is one of the
-    last three, the second byte is the rarest among those too. A key search over such windows stays near the automaton's start on ordinary text (lower
-    case words, timestamps): measured on generated CI logs with 1,000 secrets, 1.5-2x faster than
-    over the first bytes of each text. 0 when ``text`` is not longer than ``length``.
+    last three, the second byte is the rarest among those too. A key search over such windows
+    stays near the automaton's start on ordinary text (lower case words, timestamps): measured on
+    generated CI logs with 1,000 secrets, 1.5-2x faster than over the first bytes of each text.
+    0 when ``text`` is not longer than ``length``.
     """
     return rare_offsets([text], length)[0]
 
