@@ -227,14 +227,15 @@ IMAGE = "![output masking through run against cat](bench-redact-scale.png)"
 #: The prose under the figures when the section is new (afterwards the docs' own text is kept).
 NOTE = """\
 How the matcher works (src/jobsecrets/keysearch.py, redact.PatternSet): an Aho-Corasick automaton
-(daachorse's double array where it is installed, else ahocorasick-rs) over one 5-byte key per pattern, taken where the pattern is least like ordinary text (~24,000 patterns for
-1,000 secrets with the anchors of wrapped base64, ~16,000 distinct keys; a key shared by several
-patterns shares the automaton's states), finds candidates, and the whole pattern is checked with
-one `startswith` where a key is found. Before keys, one automaton held every whole form (~0.9 MB):
-the contiguous NFA scanned ~115 MB/s and took ~0.2-0.6 s to build, and its DFA took seconds and
-hundreds of MiB. Keys of random values occur by chance a few times per MB of log at most, so the
-check costs nothing; big reads are searched as two halves on two cores (the Rust search releases
-the GIL), at ~450-500 MB/s a core whatever the keys: the DFA's loop, not the keys, is the limit.
+(daachorse's double array where it is installed, else ahocorasick-rs) over one 5-byte key per
+pattern, taken where the pattern is least like ordinary text (~24,000 patterns for 1,000 secrets
+with the anchors of wrapped base64, ~16,000 distinct keys; a key shared by several patterns shares
+the automaton's states), finds candidates, and the whole pattern is checked with one `startswith`
+where a key is found. Before keys, one automaton held every whole form (~0.9 MB): the contiguous NFA
+scanned ~115 MB/s and took ~0.2-0.6 s to build, and its DFA took seconds and hundreds of MiB. Keys
+of random values occur by chance a few times per MB of log at most, so the check costs nothing; big
+reads are searched as two halves on two cores (the Rust search releases the GIL), at ~450-500 MB/s a
+core whatever the keys: the DFA's loop, not the keys, is the limit.
 
 Where the build goes now (1,000 secrets, CPU time on a quiet core): the forms ~35 ms (maskforms:
 percent-encodings, JSON and shell re-quotings with `str.translate` tables, base64 once per family),

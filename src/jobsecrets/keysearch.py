@@ -342,7 +342,7 @@ class KeySearch:
     def _find_double_array(
         self, da: DoubleArrayAhoCorasick, data: bytes | bytearray | memoryview
     ) -> list[Match]:
-        """:meth:`find` with daachorse, which takes ``bytes`` only and reports ``(start, end, key)``."""
+        """:meth:`find` with daachorse (it takes ``bytes`` only, reports ``(start, end, key)``)."""
         helper = _spare_core() if len(data) >= _SPLIT_MIN else None
         if helper is None or not helper[0].acquire(blocking=False):
             whole = data if type(data) is bytes else bytes(data)
