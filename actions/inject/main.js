@@ -80,8 +80,11 @@ async function main() {
   const statePath = path.join(stateDir, 'state.json');
   lib.saveState('venv_python', install.venvPython);
   // A `pypi` or other requirement goes into a venv of this step only: never worth .pyc files.
-  // An install about to be saved in the Actions cache outlives the job: its .pyc files are kept.
-  const bytecode = from === 'source' && lib.keepsBytecode(Boolean(install.saveAs));
+  // An install about to be saved in the Actions cache outlives the job: its .pyc files are kept;
+  // so are those of an install in memory, which cost nothing to write and spare the post step.
+  const bytecode =
+    from === 'source' &&
+    lib.keepsBytecode(Boolean(install.saveAs), process.env, lib.onTmpfs(install.venv));
   lib.saveState('bytecode', String(bytecode));
   lib.saveState('state_path', statePath);
   if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);

@@ -318,6 +318,28 @@ def test_a_cache_that_fails_is_a_warning_and_a_normal_install(tmp_path: Path, ve
     assert "sig=" not in log and "test-runtime-token" not in log
 
 
+def test_a_hosted_install_in_memory_keeps_its_bytecode_without_a_cache(tmp_path: Path) -> None:
+    """No cache service (or ``cache: false``): the install is thrown away with the machine, but
+    in memory its .pyc files cost nothing to write and spare the post step's compiling."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    shutil.rmtree(MEMORY_ROOT, ignore_errors=True)
+    try:
+        code, log, github_env = run_main(
+            tmp_path, "memory", src, {"JOBSECRETS_INSTALLER": "pip", "JOBSECRETS_TOOL_CACHE": ""}
+        )
+        assert code == 0, log[-4000:]
+        assert f"jobsecrets: installed into {MEMORY_ROOT}/" in log
+        assert "saved the install" not in log
+        assert (canary in github_env) is True
+        installs = [p for p in MEMORY_ROOT.iterdir() if p.is_dir()]
+        assert len(installs) == 1, installs
+        written = list(installs[0].rglob("jobsecrets/__pycache__/*.pyc"))
+        assert written, "the CLI's run wrote no bytecode into the install in memory"
+    finally:
+        shutil.rmtree(MEMORY_ROOT, ignore_errors=True)
+
+
 def test_a_truncated_archive_is_not_taken_for_an_install(tmp_path: Path) -> None:
     """A blob cut short, or without the install's completion marker, is a warning and an install."""
     canary = "canary-" + secrets.token_urlsafe(18)

@@ -17,7 +17,12 @@ LIB = Path(__file__).resolve().parents[2] / "actions" / "inject" / "lib.js"
 DRIVER = """
 const lib = require(process.argv[1]);
 const [fn, env, ...rest] = JSON.parse(process.argv[2]);
-const result = fn === 'keepsBytecode' ? lib.keepsBytecode(rest[0], env) : lib[fn](env, ...rest);
+const result =
+  fn === 'keepsBytecode'
+    ? lib.keepsBytecode(rest[0], env, rest[1])
+    : fn === 'onTmpfs'
+      ? lib.onTmpfs(rest[0])
+      : lib[fn](env, ...rest);
 process.stdout.write(JSON.stringify(result ?? null));
 """
 
@@ -100,6 +105,41 @@ def test_bytecode_only_for_an_install_that_outlives_the_job(
     env: dict[str, str], saved_by_cache: bool, expected: bool
 ) -> None:
     assert call("keepsBytecode", env, saved_by_cache) is expected
+    assert call("keepsBytecode", env, saved_by_cache, False) is expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"RUNNER_ENVIRONMENT": "github-hosted"}, True),  # thrown away, but free to write
+        ({"RUNNER_ENVIRONMENT": "github-hosted", "JOBSECRETS_BYTECODE": "false"}, False),
+    ],
+)
+def test_an_install_in_memory_gets_its_bytecode(env: dict[str, str], expected: bool) -> None:
+    """On a tmpfs the .pyc files cost nothing to write and spare the post step's compiling."""
+    assert call("keepsBytecode", env, False, True) is expected
+
+
+def test_on_tmpfs_tells_memory_from_the_disk(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    assert shm.is_dir(), "this test needs /dev/shm (a tmpfs on Linux)"
+    assert call("onTmpfs", {}, str(shm)) is True
+    # A directory that is not on a tmpfs (the test's own temporary one is on the disk here).
+    disk = next((d for d in (tmp_path, Path.home(), Path("/var/tmp")) if not _on_tmpfs(d)), None)
+    assert disk is not None, "no directory on a disk to compare with"
+    assert call("onTmpfs", {}, str(disk)) is False
+    assert call("onTmpfs", {}, str(tmp_path / "missing")) is False
+
+
+def _on_tmpfs(path: Path) -> bool:
+    """Whether ``path`` is on a tmpfs, by /proc/mounts (independent of lib.js)."""
+    best, kind = "", ""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, mount, fstype = line.split()[:3]
+        inside = str(path.resolve()).startswith(mount.rstrip("/") + "/") or str(path) == mount
+        if inside and len(mount) >= len(best):
+            best, kind = mount, fstype
+    return kind == "tmpfs"
 
 
 MEMO_DRIVER = """
