@@ -23,7 +23,7 @@ async function scan(paths, cwd, useCache, extras) {
     install.venvPython,
     args,
     { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
-    lib.keepsBytecode(Boolean(install.saveAs))
+    lib.keepsBytecode(Boolean(install.saveAs), process.env, lib.onTmpfs(install.venv))
   );
   await lib.saveInstall(install);
   if (result.code === 9) {
