@@ -913,17 +913,27 @@ function runCli(venvPython, args, options = {}, bytecode = true) {
   if (bytecode) delete env.PYTHONDONTWRITEBYTECODE;
   else env.PYTHONDONTWRITEBYTECODE = '1';
   return new Promise((resolve, reject) => {
-    const child = spawn(venvPython, ['-m', 'jobsecrets', ...args], {
-      stdio: ['ignore', 'inherit', 'pipe'],
-      ...options,
-      env,
-    });
     // A cancelled step signals this node process only, and node's default is to exit at once:
     // pass the signal on and wait, so the CLI revokes what it obtained instead of running on
-    // unseen after the step (and the post step) ended.
-    const forward = (signal) => child.kill(signal);
+    // unseen after the step (and the post step) ended. Listening starts before the spawn: until
+    // a listener exists a signal ends node at once, and a runner busy enough to deschedule node
+    // right after the fork could signal it after the CLI started and before listening (a test
+    // saw that once in 20 runs). Node runs the listener on a later turn, when `child` is set.
+    let child = null;
+    const forward = (signal) => child?.kill(signal);
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     for (const signal of signals) process.on(signal, forward);
+    try {
+      child = spawn(venvPython, ['-m', 'jobsecrets', ...args], {
+        stdio: ['ignore', 'inherit', 'pipe'],
+        ...options,
+        env,
+      });
+    } catch (err) {
+      for (const name of signals) process.removeListener(name, forward);
+      reject(err);
+      return;
+    }
     // The whole error for the annotation: its first line, every indented line after it (one per
     // failed variable) and the hint; not just the lines that start with "jobsecrets: error:".
     const errors = [];
