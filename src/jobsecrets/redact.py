@@ -288,14 +288,19 @@ class PatternSet:
             step = maskforms.WRAP_ANCHOR
             patterns, first = self._patterns, self._first_anchor
             index_of = dict(zip(patterns[first:], range(first, len(patterns)), strict=True))
+            every: dict[bytes, int] | None = None
             anchors: dict[int, list[tuple[int, int]]] = {}
             for source, text in enumerate(self._sources):
                 for offset in range(0, len(text) - step + 1, step):
                     anchor = text[offset : offset + step]
                     index = index_of.get(anchor)
-                    if index is None:  # an anchor that is also a form: the form's index
-                        index = patterns.index(anchor, 0, first)
-                        index_of[anchor] = index
+                    if index is None:
+                        # An anchor that is also a form: the form's index, from a table of every
+                        # pattern made once (values chosen to make many such anchors must not
+                        # make this a search of all patterns per anchor).
+                        if every is None:
+                            every = dict(zip(patterns, range(len(patterns)), strict=True))
+                        index = every[anchor]
                     anchors.setdefault(index, []).append((source, offset))
             self._anchors = anchors
         return self._anchors

@@ -507,3 +507,24 @@ def test_big_chunk_scanned_in_halves_misses_nothing_at_the_middle() -> None:
         out = StreamRedactor([value]).feed(bytes(data))
         leaked = value in out or out.count(b"***") != 1
         assert not leaked, f"canary leaked at shift {shift}"
+
+
+def test_wrapped_text_whose_anchors_are_other_values_forms_is_masked() -> None:
+    """Anchors equal to forms of other values (hostile values can make every anchor one): each
+    is found through the form it equals, and every line of the wrapped text is masked."""
+    rng = secrets.SystemRandom()
+    parts = [bytes(rng.randrange(256) for _ in range(12)) for _ in range(300)]
+    whole = b"".join(parts)  # its base64 is the parts' base64 (16 characters each) in a row
+    masks = MaskList()
+    for i, part in enumerate(parts):
+        masks.add(part, name=f"P{i}")
+    masks.add(whole, name="WHOLE")
+    encoded = base64.b64encode(whole)
+    wrapped = b"\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + b"\n"
+    out = masks.redact(b"config:\n" + wrapped + b"end\n")
+    lines = out.split(b"\n")
+    # Booleans only: a failure must not print what was left of the values.
+    shape = lines[0] == b"config:" and lines[-2:] == [b"end", b""]
+    assert shape, "the lines around the wrapped text changed"
+    whole_lines = all(line == b"***" for line in lines[1:-2])
+    assert whole_lines, "a line of the wrapped base64 was not masked as one"
