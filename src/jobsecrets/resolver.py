@@ -180,10 +180,23 @@ def resolve(
     if context.deadline is None:
         context.deadline = time.monotonic() + spec.settings.deadline
     late = _LateResults(spec.settings.deadline)
+    backends = []
     for name in wanted_backends(spec):
         backend = backend_factory(spec.backends[name], context)
         ledger.add_backend(backend)
-        runs[name] = _BackendRun(spec, backend, late, ledger)
+        backends.append(backend)
+    if backend_factory is default_backend_factory and len(backends) > 1:
+        from .backends.forked import fork_apart
+
+        # A backend whose library takes the longest to import signs in and reads on the other
+        # core (backends/forked.py); before any thread of ours starts, so the fork is clean.
+        # One whose options name another backend's secret reads it through this process's
+        # session (context.lookup): it stays here.
+        keep = {b.name for b in backends if option_references(spec.backends[b.name])}
+        backends = fork_apart(backends, context.env, keep=keep)
+    for backend in backends:
+        ledger.add_backend(backend)  # the stand-in of a forked one replaces it
+        runs[backend.name] = _BackendRun(spec, backend, late, ledger)
 
     _gather(
         runs,

@@ -90,6 +90,7 @@ class Session:
         self._audiences: dict[str | None, None] = {}
         self._identity_lock = threading.Lock()
         self.context.identity = self._identity_token
+        self.context.note_identity = self._note_identity_token
         # Backend options may name a secret of another backend (a GitHub App's key): read through
         # this session's own backends, so whatever that costs (a login token) is in the ledger.
         self.context.lookup = functools.partial(
@@ -103,6 +104,10 @@ class Session:
         with self._identity_lock:
             self._identity_tokens[token] = None
         return token
+
+    def _note_identity_token(self, token: str) -> None:
+        with self._identity_lock:
+            self._identity_tokens[token] = None
 
     def backends_wanted(self) -> list[str]:
         """The backends this job signs in to (``run``, ``export`` and ``plan --check`` alike)."""

@@ -166,6 +166,9 @@ class BackendContext:
     concurrency: int = 100
     lookup: Callable[[str], str | bytes] | None = None
     local: bool = False
+    #: Told of a CI identity token fetched elsewhere (a backend's own process) for this job, so
+    #: it is masked like those ``identity`` returned.
+    note_identity: Callable[[str], None] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the overall deadline (``timeout`` when there is none)."""
@@ -196,6 +199,10 @@ class Backend(abc.ABC):
     REFERENCE_OPTIONS: ClassVar[frozenset[str]] = frozenset()
     #: False when a read is one whole value that a ``#field`` cannot pick from (a minted token).
     TAKES_FIELD: ClassVar[bool] = True
+    #: The top-level module of the client library (``"botocore"``) of a backend that may sign in
+    #: and read in a process of its own (:mod:`jobsecrets.backends.forked`): only one that leaves
+    #: nothing to revoke or renew later (no lease, no token of ours). ``""``: never.
+    RUNS_APART: ClassVar[str] = ""
 
     def __init__(self, name: str, options: Mapping[str, Any], context: BackendContext) -> None:
         self.name = name

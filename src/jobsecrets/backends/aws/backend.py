@@ -165,6 +165,10 @@ class AwsBackend(Backend):
         "version_id": "read this exact version id (exclusive with version_stage)",
     }
 
+    #: STS credentials cannot be revoked and nothing here is renewed: once resolution ends, only a
+    #: ``max_age`` rule's DescribeSecret still talks to AWS. So botocore's import (~0.2 s of CPU
+    #: with the client) may run on the other core (backends/forked.py).
+    RUNS_APART: ClassVar[str] = "botocore"
     #: Secret ids per BatchGetSecretValue call: the API's maximum.
     BATCH_SIZE: ClassVar[int] = 20
     #: MaxResults for ListSecrets pages (the API's maximum is 100).
