@@ -351,7 +351,9 @@ class VaultBackend(Backend):
         return True
 
     def _new_client(self, token: str | None = None) -> hvac.Client:
-        import hvac
+        # requests first, hvac last: the connections opened ahead (below) need only requests,
+        # and connect while hvac's own modules import (~70 ms of CPU on a 2-core runner), so
+        # the sign-in goes out on an open connection: one round trip instead of two.
         import requests
         import requests.adapters
 
@@ -375,6 +377,15 @@ class VaultBackend(Backend):
         settings = requests.Session().merge_environment_settings(
             self.address, {}, None, self._verify(), None
         )
+        # One pooled session for every read: resolution runs many reads at once on one connection pool.
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=max(4, self.context.concurrency)
+        )
+        if self._reads_ahead:
+            self._open_ahead(adapter, settings, self._reads_ahead + 1)  # + the sign-in's
+            self._reads_ahead = 0
+        import hvac
+
         client = hvac.Client(
             url=self.address,
             token=token,
@@ -384,17 +395,10 @@ class VaultBackend(Backend):
             timeout=self.context.timeout,
         )
         client.adapter.session.trust_env = False
-        # One pooled session for every read: resolution runs many reads at once on one connection pool.
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=max(4, self.context.concurrency)
-        )
         client.adapter.session.mount("https://", adapter)
         client.adapter.session.mount("http://", adapter)
         # hvac's exceptions drop the headers: keep the last Retry-After of this thread's call.
         client.adapter.session.hooks["response"].append(self._note_retry_after)
-        if self._reads_ahead:
-            self._open_ahead(adapter, settings, self._reads_ahead + 1)  # + the sign-in's
-            self._reads_ahead = 0
         return client
 
     def expect_reads(self, paths: int) -> None:
