@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = ["BackendFactory", "default_backend_factory", "resolve", "wanted_backends"]
 
+import functools
 import logging
 import os
 import stat
@@ -76,7 +77,11 @@ class _Member:
         return f"{raw} -> {self.path}" if self.secret.is_prefix else raw
 
     def request(self) -> ReadRequest:
-        """The read this variable needs."""
+        """The read this variable needs (made once: resolution asks for it more than once)."""
+        return self._request
+
+    @functools.cached_property
+    def _request(self) -> ReadRequest:
         return replace(self.secret.read_request(self.path), variables=(self.name,), ref=self.ref)
 
 
