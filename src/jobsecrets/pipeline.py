@@ -14,7 +14,7 @@ __all__ = ["evaluate_resolution", "resolve_checked"]
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from . import _collect
@@ -34,8 +34,12 @@ def resolve_checked(
     audit_target: str | None,
     *,
     files_dir: str | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Resolution:
-    """Resolve with the policy enforced and every variable audited: ``run`` and ``export`` call this."""
+    """Resolve with the policy enforced and every variable audited: ``run`` and ``export`` call this.
+
+    ``meanwhile``: work of the caller's for while the stores answer (see :func:`resolve`).
+    """
     audit = open_audit(audit_target, session.env)
     try:
         try:
@@ -48,6 +52,7 @@ def resolve_checked(
                     session.ledger,
                     files_dir=files_dir,
                     backend_factory=session.backend_factory,
+                    meanwhile=meanwhile,
                 )
         except JobSecretsError as error:
             if audit is not None:

@@ -198,3 +198,27 @@ def test_prefix_members_with_control_characters_are_refused(tmp_path: Path) -> N
     message = info.value.message
     assert "refused a secret name" in message
     assert "\n::set-env" not in message and "\x9b" not in message
+
+
+def test_meanwhile_runs_once_while_the_store_still_answers(tmp_path: Path) -> None:
+    import time
+
+    spec, context = setup(tmp_path, {"app": {"a": "x"}}, "  A: fake:app#a\n", delay=0.5)
+    started = time.monotonic()
+    called: list[float] = []
+    result = resolve(spec, context, Ledger(), meanwhile=lambda: called.append(time.monotonic()))
+    took = time.monotonic() - started
+    assert result.env() == {"A": "x"}
+    assert len(called) == 1
+    # Before the read's half second was over, not after it: the caller's work overlaps the store's.
+    assert called[0] - started < 0.3 < took
+
+
+def test_a_failing_meanwhile_fails_resolution(tmp_path: Path) -> None:
+    spec, context = setup(tmp_path, {"app": {"a": "x"}}, "  A: fake:app#a\n", delay=0.2)
+
+    def meanwhile() -> None:
+        raise RuntimeError("preparation failed")
+
+    with pytest.raises(RuntimeError, match="preparation failed"):
+        resolve(spec, context, Ledger(), meanwhile=meanwhile)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["run_command"]
 
+import importlib
 import logging
 import sys
 
@@ -15,11 +16,18 @@ from ..env_limits import check_child_env
 from ..errors import RevokeError
 from ..lifecycle.renewal import Renewer
 from ..pipeline import resolve_checked
-from ..runner import run_child
 from ..session import Session
-from .common import masks_for
 
 log = logging.getLogger("jobsecrets")
+
+#: What run needs once the values are in (the child's runner, the redactor, its forms and
+#: matcher), imported while the stores answer instead of before resolution starts (as export).
+_AFTER_RESOLUTION = ("jobsecrets.runner", "jobsecrets.commands.common")
+
+
+def _import_after_resolution() -> None:
+    for name in _AFTER_RESOLUTION:
+        importlib.import_module(name)
 
 
 def run_command(
@@ -41,7 +49,7 @@ def run_command(
     code = 0
     try:
         # policy: enforced and every variable audited (--audit-log) before the child starts.
-        resolution = resolve_checked(session, "run", audit_log)
+        resolution = resolve_checked(session, "run", audit_log, meanwhile=_import_after_resolution)
         log.info(
             "resolved %d variable(s)%s",
             len(resolution.variables),
@@ -57,6 +65,9 @@ def run_command(
         check_child_env(env, argv, [var.name for var in resolution.variables])
         # The mask list and its matcher (a noticeable fraction of a second for 1,000 secrets) are
         # built once the child runs, while it starts up; its output waits for them, unread.
+        from ..runner import run_child
+        from .common import masks_for
+
         code = run_child(argv, env, lambda: masks_for(session, resolution), tty=tty)
         if scan:
             # Issue 19: the child's outputs are checked while the values still exist to compare.

@@ -28,7 +28,6 @@ import dataclasses
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -108,6 +107,8 @@ def write_state(
             _merge(state, previous)
     directory = os.path.dirname(os.path.abspath(path))
     private_directory(directory)
+    import tempfile  # after resolution only: not on the way to the first request
+
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".tmp")
     try:
         os.fchmod(fd, 0o600)

@@ -19,7 +19,6 @@ __all__ = [
 ]
 
 import importlib
-import tempfile
 from collections.abc import Mapping
 from functools import cache
 
@@ -60,6 +59,8 @@ def state_base(env: Mapping[str, str]) -> str:
         base = platform.state_base(env)
         if base:
             return base
+    import tempfile  # rarely needed: not on every start
+
     return env.get("TMPDIR") or tempfile.gettempdir()
 
 
