@@ -189,12 +189,16 @@ def test_the_identity_token_the_child_fetched_is_masked(
     env = environment(moto, openbao, tmp_path, **github_oidc.env(), GITHUB_RUN_ID="7")
     env["GITHUB_ENV"] = str(tmp_path / "github_env")
     Path(env["GITHUB_ENV"]).write_text("")
-    spec = spec_text(aws=f"{{type: aws, role_arn: '{role_arn}'}}")
+    spec = spec_text(aws=f"{{type: aws, role_arn: '{role_arn}', credentials: true}}")
     result = cli(
         tmp_path, spec, env, "export", "--format", "github", "--state", str(tmp_path / "s")
     )
     assert result.returncode == 0, result.stderr
     assert FORKED.search(result.stderr), "the AWS backend did not run apart"
+    # The role's credentials (exported_variables, asked of the AWS process) reached the job.
+    exported = Path(env["GITHUB_ENV"]).read_text()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "A_KEY"):
+        assert name in exported, f"{name} not exported"
     assert github_oidc.requests == ["sts.amazonaws.com"]  # fetched once, by the child
     masked = [
         line.removeprefix("::add-mask::")
@@ -215,6 +219,36 @@ def test_the_identity_token_the_child_fetched_is_masked(
     assert any(audience(value) == "sts.amazonaws.com" for value in masked), (
         "the CI identity token fetched in the AWS process is not masked"
     )
+
+
+def test_a_max_age_rule_asks_the_aws_process(
+    moto: MotoServer, openbao: Any, tmp_path: Path
+) -> None:
+    """``max_age`` needs DescribeSecret (AwsBackend.dated), asked after resolution of the backend
+    in its own process: the same violation, named the same way, with and without the fork."""
+    seed(moto, openbao)
+    time.sleep(1.5)
+    spec = "policy: {max_age: 1s}\n" + spec_text()
+    results = {}
+    for fork in ("1", "0"):
+        env = environment(moto, openbao, tmp_path, JOBSECRETS_FORK=fork)
+        state = str(tmp_path / f"state-{fork}")
+        results[fork] = cli(tmp_path, spec, env, "export", "--format", "json", "--state", state)
+    assert results["1"].returncode == results["0"].returncode == 8, results["1"].stderr
+    assert FORKED.search(results["1"].stderr)
+
+    def violations(stderr: str) -> list[str]:
+        return sorted(re.findall(r"(A_\w+): max_age", stderr))
+
+    assert violations(results["1"].stderr) == violations(results["0"].stderr)
+    assert "A_KEY" in violations(results["1"].stderr)
+    relaxed = cli(
+        tmp_path,
+        "policy: {max_age: 1d}\n" + spec_text(),
+        environment(moto, openbao, tmp_path),
+        *("export", "--format", "json", "--state", str(tmp_path / "state-relaxed")),
+    )
+    assert relaxed.returncode == 0, relaxed.stderr
 
 
 def _start_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int, int]:
