@@ -187,3 +187,18 @@ def test_may_fork_only_without_other_threads() -> None:
         stop.set()
         thread.join()
     assert not may_fork({"JOBSECRETS_FORK": "0"})
+
+
+def test_may_fork_sees_threads_threading_does_not_know() -> None:
+    import _thread
+
+    stop = threading.Event()
+    _thread.start_new_thread(stop.wait, ())  # as connections opened ahead are started
+    try:
+        end = time.monotonic() + 5
+        while len(os.listdir("/proc/self/task")) < threading.active_count() + 1:
+            assert time.monotonic() < end, "the thread never started"
+            time.sleep(0.01)
+        assert not may_fork({})
+    finally:
+        stop.set()

@@ -54,9 +54,19 @@ def may_fork(env: Mapping[str, str]) -> bool:
         sys.platform == "linux"
         and hasattr(os, "fork")
         and env.get("JOBSECRETS_FORK", "1") != "0"
-        and threading.active_count() == 1
         and threading.current_thread() is threading.main_thread()
+        and _only_thread()
     )
+
+
+def _only_thread() -> bool:
+    """No other thread in the process: also none that ``threading`` does not know of (started with
+    ``_thread``, as connections opened ahead are, or by a C library), which could hold a lock the
+    child would then wait for forever."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def fork_apart(
@@ -135,7 +145,12 @@ class ForkedBackend(Backend):
             with contextlib.suppress(Exception):
                 stream.flush()
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            parent_sock.close()
+            child_sock.close()
+            raise
         if pid == 0:  # pragma: no cover - the child; its behaviour is tested from outside
             code = 1
             try:
@@ -249,7 +264,13 @@ class ForkedBackend(Backend):
             os.waitpid(self._pid, 0)
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        # Not closed here: a thread may be inside recv() on it; shut down, it returns at once.
+        # Closed only when no call is in flight: a thread inside recv() on it returns at once
+        # from the shut-down socket, and is left its descriptor until it has.
+        if self._lock.acquire(blocking=False):
+            try:
+                self._sock.close()
+            finally:
+                self._lock.release()
 
 
 @functools.cache
