@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from support.moto_server import MotoServer
 from support.oidc import GithubTokenServer, generate_key
 from support.openbao import OpenBaoServer
 from support.postgres import PostgresServer
@@ -42,6 +43,20 @@ def openbao() -> Iterator[OpenBaoServer]:
     """One OpenBao dev server for the session; give each test its own mount/role names."""
     with OpenBaoServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    """A moto server (Secrets Manager, STS, IAM) for the module's tests."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer) -> MotoServer:
+    """The module's moto server, emptied for this test (modules may define their own)."""
+    moto_server.reset()
+    return moto_server
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +37,6 @@ pytestmark = pytest.mark.integration
 JOBSECRETS = [sys.executable, "-m", "jobsecrets"]
 ADMIN_ENV = {"AWS_ACCESS_KEY_ID": "AKIAADMINADMINADMIN1", "AWS_SECRET_ACCESS_KEY": "admin-key"}
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm8vcjpyZWYifQ.c2lnbmF0dXJl"
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture
-def moto(moto_server: MotoServer) -> MotoServer:
-    """The shared server, emptied for this test."""
-    moto_server.reset()
-    return moto_server
 
 
 def backend_for(moto: MotoServer, env: dict[str, str] | None = None, **options: Any) -> AwsBackend:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +37,6 @@ pytestmark = pytest.mark.integration
 ADMIN_ENV = {"AWS_ACCESS_KEY_ID": "AKIAADMINADMINADMIN1", "AWS_SECRET_ACCESS_KEY": "admin-key"}
 JOBSECRETS_RUN = [sys.executable, "-m", "jobsecrets", "-vv", "run", "-c", "jobsecrets.yml"]
 FORKED = re.compile(r"backend 'aws': signs in and reads in process (\d+)")
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture
-def moto(moto_server: MotoServer) -> MotoServer:
-    moto_server.reset()
-    return moto_server
 
 
 def digest(payload: Any) -> str:
@@ -120,6 +107,18 @@ def cli(
     )
 
 
+def export_both_ways(
+    moto: MotoServer, openbao: Any, tmp_path: Path, spec: str
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """``export --format json`` of ``spec`` with the fork (key "1") and without it ("0")."""
+    results = {}
+    for fork in ("1", "0"):
+        env = environment(moto, openbao, tmp_path, JOBSECRETS_FORK=fork)
+        state = str(tmp_path / f"state-{fork}")
+        results[fork] = cli(tmp_path, spec, env, "export", "--format", "json", "--state", state)
+    return results
+
+
 def alive(pid: int) -> bool:
     """A live process (not a zombie) with this pid."""
     try:
@@ -143,10 +142,7 @@ def test_same_variables_with_and_without_the_fork(
 ) -> None:
     seed(moto, openbao)
     outputs = {}
-    for fork in ("1", "0"):
-        env = environment(moto, openbao, tmp_path, JOBSECRETS_FORK=fork)
-        state = str(tmp_path / f"state-{fork}")
-        result = cli(tmp_path, spec_text(), env, "export", "--format", "json", "--state", state)
+    for fork, result in export_both_ways(moto, openbao, tmp_path, spec_text()).items():
         assert result.returncode == 0, result.stderr
         forked = FORKED.search(result.stderr)
         assert (forked is not None) == (fork == "1"), "forked when it should not, or not at all"
@@ -164,11 +160,7 @@ def test_an_error_in_the_child_is_the_same_error(
 ) -> None:
     seed(moto, openbao)
     spec = spec_text(extra="  A_GONE: aws:forked/never-created#key\n")
-    results = {}
-    for fork in ("1", "0"):
-        env = environment(moto, openbao, tmp_path, JOBSECRETS_FORK=fork)
-        state = str(tmp_path / f"state-{fork}")
-        results[fork] = cli(tmp_path, spec, env, "export", "--format", "json", "--state", state)
+    results = export_both_ways(moto, openbao, tmp_path, spec)
     assert results["1"].returncode == results["0"].returncode == 4, results["1"].stderr
     assert FORKED.search(results["1"].stderr)
 
@@ -229,11 +221,7 @@ def test_a_max_age_rule_asks_the_aws_process(
     seed(moto, openbao)
     time.sleep(1.5)
     spec = "policy: {max_age: 1s}\n" + spec_text()
-    results = {}
-    for fork in ("1", "0"):
-        env = environment(moto, openbao, tmp_path, JOBSECRETS_FORK=fork)
-        state = str(tmp_path / f"state-{fork}")
-        results[fork] = cli(tmp_path, spec, env, "export", "--format", "json", "--state", state)
+    results = export_both_ways(moto, openbao, tmp_path, spec)
     assert results["1"].returncode == results["0"].returncode == 8, results["1"].stderr
     assert FORKED.search(results["1"].stderr)
 
