@@ -119,6 +119,21 @@ def export_both_ways(
     return results
 
 
+def end_all(proc: subprocess.Popen[str], *pids: int | None) -> None:
+    """Kill whatever a test left running: these processes, then the CLI (and reap it)."""
+    for pid in pids:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def blackholed_moto(moto: MotoServer) -> FaultProxy:
+    """A proxy in front of moto that takes every request and never answers."""
+    return FaultProxy(int(moto.endpoint.rsplit(":", 1)[1]), "blackhole")
+
+
 def alive(pid: int) -> bool:
     """A live process (not a zombie) with this pid."""
     try:
@@ -239,13 +254,14 @@ def test_a_max_age_rule_asks_the_aws_process(
     assert relaxed.returncode == 0, relaxed.stderr
 
 
-def _start_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int, int]:
-    """``run`` of a job that writes its pid and sleeps; returns the CLI, the AWS process, the job."""
-    pidfile = tmp_path / "job.pid"
-    job = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+def start_run(
+    tmp_path: Path, env: dict[str, str], *job: str
+) -> tuple[subprocess.Popen[str], int | None]:
+    """``run -- JOB`` started; returns the CLI and the AWS process's pid from ``-vv`` (or None
+    if the CLI said nothing of one before its stderr ended)."""
     (tmp_path / "jobsecrets.yml").write_text(spec_text())
     proc = subprocess.Popen(
-        [*JOBSECRETS_RUN, "--", sys.executable, "-c", job],
+        [*JOBSECRETS_RUN, "--", *job],
         env=env,
         cwd=tmp_path,
         stderr=subprocess.PIPE,
@@ -253,18 +269,28 @@ def _start_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[st
         text=True,
     )
     assert proc.stderr is not None
-    end = time.monotonic() + 30
-    aws = None
-    while aws is None and time.monotonic() < end:
-        line = proc.stderr.readline()
-        if not line:
-            break
+    for line in proc.stderr:
         found = FORKED.search(line)
         if found:
-            aws = int(found.group(1))
-    assert aws is not None, "the AWS backend did not run apart"
+            return proc, int(found.group(1))
+    return proc, None
+
+
+def _start_sleeping_job(
+    tmp_path: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen[str], int, int]:
+    """``run`` of a job that writes its pid and sleeps; returns the CLI, the AWS process, the job."""
+    pidfile = tmp_path / "job.pid"
+    job = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    proc, aws = start_run(tmp_path, env, sys.executable, "-c", job)
+    if aws is None:
+        end_all(proc)
+        raise AssertionError("the AWS backend did not run apart")
+    end = time.monotonic() + 30
     while not pidfile.exists() or not pidfile.read_text():
-        assert time.monotonic() < end and proc.poll() is None, "the job never started"
+        if time.monotonic() > end or proc.poll() is not None:
+            end_all(proc, aws)
+            raise AssertionError("the job never started")
         time.sleep(0.05)
     return proc, aws, int(pidfile.read_text())
 
@@ -273,19 +299,14 @@ def test_a_cancelled_run_leaves_no_aws_process(
     moto: MotoServer, openbao: Any, tmp_path: Path
 ) -> None:
     seed(moto, openbao)
-    proc, aws, job = _start_run(tmp_path, environment(moto, openbao, tmp_path))
+    proc, aws, job = _start_sleeping_job(tmp_path, environment(moto, openbao, tmp_path))
     try:
         assert alive(aws), "the AWS process ended before the job did"
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         assert wait_gone(aws), "the AWS process outlived a cancelled run"
     finally:
-        for pid in (job, aws):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        end_all(proc, job, aws)
 
 
 def test_the_aws_process_dies_with_a_killed_cli(
@@ -294,25 +315,10 @@ def test_the_aws_process_dies_with_a_killed_cli(
     """Killed outright while the child waits on a store that never answers (its request has
     seconds to go): only the kernel's death signal can end it at once."""
     seed(moto, openbao)
-    with FaultProxy(int(moto.endpoint.rsplit(":", 1)[1]), "blackhole") as proxy:
+    with blackholed_moto(moto) as proxy:
         env = environment(moto, openbao, tmp_path, AWS_ENDPOINT_URL=proxy.url)
-        (tmp_path / "jobsecrets.yml").write_text(spec_text())
-        proc = subprocess.Popen(
-            [*JOBSECRETS_RUN, "--", "true"],
-            env=env,
-            cwd=tmp_path,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-        assert proc.stderr is not None
-        aws = None
+        proc, aws = start_run(tmp_path, env, "true")
         try:
-            for line in proc.stderr:
-                found = FORKED.search(line)
-                if found:
-                    aws = int(found.group(1))
-                    break
             assert aws is not None, "the AWS backend did not run apart"
             end = time.monotonic() + 10
             while proxy.requests == 0:  # the child is now waiting on the store
@@ -322,18 +328,14 @@ def test_the_aws_process_dies_with_a_killed_cli(
             proc.wait(timeout=10)
             assert wait_gone(aws, 2.0), "the AWS process outlived a killed CLI"
         finally:
-            if aws is not None and alive(aws):
-                os.kill(aws, signal.SIGKILL)
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+            end_all(proc, aws)
 
 
 def test_a_store_that_never_answers_ends_at_the_deadline(
     moto: MotoServer, openbao: Any, tmp_path: Path
 ) -> None:
     seed(moto, openbao)
-    with FaultProxy(int(moto.endpoint.rsplit(":", 1)[1]), "blackhole") as proxy:
+    with blackholed_moto(moto) as proxy:
         env = environment(moto, openbao, tmp_path, AWS_ENDPOINT_URL=proxy.url)
         spec = "settings:\n  deadline: 3s\n" + spec_text()
         started = time.monotonic()
