@@ -227,7 +227,10 @@ def render(summary: Mapping[str, Any], raw: Mapping[str, Any], command: str) -> 
         "started, so the command's own start-up hides it); with thousands of secrets it is "
         "most of `run`'s peak and of its extra time. Beyond ~1,500 secrets its key search is "
         "a contiguous NFA rather than a DFA (`redact._DFA_MAX_KEY_BYTES`), which keeps it to "
-        "~75 MiB at 5,000 secrets (~120,000 patterns) at about half the DFA's speed.",
+        "~75 MiB at 5,000 secrets (~120,000 patterns) at about half the DFA's speed. "
+        "The peak RSS is that of the `jobsecrets` process (GNU `time` of the command): its AWS "
+        'backend runs in a second process ("Resolution on two cores": ~57 MiB at 5,000, '
+        "~10-15 MiB more in all than one process).",
         "",
         "Goals (issue 18):",
         "",
