@@ -291,7 +291,7 @@ def render(summary: Mapping[str, Any], raw: Mapping[str, Any], command: str) -> 
         "",
         "The `jobsecrets` rows are its own process: with Vault and AWS in one spec its AWS "
         'backend runs in a second one, measured apart in "Resolution on two cores" below '
-        "(~10-15 MiB more in all).",
+        "(15-30 MiB more in all, by PSS).",
     ]
     return "\n".join(lines), "\n".join(memory)
 

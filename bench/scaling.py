@@ -230,7 +230,7 @@ def render(summary: Mapping[str, Any], raw: Mapping[str, Any], command: str) -> 
         "~75 MiB at 5,000 secrets (~120,000 patterns) at about half the DFA's speed. "
         "The peak RSS is that of the `jobsecrets` process (GNU `time` of the command): its AWS "
         'backend runs in a second process ("Resolution on two cores": ~57 MiB at 5,000, '
-        "~10-15 MiB more in all than one process).",
+        "15-30 MiB more in all than one process, by PSS).",
         "",
         "Goals (issue 18):",
         "",
