@@ -202,3 +202,25 @@ def test_may_fork_sees_threads_threading_does_not_know() -> None:
         assert not may_fork({})
     finally:
         stop.set()
+
+
+def test_an_exchange_cut_halfway_ends_the_child(
+    started: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal between sending a call and reading its answer: the answer would be taken for the
+    next call's, so the child is ended and every later call fails instead."""
+    backend = started(Apart("a", {}, context([])))
+    pid = backend._pid
+    real_receive = forked._receive
+
+    def interrupted(sock: Any) -> Any:
+        monkeypatch.setattr(forked, "_receive", real_receive)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forked, "_receive", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        backend.read(request("one"))
+    with pytest.raises(BackendError):
+        backend.read(request("two"))
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone and reaped

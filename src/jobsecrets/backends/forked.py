@@ -179,9 +179,15 @@ class ForkedBackend(Backend):
                 _send(self._sock, (method, args, kwargs))
                 ok, result, tokens, trouble, location = _receive(self._sock)
             except (OSError, EOFError, pickle.UnpicklingError) as error:
+                self._end_child()
                 raise BackendError(
                     f"backend {self.name!r}: its process ended ({type(error).__name__})"
                 ) from None
+            except BaseException:
+                # An exchange cut halfway (a signal): its answer would be read as the next
+                # call's, so the child is not asked anything again.
+                self._end_child()
+                raise
         self.last_trouble = trouble
         self._location = location
         note = self.context.note_identity
@@ -257,13 +263,7 @@ class ForkedBackend(Backend):
         a thread still waiting on it then gets an error instead of an answer."""
         if self._closed:
             return
-        self._closed = True
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self._pid, 0)
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+        self._kill()
         # Closed only when no call is in flight: a thread inside recv() on it returns at once
         # from the shut-down socket, and is left its descriptor until it has.
         if self._lock.acquire(blocking=False):
@@ -271,6 +271,20 @@ class ForkedBackend(Backend):
                 self._sock.close()
             finally:
                 self._lock.release()
+
+    def _end_child(self) -> None:
+        """After a failed exchange (the caller holds the lock): the child and socket are done."""
+        self._kill()
+        self._sock.close()
+
+    def _kill(self) -> None:
+        self._closed = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self._pid, 0)
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
 
 
 @functools.cache
