@@ -10,9 +10,10 @@ at once; the caller's cleanup (:meth:`Session.finish`) then ends everything else
 
 from __future__ import annotations
 
-__all__ = ["evaluate_resolution", "resolve_checked"]
+__all__ = ["evaluate_resolution", "importing", "resolve_checked"]
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -85,6 +86,17 @@ def resolve_checked(
     finally:
         if audit is not None:
             audit.close()
+
+
+def importing(*modules: str) -> Callable[[], None]:
+    """A ``meanwhile`` for :func:`resolve_checked` that imports ``modules``: what a command needs
+    once the values are in, loaded while the stores answer instead of before the first request."""
+
+    def load() -> None:
+        for name in modules:
+            importlib.import_module(name)
+
+    return load
 
 
 def evaluate_resolution(

@@ -201,9 +201,11 @@ def resolve(
         # One whose options name another backend's secret reads it through this process's
         # session (context.lookup): it stays here.
         keep = {b.name for b in backends if option_references(spec.backends[b.name])}
-        backends = fork_apart(backends, context.env, keep=keep)
+        built, backends = backends, fork_apart(backends, context.env, keep=keep)
+        for original, backend in zip(built, backends, strict=True):
+            if backend is not original:
+                ledger.add_backend(backend)  # the stand-in replaces the unused original
     for backend in backends:
-        ledger.add_backend(backend)  # the stand-in of a forked one replaces it
         runs[backend.name] = _BackendRun(spec, backend, late, ledger)
 
     _gather(

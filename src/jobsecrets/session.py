@@ -101,11 +101,11 @@ class Session:
         with self._identity_lock:
             self._audiences[audience] = None
         token = self.identity.token(audience)
-        with self._identity_lock:
-            self._identity_tokens[token] = None
+        self._note_identity_token(token)
         return token
 
     def _note_identity_token(self, token: str) -> None:
+        """Remember a CI identity token (fetched here or in a backend's own process) to mask it."""
         with self._identity_lock:
             self._identity_tokens[token] = None
 

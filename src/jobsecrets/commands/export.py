@@ -9,7 +9,6 @@ from __future__ import annotations
 __all__ = ["export_command"]
 
 import contextlib
-import importlib
 import logging
 import os
 import sys
@@ -18,7 +17,7 @@ from ..errors import JobSecretsError
 from ..formats import FORMATS, render
 from ..lifecycle.cipher import StateCipher
 from ..lifecycle.state import default_state_path, private_directory, write_state
-from ..pipeline import resolve_checked
+from ..pipeline import importing, resolve_checked
 from ..platforms import exporter
 from ..safe_files import write_private
 from ..session import Session
@@ -28,12 +27,7 @@ log = logging.getLogger("jobsecrets")
 #: What export needs once the values are in (the redactor, its forms and matcher: ~15-20 ms of
 #: imports on a 2-core runner), imported while the stores answer instead of before resolution
 #: starts: the sign-ins, and a backend's own process (backends/forked.py), start that much sooner.
-_AFTER_RESOLUTION = ("jobsecrets.commands.common",)
-
-
-def _import_after_resolution() -> None:
-    for name in _AFTER_RESOLUTION:
-        importlib.import_module(name)
+_AFTER_RESOLUTION = importing("jobsecrets.commands.common")
 
 
 def _write_output(text: str, output: str | None) -> None:
@@ -89,7 +83,7 @@ def export_command(
             # files must not be written where another user could swap or remove them.
             private_directory(files_dir)
         resolution = resolve_checked(
-            session, "export", audit_log, files_dir=files_dir, meanwhile=_import_after_resolution
+            session, "export", audit_log, files_dir=files_dir, meanwhile=_AFTER_RESOLUTION
         )
         from .common import masks_for
 

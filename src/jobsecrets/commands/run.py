@@ -8,26 +8,20 @@ from __future__ import annotations
 
 __all__ = ["run_command"]
 
-import importlib
 import logging
 import sys
 
 from ..env_limits import check_child_env
 from ..errors import RevokeError
 from ..lifecycle.renewal import Renewer
-from ..pipeline import resolve_checked
+from ..pipeline import importing, resolve_checked
 from ..session import Session
 
 log = logging.getLogger("jobsecrets")
 
 #: What run needs once the values are in (the child's runner, the redactor, its forms and
 #: matcher), imported while the stores answer instead of before resolution starts (as export).
-_AFTER_RESOLUTION = ("jobsecrets.runner", "jobsecrets.commands.common")
-
-
-def _import_after_resolution() -> None:
-    for name in _AFTER_RESOLUTION:
-        importlib.import_module(name)
+_AFTER_RESOLUTION = importing("jobsecrets.runner", "jobsecrets.commands.common")
 
 
 def run_command(
@@ -49,7 +43,7 @@ def run_command(
     code = 0
     try:
         # policy: enforced and every variable audited (--audit-log) before the child starts.
-        resolution = resolve_checked(session, "run", audit_log, meanwhile=_import_after_resolution)
+        resolution = resolve_checked(session, "run", audit_log, meanwhile=_AFTER_RESOLUTION)
         log.info(
             "resolved %d variable(s)%s",
             len(resolution.variables),
