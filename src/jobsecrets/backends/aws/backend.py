@@ -91,9 +91,14 @@ def _new_session(
     """
     import botocore.session
 
+    from .models import register_loader
+
     session = botocore.session.Session()
     if loader_from is not None:
         session.register_component("data_loader", loader_from.get_component("data_loader"))
+    else:
+        # botocore's loader, but a client's model is found without listing all ~445 services.
+        register_loader(session)
     if profile is not None:
         session.set_config_variable("profile", profile)
     if credentials is not None:
