@@ -451,6 +451,37 @@ def test_a_runner_without_zstd_saves_and_restores_gzip(tmp_path: Path) -> None:
         assert "restored the install" not in log
 
 
+def test_zstd_without_unzstd_restores_through_the_action(tmp_path: Path) -> None:
+    """zstd on PATH but not its ``unzstd`` name: tar cannot run the decompressor itself, so the
+    action pipes ``zstd -d`` into it; the same entry restores either way."""
+    canary = "canary-" + secrets.token_urlsafe(18)
+    src = workspace_with_spec(tmp_path / "src", canary)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("node", "tar", "zstd"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    assert shutil.which("unzstd") is not None  # the other runs below do have it
+    # The same interpreter in every run (part of the entry's key), not a launcher on PATH.
+    python = {"JOBSECRETS_PYTHON": str(Path(getattr(sys, "_base_executable", sys.executable)))}
+    no_unzstd = {**python, "PATH": str(bin_dir)}
+    with CacheServiceV2() as service:
+        code, log, _ = run_main(
+            tmp_path, "first", src, {**service.env(), **python, "JOBSECRETS_INSTALLER": "pip"}
+        )
+        assert code == 0, log[-4000:]
+        (entry,) = service.entries.values()
+        assert entry.blob is not None and entry.blob[:4] == b"\x28\xb5\x2f\xfd"  # zstd frame
+        for name, env in (("without-unzstd", no_unzstd), ("with-unzstd", python)):
+            code, log, github_env = run_main(
+                tmp_path, name, src, {**service.env(), **env, **refusing_index()}
+            )
+            assert code == 0, log[-4000:]
+            assert "jobsecrets: restored the install from the Actions cache" in log, name
+            assert (canary in github_env) is True, name
+
+
 def test_a_hostile_archive_writes_nothing_outside_and_is_not_used(tmp_path: Path) -> None:
     """Whoever can write the repository's cache could plant an entry under the install's key. The
     runner's tar refuses its members that climb out (``..``), are absolute or write through a
