@@ -255,14 +255,35 @@ _PIP_SOURCES = (
 )
 #: --hosted-pip: pip as a GitHub-hosted runner has it, PyPI and nothing else.
 HOSTED_PIP = False
+#: A directory put first on the job's PATH, or "" (--python-shim): its `python3` is the
+#: interpreter itself, as on a GitHub-hosted runner (/usr/bin/python3, or the tool cache's bin/
+#: that actions/setup-python puts on PATH). This machine's `python3` is a pyenv shim, a shell
+#: script that runs pyenv: ~80-100 ms for each call, which the action's probe of a runner it has
+#: not seen yet pays (lib.js findPythonMemo; restored and cold rows).
+RUNNER_PYTHON_DIR = ""
+
+
+def _runner_python_dir(parent: Path) -> str:
+    """A directory in ``parent`` holding only ``python3``, a link to this interpreter's base."""
+    bin_dir = parent / "runner-bin"
+    bin_dir.mkdir()
+    base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    (bin_dir / "python3").symlink_to(base)
+    return str(bin_dir)
+
+
+def _job_path(path: str) -> str:
+    """``path`` with RUNNER_PYTHON_DIR first."""
+    return f"{RUNNER_PYTHON_DIR}:{path}" if RUNNER_PYTHON_DIR else path
 
 
 def _act_env() -> dict[str, str]:
     """act's environment, which its host-run steps inherit. With ``HOSTED_PIP``, pip reads no
     configuration file (``PIP_CONFIG_FILE=/dev/null``, pip's own switch) and no index or
     find-links variable: this machine's pip adds local wheel directories and file:// indexes that
-    a hosted runner does not have."""
+    a hosted runner does not have. ``PATH`` starts with RUNNER_PYTHON_DIR."""
     env = clean_env()
+    env["PATH"] = _job_path(env["PATH"])
     if HOSTED_PIP:
         for name in _PIP_SOURCES:
             env.pop(name, None)
@@ -375,8 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pip configured as on a GitHub-hosted runner (PyPI only, no config file)",
     )
+    parser.add_argument(
+        "--python-shim",
+        action="store_true",
+        help="leave this machine's PATH as it is (python3 a pyenv shim) instead of putting a "
+        "directory first whose python3 is the interpreter, as on a GitHub-hosted runner",
+    )
     args = parser.parse_args(argv)
-    global HOSTED_PIP
+    global HOSTED_PIP, RUNNER_PYTHON_DIR
     HOSTED_PIP = args.hosted_pip
 
     cache_port = free_port()
@@ -386,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         LatencyProxy("127.0.0.1", cache_port, delay_ms=args.delay_ms) as cache_proxy,
     ):
         base = Path(tmp)
+        if not args.python_shim:
+            RUNNER_PYTHON_DIR = _runner_python_dir(base)
         repo = action_repo(base / "repo")
         workspace = base / "ws"
         (workspace / ".github" / "workflows").mkdir(parents=True)
@@ -456,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_env["UV_CACHE_DIR"] = str(uv_cache)
             if uv:
                 # A runner with uv on PATH (the action then installs with `uv pip install`).
-                run_env["PATH"] = f"{Path(args.uv).resolve().parent}:{clean_env()['PATH']}"
+                run_env["PATH"] = (
+                    f"{Path(args.uv).resolve().parent}:{_job_path(clean_env()['PATH'])}"
+                )
                 kind += "-uv" if kind else ""
             else:
                 run_env["JOBSECRETS_INSTALLER"] = "pip"  # even if this host has uv on PATH
