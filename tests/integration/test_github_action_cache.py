@@ -88,6 +88,16 @@ def refusing_index() -> dict[str, str]:
     }
 
 
+def only_these_tools(bin_dir: Path, *tools: str) -> str:
+    """A PATH of one new directory holding links to ``tools`` (found on this PATH) and nothing else."""
+    bin_dir.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
 def workspace_with_spec(path: Path, canary: str) -> Path:
     path.mkdir(parents=True)
     (path / "jobsecrets.yml").write_text(SPEC)
@@ -418,14 +428,8 @@ def test_a_runner_without_zstd_saves_and_restores_gzip(tmp_path: Path) -> None:
     (the entry's version names the compression, as getCacheVersion does)."""
     canary = "canary-" + secrets.token_urlsafe(18)
     src = workspace_with_spec(tmp_path / "src", canary)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("node", "tar", "gzip"):
-        found = shutil.which(tool)
-        assert found is not None, tool
-        (bin_dir / tool).symlink_to(found)
     no_zstd = {
-        "PATH": str(bin_dir),
+        "PATH": only_these_tools(tmp_path / "bin", "node", "tar", "gzip"),
         # The interpreter itself: a launcher on PATH (a pyenv shim) is not in bin/.
         "JOBSECRETS_PYTHON": str(Path(getattr(sys, "_base_executable", sys.executable))),
     }
@@ -456,16 +460,10 @@ def test_zstd_without_unzstd_restores_through_the_action(tmp_path: Path) -> None
     action pipes ``zstd -d`` into it; the same entry restores either way."""
     canary = "canary-" + secrets.token_urlsafe(18)
     src = workspace_with_spec(tmp_path / "src", canary)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("node", "tar", "zstd"):
-        found = shutil.which(tool)
-        assert found is not None, tool
-        (bin_dir / tool).symlink_to(found)
     assert shutil.which("unzstd") is not None  # the other runs below do have it
     # The same interpreter in every run (part of the entry's key), not a launcher on PATH.
     python = {"JOBSECRETS_PYTHON": str(Path(getattr(sys, "_base_executable", sys.executable)))}
-    no_unzstd = {**python, "PATH": str(bin_dir)}
+    no_unzstd = {**python, "PATH": only_these_tools(tmp_path / "bin", "node", "tar", "zstd")}
     with CacheServiceV2() as service:
         code, log, _ = run_main(
             tmp_path, "first", src, {**service.env(), **python, "JOBSECRETS_INSTALLER": "pip"}
