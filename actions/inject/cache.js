@@ -214,23 +214,31 @@ async function downloadInto(url, method, dest) {
   if (Number.isFinite(expected) && received !== expected) {
     throw new Error(`archive download: ${received} of ${expected} bytes`);
   }
+  return received;
 }
 
 /**
- * Restore the install `name` (a directory of `root`) saved under `key`. Returns true when it is in
- * place, false on a miss. Unpacked into a temporary directory of `root` first and renamed into
- * place only when complete (the install's `.jobsecrets-complete` marker is in it), so a cut
- * download never leaves a half install that a later step would use.
+ * Restore the install `name` (a directory of `root`) saved under `key`. Returns null on a miss,
+ * else what the restore cost, for the step's log: `{ bytes, lookupSeconds, unpackSeconds }` (the
+ * archive's size; the lookup; the download, unpacked as it arrives, and the rename). Unpacked
+ * into a temporary directory of `root` first and renamed into place only when complete (the
+ * install's `.jobsecrets-complete` marker is in it), so a cut download never leaves a half
+ * install that a later step would use.
  */
 async function restore(svc, root, name, key) {
   checkKey(key);
+  const started = process.hrtime.bigint();
+  const since = (from) => Number(process.hrtime.bigint() - from) / 1e9;
   const method = compression();
   const url = await lookup(svc, key, entryVersion([name], method));
-  if (!url) return false;
+  if (!url) return null;
+  const lookupSeconds = since(started);
+  const looked = process.hrtime.bigint();
   fs.mkdirSync(root, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(root, '.restore-'));
+  let bytes;
   try {
-    await downloadInto(url, method, tmp);
+    bytes = await downloadInto(url, method, tmp);
     const unpacked = path.join(tmp, name);
     if (!fs.existsSync(path.join(unpacked, '.jobsecrets-complete'))) {
       throw new Error('the archive holds no complete install');
@@ -244,7 +252,7 @@ async function restore(svc, root, name, key) {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  return true;
+  return { bytes, lookupSeconds, unpackSeconds: since(looked) };
 }
 
 /** Archive `root/name` into `file` with the runner's tar (and zstd), paths relative to `root`. */

@@ -624,9 +624,11 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
     : null;
   if (saveAs) {
     try {
-      if (await actionsCache.restore(svc, cacheRoot, saveAs.name, saveAs.key)) {
+      const restored = await actionsCache.restore(svc, cacheRoot, saveAs.name, saveAs.key);
+      if (restored) {
         const seconds = (Date.now() - started) / 1000;
-        return { venvPython, venv, cached: true, restored: true, groups: [...wanted].sort(), seconds };
+        const groupList = [...wanted].sort();
+        return { venvPython, venv, cached: true, restored, groups: groupList, seconds };
       }
     } catch (err) {
       // A cache is an optimisation: never the reason a step fails (as @actions/cache warns too).

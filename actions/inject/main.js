@@ -65,9 +65,16 @@ async function main() {
     install = await lib.installRequirement(from, extras);
   }
   const what = install.groups ? ` (${install.groups.join(', ')})` : '';
+  // A restore says what it cost (archive size, lookup, download and unpack): what a user needs
+  // to tell a slow cache from a slow runner, and what bench/github_step.py reports.
+  const restored = install.restored;
+  const cost = restored
+    ? ` (${(restored.bytes / 1e6).toFixed(1)} MB; lookup ${restored.lookupSeconds.toFixed(2)} s, ` +
+      `download and unpack ${restored.unpackSeconds.toFixed(2)} s)`
+    : '';
   console.log(
-    install.restored
-      ? `jobsecrets: restored the install from the Actions cache into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`
+    restored
+      ? `jobsecrets: restored the install from the Actions cache into ${install.venv}${what} in ${install.seconds.toFixed(1)} s${cost}`
       : install.cached
         ? `jobsecrets: using the cached install ${install.venv}${what}`
         : `jobsecrets: installed into ${install.venv}${what} in ${install.seconds.toFixed(1)} s`

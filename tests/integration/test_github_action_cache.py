@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -292,6 +293,17 @@ def test_v2_cache_saves_then_a_fresh_runner_restores(tmp_path: Path) -> None:
         assert "jobsecrets: restored the install from the Actions cache" in log
         assert "::warning" not in log
         assert (canary in github_env) is True
+        # The log says what the restore cost: the archive's size, the lookup, the download.
+        cost = re.search(
+            r"restored the install .* in ([\d.]+) s \(([\d.]+) MB; lookup ([\d.]+) s, "
+            r"download and unpack ([\d.]+) s\)",
+            log,
+        )
+        assert cost is not None, log[-2000:]
+        total, megabytes, lookup, unpack = map(float, cost.groups())
+        assert megabytes == round(len(entry.blob) / 1e6, 1)
+        # Printed to 0.01 s (a local stand-in may answer the lookup in less), the total to 0.1 s.
+        assert lookup >= 0 and unpack > 0 and lookup + unpack <= total + 0.1
         assert service.calls == ["GetCacheEntryDownloadURL", "GET blob"]
 
         # Without ACTIONS_CACHE_SERVICE_V2 the same variables mean v1 (@actions/cache's rule):
