@@ -150,7 +150,13 @@ function send(target, method, headers, body, stream, deadline, hops) {
       if (method === 'GET' && REDIRECTS.includes(status) && location && hops < MAX_REDIRECTS) {
         res.resume();
         clearTimeout(timer);
-        const next = new URL(location, target);
+        let next;
+        try {
+          next = new URL(location, target);
+        } catch {
+          reject(new Error(`cache: HTTP ${status} to an unreadable location`));
+          return;
+        }
         const onward = Object.fromEntries(
           Object.entries(headers).filter(
             ([name]) => next.origin === target.origin || name.toLowerCase() !== 'authorization'
@@ -173,6 +179,11 @@ function send(target, method, headers, body, stream, deadline, hops) {
       const chunks = [];
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('error', fail);
+      // Cut before the end (a timeout destroys the request, the server drops the connection):
+      // an error, not a short body taken for the whole one. After 'end' this changes nothing.
+      res.on('close', () => {
+        if (!res.complete) fail(new Error('connection closed before the end of the response'));
+      });
       res.on('end', () => {
         clearTimeout(timer);
         const text = Buffer.concat(chunks).toString('utf8');

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -536,3 +537,110 @@ def test_a_hostile_archive_writes_nothing_outside_and_is_not_used(tmp_path: Path
     assert "could not restore the install from the Actions cache" in log
     assert "jobsecrets: installed into" in log
     assert (canary in github_env) is True
+
+
+RESTORE_DRIVER = """
+const cache = require(process.argv[1]);
+const [base, token, root] = JSON.parse(process.argv[2]);
+cache.restore({ version: 'v1', base, token }, root, 'install', 'key').then(
+  (result) => process.stdout.write(JSON.stringify({ result })),
+  (err) => process.stdout.write(JSON.stringify({ error: err.message }))
+);
+"""
+
+
+class _Scripted:
+    """A loopback HTTP server answering each request with the next scripted raw response; it
+    records each request's head (method, path, headers) for the test to look at."""
+
+    def __init__(self, responses: list[bytes]) -> None:
+        self.responses = list(responses)
+        self.requests: list[dict[str, str]] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.responses:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    head += data
+                lines = head.decode("latin-1").split("\r\n")
+                request = {"request-line": lines[0]}
+                for line in lines[1:]:
+                    if ":" in line:
+                        name, _, value = line.partition(":")
+                        request[name.strip().lower()] = value.strip()
+                self.requests.append(request)
+                conn.sendall(self.responses.pop(0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def restore_from(base: str, token: str, root: Path) -> dict[str, object]:
+    result = subprocess.run(
+        ["node", "-e", RESTORE_DRIVER, str(REPO_ROOT / "actions" / "inject" / "cache.js"),
+         json.dumps([base, token, str(root)])],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome: dict[str, object] = json.loads(result.stdout)
+    return outcome
+
+
+def test_a_redirect_elsewhere_does_not_carry_the_token(tmp_path: Path) -> None:
+    """The lookup follows a redirect as fetch did, but its bearer token stays with its origin."""
+    other = _Scripted(
+        [b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"]
+    )
+    # 127.0.0.1 and localhost are two origins for the same server.
+    moved = f"http://localhost:{other.port}/_apis/artifactcache/cache?keys=key"
+    first = _Scripted(
+        [f"HTTP/1.1 302 Found\r\nLocation: {moved}\r\nContent-Length: 0\r\n"
+         "Connection: close\r\n\r\n".encode()]
+    )  # fmt: skip
+    try:
+        outcome = restore_from(first.url, "runtime-token", tmp_path / "root")
+    finally:
+        first.close()
+        other.close()
+    assert outcome == {"result": None}  # a miss, after the redirect
+    assert first.requests[0]["authorization"] == "Bearer runtime-token"
+    assert "authorization" not in other.requests[0]
+    assert other.requests[0]["request-line"].startswith("GET /_apis/artifactcache/cache?keys=key")
+
+
+def test_an_unreadable_redirect_or_a_cut_answer_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    redirect = (
+        b"HTTP/1.1 302 Found\r\nLocation: http://[::1\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    # A lookup answer that promises 200 bytes of JSON and stops after 20.
+    cut = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n"
+        b'Connection: close\r\n\r\n{"archiveLocation": '
+    )
+    # Node reports a response cut short as "aborted"; our own check as "closed before the end".
+    cases = ((redirect, ("unreadable location",)), (cut, ("aborted", "closed before the end")))
+    for response, messages in cases:
+        server = _Scripted([response])
+        try:
+            outcome = restore_from(server.url, "", tmp_path / "root")
+        finally:
+            server.close()
+        assert isinstance(outcome.get("error"), str), outcome
+        assert any(m in str(outcome["error"]) for m in messages), outcome
+    assert not (tmp_path / "root" / "install").exists()
