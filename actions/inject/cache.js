@@ -106,6 +106,70 @@ function checkKey(key) {
 const USER_AGENT = 'jobsecrets-action';
 const REDIRECTS = [301, 302, 303, 307, 308];
 const MAX_REDIRECTS = 5;
+// Marks a socket that was opened ahead (see WarmAgent), on the socket itself.
+const OPENED_AHEAD = Symbol('opened ahead');
+
+/**
+ * Node's keep-alive agent (with the options of Node 20's global agent) that can open a connection
+ * before the first request to an origin needs it: preconnect() during the step's other work,
+ * the request then finds the handshake (one round trip, two or three with TLS) already done.
+ * Only an optimisation: a connection that fails or closes before it is used is dropped, and the
+ * request opens its own as it always did.
+ */
+function warmAgent(Base) {
+  return class WarmAgent extends Base {
+    constructor() {
+      super({ keepAlive: true, scheduling: 'lifo', timeout: 5000 });
+      this.ahead = new Map();
+    }
+
+    /** Open one connection to `url`'s origin now, for the next request to it. */
+    open(url) {
+      const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      const key = `${host}:${port}`;
+      if (this.ahead.has(key)) return;
+      // What the agent itself would connect with (https: the name the certificate must hold).
+      const options = { host, port };
+      if (url.protocol === 'https:' && !/^[\d.]+$|:/.test(host)) options.servername = host;
+      const socket = super.createConnection(options);
+      socket[OPENED_AHEAD] = true;
+      socket.unref(); // never what keeps the step's process alive
+      socket.on('error', () => {}); // its request (if any) hears of it too; unused, it is dropped
+      socket.once('close', () => {
+        if (this.ahead.get(key) === socket) this.ahead.delete(key);
+      });
+      this.ahead.set(key, socket);
+    }
+
+    createConnection(options, callback) {
+      const key = `${options.host}:${options.port}`;
+      const socket = this.ahead.get(key);
+      if (socket && !socket.destroyed) {
+        this.ahead.delete(key);
+        socket.ref();
+        return socket;
+      }
+      return super.createConnection(options, callback);
+    }
+  };
+}
+
+const AGENTS = { 'http:': new (warmAgent(http.Agent))(), 'https:': new (warmAgent(https.Agent))() };
+
+/**
+ * Open a connection to the cache service of `svc` ahead of its first request (the lookup): for a
+ * step that will look its install up (nothing installed on this runner yet), called before it
+ * reads the spec, finds Python and hashes the install's files.
+ */
+function preconnect(svc) {
+  try {
+    const url = new URL(svc.base);
+    AGENTS[url.protocol]?.open(url);
+  } catch {
+    // A base URL node cannot parse: the lookup will say so.
+  }
+}
 
 /**
  * One HTTP(S) request with node's own http/https modules. Not fetch(): Node 20's first fetch loads
@@ -123,7 +187,7 @@ function request(url, init = {}, timeoutMs = API_TIMEOUT_MS) {
   return send(new URL(url), method, headers, body, stream, Date.now() + timeoutMs, 0);
 }
 
-function send(target, method, headers, body, stream, deadline, hops) {
+function send(target, method, headers, body, stream, deadline, hops, fresh = false) {
   return new Promise((resolve, reject) => {
     const module = { 'https:': https, 'http:': http }[target.protocol];
     if (!module) {
@@ -134,7 +198,9 @@ function send(target, method, headers, body, stream, deadline, hops) {
     // without); fetch sent `node`.
     const sent = { 'User-Agent': USER_AGENT, ...headers };
     if (body !== null) sent['Content-Length'] = Buffer.byteLength(body);
-    const req = module.request(target, { method, headers: sent });
+    // `fresh`: never a connection opened ahead (the retry below).
+    const agent = fresh ? module.globalAgent : AGENTS[target.protocol];
+    const req = module.request(target, { method, headers: sent, agent });
     const timer = setTimeout(
       () => req.destroy(new Error('timed out')),
       Math.max(0, deadline - Date.now())
@@ -143,8 +209,22 @@ function send(target, method, headers, body, stream, deadline, hops) {
       clearTimeout(timer);
       reject(err);
     };
-    req.on('error', fail);
+    let answered = false;
+    req.on('error', (err) => {
+      // A connection opened ahead that the server (or a middlebox) closed meanwhile: the
+      // request goes again once on a new connection, as it would have from the start.
+      if (!answered && !fresh && req.socket?.[OPENED_AHEAD] && Date.now() < deadline) {
+        clearTimeout(timer);
+        send(target, method, headers, body, stream, deadline, hops, true).then(resolve, reject);
+        return;
+      }
+      fail(err);
+    });
     req.on('response', (res) => {
+      answered = true;
+      // Answered once: from now on this connection is an ordinary kept-alive one (a request on it
+      // is not sent twice).
+      if (req.socket) req.socket[OPENED_AHEAD] = false;
       const status = res.statusCode;
       const location = res.headers.location;
       if (method === 'GET' && REDIRECTS.includes(status) && location && hops < MAX_REDIRECTS) {
@@ -456,4 +536,4 @@ async function save(svc, root, name, key) {
   }
 }
 
-module.exports = { service, serviceVersion, compression, entryVersion, restore, save };
+module.exports = { service, serviceVersion, compression, entryVersion, preconnect, restore, save };

@@ -565,6 +565,29 @@ function toolCacheRoot(env = process.env, memory = memoryRoot) {
 }
 
 /**
+ * For a step that is about to look its install up in the Actions cache (input `cache`, a cache
+ * service, and no complete install in the tool cache: a fresh runner), open the connection to the
+ * cache now, while the step reads the spec, finds Python and hashes the install's files: the
+ * lookup then starts on an open connection (one round trip less; two with TLS). A runner with an
+ * install (of this ref or another) opens nothing: it most likely reuses one.
+ */
+function openCacheAhead(useCache, env = process.env) {
+  if (!useCache) return;
+  const svc = actionsCache.service(env);
+  if (!svc) return;
+  const root = toolCacheRoot(env);
+  let installed = false;
+  try {
+    installed = fs
+      .readdirSync(root)
+      .some((dir) => fs.existsSync(path.join(root, dir, '.jobsecrets-complete')));
+  } catch {
+    // No tool cache yet: nothing installed.
+  }
+  if (!installed) actionsCache.preconnect(svc);
+}
+
+/**
  * Make sure the jobsecrets CLI for this ref is installed with the dependencies of `groups` (lock
  * groups: 'core' and backend types, see specGroups; null for the base install) and `extras`;
  * return the venv's python. With `cache` (the input), an install not on this runner is first
@@ -1041,6 +1064,7 @@ module.exports = {
   onTmpfs,
   memoryRoot,
   toolCacheRoot,
+  openCacheAhead,
   uvEnv,
   specGroups,
   specGroupsOf,

@@ -51,10 +51,12 @@ async function main() {
   // Optional dependency sets of jobsecrets (e.g. `github`: pyjwt + cryptography for type: github).
   const extras = lib.getInput('extras').split(/[\s,]+/).filter(Boolean);
   const scanPaths = lib.getInput('scan').split(/[\s]+/).filter(Boolean);
-  if (scanPaths.length) return scan(scanPaths, cwd, useCache, extras);
-
   // `source` (default): the package at this action's ref, exactly the action's own version.
   const from = lib.getInput('install', 'source');
+  // Both install this ref's package, looking it up in the Actions cache first.
+  lib.openCacheAhead(useCache && (scanPaths.length > 0 || from === 'source'));
+  if (scanPaths.length) return scan(scanPaths, cwd, useCache, extras);
+
   let install;
   if (from === 'source') {
     // Only what the spec's backend types need (a Vault-only spec gets no boto3/botocore, ~2,000

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -550,12 +551,16 @@ cache.restore({ version: 'v1', base, token }, root, 'install', 'key').then(
 
 
 class _Scripted:
-    """A loopback HTTP server answering each request with the next scripted raw response; it
-    records each request's head (method, path, headers) for the test to look at."""
+    """A loopback HTTP server answering each request with the next scripted raw response (empty:
+    close the connection without answering); it records each request's head (method, path,
+    headers) for the test to look at, and when each connection was accepted and its request
+    arrived (``time.monotonic``)."""
 
     def __init__(self, responses: list[bytes]) -> None:
         self.responses = list(responses)
         self.requests: list[dict[str, str]] = []
+        self.accepted: list[float] = []
+        self.arrived: list[float] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -570,6 +575,7 @@ class _Scripted:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            self.accepted.append(time.monotonic())
             with conn:
                 head = b""
                 while b"\r\n\r\n" not in head:
@@ -577,6 +583,9 @@ class _Scripted:
                     if not data:
                         break
                     head += data
+                if not head:  # closed unused by the client
+                    continue
+                self.arrived.append(time.monotonic())
                 lines = head.decode("latin-1").split("\r\n")
                 request = {"request-line": lines[0]}
                 for line in lines[1:]:
@@ -590,9 +599,25 @@ class _Scripted:
         self.sock.close()
 
 
-def restore_from(base: str, token: str, root: Path) -> dict[str, object]:
+# As RESTORE_DRIVER, after opening the connection ahead and doing something else for 300 ms (what
+# main.js does while it reads the spec, finds Python and hashes the install).
+PRECONNECT_DRIVER = """
+const cache = require(process.argv[1]);
+const [base, token, root] = JSON.parse(process.argv[2]);
+const svc = { version: 'v1', base, token };
+cache.preconnect(svc);
+setTimeout(() => cache.restore(svc, root, 'install', 'key').then(
+  (result) => process.stdout.write(JSON.stringify({ result })),
+  (err) => process.stdout.write(JSON.stringify({ error: err.message }))
+), 300);
+"""
+
+
+def restore_from(
+    base: str, token: str, root: Path, driver: str = RESTORE_DRIVER
+) -> dict[str, object]:
     result = subprocess.run(
-        ["node", "-e", RESTORE_DRIVER, str(REPO_ROOT / "actions" / "inject" / "cache.js"),
+        ["node", "-e", driver, str(REPO_ROOT / "actions" / "inject" / "cache.js"),
          json.dumps([base, token, str(root)])],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -644,3 +669,79 @@ def test_an_unreadable_redirect_or_a_cut_answer_is_an_error_not_a_crash(tmp_path
         assert isinstance(outcome.get("error"), str), outcome
         assert any(m in str(outcome["error"]) for m in messages), outcome
     assert not (tmp_path / "root" / "install").exists()
+
+
+MISS = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_the_lookup_goes_out_on_the_connection_opened_ahead(tmp_path: Path) -> None:
+    """preconnect() connects at once; the lookup 300 ms later uses that connection, no other."""
+    server = _Scripted([MISS])
+    try:
+        outcome = restore_from(server.url, "", tmp_path / "root", PRECONNECT_DRIVER)
+    finally:
+        server.close()
+    assert outcome == {"result": None}, outcome
+    assert len(server.accepted) == 1 and len(server.arrived) == 1
+    # Connected well before the request (the driver waits 300 ms): the handshake was done ahead.
+    assert server.arrived[0] - server.accepted[0] > 0.2, (server.accepted, server.arrived)
+
+
+def test_a_connection_opened_ahead_that_dies_unanswered_costs_only_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """The server drops the connection opened ahead when the lookup arrives on it (an idle
+    timeout, a middlebox): the lookup goes again, once, on a new connection, and the restore goes
+    on as if nothing had been opened ahead. Without a connection opened ahead the same drop is the
+    lookup's error (no retry of an ordinary request)."""
+    server = _Scripted([b"", MISS])
+    try:
+        outcome = restore_from(server.url, "", tmp_path / "root", PRECONNECT_DRIVER)
+    finally:
+        server.close()
+    assert outcome == {"result": None}, outcome
+    assert len(server.accepted) == 2 and len(server.requests) == 2
+    assert server.requests[0]["request-line"] == server.requests[1]["request-line"]
+
+    server = _Scripted([b"", MISS])
+    try:
+        outcome = restore_from(server.url, "", tmp_path / "root")
+    finally:
+        server.close()
+    assert "socket hang up" in str(outcome.get("error")), outcome
+
+
+OPEN_AHEAD_DRIVER = """
+const lib = require(process.argv[1]);
+const [useCache, env] = JSON.parse(process.argv[2]);
+lib.openCacheAhead(useCache, env);
+"""
+
+
+@pytest.mark.parametrize(
+    ("use_cache", "installed", "opened"),
+    [(True, False, True), (True, True, False), (False, False, False)],
+)
+def test_a_step_opens_the_cache_connection_ahead_only_on_a_runner_without_an_install(
+    tmp_path: Path, use_cache: bool, installed: bool, opened: bool
+) -> None:
+    """lib.openCacheAhead: a runner with no install yet is about to look one up; one with an
+    install (any) most likely reuses it; `cache: false` looks nothing up. The connection opened
+    ahead never keeps node alive: the driver does nothing else and must end by itself."""
+    root = tmp_path / "tools"
+    if installed:
+        (root / "0.1.0-abc-core").mkdir(parents=True)
+        (root / "0.1.0-abc-core" / ".jobsecrets-complete").write_text("")
+    server = _Scripted([MISS])
+    env = {"ACTIONS_CACHE_URL": server.url, "JOBSECRETS_TOOL_CACHE": str(root)}
+    try:
+        result = subprocess.run(
+            ["node", "-e", OPEN_AHEAD_DRIVER, str(REPO_ROOT / "actions" / "inject" / "lib.js"),
+             json.dumps([use_cache, env])],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        time.sleep(0.2)  # the accept, if any, is recorded by the server's thread
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(server.accepted) == (1 if opened else 0), server.accepted
