@@ -16,6 +16,7 @@ compared (pytest's rewriting shows the operands even of ``(value in log) is Fals
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -264,6 +265,23 @@ def run_main(tmp_path: Path, name: str, src: Path, env: dict[str, str]) -> tuple
     return result.returncode, result.stdout, files["env"].read_text()
 
 
+def tree(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under ``root``: kind and mode, and a file's size, mtime and content digest
+    (bytecode is checked against its source's mtime), a symlink's target."""
+    found: dict[str, tuple[object, ...]] = {}
+    for path in root.rglob("*"):
+        st = path.lstat()
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            found[rel] = ("dir", st.st_mode)
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            found[rel] = ("file", st.st_mode, st.st_size, st.st_mtime_ns // 10**9, digest)
+    return found
+
+
 def test_v2_cache_saves_then_a_fresh_runner_restores(tmp_path: Path) -> None:
     canary = "canary-" + secrets.token_urlsafe(18)
     src = workspace_with_spec(tmp_path / "src", canary)
@@ -286,11 +304,16 @@ def test_v2_cache_saves_then_a_fresh_runner_restores(tmp_path: Path) -> None:
             entry.key.startswith("jobsecrets-") and f"-{os.uname().sysname.lower()}-" in entry.key
         )
         check_archive(entry.blob, canary)
+        install = archive_members_and_bytes(entry.blob)[0][0].split("/", 1)[0]
+        saved = tree(tmp_path / "tool-cache-first" / install)
 
         service.calls.clear()
         code, log, github_env = run_main(
             tmp_path, "second", src, {**service.env(), **refusing_index()}
         )
+        # The restored install is the saved one, file for file (modes, mtimes, links, contents).
+        restored = tree(tmp_path / "tool-cache-second" / install)
+        assert len(saved) > 100 and restored == saved, "the restored install is not the saved one"
         assert code == 0, log[-4000:]
         assert "jobsecrets: restored the install from the Actions cache" in log
         assert "::warning" not in log
