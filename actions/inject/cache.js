@@ -35,6 +35,8 @@ const os = require('os');
 const path = require('path');
 const http = require('http');
 const https = require('https');
+const net = require('net');
+const tls = require('tls');
 const { finished } = require('stream');
 const { spawn, spawnSync } = require('child_process');
 
@@ -160,15 +162,105 @@ const AGENTS = { 'http:': new (warmAgent(http.Agent))(), 'https:': new (warmAgen
 /**
  * Open a connection to the cache service of `svc` ahead of its first request (the lookup): for a
  * step that will look its install up (nothing installed on this runner yet), called before it
- * reads the spec, finds Python and hashes the install's files.
+ * reads the spec, finds Python and hashes the install's files. Not through a proxy (proxyFor):
+ * each request through one opens its own tunnel.
  */
-function preconnect(svc) {
+function preconnect(svc, env = process.env) {
   try {
     const url = new URL(svc.base);
-    AGENTS[url.protocol]?.open(url);
+    if (!proxyFor(url, env)) AGENTS[url.protocol]?.open(url);
   } catch {
     // A base URL node cannot parse: the lookup will say so.
   }
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/i;
+
+/**
+ * The proxy a request to `target` goes through, as @actions/cache's http-client decides
+ * (@actions/http-client proxy.ts: getProxyUrl, checkBypass), so the cache works wherever the
+ * runner's own actions reach it, a self-hosted runner behind a proxy included: $https_proxy or
+ * $HTTPS_PROXY for an https URL, $http_proxy or $HTTP_PROXY for http (never one for the other);
+ * none for a loopback host or one $no_proxy/$NO_PROXY names (comma-separated, case-insensitive:
+ * `*`, a host, `host:port`, or a domain whose subdomains are meant too, with or without a leading
+ * dot). A proxy without a scheme is http://. Null: connect directly.
+ */
+function proxyFor(target, env = process.env) {
+  const secure = target.protocol === 'https:';
+  const raw = secure ? env.https_proxy || env.HTTPS_PROXY : env.http_proxy || env.HTTP_PROXY;
+  if (!raw || !target.hostname || LOOPBACK.test(target.hostname)) return null;
+  const port = target.port || (secure ? '443' : '80');
+  const host = target.hostname.toUpperCase();
+  const names = [host, `${host}:${port}`];
+  const bypass = (env.no_proxy || env.NO_PROXY || '')
+    .split(',')
+    .map((entry) => entry.trim().toUpperCase())
+    .filter(Boolean)
+    .some(
+      (entry) =>
+        entry === '*' ||
+        names.some(
+          (name) =>
+            name === entry ||
+            name.endsWith(`.${entry}`) ||
+            (entry.startsWith('.') && name.endsWith(entry))
+        )
+    );
+  if (bypass) return null;
+  try {
+    return new URL(/^https?:\/\//i.test(raw) ? raw : `http://${raw}`);
+  } catch {
+    throw new Error('cache: the proxy variable is not a URL');
+  }
+}
+
+/**
+ * A connection to `target` through `proxy`: an HTTP CONNECT tunnel (as @actions/http-client
+ * makes one, with the proxy URL's user and password as Basic Proxy-Authorization), and TLS inside
+ * it to an https target, its certificate checked against the target's name as on a direct
+ * connection. `done(err, socket)`; gives up at `deadline`.
+ */
+function tunnel(target, proxy, deadline, done) {
+  const secure = target.protocol === 'https:';
+  const authority = `${target.hostname}:${target.port || (secure ? 443 : 80)}`;
+  const headers = { Host: authority, 'User-Agent': USER_AGENT };
+  if (proxy.username || proxy.password) {
+    const user = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+    headers['Proxy-Authorization'] = `Basic ${Buffer.from(user).toString('base64')}`;
+  }
+  const viaTls = proxy.protocol === 'https:';
+  const connect = (viaTls ? https : http).request({
+    host: proxy.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(proxy.port) || (viaTls ? 443 : 80),
+    method: 'CONNECT',
+    path: authority,
+    headers,
+    agent: false,
+  });
+  const timer = setTimeout(
+    () => connect.destroy(new Error('timed out')),
+    Math.max(0, deadline - Date.now())
+  );
+  const finish = (err, socket) => {
+    clearTimeout(timer);
+    done(err, socket);
+  };
+  connect.once('error', (err) => finish(new Error(`cache: proxy: ${err.message}`)));
+  connect.once('connect', (res, socket, head) => {
+    if (res.statusCode !== 200) {
+      socket.destroy();
+      finish(new Error(`cache: the proxy refused the tunnel: HTTP ${res.statusCode}`));
+      return;
+    }
+    if (head && head.length) socket.unshift(head);
+    if (!secure) {
+      finish(null, socket);
+      return;
+    }
+    const name = target.hostname.replace(/^\[|\]$/g, '');
+    finish(null, tls.connect({ socket, servername: net.isIP(name) ? undefined : name }));
+  });
+  connect.end();
 }
 
 /**
@@ -200,7 +292,23 @@ function send(target, method, headers, body, stream, deadline, hops, fresh = fal
     if (body !== null) sent['Content-Length'] = Buffer.byteLength(body);
     // `fresh`: never a connection opened ahead (the retry below).
     const agent = fresh ? module.globalAgent : AGENTS[target.protocol];
-    const req = module.request(target, { method, headers: sent, agent });
+    let proxy;
+    try {
+      proxy = proxyFor(target);
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    // Through a proxy: no agent (node then takes the connection from createConnection), one
+    // tunnel per request.
+    const options = proxy
+      ? {
+          method,
+          headers: sent,
+          createConnection: (_options, done) => tunnel(target, proxy, deadline, done),
+        }
+      : { method, headers: sent, agent };
+    const req = module.request(target, options);
     const timer = setTimeout(
       () => req.destroy(new Error('timed out')),
       Math.max(0, deadline - Date.now())
@@ -536,4 +644,13 @@ async function save(svc, root, name, key) {
   }
 }
 
-module.exports = { service, serviceVersion, compression, entryVersion, preconnect, restore, save };
+module.exports = {
+  service,
+  serviceVersion,
+  compression,
+  entryVersion,
+  preconnect,
+  proxyFor,
+  restore,
+  save,
+};

@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import pytest
 from support.act import act_command, action_checkout
 from support.actions_cache import CacheServiceV2
 from support.cli import clean_env
+from support.http_stubs import ScriptedServer
 from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
 from support.oidc import GithubTokenServer
 
@@ -573,55 +573,6 @@ cache.restore({ version: 'v1', base, token }, root, 'install', 'key').then(
 """
 
 
-class _Scripted:
-    """A loopback HTTP server answering each request with the next scripted raw response (empty:
-    close the connection without answering); it records each request's head (method, path,
-    headers) for the test to look at, and when each connection was accepted and its request
-    arrived (``time.monotonic``)."""
-
-    def __init__(self, responses: list[bytes]) -> None:
-        self.responses = list(responses)
-        self.requests: list[dict[str, str]] = []
-        self.accepted: list[float] = []
-        self.arrived: list[float] = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while self.responses:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(time.monotonic())
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(4096)
-                    if not data:
-                        break
-                    head += data
-                if not head:  # closed unused by the client
-                    continue
-                self.arrived.append(time.monotonic())
-                lines = head.decode("latin-1").split("\r\n")
-                request = {"request-line": lines[0]}
-                for line in lines[1:]:
-                    if ":" in line:
-                        name, _, value = line.partition(":")
-                        request[name.strip().lower()] = value.strip()
-                self.requests.append(request)
-                conn.sendall(self.responses.pop(0))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 # As RESTORE_DRIVER, after opening the connection ahead and doing something else for 300 ms (what
 # main.js does while it reads the spec, finds Python and hashes the install).
 PRECONNECT_DRIVER = """
@@ -651,12 +602,12 @@ def restore_from(
 
 def test_a_redirect_elsewhere_does_not_carry_the_token(tmp_path: Path) -> None:
     """The lookup follows a redirect as fetch did, but its bearer token stays with its origin."""
-    other = _Scripted(
+    other = ScriptedServer(
         [b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"]
     )
     # 127.0.0.1 and localhost are two origins for the same server.
     moved = f"http://localhost:{other.port}/_apis/artifactcache/cache?keys=key"
-    first = _Scripted(
+    first = ScriptedServer(
         [f"HTTP/1.1 302 Found\r\nLocation: {moved}\r\nContent-Length: 0\r\n"
          "Connection: close\r\n\r\n".encode()]
     )  # fmt: skip
@@ -684,7 +635,7 @@ def test_an_unreadable_redirect_or_a_cut_answer_is_an_error_not_a_crash(tmp_path
     # Node reports a response cut short as "aborted"; our own check as "closed before the end".
     cases = ((redirect, ("unreadable location",)), (cut, ("aborted", "closed before the end")))
     for response, messages in cases:
-        server = _Scripted([response])
+        server = ScriptedServer([response])
         try:
             outcome = restore_from(server.url, "", tmp_path / "root")
         finally:
@@ -699,7 +650,7 @@ MISS = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r
 
 def test_the_lookup_goes_out_on_the_connection_opened_ahead(tmp_path: Path) -> None:
     """preconnect() connects at once; the lookup 300 ms later uses that connection, no other."""
-    server = _Scripted([MISS])
+    server = ScriptedServer([MISS])
     try:
         outcome = restore_from(server.url, "", tmp_path / "root", PRECONNECT_DRIVER)
     finally:
@@ -717,7 +668,7 @@ def test_a_connection_opened_ahead_that_dies_unanswered_costs_only_a_new_one(
     timeout, a middlebox): the lookup goes again, once, on a new connection, and the restore goes
     on as if nothing had been opened ahead. Without a connection opened ahead the same drop is the
     lookup's error (no retry of an ordinary request)."""
-    server = _Scripted([b"", MISS])
+    server = ScriptedServer([b"", MISS])
     try:
         outcome = restore_from(server.url, "", tmp_path / "root", PRECONNECT_DRIVER)
     finally:
@@ -726,7 +677,7 @@ def test_a_connection_opened_ahead_that_dies_unanswered_costs_only_a_new_one(
     assert len(server.accepted) == 2 and len(server.requests) == 2
     assert server.requests[0]["request-line"] == server.requests[1]["request-line"]
 
-    server = _Scripted([b"", MISS])
+    server = ScriptedServer([b"", MISS])
     try:
         outcome = restore_from(server.url, "", tmp_path / "root")
     finally:
@@ -755,7 +706,7 @@ def test_a_step_opens_the_cache_connection_ahead_only_on_a_runner_without_an_ins
     if installed:
         (root / "0.1.0-abc-core").mkdir(parents=True)
         (root / "0.1.0-abc-core" / ".jobsecrets-complete").write_text("")
-    server = _Scripted([MISS])
+    server = ScriptedServer([MISS])
     env = {"ACTIONS_CACHE_URL": server.url, "JOBSECRETS_TOOL_CACHE": str(root)}
     try:
         result = subprocess.run(

@@ -110,7 +110,8 @@ def test_action_inputs_are_documented_in_the_readme() -> None:
 
 def test_action_javascript_has_no_dependencies() -> None:
     """Only Node's standard library: the action runs from a plain checkout, no npm install."""
-    builtins = {"child_process", "crypto", "fs", "http", "https", "os", "path", "stream"}
+    builtins = {"child_process", "crypto", "fs", "http", "https", "net", "os", "path", "stream"}
+    builtins |= {"tls"}
     builtins |= {"./lib", "./cache"}
     for script in sorted((ROOT / "actions" / "inject").glob("*.js")):
         text = script.read_text()

@@ -1,0 +1,188 @@
+"""Loopback HTTP peers for the action's cache client (actions/inject/cache.js): a server that
+answers with scripted raw responses, an HTTP CONNECT proxy, and a self-signed certificate.
+
+The proxy speaks what a forward proxy does for HTTPS (RFC 9110, section 9.3.6, CONNECT): it reads
+``CONNECT host:port``, answers ``200`` and relays bytes both ways. Every host it is asked for is
+this machine (127.0.0.1), so a test can name the cache ``cache.example.test`` and the client never
+resolves that name itself, as behind a real proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import socket
+import ssl
+import threading
+import time
+from pathlib import Path
+
+
+class ScriptedServer:
+    """A loopback HTTP server answering each request with the next scripted raw response (empty:
+    close the connection without answering); it records each request's head (method, path,
+    headers) for the test to look at, and when each connection was accepted and its request
+    arrived (``time.monotonic``). With ``tls``, it speaks TLS with that context."""
+
+    def __init__(
+        self, responses: list[bytes], *, start: bool = True, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.responses = list(responses)
+        self.requests: list[dict[str, str]] = []
+        self.accepted: list[float] = []
+        self.arrived: list[float] = []
+        self.tls_errors: list[str] = []
+        self.tls = tls
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        if start:
+            self.thread.start()
+
+    def _serve(self) -> None:
+        while self.responses:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(time.monotonic())
+            conn: socket.socket = raw
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(raw, server_side=True)
+                except (ssl.SSLError, OSError) as error:
+                    self.tls_errors.append(type(error).__name__)
+                    raw.close()
+                    continue
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    head += data
+                if not head:  # closed unused by the client
+                    continue
+                self.arrived.append(time.monotonic())
+                lines = head.decode("latin-1").split("\r\n")
+                request = {"request-line": lines[0]}
+                for line in lines[1:]:
+                    if ":" in line:
+                        name, _, value = line.partition(":")
+                        request[name.strip().lower()] = value.strip()
+                self.requests.append(request)
+                conn.sendall(self.responses.pop(0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ConnectProxy:
+    """An HTTP forward proxy on 127.0.0.1 that serves CONNECT only, every host being this
+    machine. Records each CONNECT's authority and headers, and every byte it relayed from the
+    client (to show what a proxy could read). ``refuse``: answer this status instead of 200."""
+
+    def __init__(self, refuse: int | None = None) -> None:
+        self.refuse = refuse
+        self.connects: list[dict[str, str]] = []
+        self.relayed = bytearray()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = conn.recv(4096)
+            if not data:
+                conn.close()
+                return
+            head += data
+        lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        method, authority, _ = lines[0].split(" ", 2)
+        record = {"method": method, "authority": authority}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            record[name.strip().lower()] = value.strip()
+        self.connects.append(record)
+        if method != "CONNECT" or self.refuse is not None:
+            status = self.refuse or 405
+            conn.sendall(f"HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n".encode())
+            conn.close()
+            return
+        port = int(authority.rsplit(":", 1)[1])
+        upstream = socket.create_connection(("127.0.0.1", port))
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=self._pipe, args=(upstream, conn, False), daemon=True).start()
+        self._pipe(conn, upstream, True)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if record:
+                    self.relayed += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (src, dst):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def url(self, userinfo: str = "") -> str:
+        """The proxy's URL, with ``user:password@`` when given."""
+        return f"http://{userinfo}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for DNS name ``name`` (PEM, for NODE_EXTRA_CA_CERTS) and a server context
+    that presents it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / f"{name}.pem"
+    key_path = directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return cert_path, context
