@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from support.http_stubs import ConnectProxy, ScriptedServer, self_signed
+from support.http_stubs import MISS, ConnectProxy, ScriptedServer, self_signed
 
 pytestmark = pytest.mark.integration
 
 CACHE_JS = Path(__file__).resolve().parents[2] / "actions" / "inject" / "cache.js"
-MISS = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 TOKEN = "runtime-token-for-the-cache"
 
 RULES_DRIVER = """
@@ -126,22 +125,31 @@ def lookup(base: str, env: dict[str, str], root: Path) -> dict[str, object]:
     return outcome
 
 
-def test_the_lookup_goes_through_the_proxy_in_tls_to_the_caches_name(tmp_path: Path) -> None:
-    """https_proxy with a user: one CONNECT to the cache's host and port with the proxy's Basic
-    credentials; inside it TLS, the certificate checked against the cache's name, and the
-    lookup with its bearer token, which the proxy never sees in clear."""
-    cert, context = self_signed(tmp_path, "cache.example.test")
+def tls_lookup_via_proxy(
+    tmp_path: Path, cert_name: str, userinfo: str = ""
+) -> tuple[dict[str, object], ScriptedServer, ConnectProxy]:
+    """A lookup of https://cache.example.test:PORT through a CONNECT proxy (``userinfo`` in its
+    URL) to a TLS server whose certificate names ``cert_name``; the outcome and both peers."""
+    cert, context = self_signed(tmp_path, cert_name)
     origin = ScriptedServer([MISS], tls=context)
     proxy = ConnectProxy()
     try:
         outcome = lookup(
             f"https://cache.example.test:{origin.port}/",
-            {"https_proxy": proxy.url("ci:p%40ss@"), "NODE_EXTRA_CA_CERTS": str(cert)},
+            {"https_proxy": proxy.url(userinfo), "NODE_EXTRA_CA_CERTS": str(cert)},
             tmp_path / "root",
         )
     finally:
         origin.close()
         proxy.close()
+    return outcome, origin, proxy
+
+
+def test_the_lookup_goes_through_the_proxy_in_tls_to_the_caches_name(tmp_path: Path) -> None:
+    """https_proxy with a user: one CONNECT to the cache's host and port with the proxy's Basic
+    credentials; inside it TLS, the certificate checked against the cache's name, and the
+    lookup with its bearer token, which the proxy never sees in clear."""
+    outcome, origin, proxy = tls_lookup_via_proxy(tmp_path, "cache.example.test", "ci:p%40ss@")
     assert outcome == {"result": None}, outcome  # a miss, answered by the origin
     assert len(proxy.connects) == 1
     connect = proxy.connects[0]
@@ -156,18 +164,7 @@ def test_the_lookup_goes_through_the_proxy_in_tls_to_the_caches_name(tmp_path: P
 
 def test_a_certificate_for_another_name_is_refused_through_the_proxy(tmp_path: Path) -> None:
     """TLS through the tunnel checks the certificate as a direct connection does."""
-    cert, context = self_signed(tmp_path, "other.example.test")
-    origin = ScriptedServer([MISS], tls=context)
-    proxy = ConnectProxy()
-    try:
-        outcome = lookup(
-            f"https://cache.example.test:{origin.port}/",
-            {"https_proxy": proxy.url(), "NODE_EXTRA_CA_CERTS": str(cert)},
-            tmp_path / "root",
-        )
-    finally:
-        origin.close()
-        proxy.close()
+    outcome, origin, _ = tls_lookup_via_proxy(tmp_path, "other.example.test")
     error = str(outcome.get("error"))
     assert "cache.example.test" in error and "altnames" in error.lower(), outcome
     assert origin.requests == []  # nothing was sent over the connection it refused

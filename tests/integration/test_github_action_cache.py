@@ -35,7 +35,7 @@ import pytest
 from support.act import act_command, action_checkout
 from support.actions_cache import CacheServiceV2
 from support.cli import clean_env
-from support.http_stubs import ScriptedServer
+from support.http_stubs import MISS, ScriptedServer
 from support.moto_server import MotoServer, allow, create_web_identity_role, policy, seed_secrets
 from support.oidc import GithubTokenServer
 
@@ -645,16 +645,20 @@ def test_an_unreadable_redirect_or_a_cut_answer_is_an_error_not_a_crash(tmp_path
     assert not (tmp_path / "root" / "install").exists()
 
 
-MISS = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+def scripted_restore(
+    tmp_path: Path, responses: list[bytes], driver: str = RESTORE_DRIVER
+) -> tuple[dict[str, object], ScriptedServer]:
+    """restore_from a ScriptedServer answering ``responses``; the outcome and the server."""
+    server = ScriptedServer(responses)
+    try:
+        return restore_from(server.url, "", tmp_path / "root", driver), server
+    finally:
+        server.close()
 
 
 def test_the_lookup_goes_out_on_the_connection_opened_ahead(tmp_path: Path) -> None:
     """preconnect() connects at once; the lookup 300 ms later uses that connection, no other."""
-    server = ScriptedServer([MISS])
-    try:
-        outcome = restore_from(server.url, "", tmp_path / "root", PRECONNECT_DRIVER)
-    finally:
-        server.close()
+    outcome, server = scripted_restore(tmp_path, [MISS], PRECONNECT_DRIVER)
     assert outcome == {"result": None}, outcome
     assert len(server.accepted) == 1 and len(server.arrived) == 1
     # Connected well before the request (the driver waits 300 ms): the handshake was done ahead.
@@ -668,20 +672,12 @@ def test_a_connection_opened_ahead_that_dies_unanswered_costs_only_a_new_one(
     timeout, a middlebox): the lookup goes again, once, on a new connection, and the restore goes
     on as if nothing had been opened ahead. Without a connection opened ahead the same drop is the
     lookup's error (no retry of an ordinary request)."""
-    server = ScriptedServer([b"", MISS])
-    try:
-        outcome = restore_from(server.url, "", tmp_path / "root", PRECONNECT_DRIVER)
-    finally:
-        server.close()
+    outcome, server = scripted_restore(tmp_path, [b"", MISS], PRECONNECT_DRIVER)
     assert outcome == {"result": None}, outcome
     assert len(server.accepted) == 2 and len(server.requests) == 2
     assert server.requests[0]["request-line"] == server.requests[1]["request-line"]
 
-    server = ScriptedServer([b"", MISS])
-    try:
-        outcome = restore_from(server.url, "", tmp_path / "root")
-    finally:
-        server.close()
+    outcome, _ = scripted_restore(tmp_path, [b"", MISS])
     assert "socket hang up" in str(outcome.get("error")), outcome
 
 

@@ -17,6 +17,9 @@ import threading
 import time
 from pathlib import Path
 
+#: A v1 cache lookup's miss (204), the connection closed after it.
+MISS = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
 
 class ScriptedServer:
     """A loopback HTTP server answering each request with the next scripted raw response (empty:
