@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,19 @@ def test_no_proxy_reaches_the_cache_directly(tmp_path: Path) -> None:
         proxy.close()
     assert first == {"result": None} and second == {"result": None}, (first, second)
     assert proxy.connects == [] and len(origin.requests) == 2
+
+
+def test_a_proxy_that_never_answers_does_not_hold_the_step(tmp_path: Path) -> None:
+    """The lookup's 10 s bound (cache.js API_TIMEOUT_MS) covers the tunnel too: the restore fails
+    (the step then installs), it does not wait on a silent proxy."""
+    proxy = ConnectProxy(silent=True)
+    started = time.monotonic()
+    try:
+        outcome = lookup(
+            "https://cache.example.test:1/", {"https_proxy": proxy.url()}, tmp_path / "root"
+        )
+    finally:
+        proxy.close()
+    elapsed = time.monotonic() - started
+    assert "timed out" in str(outcome.get("error")), outcome
+    assert len(proxy.connects) == 1 and 9 < elapsed < 20, elapsed

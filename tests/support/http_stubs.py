@@ -86,10 +86,13 @@ class ScriptedServer:
 class ConnectProxy:
     """An HTTP forward proxy on 127.0.0.1 that serves CONNECT only, every host being this
     machine. Records each CONNECT's authority and headers, and every byte it relayed from the
-    client (to show what a proxy could read). ``refuse``: answer this status instead of 200."""
+    client (to show what a proxy could read). ``refuse``: answer this status instead of 200;
+    ``silent``: read the request and never answer (a proxy that hangs)."""
 
-    def __init__(self, refuse: int | None = None) -> None:
+    def __init__(self, refuse: int | None = None, *, silent: bool = False) -> None:
         self.refuse = refuse
+        self.silent = silent
+        self._held: list[socket.socket] = []
         self.connects: list[dict[str, str]] = []
         self.relayed = bytearray()
         self.sock = socket.socket()
@@ -121,6 +124,9 @@ class ConnectProxy:
             name, _, value = line.partition(":")
             record[name.strip().lower()] = value.strip()
         self.connects.append(record)
+        if self.silent:
+            self._held.append(conn)  # open and unanswered until close()
+            return
         if method != "CONNECT" or self.refuse is not None:
             status = self.refuse or 405
             conn.sendall(f"HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n".encode())
@@ -151,6 +157,8 @@ class ConnectProxy:
 
     def close(self) -> None:
         self.sock.close()
+        for conn in self._held:
+            conn.close()
 
 
 def self_signed(directory: Path, name: str) -> tuple[Path, ssl.SSLContext]:
