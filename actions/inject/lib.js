@@ -398,16 +398,22 @@ function sourceFiles(root) {
   return files.sort();
 }
 
+// The file that builds an install (ensureInstalled and its helpers): part of the install's key.
+const INSTALLER = path.join('actions', 'inject', 'lib.js');
+
 /**
- * The cache key of an install: a hash of the package's files and the Python it runs on. The same
- * action ref always gives the same key (a moved branch gives a new one), so a runner's tool cache
- * can hold installs of several refs side by side and never serves a stale one.
+ * The cache key of an install: a hash of the package's files, its locks, the code that builds it
+ * (this file: a release that changes only how an install is made must not reuse installs made the
+ * old way) and the Python it runs on. The same action ref always gives the same key (a moved
+ * branch gives a new one), so a runner's tool cache can hold installs of several refs side by
+ * side and never serves a stale one.
  */
 function installKey(root, python) {
   const hash = crypto.createHash('sha256');
   hash.update(`python ${python.full} ${python.executable}\n`);
   const files = sourceFiles(root);
   files.push(...lockGroups(root).map((g) => path.join(LOCK_DIR, `${g}.lock`)));
+  files.push(INSTALLER);
   for (const rel of files) {
     hash.update(`${rel}\n`);
     hash.update(fs.readFileSync(path.join(root, rel)));

@@ -271,3 +271,51 @@ def test_a_memo_that_is_not_a_small_regular_file_is_not_read(tmp_path: Path, kin
         assert memo.is_file() and not memo.is_symlink()
         assert (tmp_path / "elsewhere" / "python.json").is_file()
         assert not list(root.glob("python.json.tmp-*"))
+
+
+KEY_DRIVER = """
+const lib = require(process.argv[1]);
+const [root, python] = JSON.parse(process.argv[2]);
+process.stdout.write(JSON.stringify(lib.installKey(root, python)));
+"""
+
+
+def test_the_install_key_covers_the_package_the_locks_the_installer_and_the_python(
+    tmp_path: Path,
+) -> None:
+    """What an install is made of and how: any of it changed is another key (never a stale
+    install reused); the action's other files (post.js) are not part of it."""
+    repo = tmp_path / "repo"
+    files = {
+        "pyproject.toml": "[project]\nname = 'jobsecrets'\n",
+        "src/jobsecrets/cli.py": "print('cli')\n",
+        "actions/inject/locks/core.lock": "click==8.1.7 --hash=sha256:00\n",
+        "actions/inject/lib.js": "// installer\n",
+        "actions/inject/post.js": "// post step\n",
+    }
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    python = {"full": "3.11.7", "executable": "/usr/bin/python3.11"}
+
+    def key(py: dict[str, str] = python) -> str:
+        out = subprocess.run(
+            ["node", "-e", KEY_DRIVER, str(LIB), json.dumps([str(repo), py])],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        found = json.loads(out)
+        assert isinstance(found, str) and len(found) == 20
+        return found
+
+    first = key()
+    assert key() == first  # the same files, the same key
+    seen = {first}
+    for rel in ("src/jobsecrets/cli.py", "actions/inject/locks/core.lock", "actions/inject/lib.js"):
+        (repo / rel).write_text((repo / rel).read_text() + "# changed\n")
+        changed = key()
+        assert changed not in seen, f"{rel} is not part of the key"
+        seen.add(changed)
+    assert key({**python, "full": "3.11.8"}) not in seen
+    before = key()
+    (repo / "actions/inject/post.js").write_text("// another post step\n")
+    assert key() == before
