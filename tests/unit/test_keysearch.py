@@ -178,12 +178,55 @@ def test_rare_offset_prefers_bytes_ordinary_text_lacks() -> None:
     # Lower case is everywhere in logs, upper case less, other punctuation least.
     assert rare_offset(b"abcdefgh+ijklmnop", 5) == 8
     assert rare_offset(b"abcdefghXYzzzzzz", 5) == 8
-    # After a rare first byte (upper case, punctuation) the first such window is taken.
-    assert rare_offset(b"xxxxAbxxxxABxxxx", 5) == 4
-    # Among windows starting with a common kind (digits, lower case), the rarer second byte wins.
-    assert rare_offset(b"xxxx1bxxxx12xxxx", 5) == 10
+    # Within upper case, the letters of log levels and timestamps (INFO, ERROR, ...Z) come last.
+    assert rare_offset(b"xxxxAbxxxxABxxxx", 5) == 11
+    assert rare_offset(b"xxxxTxxxxxQxxxxx", 5) == 10
+    # A hex value's key starts on a high digit, not on the 0-5 of every timestamp.
+    assert rare_offset(b"0123456789abcdef", 5) == 6
+    assert rare_offset(b"00112233ab9ccdde", 5) == 10
+    # Among windows starting with a common group (digits, lower case), the rarer second byte wins.
+    assert rare_offset(b"eeee1eeeee12eeee", 5) == 10
     # A window must fit: the rare byte near the end is not chosen.
     assert rare_offset(b"abcdefgh+", 5) in range(0, 5)
+
+
+def test_the_groups_of_bytes_rank_each_byte_once() -> None:
+    """Every byte has one rank; the ones not listed (control bytes, non-ASCII) are the rarest."""
+    listed = b"".join(keysearch._GROUPS)
+    assert len(set(listed)) == len(listed)
+    assert set(keysearch._RARITY) == set(range(1, len(keysearch._GROUPS) + 2))
+    assert keysearch._RARITY[0] == keysearch._RARITY[0xE2] == 1
+    for rank, group in enumerate(keysearch._GROUPS, 2):
+        assert {keysearch._RARITY[byte] for byte in group} == {rank}
+
+
+def test_keys_of_many_secrets_start_on_what_logs_print_least() -> None:
+    """The point of the ranking: over a log's bytes, the keys' first bytes are a small share.
+
+    Secrets of the usual shapes (tokens, hex keys, passwords) against a CI log of pip, npm,
+    pytest, docker and kubectl output: with the five kinds of byte of earlier rounds the keys
+    started on 24% of this log's bytes, now on 12%; the search's speed follows that share.
+    """
+    import base64
+    import string
+    from collections import Counter
+
+    from jobsecrets.redact import MaskList
+    from support.ci_logs import ci_log
+
+    rng = random.Random(5)
+    alphabet = string.ascii_letters + string.digits + "!@#$%^&()-_=+[]{}:;,.?/"
+    values = [base64.urlsafe_b64encode(rng.randbytes(24)) for _ in range(100)]
+    values += [rng.randbytes(20).hex().encode() for _ in range(100)]
+    values += ["".join(rng.choice(alphabet) for _ in range(20)).encode() for _ in range(100)]
+    masks = MaskList()
+    for n, value in enumerate(values):
+        masks.add(value, name=f"S{n}")
+    patterns = sorted(masks.patterns)
+    firsts = {p[at] for p, at in zip(patterns, keysearch.rare_offsets(patterns, 5), strict=True)}
+    counts = Counter(ci_log(400_000))
+    share = sum(counts[byte] for byte in firsts) / sum(counts.values())
+    assert share < 0.16, f"keys start on {share:.0%} of the log's bytes"
 
 
 def test_the_helpers_for_second_halves_never_hold_up_the_exit() -> None:
