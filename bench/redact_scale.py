@@ -4,6 +4,7 @@ One command, reproducible (seeded)::
 
     .venv/bin/python bench/redact_scale.py                 # 200 MB, 1,000 secrets, 3 runs
     .venv/bin/python bench/redact_scale.py --size-mb 50 --repeat 1 --no-write
+    .venv/bin/python bench/redact_scale.py --size-mb 100 --repeat 9 --baseline HEAD~1 --no-write
 
 What it measures, each in fresh processes:
 
@@ -16,7 +17,11 @@ What it measures, each in fresh processes:
   of the copy alone (minus ``jobsecrets run -- true``); peak RSS of the ``run`` process
   (GNU ``time``);
 * **pty**: ``jobsecrets run --tty -- cat BIGFILE`` (the child writes to a pseudo-terminal,
-  whose kernel buffer hands the reader at most 4 KiB per read).
+  whose kernel buffer hands the reader at most 4 KiB per read);
+* with ``--baseline REF``: the whole ``run -- cat`` and ``run -- true`` of the code at git REF
+  (its ``src`` from ``git archive``, first on ``PYTHONPATH``), alternating with this code's in
+  the same loop, and the ratio of the medians: this machine's speed drifts by 15-20% between
+  hours, so a change is judged against the code before it, not against an earlier run.
 
 Results go to ``docs/benchmarks.md`` under "## Masking at scale". No value is ever printed.
 """
@@ -88,6 +93,20 @@ def _secrets_dir(workdir: Path, values: list[bytes]) -> Path:
     return workdir
 
 
+def _baseline(workdir: Path, ref: str) -> str:
+    """``python -m jobsecrets`` running the package at git ``ref`` (its ``src``, compiled)."""
+    root = Path(__file__).resolve().parent.parent
+    dest = workdir / "baseline"
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    # Compiled as this code is (the shell may set PYTHONDONTWRITEBYTECODE): like for like.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest / "src")], check=True)
+    return f"PYTHONPATH={dest / 'src'} {sys.executable} -m jobsecrets"
+
+
 def _shell(cmd: str, cwd: Path) -> float:
     start = time.perf_counter()
     subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], cwd=cwd, check=True)
@@ -120,6 +139,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20240501)
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--baseline", help="git ref whose `run` is timed alternating with this code's (e.g. main)"
+    )
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -150,7 +172,13 @@ def main() -> None:
         _shell(f"cat {big} > /dev/null", workdir)  # page cache
         plain, run, fixed, pty, rss = [], [], [], [], []
         raw_pty: list[float] = []
+        base_js = _baseline(workdir, args.baseline) if args.baseline else None
+        base_run: list[float] = []
+        base_fixed: list[float] = []
         for _ in range(args.repeat):
+            if base_js is not None:
+                base_run.append(_shell(f"{base_js} run -- cat {big} | cat > /dev/null", workdir))
+                base_fixed.append(_shell(f"{base_js} run -- true > /dev/null", workdir))
             plain.append(_shell(f"cat {big} | cat > /dev/null", workdir))
             run.append(
                 _shell(
@@ -201,6 +229,16 @@ def main() -> None:
             f"nothing else | {size / median(raw_pty) / 1e6:,.0f} MB/s | |",
         ]
     )
+    if base_run:
+        table += "\n" + "\n".join(
+            [
+                f"| `{args.baseline}` (alternating in the same loop): whole command | "
+                f"{size / median(base_run) / 1e6:,.0f} MB/s ({median(base_run):.2f} s); this "
+                f"code {median(base_run) / median(run):.2f}x as fast | |",
+                f"| `{args.baseline}`: `run -- true` | {median(base_fixed):.2f} s; this code "
+                f"{median(base_fixed) / median(fixed):.2f}x as fast | |",
+            ]
+        )
     table += "\n\n" + IMAGE
     print(table)
     if not args.no_write:

@@ -166,8 +166,9 @@ def time_runner(workdir: Path, secrets_file: Path, big: Path) -> dict[str, float
 
 NOTE = """\
 The redacting run adds, per byte, a pipe hop and a search over the ~24,000 patterns of the 1,000
-values (every form of README "Masking", and the anchors of wrapped base64): an Aho-Corasick DFA
-over one 5-byte key per pattern, taken where the pattern is least like ordinary text, finds
+values (every form of README "Masking", and the anchors of wrapped base64): an Aho-Corasick
+automaton (daachorse's double array where it is installed, see "Masking at scale") over one
+5-byte key per pattern, starting on the rarest byte the pattern has (`keysearch._GROUPS`), finds
 candidates, and the whole pattern is checked where a key is found (src/jobsecrets/keysearch.py).
 Big reads are searched as two halves on two cores (the search releases the GIL). See "Masking at
 scale" for the whole `jobsecrets run`, start-up and matcher build included."""

@@ -194,3 +194,35 @@ def test_a_benchmark_run_replaces_its_figures_and_keeps_the_prose_after_them(
     assert "| a | 2 |" in text and "| a | 1 |" not in text
     assert "Written by hand.\n\nMore.\n\n## T\n\nother\n" in text
     assert "default" not in text
+
+
+def test_redact_scale_baseline_runs_the_code_at_that_ref(tmp_path: Path) -> None:
+    """``--baseline REF``: the package as committed at REF, ahead of the installed one."""
+    import subprocess
+
+    import redact_scale
+
+    ref = subprocess.run(
+        ["git", "-C", str(BENCH.parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    command = redact_scale._baseline(tmp_path, ref)
+    where = subprocess.run(
+        [
+            "bash",
+            "-c",
+            command.replace("-m jobsecrets", "-c 'import jobsecrets; print(jobsecrets.__file__)'"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(where).is_relative_to(tmp_path / "baseline" / "src")
+    # Compiled beforehand, so both sides of the comparison start with bytecode.
+    assert list((tmp_path / "baseline" / "src" / "jobsecrets" / "__pycache__").glob("*.pyc"))
+    version = subprocess.run(
+        ["bash", "-c", f"{command} --version"], capture_output=True, text=True, check=True
+    )
+    assert "jobsecrets" in version.stdout
