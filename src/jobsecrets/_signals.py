@@ -1,15 +1,19 @@
 """Termination signals as an exception: what ``main`` installs before any command runs.
 
-Kept apart from :mod:`jobsecrets.session` (which re-exports both names) because the entry point needs
-it for every command, ``--version`` and ``--help`` included, and those must not pay for importing the
-spec parser, YAML and the backends that ``session`` pulls in.
+Kept apart from :mod:`jobsecrets.session` (which re-exports these names) because the entry point
+needs it for every command, ``--version`` and ``--help`` included, and those must not pay for
+importing the spec parser, YAML and the backends that ``session`` pulls in; nor must ``revoke``
+(every job's post step), which needs :func:`signals_deferred` and no spec.
 """
 
 from __future__ import annotations
 
-__all__ = ["TERMINATING", "Terminated", "install_signal_handlers"]
+__all__ = ["TERMINATING", "Terminated", "install_signal_handlers", "signals_deferred"]
 
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 from types import FrameType
 
 
@@ -41,3 +45,25 @@ def install_signal_handlers() -> None:
     """Turn termination signals into :class:`Terminated` (the child runner forwards them instead)."""
     for sig in TERMINATING:
         signal.signal(sig, _raise_terminated)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold termination signals off while revoking; yields the list of those that arrived.
+
+    A CI runner that cancels a job often signals more than once (SIGINT, then SIGTERM a few
+    seconds later). A second :class:`Terminated` raised in the middle of revocation would leave
+    leases alive, so while revoking we only note the signal; the caller re-raises afterwards.
+    """
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+    saved = {
+        sig: signal.signal(sig, lambda signum, frame: arrived.append(signum)) for sig in TERMINATING
+    }
+    try:
+        yield arrived
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 __all__ = ["Session", "Terminated", "install_signal_handlers", "signals_deferred"]
 
-import contextlib
 import functools
 import logging
 import os
-import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from ._exit import process_start
-from ._signals import TERMINATING as _TERMINATING
-from ._signals import Terminated, install_signal_handlers
+from ._signals import Terminated, install_signal_handlers, signals_deferred
 from .backends.base import Backend, BackendContext, TokenRecord
 from .errors import JobSecretsError
 from .identity import IdentityProvider
@@ -29,29 +26,6 @@ from .resolver import BackendFactory, default_backend_factory, wanted_backends
 from .spec.parser import load_spec
 
 log = logging.getLogger("jobsecrets")
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[list[int]]:
-    """Hold termination signals off while revoking; yields the list of those that arrived.
-
-    A CI runner that cancels a job often signals more than once (SIGINT, then SIGTERM a few
-    seconds later). A second :class:`Terminated` raised in the middle of revocation would leave
-    leases alive, so while revoking we only note the signal; the caller re-raises afterwards.
-    """
-    arrived: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield arrived
-        return
-    saved = {
-        sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
-        for sig in _TERMINATING
-    }
-    try:
-        yield arrived
-    finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
 
 
 class Session:

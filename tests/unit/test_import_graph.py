@@ -97,3 +97,23 @@ def test_import_without_ruamel_says_what_is_missing(tmp_path: Path) -> None:
         check=False,
     )
     assert version.returncode == 0, version.stderr
+
+
+def test_revoke_reads_no_spec(tmp_path: Path) -> None:
+    """Every job's post step runs ``revoke``: it parses no spec, so it imports no YAML."""
+    # revoke leaves through os._exit (no teardown after its output): the modules are read off
+    # -X importtime instead of sys.modules at the end.
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "jobsecrets", "revoke", "--state", "absent"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "jobsecrets.commands.revoke" in modules  # the probe sees the command's imports
+    assert not {"yaml", "jobsecrets.session", "jobsecrets.spec", "jobsecrets.resolver"} & modules

@@ -8,10 +8,10 @@ import contextlib
 import os
 import sys
 
+from .._signals import signals_deferred
 from ..errors import RevokeError
 from ..lifecycle.cipher import StateCipher
 from ..lifecycle.state import default_state_path, load_state, write_state
-from ..session import signals_deferred
 
 
 def revoke_command(state: str | None) -> None:
