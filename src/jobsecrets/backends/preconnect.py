@@ -14,25 +14,110 @@ connections go into the very pool, with the very TLS settings, the requests take
 
 from __future__ import annotations
 
-__all__ = ["open_ahead"]
+__all__ = ["EarlySocket", "connect_early", "open_ahead"]
 
 import _thread
 import contextlib
 import logging
-import select
-import ssl
+import os
+import socket
+import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger(__name__)
 
 
-def open_ahead(pool: Any, count: int, timeout: float) -> None:
+# What requests reads a proxy from (urllib.request.getproxies_environment, either case).
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class EarlySocket:
+    """A TCP connection to a store, started before the HTTP library that will use it is imported.
+
+    A later process of the job (``revoke`` in the post step, a renewal) has nothing to wait on
+    but its own imports: requests and hvac take ~50-70 ms of CPU, and only then could
+    :func:`open_ahead` start connecting. Connecting on a thread from the start hides one round
+    trip behind them; the TLS handshake, if any, is still urllib3's (:func:`open_ahead` hands it
+    this socket), with the settings of every other connection.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._sock: socket.socket | None = None
+        self._given_up = False
+        # A daemon: never holds up the process's end; bounded by the connect timeout anyway.
+        _thread.start_new_thread(self._connect, (host, port, timeout))
+
+    def _connect(self, host: str, port: int, timeout: float) -> None:
+        try:
+            sock = socket.create_connection((host, port), timeout)
+            # As urllib3 sets up every connection of its own (HTTPConnection.default_socket_options).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as error:
+            log.debug("connection opened early failed (%s)", type(error).__name__)
+            sock = None
+        with self._lock:
+            if self._given_up and sock is not None:
+                sock.close()  # nobody will take it any more
+            else:
+                self._sock = sock
+        self._done.set()
+
+    def take(self, wait: float) -> socket.socket | None:
+        """The connected socket, waiting up to ``wait`` seconds for it; ``None`` if there is none.
+
+        Only once: later calls give ``None``, and a socket that connects after the wait is closed.
+        """
+        self._done.wait(wait)
+        with self._lock:
+            sock, self._sock = self._sock, None
+            self._given_up = True
+        return sock
+
+    def discard(self) -> None:
+        """Not wanted after all (a proxy will carry the requests): close it, now or once it connects."""
+        sock = self.take(0)
+        if sock is not None:
+            sock.close()
+
+
+def connect_early(address: str, timeout: float) -> EarlySocket | None:
+    """Start connecting to the server at ``address`` (``http(s)://host[:port]...``) on a thread.
+
+    ``None`` when there is nothing to start: not an http(s) address, or a proxy variable is set
+    in the environment (requests would send through the proxy; whether this address bypasses it
+    is requests' decision, taken after its import: not worth a connection the job may not be
+    allowed to make).
+    """
+    if any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES):
+        return None
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number: the client reports the address itself
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    return EarlySocket(host, port or (443 if parts.scheme == "https" else 80), timeout)
+
+
+def open_ahead(
+    pool: Any, count: int, timeout: float, early: EarlySocket | None = None
+) -> threading.Event | None:
     """Open ``count`` connections of the urllib3 ``pool`` on daemon threads, each put back idle.
 
     Returns at once. ``count`` is capped at the pool's size (a connection beyond it would be
     closed again when put back). A thread never outlives a connect timeout of ``timeout``
-    seconds, and being a daemon it never holds up the process's end.
+    seconds, and being a daemon it never holds up the process's end. ``early``: a socket
+    already connecting to the pool's server (:func:`connect_early`), which the first of the
+    connections is made on; then the event returned is set once that connection is in the pool
+    (or failed), for a caller whose next request should go out on it.
     """
     size = getattr(getattr(pool, "pool", None), "maxsize", 0) or 0
     try:
@@ -42,20 +127,58 @@ def open_ahead(pool: Any, count: int, timeout: float) -> None:
         # non-blocking pool hands out a new connection object at once, never waits.
         taken = [pool._get_conn() for _ in range(min(count, size))]
     except Exception:  # a closed pool (the client was dropped) or another urllib3
-        return
-    for conn in taken:
+        if early is not None:
+            early.discard()
+        return None
+    if early is None:
+        ready = None
+    elif not taken:
+        early.discard()
+        return None
+    else:
+        ready = threading.Event()
+    for n, conn in enumerate(taken):
         # The low-level start: threading.Thread.start() waits until the new thread runs, which
         # under a busy GIL (a library importing meanwhile) cost ~1.2 ms a connection, 60 ms for
         # 50 (traced), all on the caller's critical path. Such a thread is a daemon too.
-        _thread.start_new_thread(_open_one, (pool, conn, timeout))
+        mine = (early, ready) if n == 0 else (None, None)
+        _thread.start_new_thread(_open_one, (pool, conn, timeout, *mine))
+    return ready
 
 
-def _open_one(pool: Any, conn: Any, timeout: float) -> None:
+def _open_one(
+    pool: Any,
+    conn: Any,
+    timeout: float,
+    early: EarlySocket | None = None,
+    ready: threading.Event | None = None,
+) -> None:
+    try:
+        _connect(pool, conn, timeout, early)
+    finally:
+        if ready is not None:
+            ready.set()
+
+
+def _connect(pool: Any, conn: Any, timeout: float, early: EarlySocket | None) -> None:
     try:
         if getattr(conn, "sock", None) is None:  # not connected yet (a fresh connection)
             conn.timeout = timeout
             started = time.monotonic()
-            conn.connect()
+            sock = early.take(timeout) if early is not None else None
+            if sock is not None:
+                sock.settimeout(timeout)  # what urllib3's own connect leaves on its sockets
+                # urllib3's connect() (HTTP, and HTTPS before its handshake) takes its TCP socket
+                # from _new_conn(): this one, once; then the class's own again (a reconnect).
+                conn._new_conn = lambda: sock
+            try:
+                conn.connect()
+            finally:
+                conn.__dict__.pop("_new_conn", None)
+            # ssl and select only here: connect_early runs before anything imported them, and
+            # the connection it starts should not wait for them (urllib3 has by now).
+            import ssl
+
             if isinstance(conn.sock, ssl.SSLSocket):
                 _take_tickets(conn.sock, time.monotonic() - started)
     except Exception as error:
@@ -79,6 +202,9 @@ def _take_tickets(sock: ssl.SSLSocket, handshake: float) -> None:
     or a server without tickets sends nothing: the connection goes into the pool after that).
     Raises when the server closed the connection or sent anything else.
     """
+    import select
+    import ssl
+
     if not select.select([sock], [], [], max(handshake, 0.01))[0]:
         return
     previous = sock.gettimeout()

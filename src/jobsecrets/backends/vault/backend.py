@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     import hvac
 
+    from ..preconnect import EarlySocket
+
 AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
 AUTH_KEYS = {
     "token": {"method", "token_env"},
@@ -216,6 +218,10 @@ class VaultBackend(Backend):
         self._token_record: TokenRecord | None = None
         # Paths resolution will read (expect_reads): connections to open while signing in.
         self._reads_ahead = 0
+        # A connection started before requests and hvac import, in a later process (resume),
+        # and once it is in the client's pool, this event.
+        self._early: EarlySocket | None = None
+        self._early_ready: threading.Event | None = None
 
     # ---- static description ----------------------------------------------------------------
 
@@ -381,8 +387,10 @@ class VaultBackend(Backend):
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=4, pool_maxsize=max(4, self.context.concurrency)
         )
-        if self._reads_ahead:
-            self._open_ahead(adapter, settings, self._reads_ahead + 1)  # + the sign-in's
+        early, self._early = self._early, None
+        if self._reads_ahead or early is not None:
+            # + the sign-in's (or, resumed, the revocation's or renewal's)
+            self._early_ready = self._open_ahead(adapter, settings, self._reads_ahead + 1, early)
             self._reads_ahead = 0
         import hvac
 
@@ -405,7 +413,13 @@ class VaultBackend(Backend):
         """Remember how many reads follow: the client opens that many connections ahead."""
         self._reads_ahead = max(0, paths)
 
-    def _open_ahead(self, adapter: Any, settings: Mapping[str, Any], count: int) -> None:
+    def _open_ahead(
+        self,
+        adapter: Any,
+        settings: Mapping[str, Any],
+        count: int,
+        early: EarlySocket | None = None,
+    ) -> threading.Event | None:
         """Open ``count`` connections to the server in the pool ``adapter`` will send with.
 
         While the client waits for its identity token, sign-in and mount lookup, so the reads
@@ -417,19 +431,22 @@ class VaultBackend(Backend):
 
         from ..preconnect import open_ahead
 
-        if select_proxy(self.address, settings["proxies"] or {}):
-            return
+        pool = None
         choose = getattr(adapter, "get_connection_with_tls_context", None)
-        if choose is None:  # requests < 2.32.2: no public way to the pool a request will use
-            return
-        try:
-            # The pool hvac's requests take their connections from: same TLS settings and key.
-            pool = choose(
-                requests.Request("GET", self.address).prepare(), settings["verify"], None, None
-            )
-        except Exception:  # e.g. a CA bundle that cannot be read: the first request says so
-            return
-        open_ahead(pool, count, self.context.timeout)
+        # Not through a proxy; nor with requests < 2.32.2: no public way to the pool a request
+        # will use.
+        if not select_proxy(self.address, settings["proxies"] or {}) and choose is not None:
+            with contextlib.suppress(Exception):  # e.g. a CA bundle that cannot be read: the
+                # first request says so. The pool hvac's requests take their connections from:
+                # same TLS settings and key.
+                pool = choose(
+                    requests.Request("GET", self.address).prepare(), settings["verify"], None, None
+                )
+        if pool is None:
+            if early is not None:
+                early.discard()
+            return None
+        return open_ahead(pool, count, self.context.timeout, early)
 
     def _note_retry_after(self, response: Any, *args: Any, **kwargs: Any) -> None:
         self._retry_after.value = response.headers.get("Retry-After")
@@ -1126,8 +1143,18 @@ class VaultBackend(Backend):
             return
         with self._client_lock:
             if self._client is None:
+                # Nothing else to wait on in such a process (revoke, a renewal): the connection
+                # the next request goes out on is opened while requests and hvac import.
+                from ..preconnect import connect_early
+
+                self._early = connect_early(self.address, self.context.timeout)
                 self._client = self._new_client(record.token)
                 self._token_record = record
+                ready, self._early_ready = self._early_ready, None
+                if ready is not None:
+                    # The request that follows goes out on that connection rather than open
+                    # another while its TLS handshake, if any, is still on the way.
+                    ready.wait(self.context.timeout)
 
     def close(self) -> None:
         """Close the HTTP session."""
