@@ -123,3 +123,23 @@ def test_discard_closes_a_connected_socket(listener: socket.socket) -> None:
         early.discard()
         accepted.settimeout(2.0)
         assert accepted.recv(1) == b""
+
+
+def test_a_store_that_stalls_the_handshake_holds_resume_briefly(listener: socket.socket) -> None:
+    """resume() waits for the early connection's TLS handshake, but not for a whole timeout.
+
+    The listener accepts (the kernel does) and never answers: the handshake on the early socket
+    stalls. resume() gives up on it after a couple of seconds, not the context's 10 s timeout.
+    """
+    from jobsecrets.backends import BackendContext, TokenRecord
+    from jobsecrets.backends.vault import VaultBackend
+
+    port = listener.getsockname()[1]
+    context = BackendContext(env={}, timeout=10.0)
+    backend = VaultBackend("vault", {"address": f"https://127.0.0.1:{port}"}, context)
+    record = TokenRecord("vault", "hvs.not-a-real-token", "acc", 300, True)
+    started = time.monotonic()
+    backend.resume(record)
+    waited = time.monotonic() - started
+    backend.close()
+    assert 1.0 < waited < 5.0

@@ -68,6 +68,11 @@ _STATUS = {
 _REQUEST_PATH = re.compile(r'request path "[^"]*":\s*')
 
 
+#: How long a resumed client waits for the connection opened early (preconnect.connect_early) to
+#: be ready before its first request: a handshake a round trip or two long, with room to spare.
+_EARLY_WAIT = 2.0
+
+
 def _past(value: object) -> bool:
     """True for a time in the past (a KV v2 ``deletion_time``; one in the future is a
     ``delete_version_after`` schedule, and the version still exists until then)."""
@@ -1153,8 +1158,10 @@ class VaultBackend(Backend):
                 ready, self._early_ready = self._early_ready, None
                 if ready is not None:
                     # The request that follows goes out on that connection rather than open
-                    # another while its TLS handshake, if any, is still on the way.
-                    ready.wait(self.context.timeout)
+                    # another while its TLS handshake, if any, is still on the way; not for
+                    # long: a store that stalls the handshake must not hold the job's end for a
+                    # whole timeout more (the request then opens its own, as it always did).
+                    ready.wait(min(self.context.timeout, _EARLY_WAIT))
 
     def close(self) -> None:
         """Close the HTTP session."""
