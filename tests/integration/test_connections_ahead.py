@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import hvac
 import pytest
 
-from jobsecrets.backends import BackendContext, Document, ReadRequest
+from jobsecrets.backends import BackendContext, Document, ReadRequest, TokenRecord
 from jobsecrets.backends.aws import AwsBackend
 from jobsecrets.backends.vault import VaultBackend
 from jobsecrets.errors import BackendError, JobSecretsError
@@ -145,72 +146,64 @@ def test_vault_nothing_listening_is_the_reads_own_error(openbao: OpenBaoServer) 
     assert outcomes[0][0][0] != "Document"
 
 
+def token_of(server: OpenBaoServer) -> TokenRecord:
+    """A fresh token, recorded as a sign-in's is for a later process to revoke."""
+    made = server.client().auth.token.create(policies=["default"], ttl="5m")["auth"]
+    return TokenRecord("vault", made["client_token"], made["accessor"], 300, True)
+
+
+def revoke_after_slow_imports(
+    backend: VaultBackend, record: TokenRecord, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Resume and revoke as a later process, its imports made to take 0.4 s (the test process
+    has them already); returns how many connections ``proxy`` had seen when they were done."""
+    seen: list[int] = []
+    original = VaultBackend._new_client
+
+    def slow_imports(self: VaultBackend, token: str | None = None) -> Any:
+        time.sleep(0.4)
+        seen.append(proxy.connections)
+        return original(self, token)
+
+    monkeypatch.setattr(VaultBackend, "_new_client", slow_imports)
+    backend.resume(record)
+    backend.revoke_token(record)
+    backend.close()
+    return seen
+
+
 @pytest.mark.parametrize("server_fixture", ["openbao", "openbao_tls"])
 def test_vault_revocation_goes_out_on_a_connection_opened_before_the_imports(
     server_fixture: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A later process (the post step's ``revoke``) connects while requests and hvac import.
 
-    Those imports are made to take 0.4 s here (the test process has them already): by their end
-    the store has seen the connection, and the revocation goes out on it, no second one. On the
-    code before, nothing connected until the imports were done. With TLS, the handshake on that
-    connection is urllib3's, checked against the CA as any other.
+    By the end of those imports the store has seen the connection, and the revocation goes out
+    on it, no second one. On the code before, nothing connected until the imports were done.
+    With TLS, the handshake on that connection is urllib3's, checked against the CA as any other.
     """
-    import hvac
-
-    from jobsecrets.backends import TokenRecord
-
     server: OpenBaoServer = request.getfixturevalue(server_fixture)
-    made = server.client().auth.token.create(policies=["default"], ttl="5m")["auth"]
-    record = TokenRecord("vault", made["client_token"], made["accessor"], 300, True)
+    record = token_of(server)
     scheme = "https" if server.tls else "http"
     with FaultProxy(server.port) as proxy:
-        seen_after_imports: list[int] = []
-        original = VaultBackend._new_client
-
-        def slow_imports(self: VaultBackend, token: str | None = None) -> Any:
-            time.sleep(0.4)
-            seen_after_imports.append(proxy.connections)
-            return original(self, token)
-
-        monkeypatch.setattr(VaultBackend, "_new_client", slow_imports)
         backend = vault_backend(f"{scheme}://127.0.0.1:{proxy.port}", server)
-        backend.resume(record)
-        backend.revoke_token(record)
-        backend.close()
-        assert seen_after_imports == [1]
+        assert revoke_after_slow_imports(backend, record, proxy, monkeypatch) == [1]
         assert proxy.connections == 1
-    stale = server.client(record.token)
     with pytest.raises(hvac.exceptions.Forbidden):
-        stale.auth.token.lookup_self()
+        server.client(record.token).auth.token.lookup_self()
 
 
 def test_vault_connects_nothing_early_where_a_proxy_is_set(
     openbao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a proxy variable set, requests decides which way a request goes: nothing early."""
-    from jobsecrets.backends import TokenRecord
-
-    made = openbao.client().auth.token.create(policies=["default"], ttl="5m")["auth"]
-    record = TokenRecord("vault", made["client_token"], made["accessor"], 300, True)
+    record = token_of(openbao)
     with FaultProxy(openbao.port) as target:
         # The store bypasses the proxy (NO_PROXY): requests goes straight to it, after imports.
         monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        seen: list[int] = []
-        original = VaultBackend._new_client
-
-        def slow_imports(self: VaultBackend, token: str | None = None) -> Any:
-            time.sleep(0.3)
-            seen.append(target.connections)
-            return original(self, token)
-
-        monkeypatch.setattr(VaultBackend, "_new_client", slow_imports)
         backend = vault_backend(f"http://127.0.0.1:{target.port}", openbao)
-        backend.resume(record)
-        backend.revoke_token(record)
-        backend.close()
-        assert seen == [0]
+        assert revoke_after_slow_imports(backend, record, target, monkeypatch) == [0]
         assert target.connections == 1  # the revocation's own
 
 
