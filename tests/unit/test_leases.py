@@ -24,7 +24,7 @@ from jobsecrets.backends.base import (
 from jobsecrets.errors import ConfigError
 from jobsecrets.lifecycle.cipher import STATE_KEY_ENV
 from jobsecrets.lifecycle.ledger import Ledger
-from jobsecrets.lifecycle.renewal import Renewal, Renewer
+from jobsecrets.lifecycle.renewal import Renewal, Renewer, due_at
 from jobsecrets.lifecycle.state import default_state_path, load_state, write_state
 from jobsecrets.testing import MemoryBackend, MemoryStore
 
@@ -194,6 +194,27 @@ def test_renewal_extends_leases_and_stops_at_the_max_ttl() -> None:
     assert len(store.events("renew")) == 2 and any("maximum TTL" in m for m in messages)
     renewal.renew_due(now=time.time() + 1000)
     assert len(store.events("renew")) == 2, "a capped lease was renewed again"
+
+
+@pytest.mark.parametrize(
+    ("ttl", "renew_after"),
+    [(3, 1.5), (12, 6.0), (24, 14.0), (30, 20.0), (60, 40.0), (3600, 2400.0)],
+)
+def test_renewal_leaves_short_leases_half_their_ttl(ttl: int, renew_after: float) -> None:
+    # At 2/3 of a 3 s lease, a renewal has 1 s to reach the store: a loaded CI machine missed it.
+    store = new_store()
+    ledger = Ledger()
+    ledger.add_backend(store.backend("vault"))
+    ledger.add_lease(Lease("vault", "db/creds/ci/x", ttl, True, "db/creds/ci"))
+    renewal = Renewal(ledger)
+    obtained = ledger.lease_list()[0].obtained_at
+    assert due_at(obtained, ttl) == pytest.approx(obtained + renew_after)
+    assert renewal.renew_due(now=obtained + renew_after - 0.01) == []
+    assert store.events("renew") == [], "renewed before it was due"
+    renewal.renew_due(now=obtained + renew_after)
+    assert len(store.events("renew")) == 1
+    next_due = Renewal(ledger).next_due()
+    assert next_due is not None and renew_after - 0.5 <= next_due <= renew_after + 0.5
 
 
 def test_renewer_thread_renews_before_expiry() -> None:

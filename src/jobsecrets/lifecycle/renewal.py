@@ -7,7 +7,7 @@ methods, so the ledger stays the one owner of its lock.
 
 from __future__ import annotations
 
-__all__ = ["Renewal", "Renewer"]
+__all__ = ["Renewal", "Renewer", "due_at"]
 
 import threading
 import time
@@ -16,10 +16,23 @@ from collections.abc import Callable
 from .ledger import Ledger, token_key, why
 
 _FRACTION = 2 / 3
+#: Seconds a renewal should have before expiry when the TTL allows it: a short TTL's last third
+#: (1 s of a 3 s lease) is less than a loaded machine's thread wake-up plus a round trip can take.
+_MARGIN = 10.0
+
+
+def due_at(obtained_at: float, ttl: float, fraction: float = _FRACTION) -> float:
+    """When a lease or token of ``ttl`` seconds obtained at ``obtained_at`` should be renewed.
+
+    At ``fraction`` of its TTL, but never leaving less than :data:`_MARGIN` seconds before expiry,
+    nor renewing before half of the TTL (so a 3 s lease is renewed at 1.5 s, a 24 s one at 14 s,
+    an hour's at 40 minutes).
+    """
+    return obtained_at + min(ttl * fraction, max(ttl / 2, ttl - _MARGIN))
 
 
 class Renewal:
-    """What to renew, when: each renewable lease and token past ``fraction`` of its TTL."""
+    """What to renew, when: each renewable lease and token once :func:`due_at` says so."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -32,7 +45,7 @@ class Renewal:
         self._retry_at[key] = now + max(1.0, min(30.0, ttl / 6))
 
     def renew_due(self, now: float | None = None, fraction: float = _FRACTION) -> list[str]:
-        """Renew each renewable lease and token past ``fraction`` of its TTL.
+        """Renew each renewable lease and token that is due (:func:`due_at`).
 
         Returns messages for the log (lease ids and accessors, never values): failures, and leases
         or tokens that reached their maximum TTL, which renewing cannot extend any further.
@@ -43,7 +56,8 @@ class Renewal:
             key = lease.lease_id
             if not lease.renewable or lease.ttl <= 0 or key in self._no_renew:
                 continue
-            if now < max(lease.obtained_at + lease.ttl * fraction, self._retry_at.get(key, 0)):
+            due = due_at(lease.obtained_at, lease.ttl, fraction)
+            if now < max(due, self._retry_at.get(key, 0)):
                 continue
             backend = self.ledger.backend(lease.backend)
             if backend is None:
@@ -73,7 +87,8 @@ class Renewal:
             key = "token:" + token_key(record)
             if key in self._no_renew:
                 continue
-            if now < max(record.obtained_at + record.ttl * fraction, self._retry_at.get(key, 0)):
+            due = due_at(record.obtained_at, record.ttl, fraction)
+            if now < max(due, self._retry_at.get(key, 0)):
                 continue
             label = record.accessor or backend.name
             try:
@@ -100,7 +115,7 @@ class Renewal:
             if lease.renewable and lease.ttl > 0 and lease.lease_id not in self._no_renew:
                 due.append(
                     max(
-                        lease.obtained_at + lease.ttl * fraction,
+                        due_at(lease.obtained_at, lease.ttl, fraction),
                         self._retry_at.get(lease.lease_id, 0),
                     )
                 )
@@ -111,7 +126,10 @@ class Renewal:
             key = "token:" + token_key(record)
             if key not in self._no_renew:
                 due.append(
-                    max(record.obtained_at + record.ttl * fraction, self._retry_at.get(key, 0))
+                    max(
+                        due_at(record.obtained_at, record.ttl, fraction),
+                        self._retry_at.get(key, 0),
+                    )
                 )
         if not due:
             return None
