@@ -43,6 +43,11 @@ repositories; never committed here.
     .venv/bin/python bench/github_step.py [--cold 3] [--restored 5] [--warm 5] [--delay-ms 20]
         [--disk] [--anchors DIR] [--uv .venv/bin/uv] [--baseline main] [--hosted-pip] [--write]
 
+Before the first run and after the last, ``python -c 'import hvac, boto3'`` plus one Secrets
+Manager client is timed five times (``gauge`` in the output): this VM's speed swings by 1.5x
+between hours, and our CPU-bound steps move with it far more than the anchors do, so a table is
+only comparable with another of a like gauge.
+
 ``--write`` replaces the "## GitHub Action step" section of docs/benchmarks.md.
 """
 
@@ -69,7 +74,15 @@ from typing import NoReturn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
 
-from _common import DOCS, bar_chart, machine_line, replace_section  # noqa: E402
+from _common import (  # noqa: E402
+    DOCS,
+    bar_chart,
+    floor_commands,
+    machine_line,
+    median,
+    replace_section,
+    time_process,
+)
 from latency_proxy import LatencyProxy  # noqa: E402
 
 from support.act import act_command, action_checkout  # noqa: E402
@@ -366,6 +379,21 @@ def kind_label(kind: str, baseline: str | None) -> str:
     return f"{baseline}: {label}" if kind.startswith("baseline-") else label
 
 
+#: The CPU-bound work timed before and after the runs, to say how quick the machine was.
+GAUGE = "import hvac, boto3 + one client"
+
+
+def gauge(runs: int = 5) -> list[float]:
+    """Wall times of ``python -c 'import hvac, boto3'`` plus one Secrets Manager client.
+
+    This VM's speed swings 1.5x within an hour; the anchors, which mostly wait on round trips,
+    move 2-6% while our CPU-bound steps move 20-30%. This gauge (what every AWS caller pays in
+    CPU) timed around the runs lets tables of different hours be compared.
+    """
+    argv = floor_commands()[GAUGE]
+    return [time_process(argv).seconds for _ in range(runs)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", type=int, default=3, help="runs with an empty tool cache")
@@ -523,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[kind].append((main_s, post_s))
                 print(f"{kind} {len(results[kind])}: main {main_s:.2f} s", file=sys.stderr)
 
+        gauge_times = gauge()
         installed = "jobsecrets: installed into"
         cold = {"actions_cache": cold_actions_cache, "expect": installed}
         for _ in range(args.cold):
@@ -580,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
                     run("warm", aws=True, fresh=False, hosted=False)
                 elif baseline:
                     run("warm", aws=True, fresh=False, hosted=False, action=baseline)
+        gauge_times += gauge()
 
     summary = {
         kind: {
@@ -611,6 +641,12 @@ def main(argv: list[str] | None = None) -> int:
         summary[kind]["restore_download_unpack_median_s"] = round(
             statistics.median(p[1] for p in parts), 2
         )
+    summary["gauge"] = {
+        "runs": len(gauge_times),
+        "median_s": round(median(gauge_times), 3),
+        "first_s": round(median(gauge_times[: len(gauge_times) // 2]), 3),
+        "last_s": round(median(gauge_times[len(gauge_times) // 2 :]), 3),
+    }
     for name, runs_ in saves.items():
         if runs_:
             summary[f"save-{name}"] = {
@@ -651,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, s in summary.items()
             if "main_median_s" in s and "post_median_s" not in s  # the anchors
         )
+        gauge_s = summary["gauge"]
         body = textwrap.dedent(
             f"""\
             {command}: one `actions/inject` step under act (`-P ubuntu-latest=-self-hosted`) for
@@ -658,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
             Secrets Manager secrets (web identity via `role_arn`), or the {N_VAULT} Vault ones alone, each
             server (OpenBao, moto, the OIDC endpoint, act's Actions cache) behind `bench/latency_proxy.py` adding
             {args.delay_ms:g} ms each way. Times are act's own step durations; {machine_line()}.
+            How quick the machine was: `python -c 'import hvac, boto3'` plus one Secrets Manager client took
+            {gauge_s["median_s"]:.3f} s (median of {gauge_s["runs"]}: {gauge_s["first_s"]:.3f} s before the runs,
+            {gauge_s["last_s"]:.3f} s after); compare it before comparing tables of different runs.
 
             | install | runs | main step median s | best s | post step (revoke) median s | goal s |
             |---|---:|---:|---:|---:|---|
