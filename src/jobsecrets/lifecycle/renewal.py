@@ -24,9 +24,9 @@ _MARGIN = 10.0
 def due_at(obtained_at: float, ttl: float, fraction: float = _FRACTION) -> float:
     """When a lease or token of ``ttl`` seconds obtained at ``obtained_at`` should be renewed.
 
-    At ``fraction`` of its TTL, but never leaving less than :data:`_MARGIN` seconds before expiry,
-    nor renewing before half of the TTL (so a 3 s lease is renewed at 1.5 s, a 24 s one at 14 s,
-    an hour's at 40 minutes).
+    At ``fraction`` of its TTL; earlier when that would leave less than :data:`_MARGIN` seconds
+    before expiry, though for that reason never before half of the TTL. With the default
+    fraction a 3 s lease is renewed at 1.5 s, a 24 s one at 14 s, an hour's at 40 minutes.
     """
     return obtained_at + min(ttl * fraction, max(ttl / 2, ttl - _MARGIN))
 
