@@ -69,7 +69,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
@@ -554,15 +554,17 @@ def main(argv: list[str] | None = None) -> int:
         gauge_times = gauge()
         installed = "jobsecrets: installed into"
         cold = {"actions_cache": cold_actions_cache, "expect": installed}
-        for _ in range(args.cold):
-            run("cold-vault", aws=False, fresh=True, **cold)
-            run("cold", aws=True, fresh=True, **cold)
+        for n in range(args.cold):
+            # Each repetition runs the same rows, in reverse order every other time (as the warm
+            # rows take turns): a row is not always the one that follows another's teardown.
+            rows: list[dict[str, Any]] = [{}]
             if args.uv:
-                run("cold-vault", aws=False, fresh=True, uv=True, **cold)
-                run("cold", aws=True, fresh=True, uv=True, **cold)
+                rows.append({"uv": True})
             if baseline:
-                run("cold-vault", aws=False, fresh=True, action=baseline, **cold)
-                run("cold", aws=True, fresh=True, action=baseline, **cold)
+                rows.append({"action": baseline})
+            for extra in rows if n % 2 == 0 else rows[::-1]:
+                run("cold-vault", aws=False, fresh=True, **extra, **cold)
+                run("cold", aws=True, fresh=True, **extra, **cold)
         if args.restored:
             # The first job of each spec: installs (pip) and saves; then the later jobs restore.
             for aws in (False, True):
