@@ -6,6 +6,7 @@ Every test asserts with booleans: a failing assertion must not print a token or 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import stat
@@ -215,6 +216,32 @@ def test_renewal_leaves_short_leases_half_their_ttl(ttl: int, renew_after: float
     assert len(store.events("renew")) == 1
     next_due = Renewal(ledger).next_due()
     assert next_due is not None and renew_after - 0.5 <= next_due <= renew_after + 0.5
+
+
+def test_each_renewal_is_logged_at_debug_with_the_time_it_had_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # -vv shows how close to expiry each renewal went out: what tells a late renewer thread on a
+    # loaded machine from a store that refused. Lease ids and accessors only, never a value.
+    store = new_store()
+    ledger = make_ledger(store, token=True, reads=1)
+    lease = ledger.lease_list()[0]
+    record = ledger.backend_list()[0].token_record()
+    assert record is not None and record.renewable
+    later = max(lease.obtained_at + lease.ttl * 0.8, record.obtained_at + record.ttl * 0.8)
+    with caplog.at_level(logging.DEBUG, logger="jobsecrets"):
+        assert Renewal(ledger).renew_due(now=later) == []
+    assert len(store.events("renew")) == 1 and len(store.events("renew-token")) == 1
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("renewed ")]
+    assert len(lines) == 2, "one line per renewal"
+    left = lease.obtained_at + lease.ttl - later
+    assert f"renewed lease {lease.lease_id} with {left:.1f}s of {lease.ttl}s left" in lines[0]
+    token_left = record.obtained_at + record.ttl - later
+    assert f"renewed token {record.accessor} of 'vault' with {token_left:.1f}s of" in lines[1]
+    shown = "\n".join(r.getMessage() for r in caplog.records)
+    # A bool, so that a failure does not print the value it found.
+    leaked = CANARY_VALUE in shown or record.token in shown
+    assert not leaked, "a value or the token reached the log"
 
 
 def test_renewer_thread_renews_before_expiry() -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 __all__ = ["Renewal", "Renewer", "due_at"]
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from .ledger import Ledger, token_key, why
+
+log = logging.getLogger("jobsecrets")
 
 _FRACTION = 2 / 3
 #: Seconds a renewal should have before expiry when the TTL allows it: a short TTL's last third
@@ -63,6 +66,7 @@ class Renewal:
             if backend is None:
                 continue
             wanted = backend.renew_increment() or lease.ttl
+            asked = time.monotonic()
             try:
                 renewed = backend.renew_lease(lease, wanted)
             except Exception as error:
@@ -80,6 +84,16 @@ class Renewal:
                     "and cannot be renewed any further"
                 )
             self.ledger.replace_lease(renewed)  # unless revoked meanwhile
+            # With -vv: how much of the TTL was left when the renewal went out (a late wake-up
+            # of this thread on a loaded machine shows here) and how long the store took.
+            log.debug(
+                "renewed lease %s with %.1fs of %ds left (answered in %.2fs); it lasts %ds now",
+                key,
+                lease.obtained_at + lease.ttl - now,
+                lease.ttl,
+                time.monotonic() - asked,
+                renewed.ttl,
+            )
         for backend in self.ledger.backend_list():
             record = backend.token_record()
             if record is None or not record.renewable or record.ttl <= 0:
@@ -91,6 +105,7 @@ class Renewal:
             if now < max(due, self._retry_at.get(key, 0)):
                 continue
             label = record.accessor or backend.name
+            asked = time.monotonic()
             try:
                 backend.renew_token()
             except Exception as error:  # as for leases: the thread must keep running
@@ -99,6 +114,14 @@ class Renewal:
                 continue
             self._retry_at.pop(key, None)
             renewed_record = backend.token_record()
+            log.debug(
+                "renewed token %s of %r with %.1fs of %ds left (answered in %.2fs)",
+                label,
+                backend.name,
+                record.obtained_at + record.ttl - now,
+                record.ttl,
+                time.monotonic() - asked,
+            )
             if renewed_record is None or renewed_record.ttl < record.ttl:
                 self._no_renew.add(key)
                 ends = renewed_record.ttl if renewed_record is not None else 0
