@@ -32,6 +32,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from jobsecrets import __version__
 from support.moto_server import MotoServer, allow, create_web_identity_role, policy
 from support.oidc import public_pem, sign
 from support.openbao import OpenBaoServer
@@ -439,6 +440,9 @@ def test_install_from_a_checkout_with_a_custom_id_token_variable(
         'echo "key $APP_API_KEY"',
         f'echo "installed by $(cat {site}/hvac-*.dist-info/INSTALLER)"',
         f"test -d {site}/botocore && test ! -d {site}/botocore/__pycache__ && echo no-botocore-pyc",
+        # pip: the job's own pip (23+) installed into a virtualenv made without one (ensurepip
+        # takes seconds); uv never needs one.
+        'test ! -e "${CI_PROJECT_DIR}.tmp/jobsecrets/venv/bin/pip" && echo no-pip-in-venv',
     ]
     variables = {"JOBSECRETS_INSTALLER": "pip"} if installer == "pip" else {}
     run = run_pipeline(
@@ -461,6 +465,72 @@ def test_install_from_a_checkout_with_a_custom_id_token_variable(
     assert "key ***" in run.log
     assert f"installed by {installer}" in run.log, run.tail()
     assert "no-botocore-pyc" in run.log, run.tail()
+    assert "no-pip-in-venv" in run.log, run.tail()
+    assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
+
+
+def test_install_with_a_python_whose_pip_cannot_target_a_venv(tmp_path: Path, stack: Stack) -> None:
+    """A job Python without pip 23+ (no pip at all here): the virtualenv gets its own pip and
+    installs the checkout with it, as before the job's pip was used."""
+    bare = tmp_path / "bare-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    assert subprocess.run([str(bare / "bin" / "python"), "-c", "import pip"]).returncode != 0
+    script = [
+        'test -x "${CI_PROJECT_DIR}.tmp/jobsecrets/venv/bin/pip" && echo venv-has-pip',
+        'echo "key $APP_API_KEY"',
+    ]
+    run = run_pipeline(
+        tmp_path,
+        stack,
+        {"variables": {"JOBSECRETS_INSTALLER": "pip"}, "script": script},
+        spec=stack.spec(aws=False),
+        inputs={
+            "install": "path",
+            "install_path": str(REPO_ROOT),
+            "python": str(bare / "bin" / "python"),
+        },
+    )
+    assert run.code == 0, run.tail()
+    assert "venv-has-pip" in run.log, run.tail()
+    assert "key ***" in run.log
+    assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
+
+
+@pytest.mark.parametrize("asked", ["the same version", "another version"])
+def test_an_install_kept_by_a_shell_executor_is_used_as_it_is(
+    tmp_path: Path, stack: Stack, asked: str
+) -> None:
+    """``install: pypi`` with the virtualenv of an earlier job still there (a shell executor keeps
+    the build directory): the version asked for is there, so nothing is installed (pip would
+    fail here: no index, no wheel); another version is installed (and fails)."""
+    venv_bin = tmp_path / "repo.tmp" / "jobsecrets" / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    # The earlier job's install: this checkout's CLI.
+    version = __version__ if asked == "the same version" else "9.9.9"
+    wrapper = venv_bin / "jobsecrets"
+    wrapper.write_text(f'#!/bin/sh\nexec "{Path(sys.executable).parent / "jobsecrets"}" "$@"\n')
+    wrapper.chmod(0o755)
+    no_wheels = tmp_path / "no-wheels"
+    no_wheels.mkdir()
+    pip_finds_nothing = {
+        "JOBSECRETS_INSTALLER": "pip",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(no_wheels),
+    }
+    run = run_pipeline(
+        tmp_path,
+        stack,
+        {"variables": pip_finds_nothing, "script": ['echo "key $APP_API_KEY"']},
+        spec=stack.spec(aws=False),
+        inputs={"install": "pypi", "version": version},
+    )
+    if version == __version__:
+        assert run.code == 0, run.tail()
+        assert "key ***" in run.log
+    else:
+        assert run.code != 0, run.tail()
+        assert "jobsecrets==9.9.9" in run.log, run.tail()
     assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
 
 
