@@ -226,3 +226,51 @@ def test_redact_scale_baseline_runs_the_code_at_that_ref(tmp_path: Path) -> None
         ["bash", "-c", f"{command} --version"], capture_output=True, text=True, check=True
     )
     assert "jobsecrets" in version.stdout
+
+
+def test_gitlab_job_reads_the_include_s_time_from_the_job_log() -> None:
+    import gitlab_job
+
+    log = "\n".join(
+        [
+            "$ echo BENCH_T0",
+            "BENCH_T0 1000000000",
+            "jobsecrets, version 0.1.0",
+            "BENCH_T1 3500000000",
+            "BENCH_T1 9900000000",  # printed again (a retried line): the first one counts
+            "BENCH_A0 4000000000",
+            "BENCH_A1 4250000000",
+            " BENCH_A1 1",  # not a stamp: not at the start of a line
+        ]
+    )
+    assert gitlab_job.stamps(log) == {"before": 2.5, "after": 0.25}
+    # A job that failed before its script printed T1: no "before" at all, not a wrong one.
+    assert gitlab_job.stamps("BENCH_T0 5\nBENCH_A0 10\nBENCH_A1 30\n") == {"after": 2e-08}
+
+
+def test_gitlab_job_pipeline_stamps_around_the_include_and_keeps_tokens_out_of_argv() -> None:
+    import gitlab_job
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """GitLab's !reference as a plain list, so that the pipeline can be inspected."""
+
+    Loader.add_constructor(
+        "!reference", lambda loader, node: ["!reference", *loader.construct_sequence(node)]
+    )
+    pipeline = yaml.load(gitlab_job.pipeline_yaml("pypi"), Loader=Loader)  # noqa: S506
+    assert pipeline["include"][0]["inputs"] == {"install": "pypi"}
+    bench = pipeline["bench"]
+    assert bench["extends"] == ".jobsecrets"
+    assert bench["before_script"][0].startswith('echo "BENCH_T0')
+    assert bench["before_script"][1] == ["!reference", ".jobsecrets", "before_script"]
+    assert bench["script"][0].startswith('echo "BENCH_T1')
+    assert bench["after_script"][1] == ["!reference", ".jobsecrets", "after_script"]
+    assert 'test -n "$A049"' in bench["script"][1]
+    vault_only = yaml.load(gitlab_job.pipeline_yaml("none", vault_only=True), Loader=Loader)  # noqa: S506
+    assert "$A049" not in vault_only["bench"]["script"][1]
+    # The baseline's login reads the id token from stdin, never from its argv.
+    login = vault_only["baseline"]["before_script"][1]
+    assert "jwt=-" in login and 'jwt="$VAULT_ID_TOKEN"' not in login
+    spec = gitlab_job.spec_text("http://v", "http://a", vault_only=True)
+    assert "type: aws" not in spec and spec.count("vault:secret/bench/p") == gitlab_job.COUNT
