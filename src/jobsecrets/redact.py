@@ -184,6 +184,16 @@ _DFA_AFTER = 8 << 20
 # 4 KiB) pays for it once the loop has cost as much.
 _HEAD_LOOP_BUDGET = 200_000
 
+# Following wrapped texts from their anchors costs one Python step per byte walked. A text of long
+# runs (the base64 of a value of zero bytes is "AAAA...") has the same anchor at every 16th
+# offset and finds it at every position of a run in the output, each a different alignment: a
+# chunk may walk at most this many steps (plus 16 per byte of it), then every run of text bytes
+# that holds an anchor found and is not covered yet is masked whole. Ordinary output never
+# comes near it (a 16 KB value of zero bytes printed as base64 took seconds before the limit).
+_FOLLOW_BUDGET = 1 << 16
+# bytes.translate table: line breaks to 1 ("covered"), every other byte to 0.
+_BREAKS_COVERED = bytes(1 if b in (10, 13) else 0 for b in range(256))
+
 
 class _Heads(NamedTuple):
     """The patterns' first ``_KEY`` bytes (their *heads*), for :meth:`PatternSet.hold_start`."""
@@ -216,6 +226,7 @@ class PatternSet:
         "_offsets",
         "_patterns",
         "_sources",
+        "_token",
         "maxlen",
     )
 
@@ -249,6 +260,9 @@ class PatternSet:
         #: Pattern index (in ``_patterns``) -> (source, offset) of each anchor it is; see
         #: :meth:`_anchor_places`.
         self._anchors: dict[int, list[tuple[int, int]]] | None = None
+        #: A run of the bytes wrapped texts are made of, line breaks included (built with
+        #: ``_anchors``): no walk from an anchor leaves the run around it.
+        self._token: re.Pattern[bytes] | None = None
         #: Where each pattern's key starts in it.
         self._offsets: list[int] = rare_offsets(self._patterns, _KEY)
         # One key per pattern, in pattern order, so a match names its pattern: patterns that
@@ -302,6 +316,10 @@ class PatternSet:
                             every = dict(zip(patterns, range(len(patterns)), strict=True))
                         index = every[anchor]
                     anchors.setdefault(index, []).append((source, offset))
+            alphabet = sorted(set(b"".join(self._sources)) | {10, 13})
+            self._token = re.compile(
+                b"[" + b"".join(re.escape(bytes([c])) for c in alphabet) + b"]*"
+            )
             self._anchors = anchors
         return self._anchors
 
@@ -402,21 +420,30 @@ class PatternSet:
         found.sort(key=lambda m: m[1])
         return found
 
-    def _follow(self, data: Buffer, start: int, source: int, offset: int) -> tuple[int, int, bool]:
+    def _follow(
+        self, data: Buffer, start: int, source: int, offset: int, walked: set[tuple[int, int]]
+    ) -> tuple[int, int, bool, int]:
         """The extent of wrapped text ``source`` around its anchor at ``data[start:]``.
 
-        Returns ``(lo, hi, open)``: ``open`` when the text runs on to the end of ``data`` and
-        more of it may still arrive.
+        Returns ``(lo, hi, open, steps)``: ``open`` when the text runs on to the end of ``data``
+        and more of it may still arrive; ``steps``, how many bytes the walk looked at. Adds to
+        ``walked`` every ``(data position, text offset)`` of an anchor the walk passed through:
+        a walk from there would be this very walk (the same bytes, the same line breaks).
         """
         text = self._sources[source]
+        step = maskforms.WRAP_ANCHOR
         n = len(data)
-        j, k = start + maskforms.WRAP_ANCHOR, offset + maskforms.WRAP_ANCHOR
+        walked.add((start, offset))
+        j, k = start + step, offset + step
         hi = j
         while k < len(text):
             if j >= n:
-                return self._back(data, start, text, offset), hi, True
+                lo, back = self._back(data, start, text, offset, walked)
+                return lo, hi, True, j - start + back
             byte = data[j]
             if byte == text[k]:
+                if k % step == 0:
+                    walked.add((j, k))
                 j += 1
                 k += 1
                 hi = j
@@ -424,15 +451,22 @@ class PatternSet:
                 j += 1
             else:
                 break
-        return self._back(data, start, text, offset), hi, False
+        lo, back = self._back(data, start, text, offset, walked)
+        return lo, hi, False, j - start + back
 
     @staticmethod
-    def _back(data: Buffer, start: int, text: bytes, offset: int) -> int:
+    def _back(
+        data: Buffer, start: int, text: bytes, offset: int, walked: set[tuple[int, int]]
+    ) -> tuple[int, int]:
+        """Where the text matched from ``start`` back begins, and how many bytes that took."""
+        step = maskforms.WRAP_ANCHOR
         j, k = start - 1, offset - 1
         lo = start
         while k >= 0 and j >= 0:
             byte = data[j]
             if byte == text[k]:
+                if k % step == 0:
+                    walked.add((j, k))
                 lo = j
                 j -= 1
                 k -= 1
@@ -440,21 +474,112 @@ class PatternSet:
                 j -= 1
             else:
                 break
-        return lo
+        return lo, start - j
+
+    def _follow_wrapped(
+        self,
+        data: bytes | bytearray,
+        matches: list[tuple[int, int, int]],
+        found: list[tuple[int, int]],
+        extents: list[tuple[int, int]] | None = None,
+    ) -> int:
+        """Add to ``found`` the extent of every wrapped text around its anchors in ``matches``,
+        one span per line; to ``extents`` (when given) each extent whole.
+
+        Returns where a wrapped text that may go on in the next chunk starts (``len(data)``: none).
+        Every anchor found is followed, unless an earlier walk passed through it (the same walk)
+        or the run of text bytes around it is covered already: a text with long runs has the
+        same anchor at many offsets, and the output at many positions, each a walk of its own
+        that may reach further than the others (hypothesis found one). Past the step budget
+        (``_FOLLOW_BUDGET``) a run still uncovered is masked whole instead of walked.
+        """
+        n = len(data)
+        hold = n
+        anchors = self._anchor_places()
+        token = self._token
+        assert token is not None  # built with the anchors
+        walked: dict[int, set[tuple[int, int]]] = {}
+        budget = _FOLLOW_BUDGET + 16 * n
+        # The run of text bytes around the current anchor ([run_lo, run_hi)), and which of its
+        # bytes no extent covers yet (0; line breaks count as covered): when none is left, no
+        # walk in the run can add anything.
+        run_lo = run_hi = 0
+        uncovered = bytearray()
+        left = 0
+        for index, start, _ in matches:
+            places = anchors.get(index)
+            if places is None:
+                continue
+            if start >= run_hi:
+                # The previous run ended on a byte that is no text byte: the new one starts after.
+                before = token.match(bytes(data[run_hi:start])[::-1])
+                run_lo = start - (before.end() if before else 0)
+                end = token.match(data, start)
+                run_hi = end.end() if end else start
+                uncovered = bytearray(bytes(data[run_lo:run_hi]).translate(_BREAKS_COVERED))
+                left = uncovered.count(0)
+                # Where the run's last text byte ends, and the earliest extent that reaches it.
+                text_end = run_hi
+                while text_end > run_lo and data[text_end - 1] in (10, 13):
+                    text_end -= 1
+                tail_lo = n
+            for source, offset in places:
+                if not left:
+                    # Covered: no walk adds anything here. A run that reaches the end of the
+                    # data may go on in the next chunk along a walk not taken: its covered end
+                    # is held, to be searched again with what follows.
+                    if run_hi == n:
+                        hold = min(hold, tail_lo)
+                    break
+                seen = walked.setdefault(source, set())
+                if (start, offset) in seen:
+                    continue
+                if budget > 0:
+                    lo, hi, more, steps = self._follow(data, start, source, offset, seen)
+                    budget -= steps
+                else:
+                    # Masked whole: the run's text bytes, line breaks at either end left out.
+                    lo, hi = run_lo, run_hi
+                    while lo < hi and data[lo] in (10, 13):
+                        lo += 1
+                    while hi > lo and data[hi - 1] in (10, 13):
+                        hi -= 1
+                    more = hi == n
+                left -= uncovered.count(0, lo - run_lo, hi - run_lo)
+                uncovered[lo - run_lo : hi - run_lo] = b"\x01" * (hi - lo)
+                if extents is not None:
+                    extents.append((lo, hi))
+                if hi >= text_end:
+                    tail_lo = min(tail_lo, lo)
+                if more:
+                    hold = min(hold, lo)
+                # One replacement per line: the log keeps its shape.
+                pos = lo
+                for piece in re.split(rb"[\r\n]+", bytes(data[lo:hi])):
+                    if piece:
+                        found.append((pos, pos + len(piece)))
+                    pos += len(piece)
+                    while pos < hi and data[pos] in (10, 13):
+                        pos += 1
+        return hold
 
     def spans(self, data: Buffer) -> list[tuple[int, int]]:
         """Sorted, disjoint ``[start, end)`` ranges of ``data`` covered by any occurrence."""
         return self.spans_and_hold(data)[0]
 
     def spans_and_hold(
-        self, data: Buffer, triggers: list[int] | None = None
+        self,
+        data: Buffer,
+        triggers: list[int] | None = None,
+        extents: list[tuple[int, int]] | None = None,
     ) -> tuple[list[tuple[int, int]], int]:
         """:meth:`spans`, and where a wrapped text that may go on in the next chunk starts.
 
         The second value is ``len(data)`` when nothing must be held for that reason.
         Every occurrence of every pattern is found, overlapping ones included, and the union of
         them all is masked, so no fragment of a secret that overlaps another shows.
-        ``triggers`` receives where a hex dump may start (see :meth:`_occurrences`).
+        ``triggers`` receives where a hex dump may start (see :meth:`_occurrences`), ``extents``
+        the whole extent of each wrapped text found (its spans are one per line).
         """
         n = len(data)
         if not isinstance(data, (bytes, bytearray)):
@@ -465,25 +590,7 @@ class PatternSet:
         found = [(start, end) for _, start, end in matches]
         hold = n
         if self._sources:
-            anchors = self._anchor_places()
-            followed = -1
-            for index, start, _ in matches:
-                places = anchors.get(index)
-                if places is None or start < followed:
-                    continue
-                for source, offset in places:
-                    lo, hi, more = self._follow(data, start, source, offset)
-                    followed = max(followed, hi)
-                    if more:
-                        hold = min(hold, lo)
-                    # One replacement per line: the log keeps its shape.
-                    pos = lo
-                    for piece in re.split(rb"[\r\n]+", bytes(data[lo:hi])):
-                        if piece:
-                            found.append((pos, pos + len(piece)))
-                        pos += len(piece)
-                        while pos < hi and data[pos] in (10, 13):
-                            pos += 1
+            hold = self._follow_wrapped(data, matches, found, extents)
         found.sort()
         merged: list[tuple[int, int]] = []
         for start, end in found:
@@ -578,7 +685,8 @@ class StreamRedactor:
         data: Buffer = self._pending + chunk if self._pending else chunk
         n = len(data)
         triggers: list[int] | None = [] if dumps is not None else None
-        spans, hold = self._set.spans_and_hold(data, triggers)
+        extents: list[tuple[int, int]] = []
+        spans, hold = self._set.spans_and_hold(data, triggers, extents)
         if dumps is not None:
             assert isinstance(chunk, bytes)  # feed makes it so
             old = n - len(chunk)
@@ -591,15 +699,22 @@ class StreamRedactor:
             ):
                 return None
             dumps.skip(chunk)
-        cut = self._set.hold_start(data)
-        cut = min(cut, hold)
-        if spans and spans[-1][1] > cut:
-            # A match reaching into the held end is kept whole and found again next time,
-            # so it is never emitted half-replaced.
+        cut = min(self._set.hold_start(data), hold)
+        while True:
+            # A match reaching into the held end is kept whole and found again next time, so it
+            # is never emitted half-replaced; a wrapped text with it from its first line on:
+            # its anchors are there, its last line (a few characters) has none of its own.
+            held = cut
             for start, end in spans:
-                if end > cut:
-                    cut = min(cut, start)
+                if end > held:
+                    held = min(held, start)
                     break
+            for lo, hi in extents:
+                if lo < held < hi:
+                    held = lo
+            if held == cut:
+                break
+            cut = held
         if cut == n and not spans:
             self._pending = b""
             return data if isinstance(data, bytes) else bytes(data)
