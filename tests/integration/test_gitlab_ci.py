@@ -528,6 +528,8 @@ def test_an_install_kept_by_a_shell_executor_is_used_as_it_is(
     if version == __version__:
         assert run.code == 0, run.tail()
         assert "key ***" in run.log
+        # Shown once, from the check (the CLI is not started a second time for it).
+        assert run.log.count(f"jobsecrets, version {__version__}") == 1, run.tail()
     else:
         assert run.code != 0, run.tail()
         assert "jobsecrets==9.9.9" in run.log, run.tail()
