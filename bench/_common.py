@@ -480,6 +480,27 @@ def stores(count: int, delay_ms: float, workdir: Path) -> Iterator[Stores]:
         bao.close()
 
 
+def enable_jwt_login(vault_url: str, public_key_pem: str, *, token_ttl: str) -> None:
+    """OpenBao's ``auth/jwt`` at ``jwt/`` checking tokens signed by ``public_key_pem`` (aud
+    ``vault``), its role ``ci`` giving a token that reads ``secret/*`` (the seeded paths)."""
+    import hvac
+
+    admin = hvac.Client(url=vault_url, token="root")
+    admin.sys.create_or_update_policy("read", 'path "secret/*" { capabilities = ["read"] }')
+    admin.sys.enable_auth_method("jwt", path="jwt")
+    admin.write_data("auth/jwt/config", data={"jwt_validation_pubkeys": [public_key_pem]})
+    admin.write_data(
+        "auth/jwt/role/ci",
+        data={
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["vault"],
+            "token_policies": ["read"],
+            "token_ttl": token_ttl,
+        },
+    )
+
+
 def floor_commands() -> dict[str, list[str]]:
     """The same-run baselines: an empty interpreter, the two client libraries imported, and
     those imports plus one Secrets Manager client (botocore loading its service model), which

@@ -67,6 +67,7 @@ from _common import (  # noqa: E402
     REGION,
     aws_id,
     bar_chart,
+    enable_jwt_login,
     machine_line,
     replace_section_keeping_prose,
     run_main,
@@ -281,28 +282,6 @@ def build_wheel(dest: Path) -> Path:
     return wheel
 
 
-def configure_stores(vault_url: str, public_key_pem: str) -> None:
-    """OpenBao's ``auth/jwt`` for the job's id token (policy: read the bench's KV paths)."""
-    import hvac
-
-    admin = hvac.Client(url=vault_url, token="root")
-    admin.sys.create_or_update_policy(
-        "read", 'path "secret/*" { capabilities = ["read"] }'
-    )  # fmt: skip
-    admin.sys.enable_auth_method("jwt", path="jwt")
-    admin.write_data("auth/jwt/config", data={"jwt_validation_pubkeys": [public_key_pem]})
-    admin.write_data(
-        "auth/jwt/role/ci",
-        data={
-            "role_type": "jwt",
-            "user_claim": "sub",
-            "bound_audiences": ["vault"],
-            "token_policies": ["read"],
-            "token_ttl": "10m",
-        },
-    )
-
-
 def id_token(key: Any) -> str:
     """A GitLab-style id token for both stores, valid for an hour."""
     from support.oidc import sign
@@ -394,7 +373,7 @@ def main() -> int:
         work = Path(tmp)
         wheel = build_wheel(work / "wheel")
         with stores(COUNT, args.delay_ms, work) as live:
-            configure_stores(live.vault_url, public_pem(key))
+            enable_jwt_login(live.vault_url, public_pem(key), token_ttl="10m")
             token = id_token(key)
             mixed = spec_text(live.vault_url, live.aws_url, vault_only=False)
             vault = spec_text(live.vault_url, live.aws_url, vault_only=True)

@@ -28,6 +28,7 @@ from _common import (
     aws_id,
     bar_chart,
     check_output,
+    enable_jwt_login,
     floor_commands,
     machine_line,
     median,
@@ -49,7 +50,6 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/ci"
 def measure(n: int, repeat: int, delay_ms: float, workdir: Path) -> dict[str, list[float]]:
     """Start everything, time ``export`` and the baseline ``repeat`` times, stop everything."""
     sys.path.insert(0, str(ROOT / "tests"))  # support.oidc imports its siblings as `support.`
-    import hvac
 
     from support.oidc import GithubTokenServer, public_pem
 
@@ -58,22 +58,7 @@ def measure(n: int, repeat: int, delay_ms: float, workdir: Path) -> dict[str, li
         GithubTokenServer() as github,
         stores(max(half, n - half), delay_ms, workdir) as live,
     ):
-        admin = hvac.Client(url=live.vault_url, token="root")
-        admin.sys.create_or_update_policy("read", 'path "secret/*" { capabilities = ["read"] }')
-        admin.sys.enable_auth_method("jwt", path="jwt")
-        admin.write_data(
-            "auth/jwt/config", data={"jwt_validation_pubkeys": [public_pem(github.key)]}
-        )
-        admin.write_data(
-            "auth/jwt/role/ci",
-            data={
-                "role_type": "jwt",
-                "user_claim": "sub",
-                "bound_audiences": ["vault"],
-                "token_policies": ["read"],
-                "token_ttl": "5m",
-            },
-        )
+        enable_jwt_login(live.vault_url, public_pem(github.key), token_ttl="5m")
         host_port = github.url.split("/")[2]
         proxy, (github_url,) = start_proxies([host_port], delay_ms)
         try:
