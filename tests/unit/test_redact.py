@@ -596,3 +596,33 @@ def test_a_value_of_zero_bytes_printed_as_base64_is_followed_once(
         out = masks.redact(data)
         assert b"A" not in out.split(b":", 1)[1], "part of the base64 was not masked"
     assert len(walks) <= 4, f"{len(walks)} walks for two prints of one value"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.binary(min_size=24, max_size=240),
+    width=st.integers(31, 80),
+    cuts=st.lists(st.integers(0, 400), max_size=3),
+    near_ends=st.lists(st.tuples(st.integers(0, 20), st.integers(-3, 3)), max_size=3),
+)
+# 108 characters at 50 columns, the read ending with the 8-character last line (its last byte
+# starts a pattern, so the line was held back, and then passed on alone).
+@example(value=_hashed(1, 81), width=50, cuts=[], near_ends=[(3, 0)])
+def test_property_wrapped_base64_is_masked_whatever_the_reads(
+    value: bytes, width: int, cuts: list[int], near_ends: list[tuple[int, int]]
+) -> None:
+    """A value printed as base64 wrapped at any width from 31 columns, the output cut into reads
+    anywhere: every line of it is masked, as in the output read whole (a short last line cut off
+    by a read showed, before round 15)."""
+    masks = MaskList()
+    masks.add(value, name="V")
+    encoded = base64.b64encode(value)
+    lines = [encoded[i : i + width] for i in range(0, len(encoded), width)]
+    data = b"data:\n" + b"\n".join(lines) + b"\nend\n"
+    # Reads ending at a few bytes from a line's end, where a line is cut off from its anchor.
+    ends = [i for i, byte in enumerate(data) if byte == 10]
+    cuts = cuts + [ends[line % len(ends)] + delta for line, delta in near_ends]
+    out = stream(masks.redactor(), data, cuts)
+    shown = [n for n, line in enumerate(lines) if line in out.split(b"\n")]
+    assert not shown, f"lines {shown} of the wrapped base64 showed"
+    assert out == masks.redact(data), "cut into reads, the output differs from the whole"
