@@ -274,3 +274,14 @@ def test_gitlab_job_pipeline_stamps_around_the_include_and_keeps_tokens_out_of_a
     assert "jwt=-" in login and 'jwt="$VAULT_ID_TOKEN"' not in login
     spec = gitlab_job.spec_text("http://v", "http://a", vault_only=True)
     assert "type: aws" not in spec and spec.count("vault:secret/bench/p") == gitlab_job.COUNT
+
+
+def test_github_step_warm_rows_run_ours_once_a_repetition_and_take_turns_with_a_baseline(
+    tmp_path: Path,
+) -> None:
+    import github_step
+
+    assert [github_step.warm_order(n, None) for n in range(3)] == [[None], [None], [None]]
+    base = tmp_path / "baseline"
+    orders = [github_step.warm_order(n, base) for n in range(4)]
+    assert orders == [[None, base], [base, None], [None, base], [base, None]]
