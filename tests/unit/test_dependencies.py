@@ -68,6 +68,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.scan": 10,
     "jobsecrets.importer": 10,
     "jobsecrets.cli": 11,
+    "jobsecrets._entry": 11,
     "jobsecrets.__main__": 11,
     "jobsecrets.testing": 12,
 }
