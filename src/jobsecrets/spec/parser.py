@@ -495,7 +495,8 @@ class _Parser:
                 f"secret {name!r}: backend type {backend.type} takes no 'params'", value_node
             )
         encoding = fields.get("encoding", "utf-8")
-        if encoding not in ENCODINGS:
+        # A list or mapping here (`encoding: []`) is no set member: a problem, not a TypeError.
+        if not isinstance(encoding, str) or encoding not in ENCODINGS:
             self.problem(
                 f"secret {name!r}: 'encoding' must be one of {', '.join(sorted(ENCODINGS))}",
                 value_node,
