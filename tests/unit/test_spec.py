@@ -241,6 +241,22 @@ def test_settings_redact_and_identity() -> None:
     assert "'replacement' must be" in text and "carrier-pigeon" in text
 
 
+def test_a_duration_past_100_years_is_a_spec_problem_not_a_crash_later() -> None:
+    """A deadline the platform's clock cannot hold was an OverflowError in the middle of a run
+    ("internal error ... threading.py"); every duration the spec writes is bounded now."""
+    huge = "99999999999999999999999d"
+    found = problems_of(
+        f"version: 1\nsettings: {{timeout: {huge}, deadline: 36501d}}\n"
+        f"identity: {{clock_skew: '{'9' * 5000}s'}}\npolicy: {{max_ttl: {huge}}}\n"
+        "secrets:\n  A: vault:a/b#c\n"
+    )
+    messages = [m for _, m in found]
+    assert sum("longer than 100" in m for m in messages) == 4, messages
+    assert all(len(m) < 200 for m in messages), "a huge value is cut short in the message"
+    spec = parse_spec("version: 1\nsettings: {deadline: 36500d}\nsecrets:\n  A: vault:a/b#c\n")
+    assert spec.settings.deadline == 36500 * 86400
+
+
 @pytest.mark.parametrize(
     "name", ["PERL5DB", "PERL5SHELL", "perl5db", "PYTHONSTARTUP", "ld_preload"]
 )
