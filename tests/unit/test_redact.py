@@ -252,6 +252,25 @@ def test_holds_back_only_a_possible_prefix() -> None:
     assert redactor.flush() == b""
 
 
+def test_a_long_prefix_is_held_and_a_chance_head_is_not() -> None:
+    """Every prefix of a pattern at a read's end is held whole, however long; a text that only
+    starts like one (its first 10 bytes differ from every pattern's) is passed on at once."""
+    value = canary()
+    forms = mask_forms(value)
+    hexed = value.hex().encode()
+    assert hexed in forms
+    for k in range(1, len(hexed)):
+        redactor = StreamRedactor(forms)
+        emitted = redactor.feed(b"id=" + hexed[:k])
+        assert emitted == b"id=" and redactor.pending == k, f"a prefix of {k} bytes not held"
+        assert redactor.feed(hexed[k:] + b"\n") == b"***\n", f"not masked when cut at {k}"
+    # A hex id sharing the hex form's first 5 bytes, then not: nothing to hold.
+    chance = hexed[:5] + bytes(48 if c != 48 else 49 for c in hexed[5:30])  # "0", or "1" for "0"
+    redactor = StreamRedactor(forms)
+    emitted = redactor.feed(b"id=" + chance)
+    assert emitted == b"id=" + chance and redactor.pending == 0, "a chance head was held"
+
+
 def test_substring_and_overlapping_secrets_leave_no_fragment() -> None:
     outer = b"AAAA" + canary() + b"BBBB"
     inner = outer[4:-4]
