@@ -93,9 +93,13 @@ class AuditLog:
                 self._stream.write(line)
                 self._stream.flush()
         except OSError as error:
-            # An access that cannot be recorded must not go ahead: the caller revokes.
-            raise JobSecretsError(
-                f"cannot write the audit log {self.target}: {error.strerror or error}"
+            # An access that cannot be recorded must not go ahead: the caller revokes. Exit 2,
+            # as when the file cannot be opened: --audit-log names a target that fails (a full
+            # disk), not a bug of ours (1).
+            raise ConfigError(
+                f"cannot write the audit log {self.target}: {error.strerror or error}",
+                hint="--audit-log takes a writable file path, or - for stdout; "
+                "what was fetched has been revoked",
             ) from None
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_policy import write_fake
+from test_policy import JOURNAL, events, write_fake
 
 from jobsecrets.audit import ci_context, lease_hash, open_audit
 from jobsecrets.errors import ConfigError
@@ -163,6 +163,21 @@ def test_failed_resolution_and_policy_failure_are_recorded(tmp_path: Path) -> No
     assert last["outcome"] == "error"
     assert last["error"] == {"kind": "SecretNotFound", "exit_code": 4}
     assert no_trace(audit.read_text(), value)
+
+
+def test_an_audit_log_that_cannot_be_written_stops_the_job_and_revokes(tmp_path: Path) -> None:
+    """A full disk (/dev/full: ENOSPC) under --audit-log: no child, exit 2, every lease revoked."""
+    write_fake(tmp_path, "")
+    result = jobsecrets(
+        ["run", "--audit-log", "/dev/full", "--", "sh", "-c", "echo child-ran"], cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "child-ran" not in result.stdout
+    assert "cannot write the audit log /dev/full" in result.stderr
+    journal = events(tmp_path / JOURNAL)
+    leases = {e["lease_id"] for e in journal if e["event"] == "lease"}
+    revoked = {e["lease_id"] for e in journal if e["event"] == "revoke"}
+    assert leases and leases <= revoked
 
 
 def test_export_refuses_audit_on_the_stdout_it_writes_values_to(tmp_path: Path) -> None:
