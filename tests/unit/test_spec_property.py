@@ -181,6 +181,11 @@ backends:
     type: aws
     region: eu-west-1
     role_arn: arn:aws:iam::123456789012:role/ci
+  gh:
+    type: github
+    client_id: Iv23liEXAMPLE00000000
+    private_key: vault:secret/ci/github-app#pem
+    job_timeout: 30m
 secrets:
   DB_PASSWORD: vault:secret/app#password
   STRIPE_KEY: aws:prod/payments#stripe_key
@@ -191,6 +196,8 @@ secrets:
     file: true
   FLAG: {ref: "aws:maybe/missing#flag", optional: true}
   APP_: {ref: "aws:prod/app#*", name_prefix: APP_, flatten: true}
+  GH_TOKEN: {ref: "gh:acme/app", permissions: {contents: read}, repositories: [app]}
+  VALS: ref+vault://secret/other#/nested/key
 allow_names: [PATH_EXTRA]
 identity: {provider: github, audience: jobsecrets}
 redact: {min_line_length: 6}
