@@ -79,7 +79,11 @@ def _extends(body: Any) -> list[str]:
 def _merge(base: dict[str, Any], over: Any) -> dict[str, Any]:
     """GitLab's ``extends`` merge: mappings deep-merged, anything else replaced."""
     out = dict(base)
-    for key, value in (over or {}).items():
+    if not isinstance(over, dict):
+        # GitLab refuses a job whose variables: (or body) is no mapping; what it would merge
+        # is nothing (hypothesis: 'variables: aws' was an AttributeError here).
+        return out
+    for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
@@ -153,6 +157,13 @@ def read_gitlab(doc: Document) -> tuple[list[Job], list[Note], list[GitLabNode]]
         job = Job(doc.path, name, doc.where(key_line(data, name)))
         variables = _merge(dict(global_vars), merged.get("variables"))
         id_tokens = merged.get("id_tokens") or default.get("id_tokens") or {}
+        if not isinstance(id_tokens, dict):
+            # GitLab's id_tokens: is a mapping of names; anything else names no token (it
+            # was a TypeError here, found by hypothesis).
+            notes.append(
+                Note(job.where, f"job {name!r}: 'id_tokens' is not a mapping: ignored", "error")
+            )
+            id_tokens = {}
         token_names: set[str] = set()
         group: list[Secret] = []
         address_from_env = False
