@@ -5,10 +5,10 @@ from __future__ import annotations
 __all__ = ["FieldMissing", "extract", "to_text"]
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from . import jsonsafe
 from .names import CONTROL_CHARS
 
 #: How many field names a "not found" message lists, and how long each may be.
@@ -65,7 +65,11 @@ def extract(data: Mapping[str, Any] | str | bytes, field: str | None) -> Any:
         raise FieldMissing(f"field {field!r} asked of a binary secret")
     if isinstance(data, str):
         try:
-            parsed = json.loads(data)
+            parsed = jsonsafe.loads(data)
+        except jsonsafe.NestedTooDeeply:
+            raise FieldMissing(
+                f"field {field!r} asked of a secret whose JSON is nested too deeply to read"
+            ) from None
         except ValueError:
             raise FieldMissing(f"field {field!r} asked of a secret that is not JSON") from None
         if not isinstance(parsed, (dict, list)):
@@ -76,7 +80,8 @@ def extract(data: Mapping[str, Any] | str | bytes, field: str | None) -> Any:
 
 def to_text(value: Any, encoding: str = "utf-8") -> str | bytes:
     """The variable's text: strings as they are, structures as compact JSON, bytes kept as bytes
-    unless ``encoding`` is ``base64``. Bytes that are valid UTF-8 become text.
+    unless ``encoding`` is ``base64``. Bytes that are valid UTF-8 become text. A structure
+    nested too deeply to write as JSON is a ``ValueError``.
     """
     if isinstance(value, bytes):
         if encoding == "base64":
@@ -100,4 +105,4 @@ def to_text(value: Any, encoding: str = "utf-8") -> str | bytes:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return jsonsafe.compact(value)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 __all__ = ["FIELD_SETS", "FieldSetError", "is_field_set", "key_name", "select"]
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from . import jsonsafe
 from .fields import extract
 from .names import CONTROL_CHARS
 
@@ -50,7 +50,7 @@ def key_name(key: str, *, keep_case: bool = False) -> str:
 def _document(data: Any) -> Mapping[str, Any]:
     if isinstance(data, (str, bytes)):
         try:
-            data = json.loads(data)
+            data = jsonsafe.loads(data)
         except ValueError:
             raise FieldSetError("every field was asked of a secret that is not JSON") from None
     if not isinstance(data, Mapping):
@@ -107,5 +107,9 @@ def select(
             origin[var] = where
             pairs.append((var, value))
 
-    walk(document, name_prefix, "")
+    try:
+        walk(document, name_prefix, "")
+    except RecursionError:
+        # A document the parser could follow, nested too deeply for this walk (a store's).
+        raise FieldSetError("the document is nested too deeply to name its fields") from None
     return pairs

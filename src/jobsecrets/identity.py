@@ -23,7 +23,6 @@ __all__ = [
 import base64
 import binascii
 import dataclasses
-import json
 import os
 import threading
 import time
@@ -31,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import jsonsafe
 from .durations import format_duration
 from .errors import IdentityError
 from .platforms import all_platforms, detect
@@ -104,7 +104,7 @@ def token_claims(token: str) -> dict[str, Any]:
     payload = parts[1]
     try:
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        claims = json.loads(raw)
+        claims = jsonsafe.loads(raw)
     except (binascii.Error, ValueError):
         # ``from None``: the original exception may quote the undecodable text.
         raise IdentityError("the identity token's payload is not base64url JSON") from None

@@ -41,10 +41,11 @@ __all__ = [
 ]
 
 import binascii
-import json
 import re
 import string
 from typing import NamedTuple
+
+from . import jsonsafe
 
 #: Base64 fragments cut out of a longer stream must have at least this many characters.
 MIN_BASE64_FRAGMENT = 6
@@ -334,7 +335,7 @@ def json_leaves(value: bytes) -> list[tuple[str, bytes]]:
     if stripped[:1] not in (b"{", b"["):
         return []
     try:
-        document = json.loads(stripped)
+        document = jsonsafe.loads(stripped)
     except ValueError:
         return []
     leaves: list[tuple[str, bytes]] = []

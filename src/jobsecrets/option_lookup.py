@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from .backends.base import Backend, ReadRequest
-from .errors import ConfigError, SecretNotFound
+from .errors import ConfigError, SecretNotFound, ValueNotExportable
 from .fields import FieldMissing, extract, to_text
 from .lifecycle.ledger import Ledger
 from .refs import parse_reference
@@ -51,3 +51,5 @@ def read_option_reference(
         return to_text(extract(document.data, ref.field))
     except FieldMissing as error:
         raise SecretNotFound(f"{text}: {error}") from None
+    except ValueError as error:  # nested too deeply to write as JSON
+        raise ValueNotExportable(f"{text}: {error}") from None

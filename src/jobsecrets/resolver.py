@@ -26,7 +26,13 @@ from dataclasses import dataclass, replace
 
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
-from .errors import BackendError, ConfigError, JobSecretsError, SecretNotFound
+from .errors import (
+    BackendError,
+    ConfigError,
+    JobSecretsError,
+    SecretNotFound,
+    ValueNotExportable,
+)
 from .failures import combine
 from .fields import FieldMissing, to_text
 from .fieldsets import FieldSetError, select
@@ -294,7 +300,11 @@ def _variables(
                 errors.append(ConfigError(f"{member.name} ({member.ref}): {problem}"))
                 continue
             taken.add(name)
-        value = to_text(raw, secret.encoding)
+        try:
+            value = to_text(raw, secret.encoding)
+        except ValueError as error:  # a structure nested too deeply to write as JSON
+            errors.append(ValueNotExportable(f"{name} ({member.ref}): {error}"))
+            continue
         if isinstance(value, bytes) and not secret.file:
             errors.append(
                 ConfigError(

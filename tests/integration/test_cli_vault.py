@@ -256,6 +256,33 @@ def test_errors_have_exit_codes_and_hold_no_value(workdir: Path, store: Store) -
     assert no_spec.returncode == 2 and "not found" in no_spec.stderr
 
 
+def test_a_kv_value_nested_too_deeply_is_the_stores_answer_not_our_crash(
+    workdir: Path, store: Store
+) -> None:
+    """OpenBao keeps a KV value of arrays 3,000 levels deep (it refuses that many nested
+    objects, by their count of strings); Python's parser gives up near 1,000 with a
+    RecursionError, which was "internal error" (exit 1)."""
+    import requests
+
+    depth = 3000
+    deep = "[" * depth + "]" * depth
+    body = '{"data": {"a": ' + deep + ', "flat": "flat-value-1234"}}'
+    written = requests.post(
+        f"{store.server.address}/v1/secret/data/deep",
+        data=body,
+        headers={"X-Vault-Token": store.server.root_token},
+        timeout=30,
+    )
+    assert written.status_code == 200, written.text[:200]
+    (workdir / "deep.yml").write_text("version: 1\nsecrets:\n  FLAT: vault:secret/deep#flat\n")
+    result = jobsecrets(
+        ["export", "--format", "json", "-c", "deep.yml"], cwd=workdir, env=store.env()
+    )
+    assert result.returncode == 6, result.stderr
+    assert "answered with JSON nested too deeply to read" in result.stderr
+    assert "internal error" not in result.stderr and result.stdout == ""
+
+
 def test_revoke_without_state_is_a_quiet_success(workdir: Path) -> None:
     result = jobsecrets(["revoke", "--state", str(workdir / "none.json")], cwd=workdir, env={})
     assert result.returncode == 0 and "nothing to revoke" in result.stderr

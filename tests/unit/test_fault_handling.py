@@ -333,3 +333,65 @@ def test_the_command_imports_its_cli_with_collection_paused() -> None:
     assert "collected-while-importing-cli" in outputs["bare"]
     assert "collected-while-importing-cli" not in outputs["entry"]
     assert "jobsecrets" in outputs["entry"]  # the --version line: the command ran
+
+
+# ---- JSON nested deeper than Python follows -------------------------------------------------
+
+#: A store value of JSON nested 20,000 levels (120 KB, under Linux's 128 KiB per variable):
+#: json.loads gives up with a RecursionError.
+_DEEP_TEXT = '{"a":' * 20_000 + '"leaf"' + "}" * 20_000
+
+
+def _deep_structure(depth: int) -> list[object]:
+    """A value a store could hand over already parsed (Vault's KV data), ``depth`` lists deep."""
+    node: list[object] = []
+    for _ in range(depth):
+        node = [node]
+    return node
+
+
+def test_deep_json_is_bad_json_everywhere_it_is_read() -> None:
+    """Each reader of outside JSON says what any bad JSON gets, not a RecursionError."""
+    from jobsecrets import jsonsafe
+    from jobsecrets.fields import FieldMissing, extract, to_text
+    from jobsecrets.fieldsets import FieldSetError, select
+    from jobsecrets.maskforms import json_leaves
+
+    with pytest.raises(jsonsafe.NestedTooDeeply):
+        jsonsafe.loads(_DEEP_TEXT)
+    with pytest.raises(FieldMissing, match="nested too deeply"):
+        extract(_DEEP_TEXT, "a")
+    with pytest.raises(FieldSetError):
+        select(_DEEP_TEXT, "*", name="X")
+    assert select(_DEEP_TEXT, "*", name="X", flatten=True) == [("X", _DEEP_TEXT)]
+    assert json_leaves(_DEEP_TEXT.encode()) == []
+    with pytest.raises(ValueError, match="nested too deeply"):
+        to_text(_deep_structure(100_000))
+    # Parsed fine but too deep to walk: flatten names fields by recursion.
+    with pytest.raises(FieldSetError, match="nested too deeply"):
+        select({"a": _deep_nested_mapping(5000)}, "*", name="X", flatten=True)
+
+
+def _deep_nested_mapping(depth: int) -> dict[str, object]:
+    node: dict[str, object] = {"leaf": "v"}
+    for _ in range(depth):
+        node = {"a": node}
+    return node
+
+
+def test_a_store_value_of_deep_json_is_handed_over_and_masked(tmp_path: Path) -> None:
+    """The whole value still goes to the job, masked; a field of it is a clear 'not found'.
+    Both were "internal error: RecursionError" (the mask list reads JSON values' leaves)."""
+    store = tmp_path / "store.json"
+    store.write_text(json.dumps({"deep": _DEEP_TEXT, "app": {"a": "fine-value-1"}}))
+    store.chmod(0o600)
+    spec = tmp_path / "jobsecrets.yml"
+    base = f"version: 1\nbackends:\n  fake: {{type: fake, file: {store}}}\nsecrets:\n"
+    spec.write_text(base + "  DEEP: fake:deep\n")
+    run = jobsecrets(["run", "--", "sh", "-c", 'printf "%s" "$DEEP" | wc -c'], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(len(_DEEP_TEXT))
+    spec.write_text(base + "  DEEP: fake:deep#a\n")
+    field = jobsecrets(["export", "--format", "json"], cwd=tmp_path)
+    assert field.returncode == 4
+    assert "nested too deeply to read" in field.stderr and "internal error" not in field.stderr

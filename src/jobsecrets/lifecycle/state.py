@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+from .. import jsonsafe
 from ..backends.base import Backend, BackendContext, Lease, TokenRecord
 from ..backends.registry import get_backend_class
 from ..errors import ConfigError, JobSecretsError
@@ -201,7 +202,7 @@ def _read_state(path: str) -> dict[str, Any]:
             raise ConfigError(f"state file {path} belongs to another user; not using it")
         with os.fdopen(fd, encoding="utf-8") as handle:
             fd = -1
-            state = json.load(handle)
+            state = jsonsafe.loads(handle.read())
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot read state file {path}: {type(error).__name__}") from None
     finally:

@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 import contextlib
-import json
 import os
 import secrets
 import sys
@@ -48,6 +47,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
+from .. import jsonsafe
 from ..durations import format_duration
 from ..errors import ConfigError, IdentityError, ValueNotExportable
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
@@ -420,7 +420,7 @@ def request_oidc_token(
 
 def _parse_github_body(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = jsonsafe.loads(body)
     except ValueError:
         raise IdentityError("GitHub's OIDC token endpoint answered with invalid JSON") from None
     value = data.get("value") if isinstance(data, dict) else None

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import jsonsafe
 from ...errors import BackendError
 from ...names import CONTROL_CHARS
 
@@ -164,7 +165,7 @@ def _reply(status: int, headers: Any, raw: bytes) -> Reply:
     body: Any = None
     if raw:
         try:
-            body = json.loads(raw)
+            body = jsonsafe.loads(raw)
         except ValueError:
             body = None
     return Reply(status, lowered, body)

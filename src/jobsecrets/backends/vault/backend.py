@@ -587,6 +587,12 @@ class VaultBackend(Backend):
             raise StoreUnavailable.about(
                 what, f"cannot reach {self.address}: {error}", hint=self._down_hint()
             ) from None
+        except RecursionError:
+            # hvac parses the answer: JSON nested deeper than Python follows (a KV value may
+            # be: Vault's own decoder takes 10,000 levels) is the store's answer, not our bug.
+            raise BackendError.about(
+                what, f"{self.name!r} answered with JSON nested too deeply to read"
+            ) from None
         except requests.exceptions.RequestException as error:
             reason = _transport_reason(error) or type(error).__name__
             raise StoreUnavailable.about(
