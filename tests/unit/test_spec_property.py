@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import test_spec
 import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -168,42 +169,36 @@ def _specs(draw: st.DrawFn) -> str:
     return text
 
 
-#: A spec that loads, with every section: the start of ``_one_part_changed``.
-GOOD: dict[str, Any] = yaml.safe_load(
-    """
-version: 1
-backends:
-  vault:
-    type: vault
-    address: https://vault.example.com:8200
-    auth: {method: jwt, role: ci-deploy, audience: vault}
-  aws:
-    type: aws
-    region: eu-west-1
-    role_arn: arn:aws:iam::123456789012:role/ci
-  gh:
-    type: github
-    client_id: Iv23liEXAMPLE00000000
-    private_key: vault:secret/ci/github-app#pem
-    job_timeout: 30m
-secrets:
-  DB_PASSWORD: vault:secret/app#password
-  STRIPE_KEY: aws:prod/payments#stripe_key
-  DB_USER: vault:database/creds/ci#username
-  TLS_KEY:
-    ref: vault:pki/issue/ci#private_key
-    params: {common_name: ci.example.com, ttl: 15m}
-    file: true
-  FLAG: {ref: "aws:maybe/missing#flag", optional: true}
-  APP_: {ref: "aws:prod/app#*", name_prefix: APP_, flatten: true}
-  GH_TOKEN: {ref: "gh:acme/app", permissions: {contents: read}, repositories: [app]}
-  VALS: ref+vault://secret/other#/nested/key
+#: A spec that loads, with every section: test_spec's, and what it leaves out. The start of
+#: ``_one_part_changed``.
+GOOD: dict[str, Any] = yaml.safe_load(test_spec.GOOD)
+GOOD["backends"]["aws"]["role_arn"] = "arn:aws:iam::123456789012:role/ci"
+GOOD["backends"]["gh"] = {
+    "type": "github",
+    "client_id": "Iv23liEXAMPLE00000000",
+    "private_key": "vault:secret/ci/github-app#pem",
+    "job_timeout": "30m",
+}
+GOOD["secrets"].update(
+    {
+        "APP_": {"ref": "aws:prod/app#*", "name_prefix": "APP_", "flatten": True},
+        "GH_TOKEN": {
+            "ref": "gh:acme/app",
+            "permissions": {"contents": "read"},
+            "repositories": ["app"],
+        },
+    }
+)
+GOOD.update(
+    yaml.safe_load(
+        """
 allow_names: [PATH_EXTRA]
 identity: {provider: github, audience: jobsecrets}
 redact: {min_line_length: 6}
 settings: {timeout: 30s}
 policy: {max_ttl: 1h, require_dynamic: true, on_violation: warn}
 """
+    )
 )
 
 
