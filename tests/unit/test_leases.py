@@ -11,10 +11,14 @@ import os
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_spec_property import SCALARS, _paths, _values
 
 from jobsecrets.backends.base import (
     Backend,
@@ -296,6 +300,77 @@ def test_default_state_path_is_per_user_and_per_job() -> None:
     assert default_state_path({"JOBSECRETS_STATE": "/x/s.json"}) == "/x/s.json"
 
 
+def _memory_factory(store: MemoryStore) -> Callable[[str, str, dict[str, Any]], Backend]:
+    """Backends for load_state: the store's for "vault" or type "memory", else unknown."""
+
+    def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
+        if type_name != "memory" and name != "vault":
+            raise ConfigError(f"unknown backend type {type_name!r}")
+        return MemoryBackend(name, options, BackendContext(env={}), store)
+
+    return build
+
+
+#: Damage to a state file: which place (an index into its places), how, with what.
+_DAMAGE = st.lists(
+    st.tuples(
+        st.integers(0, 10**6),
+        st.sampled_from(["replace", "remove", "sibling"]),
+        _values(SCALARS),
+        st.text(max_size=8),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(damage=_DAMAGE)
+def test_any_damage_to_a_state_file_is_reported_and_the_rest_still_revoked(
+    tmp_path_factory: pytest.TempPathFactory, damage: list[tuple[int, str, Any, str]]
+) -> None:
+    """A state file (export's, read back by revoke) damaged anywhere: loading it is a
+    ConfigError or a ledger, revoking never raises, and with leases, tokens and backends
+    untouched every lease and token still ends. A list for a lease id, a token whose backend
+    is gone: each was a traceback that revoked nothing (hypothesis found three)."""
+    store = new_store()
+    path = tmp_path_factory.mktemp("state") / "state.json"
+    write_state(make_ledger(store, reads=2), str(path))
+    doc = json.loads(path.read_text())
+    touched: set[object] = set()
+    for pick, how, value, key in damage:
+        places = _paths(doc)[1:]
+        if not places:
+            break
+        where = places[pick % len(places)]
+        touched.add(where[0])
+        parent = doc
+        for step in where[:-1]:
+            parent = parent[step]
+        if how == "replace":
+            parent[where[-1]] = value
+        elif how == "remove":
+            del parent[where[-1]]
+        elif isinstance(parent, dict):
+            parent[key] = value
+        else:
+            parent.append(value)
+    path.write_text(json.dumps(doc, default=repr))
+    try:
+        ledger = load_state(str(path), {}, _memory_factory(store))
+    except ConfigError:
+        return
+    assert ledger is not None
+    ledger.revoke_all()
+    if not touched & {"leases", "tokens", "backends"}:
+        intact = not store.leases and not store.tokens
+        assert intact, "an intact lease or token was not revoked"
+
+
 def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) -> None:
     """A damaged entry (a lease missing fields, an unknown backend type, a secret file that
     cannot be removed, garbage in a list) is reported, and every other lease and token is
@@ -313,12 +388,7 @@ def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) ->
     state["files"].append(str(stuck))
     path.write_text(json.dumps(state))
 
-    def build(name: str, type_name: str, options: dict[str, Any]) -> Backend:
-        if type_name != "memory" and name != "vault":
-            raise ConfigError(f"unknown backend type {type_name!r}")
-        return MemoryBackend(name, options, BackendContext(env={}), store)
-
-    ledger = load_state(str(path), {}, build)
+    ledger = load_state(str(path), {}, _memory_factory(store))
     assert ledger is not None
     report = ledger.revoke_all()
     assert not store.leases and not store.tokens, "a damaged state file stopped revocation"

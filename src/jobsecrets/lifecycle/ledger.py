@@ -172,10 +172,15 @@ class Ledger:
             if name not in needed:
                 # Nothing of this backend's to revoke: do not sign in again just to do nothing.
                 continue
+            backend = self.backends.get(name)
+            if backend is None:
+                # A state file whose backends section lost this one (damaged): its leases and
+                # tokens are reported as having no backend below.
+                continue
             try:
-                self.backends[name].resume(record)
-            except JobSecretsError as error:
-                report.failures.append(f"reconnect {name!r}: {error.message}")
+                backend.resume(record)
+            except Exception as error:  # never raises: the rest is still revoked
+                report.failures.append(f"reconnect {name!r}: {why(error)}")
 
     def revoke_all(self) -> RevokeReport:
         """Revoke every lease, then every token we obtained, and remove secret files. Never raises.
@@ -212,6 +217,9 @@ class Ledger:
                 else:
                     report.failures.append(f"lease {lease.lease_id}: {error.message}")
                 continue
+            except Exception as error:  # never raises: the rest is still revoked
+                report.failures.append(f"lease {lease.lease_id}: {why(error)}")
+                continue
             report.leases_revoked += 1
             self._forget_lease(lease.lease_id)
         for key, record in ours.items():
@@ -229,6 +237,9 @@ class Ledger:
                         f"lease {lease.lease_id}: not revoked (denied, and its token could not "
                         "be revoked either)"
                     )
+                continue
+            except Exception as error:  # never raises: the rest is still revoked
+                report.failures.append(f"token {record.accessor or record.backend}: {why(error)}")
                 continue
             report.tokens_revoked += 1
             if record in self.recorded_tokens:

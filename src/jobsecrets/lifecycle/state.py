@@ -36,7 +36,7 @@ from typing import Any
 from .. import jsonsafe
 from ..backends.base import Backend, BackendContext, Lease, TokenRecord
 from ..backends.registry import get_backend_class
-from ..errors import ConfigError, JobSecretsError
+from ..errors import ConfigError
 from ..platforms import job_key, state_base
 from .cipher import StateCipher
 from .ledger import Ledger, why
@@ -219,6 +219,35 @@ _LEASE_FIELDS = {f.name for f in dataclasses.fields(Lease)}
 #: The same, in declaration order (the state file's key order).
 _LEASE_NAMES = tuple(f.name for f in dataclasses.fields(Lease))
 _TOKEN_FIELDS = {f.name for f in dataclasses.fields(TokenRecord)}
+#: The types a restored field may have, by the annotation's name (the dataclasses' are strings).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+}
+
+
+def _wrong_field(record: Lease | TokenRecord) -> str | None:
+    """The first field of a record read back from a state file whose value has the wrong type.
+
+    A damaged or hostile file can hold a list for a lease id: kept, it is an unhashable key or
+    a TypeError deep in revocation, which then ends nothing at all.
+    """
+    for spec in dataclasses.fields(record):
+        value = getattr(record, spec.name)
+        allowed = _FIELD_TYPES.get(str(spec.type))
+        if allowed is None:
+            continue
+        # A bool is an int to isinstance: not a ttl or a time all the same.
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            return spec.name
+    return None
+
+
+def _label(value: object) -> str:
+    """An id from a state file for a message: a string, cut short; anything else ``?``."""
+    return value[:80] if isinstance(value, str) and value else "?"
 
 
 def load_state(
@@ -247,7 +276,7 @@ def load_state(
                 backend = factory(name, entry["type"], options)
             else:
                 backend = get_backend_class(entry["type"])(name, options, context)
-        except (JobSecretsError, KeyError, TypeError, ValueError, AttributeError) as error:
+        except Exception as error:  # any damage: reported, the rest revoked
             ledger.unusable.append(f"backend {name!r}: unusable state entry ({why(error)})")
             continue
         ledger.add_backend(backend)
@@ -266,7 +295,14 @@ def load_state(
         except TypeError:
             # Named by accessor only: the entry holds the token itself.
             ledger.unusable.append(
-                f"token {entry.get('accessor') or '?'}: unusable state entry (fields missing)"
+                f"token {_label(entry.get('accessor'))}: unusable state entry (fields missing)"
+            )
+            continue
+        wrong = _wrong_field(record)
+        if wrong is not None:
+            ledger.unusable.append(
+                f"token {_label(entry.get('accessor'))}: unusable state entry "
+                f"('{wrong}' has the wrong type)"
             )
             continue
         ledger.recorded_tokens.append(record)
@@ -278,7 +314,14 @@ def load_state(
             lease = Lease(**{k: v for k, v in entry.items() if k in _LEASE_FIELDS})
         except TypeError:
             ledger.unusable.append(
-                f"lease {entry.get('lease_id') or '?'}: unusable state entry (fields missing)"
+                f"lease {_label(entry.get('lease_id'))}: unusable state entry (fields missing)"
+            )
+            continue
+        wrong = _wrong_field(lease)
+        if wrong is not None:
+            ledger.unusable.append(
+                f"lease {_label(entry.get('lease_id'))}: unusable state entry "
+                f"('{wrong}' has the wrong type)"
             )
             continue
         owner = str(entry["token_accessor"] or "") if "token_accessor" in entry else None
