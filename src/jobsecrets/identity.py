@@ -36,7 +36,7 @@ from .errors import IdentityError
 from .platforms import all_platforms, detect
 from .platforms.base import TokenSource
 from .spec.identity import DEFAULT_CLOCK_SKEW, IdentityConfig
-from .timeutil import iso_utc
+from .timeutil import iso_utc, unix_time
 
 # Claims Vault/OpenBao roles and AWS trust policies bind on. None is secret; the token's
 # signature and anything not listed here (jti, e-mail addresses, ...) are left out on purpose.
@@ -124,10 +124,11 @@ def expiry_problem(
     """Say why a token is (about to be) unusable, or return ``None`` when it is fine.
 
     A token whose ``exp`` lies within ``skew`` seconds counts as expired: the secret store's
-    clock may be that far ahead of ours. A token without ``exp`` is accepted (the store decides).
+    clock may be that far ahead of ours. A token without ``exp``, or with one that is no date
+    (``-1e300``), is accepted: the store decides.
     """
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+    exp = unix_time(claims.get("exp"))
+    if exp is None:
         return None
     now = time.time() if now is None else now
     if exp <= now:

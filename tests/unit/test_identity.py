@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from jobsecrets.errors import IdentityError
 from jobsecrets.identity import IdentityProvider, expiry_problem, public_claims, token_claims
@@ -392,3 +394,45 @@ def test_describe_and_repr_never_hold_the_token(oidc_key: rsa.RSAPrivateKey) -> 
     provider.token()
     shown = token in provider.describe() or token in repr(provider)
     assert not shown
+
+
+_JSON = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**80), 2**80),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=10),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    claims=st.dictionaries(
+        st.sampled_from(["exp", "iat", "nbf", "aud", "sub", "iss", "repository", "ref"]),
+        _JSON,
+    ),
+    audience=st.one_of(st.none(), st.just("vault")),
+)
+@example(claims={"exp": -1e300}, audience=None)  # no date: iso_utc's OverflowError (found)
+@example(claims={"exp": 10**400 // 10**300}, audience="vault")
+def test_any_claims_give_a_token_or_an_identity_error(
+    claims: dict[str, Any], audience: str | None
+) -> None:
+    """A static token (from a variable or file) is read, not verified: its claims are whatever
+    the file holds. Any of them gives the token or an IdentityError, never another exception."""
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    token = f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln"
+    provider = IdentityProvider(
+        IdentityConfig(provider="env", variable="MY_TOKEN"), {"MY_TOKEN": token}
+    )
+    try:
+        assert provider.token(audience) == token
+    except IdentityError as error:
+        assert error.message
+    public_claims(token_claims(token))

@@ -45,7 +45,7 @@ from ..policy import Facts, PolicyResult, effective_rules, evaluate, facts_from_
 from ..redact import MIN_SECRET_LENGTH
 from ..session import Session
 from ..spec.model import SecretSpec, Spec
-from ..timeutil import iso_utc
+from ..timeutil import iso_utc, unix_time
 
 MASKED_FORMS = (
     "value, distinctive lines and JSON leaves, base64 (any offset, wrapped), hex, "
@@ -437,8 +437,8 @@ def _token_report(session: Session, audience: str | None) -> TokenReport:
         claims = session.identity.claims(audience)
     except JobSecretsError as error:
         return TokenReport(shown, error=error.message)
-    exp = claims.get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+    exp = unix_time(claims.get("exp"))
+    if exp is not None:
         return TokenReport(shown, claims, expires=iso_utc(exp), expires_in=int(exp - time.time()))
     return TokenReport(shown, claims)
 
