@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from jobsecrets.backends.vault.answers import clean_text, seconds
+from jobsecrets.backends.vault.answers import clean_text, kv_date, parse_time, seconds
+from jobsecrets.timeutil import iso_utc
 
 
 def test_seconds_tolerates_hostile_ttls() -> None:
@@ -15,6 +18,25 @@ def test_seconds_tolerates_hostile_ttls() -> None:
     assert seconds("60") == 60
     for bad in ("soon", None, [], {}, True, -5, 10**12, float("nan")):
         assert seconds(bad, 7) == 7
+
+
+@given(
+    created=st.one_of(st.text(max_size=40), st.datetimes().map(lambda d: d.isoformat())),
+    offset=st.sampled_from(["", "Z", "+23:59", "-23:59", "+00:00"]),
+    rotated=st.one_of(st.none(), st.text(max_size=30), st.integers()),
+)
+def test_any_time_of_an_answer_is_one_utc_can_show_or_none(
+    created: str, offset: str, rotated: object
+) -> None:
+    """Vault's created_time and rotated_at are the server's text: whatever they hold, the time
+    taken from them can be written in UTC (messages, audit records) or is None.
+    '0001-01-01T00:00:00+23:59' parsed, then every write of it was an OverflowError."""
+    moment, _ = kv_date(created + offset, {"rotated_at": rotated})
+    if moment is not None:
+        assert iso_utc(moment)
+    assert parse_time("0001-01-01T00:00:00+23:59") is None
+    assert parse_time("9999-12-31T23:59:59-23:59") is None
+    assert parse_time("2026-12-04T13:00:00.123456789Z") is not None
 
 
 def test_clean_strips_c0_c1_and_bounds_length() -> None:

@@ -86,7 +86,7 @@ def _parse_expiry(value: object) -> float | None:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):  # a reply is hostile until shown otherwise
         return None
 
 

@@ -38,14 +38,21 @@ def seconds(value: object, default: int = 0) -> int:
 
 
 def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time of an answer; None when it is none, or no time UTC can show.
+
+    ``0001-01-01T00:00:00+23:59`` parses, but lies before year 1 in UTC: every message and
+    audit record that writes it (in UTC) was an OverflowError.
+    """
     if not isinstance(value, str) or not value:
         return None
     try:
         # Vault writes RFC 3339 with nanoseconds; fromisoformat (3.10) takes at most microseconds.
         text = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
-        return datetime.fromisoformat(text)
-    except ValueError:
+        moment = datetime.fromisoformat(text)
+        _utc(moment).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
+    return moment
 
 
 #: custom_metadata key (KV v2) that can date a secret further back than its version's created_time.
