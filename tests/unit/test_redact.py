@@ -148,7 +148,29 @@ def test_multiline_value_lines_and_crlf() -> None:
     forms = mask_forms(value)
     assert first in forms and last in forms, "a line is not masked"
     assert b"ab" not in forms, "a short line is masked alone"
-    assert value.replace(b"\n", b"\r\n") in forms, "CRLF form missing"
+    # Without the line break that ends it: that belongs to the line (see the test below).
+    assert value.replace(b"\n", b"\r\n").rstrip(b"\r\n") in forms, "CRLF form missing"
+
+
+def test_a_line_break_that_ends_a_value_stays_in_the_log() -> None:
+    """A file's value ends with a line break (buildkite's case: a key written line by line,
+    which it expects as "lalalala\\n[REDACTED]\\nlalalala\\n"). Masked with the value, the
+    next line of the log was joined to the replacement."""
+    key = (
+        b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        + canary()
+        + b"\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    masks = MaskList()
+    masks.add(key, name="SSH_KEY")
+    for log, want in (
+        (b"lalalala\n" + key + b"lalalala\n", b"lalalala\n***\nlalalala\n"),
+        (b"a\r\n" + key.replace(b"\n", b"\r\n") + b"b\r\n", b"a\r\n***\r\nb\r\n"),
+        (b"in a line: " + key.rstrip(b"\n") + b" (end)\n", b"in a line: *** (end)\n"),
+    ):
+        shown = masks.redact(log)
+        assert shown == want, "the log's lines changed around a masked value"
+    assert masks.redact(b"[" + b"\n" + key + b"]") == b"[\n***\n]", "a leading break was taken"
 
 
 def test_a_crlf_value_is_masked_as_a_pseudo_terminal_prints_it() -> None:
