@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -161,6 +162,30 @@ def test_build_masks_reads_values_from_env_and_files(tmp_path: Path) -> None:
     assert masks.redact(b"x env-secret-a y file-secret-content z") == b"x *** y *** z"
     assert str(key).encode() not in masks.patterns
     assert missing == ["EMPTY", "UNSET", "NOFILE"]
+
+
+def test_a_file_variable_naming_no_regular_file_is_not_read(tmp_path: Path) -> None:
+    """A FIFO blocked the filter before it started, /dev/zero was read without end, a directory
+    made it withhold the job's log: now each is a variable that held nothing."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * ((1 << 20) + 1))
+    key = tmp_path / "key"
+    key.write_bytes(b"file-secret-content")
+    env = {"FIFO": str(fifo), "ZERO": "/dev/zero", "DIR": str(tmp_path), "BIG": str(big)}
+    env["KEY"] = str(key)
+    result: list[tuple[MaskList, list[str]]] = []
+    reader = threading.Thread(
+        target=lambda: result.append(build_masks(env, [], ["FIFO", "ZERO", "DIR", "BIG", "KEY"])),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=20)
+    assert result, "reading the file variables did not end"
+    masks, missing = result[0]
+    assert missing == ["FIFO", "ZERO", "DIR", "BIG"]
+    assert masks.redact(b"a file-secret-content b") == b"a *** b"
 
 
 def _start_filter(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
