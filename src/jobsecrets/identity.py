@@ -35,6 +35,7 @@ from .durations import format_duration
 from .errors import IdentityError
 from .platforms import all_platforms, detect
 from .platforms.base import TokenSource
+from .safe_files import read_regular
 from .spec.identity import DEFAULT_CLOCK_SKEW, IdentityConfig
 from .timeutil import iso_utc, unix_time
 
@@ -91,6 +92,8 @@ PUBLIC_CLAIMS = frozenset(
 
 # The default audience for this run, overriding the spec's `identity.audience`.
 AUDIENCE_ENV = "JOBSECRETS_AUDIENCE"
+#: A token file larger than this is no token (a JWT is a few KiB).
+_MAX_TOKEN_FILE = 1 << 20
 
 
 def token_claims(token: str) -> dict[str, Any]:
@@ -294,14 +297,16 @@ class IdentityProvider:
         source = self._source
         if source.path:
             path = source.path
-            try:
-                # Re-read on every fetch: projected tokens (Kubernetes) are rotated in place.
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read().strip()
-            except OSError as exc:
+            # Re-read on every fetch: projected tokens (Kubernetes) are rotated in place. A FIFO
+            # or a device named there must not block or be read without end.
+            raw = read_regular(path, _MAX_TOKEN_FILE)
+            if raw is None:
                 raise IdentityError(
-                    f"cannot read token file {path}: {exc.strerror or exc}", hint=source.hint
-                ) from None
+                    f"cannot read token file {path}: missing, unreadable, not a regular file or "
+                    f"over {_MAX_TOKEN_FILE // 1024} KiB",
+                    hint=source.hint,
+                )
+            text = raw.decode("utf-8", "replace").strip()
             if not text:
                 raise IdentityError(f"token file {path} is empty", hint=source.hint)
             return text

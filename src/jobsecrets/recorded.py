@@ -19,12 +19,11 @@ __all__ = [
     "values_from_env",
 ]
 
-import os
 import re
-import stat
 from collections.abc import Mapping
 
 from .names import is_identifier
+from .safe_files import read_regular
 
 VARS_ENV = "JOBSECRETS_MASK_VARS"
 FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
@@ -82,30 +81,9 @@ def _file_value(path: str | None) -> bytes | None:
     """The contents of the regular file at ``path`` (at most ``_MAX_FILE_MASK`` bytes), else None.
 
     The path comes from the environment: a FIFO there blocked the open (the filter never
-    started), a device such as /dev/zero was read without end. Opened without blocking, it is
-    read only when it is a regular file, and never past the limit (it may grow meanwhile).
+    started), a device such as /dev/zero was read without end.
     """
-    if not path:
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_FILE_MASK:
-            return None
-        content = b""
-        while len(content) <= _MAX_FILE_MASK:
-            piece = os.read(fd, _MAX_FILE_MASK + 1 - len(content))
-            if not piece:
-                break
-            content += piece
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return content if len(content) <= _MAX_FILE_MASK else None
+    return read_regular(path, _MAX_FILE_MASK) if path else None
 
 
 def recorded_min_line_length(env: Mapping[str, str]) -> int | None:

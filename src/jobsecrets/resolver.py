@@ -39,6 +39,7 @@ from .fieldsets import FieldSetError, select
 from .lifecycle.ledger import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
 from .resolved import Resolution, ResolvedVar
+from .safe_files import FILES_DIR_PREFIX
 from .spec.model import BackendSpec, SecretSpec, Spec
 from .spec.references import option_references
 
@@ -510,7 +511,7 @@ def _write_files(
     """Write ``file: true`` values to 0600 files in a private 0700 directory; the variable holds the path."""
     import tempfile  # only with `file: true` secrets (~5 ms of every start otherwise)
 
-    directory = tempfile.mkdtemp(prefix="jobsecrets-files-", dir=files_dir)
+    directory = tempfile.mkdtemp(prefix=FILES_DIR_PREFIX, dir=files_dir)
     # mkdtemp creates it 0700 already; said again in case of an odd umask-ignoring filesystem.
     os.chmod(directory, 0o700)
     updated = []

@@ -1,4 +1,4 @@
-"""Writing a file that will hold secret values, without harming whatever the path names.
+"""Files that hold secret values: written, read and removed without harming what a path names.
 
 ``export -o PATH`` and the GitLab exporter used to ``open(O_CREAT|O_TRUNC)`` then ``fchmod(0600)``
 whatever they got: run as root with ``-o /dev/null``, that made ``/dev/null`` unusable for every
@@ -10,17 +10,82 @@ The checks are made on the opened descriptor (``fstat``), not on the path, so a 
 between the check and the open cannot fool them; ``O_NOFOLLOW`` refuses a symlink as the last
 component and ``O_NONBLOCK`` keeps the open of a FIFO from hanging. Truncation happens only after
 the checks (``O_TRUNC`` at open would already empty someone else's file).
+
+Reading a file a variable or a spec names (:func:`read_regular`) and removing a secret file
+(:func:`shred`) take the same care: a FIFO must not block, a device must not be read without end,
+a symlink must not lead the overwrite to another file.
 """
 
 from __future__ import annotations
 
-__all__ = ["write_all", "write_private"]
+__all__ = ["FILES_DIR_PREFIX", "read_regular", "shred", "write_all", "write_private"]
 
+import contextlib
 import errno
 import os
 import stat
 
 from .errors import ConfigError
+
+#: Prefix of the private directories ``file: true`` values are written to; a state file's secret
+#: files are removed only from such a directory.
+FILES_DIR_PREFIX = "jobsecrets-files-"
+
+
+def read_regular(path: str, limit: int) -> bytes | None:
+    """The contents of the regular file at ``path``, at most ``limit`` bytes; else None.
+
+    None too when it cannot be opened, is no regular file (a FIFO is opened without blocking,
+    a device never read) or holds more than ``limit`` bytes (it may grow while read).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        content = b""
+        while len(content) <= limit:
+            piece = os.read(fd, limit + 1 - len(content))
+            if not piece:
+                break
+            content += piece
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return content if len(content) <= limit else None
+
+
+def shred(path: str) -> None:
+    """Overwrite then remove a secret file; raises OSError when it cannot be removed.
+
+    Overwriting is best effort (copy-on-write filesystems) and only of a regular file of ours
+    reached without a symlink: a link planted at the path is removed, never followed to zero
+    another file.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        fd = -1  # a symlink (ELOOP), a directory, gone: only the name is removed below
+    if fd >= 0:
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+                left = info.st_size
+                while left > 0:
+                    left -= os.write(fd, bytes(min(left, 1 << 20)))
+                os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    os.unlink(path)
+    # The private directory the files were written to goes too once it is empty.
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(path))
 
 
 def _refuse(path: str, why: str) -> ConfigError:

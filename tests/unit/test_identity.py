@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -294,6 +295,11 @@ def test_file_provider_errors(tmp_path: Path) -> None:
     missing = IdentityProvider(IdentityConfig(file=str(tmp_path / "nope")), {})
     with pytest.raises(IdentityError, match="cannot read token file"):
         missing.token()
+    # A device was read without end, a FIFO blocked the open: each is no token file.
+    os.mkfifo(tmp_path / "fifo")
+    for odd in ("/dev/zero", str(tmp_path / "fifo"), str(tmp_path)):
+        with pytest.raises(IdentityError, match="not a regular file"):
+            IdentityProvider(IdentityConfig(file=odd), {}).token()
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(IdentityError, match="is empty"):
         IdentityProvider(IdentityConfig(file=str(tmp_path / "empty")), {}).token()

@@ -371,6 +371,35 @@ def test_any_damage_to_a_state_file_is_reported_and_the_rest_still_revoked(
         assert intact, "an intact lease or token was not revoked"
 
 
+def test_revoke_removes_only_secret_files_it_wrote_and_follows_no_link(tmp_path: Path) -> None:
+    """revoke overwrites and removes the state file's secret files. A path a damaged or planted
+    state file names elsewhere is left alone (it was zeroed and removed, whatever it was), and
+    a symlink in a secrets directory is removed without zeroing what it points to."""
+    store = new_store()
+    path = tmp_path / "state.json"
+    write_state(make_ledger(store), str(path))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone's work")
+    linked = tmp_path / "linked.txt"
+    linked.write_text("more work")
+    secrets_dir = tmp_path / "jobsecrets-files-abc123"
+    secrets_dir.mkdir(mode=0o700)
+    (secrets_dir / "LINK").symlink_to(linked)
+    secret_file = secrets_dir / "TLS_KEY"
+    secret_file.write_text("key material")
+    state = json.loads(path.read_text())
+    state["files"] = [str(victim), str(secrets_dir / "LINK"), str(secret_file)]
+    path.write_text(json.dumps(state))
+    ledger = load_state(str(path), {}, _memory_factory(store))
+    assert ledger is not None
+    report = ledger.revoke_all()
+    assert victim.read_text() == "someone's work"
+    assert linked.read_text() == "more work"
+    assert not (secrets_dir / "LINK").is_symlink() and not secret_file.exists()
+    assert not secrets_dir.exists(), "the emptied secrets directory stays"
+    assert any("victim.txt" in failure and "not removed" in failure for failure in report.failures)
+
+
 def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) -> None:
     """A damaged entry (a lease missing fields, an unknown backend type, a secret file that
     cannot be removed, garbage in a list) is reported, and every other lease and token is

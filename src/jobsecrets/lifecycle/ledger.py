@@ -11,7 +11,6 @@ __all__ = ["Ledger", "RevokeReport", "token_key", "why"]
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from ..backends.base import Backend, Lease, TokenRecord
 from ..errors import AccessDenied, JobSecretsError, RevokeError
+from ..safe_files import shred
 from .cipher import STATE_KEY_ENV
 
 log = logging.getLogger("jobsecrets")
@@ -191,7 +191,7 @@ class Ledger:
         self._resume(report)
         for path in list(self.files):
             try:
-                _shred(path)
+                shred(path)
             except FileNotFoundError:
                 pass
             except OSError as error:
@@ -272,21 +272,6 @@ class Ledger:
         for backend in self.backends.values():
             with contextlib.suppress(Exception):
                 backend.close()
-
-
-def _shred(path: str) -> None:
-    """Overwrite then remove a secret file; overwriting is best effort (copy-on-write filesystems)."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "r+b", buffering=0) as handle:
-            handle.write(b"\0" * size)
-            os.fsync(handle.fileno())
-    except OSError:
-        pass
-    os.unlink(path)
-    # The private directory the files were written to goes too once it is empty.
-    with contextlib.suppress(OSError):
-        os.rmdir(os.path.dirname(path))
 
 
 def why(error: BaseException) -> str:

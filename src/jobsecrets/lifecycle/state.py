@@ -38,6 +38,7 @@ from ..backends.base import Backend, BackendContext, Lease, TokenRecord
 from ..backends.registry import get_backend_class
 from ..errors import ConfigError
 from ..platforms import job_key, state_base
+from ..safe_files import FILES_DIR_PREFIX
 from .cipher import StateCipher
 from .ledger import Ledger, why
 
@@ -328,7 +329,15 @@ def load_state(
         ledger.restore_lease(lease, owner)
     files = state.get("files", [])
     for file in files if isinstance(files, list) else []:
-        ledger.add_file(str(file))
+        path = str(file)
+        if os.path.basename(os.path.dirname(path)).startswith(FILES_DIR_PREFIX):
+            ledger.add_file(path)
+        else:
+            # revoke overwrites and removes these: only a file in a directory of the kind
+            # `file: true` writes to, never any path a damaged or planted state file names.
+            ledger.unusable.append(
+                f"secret file {_label(path)}: not in a {FILES_DIR_PREFIX}* directory, not removed"
+            )
     return ledger
 
 
