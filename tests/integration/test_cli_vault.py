@@ -313,3 +313,13 @@ def test_tls_verification_is_on_and_takes_a_ca_bundle(tmp_path: Path) -> None:
         trusted = jobsecrets(["export", "--format", "json", "-c", "ca.yml"], cwd=tmp_path, env=env)
         assert trusted.returncode == 0, trusted.stderr
         assert json.loads(trusted.stdout) == {"V": value}
+        # A FIFO named as the bundle blocked the first connection for good (the deadline never
+        # came): now a spec problem at once, like a bundle that is not there.
+        os.mkfifo(tmp_path / "ca.fifo")
+        (tmp_path / "fifo.yml").write_text(
+            "version: 1\nbackends:\n  vault: {ca_cert: ca.fifo}\nsecrets:\n  V: vault:secret/t#v\n"
+        )
+        fifo = jobsecrets(
+            ["export", "--format", "json", "-c", "fifo.yml"], cwd=tmp_path, env=env, timeout=60
+        )
+        assert fifo.returncode == 2 and "not a regular file" in fifo.stderr

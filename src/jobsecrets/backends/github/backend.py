@@ -250,8 +250,11 @@ class GithubBackend(Backend):
             ca = self.options.get("ca_cert")
             if ca:
                 ca = os.path.join(self.context.spec_dir, os.path.expanduser(str(ca)))
-                if not os.path.exists(ca):
-                    raise ConfigError(f"backend {self.name!r}: CA bundle not found: {ca}")
+                # A regular file: a FIFO named here blocked the first request for good.
+                if not os.path.isfile(ca):
+                    raise ConfigError(
+                        f"backend {self.name!r}: CA bundle not found (or not a regular file): {ca}"
+                    )
             self._http = GithubHttp(
                 self.api_url,
                 timeout=self.context.remaining,

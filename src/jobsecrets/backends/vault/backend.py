@@ -356,8 +356,12 @@ class VaultBackend(Backend):
         ca = _setting(self.options, self.context.env, "ca_cert", "CACERT")[0]
         if ca:
             ca = os.path.join(self.context.spec_dir, os.path.expanduser(str(ca)))
-            if not os.path.exists(ca):
-                raise ConfigError(f"backend {self.name!r}: CA bundle not found: {ca}")
+            # A file, or a directory of hashed certificates (requests takes both); a FIFO named
+            # here blocked the first connection for good, so nothing else is handed on.
+            if not (os.path.isfile(ca) or os.path.isdir(ca)):
+                raise ConfigError(
+                    f"backend {self.name!r}: CA bundle not found (or not a regular file): {ca}"
+                )
             return ca
         return True
 
