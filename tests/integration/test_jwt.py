@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 import threading
 import time
@@ -220,3 +221,12 @@ def test_kubernetes_auth_with_the_service_account_token_file(
     assert token_review.reviews == 1
     assert "revoked 1 lease(s) and 1 token(s)" in result.stderr
     assert job.all_ended(timeout=0), "a role, lease or token outlived the kubernetes job"
+    # The spec names the token file: /dev/zero was read without end, a FIFO blocked for good.
+    os.mkfifo(job.workdir / "sa-fifo")
+    for odd in ("/dev/zero", str(job.workdir / "sa-fifo")):
+        job.write_spec(
+            DB_SECRETS, auth=f"{{method: kubernetes, role: ci, mount: {mount}, token_file: {odd}}}"
+        )
+        refused = job.run("run", "--", "true", env=job.env(None))
+        assert refused.returncode == 3, refused.stderr
+        assert "cannot read the service-account token" in refused.stderr

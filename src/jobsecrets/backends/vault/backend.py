@@ -34,10 +34,11 @@ from ...errors import (
     SecretNotFound,
     StoreUnavailable,
 )
+from ...safe_files import read_regular
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
 from ..retry import OutOfTime, Retrying, retry_after_seconds, within
 from .answers import clean_text, kv_date, parse_time, seconds
-from .tokens import describe_source, find_token, looked_in, missing_hint
+from .tokens import MAX_TOKEN_FILE, describe_source, find_token, looked_in, missing_hint
 
 log = logging.getLogger(__name__)
 
@@ -768,14 +769,15 @@ class VaultBackend(Backend):
         )
 
     def _k8s_token(self) -> str:
-        path = self.auth.get("token_file", K8S_TOKEN_FILE)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except OSError:
+        path = str(self.auth.get("token_file", K8S_TOKEN_FILE))
+        # Bounded and non-blocking: the spec names the file (a FIFO or /dev/zero must not hang).
+        raw = read_regular(path, MAX_TOKEN_FILE)
+        if raw is None:
             raise AuthError(
-                f"backend {self.name!r}: cannot read the service-account token {path}"
-            ) from None
+                f"backend {self.name!r}: cannot read the service-account token {path} "
+                "(missing, unreadable, not a regular file or too big)"
+            )
+        return raw.decode("utf-8", "replace").strip()
 
     # ---- reads ------------------------------------------------------------------------------------
 

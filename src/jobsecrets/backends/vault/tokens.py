@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "HELPER_FILE",
+    "MAX_TOKEN_FILE",
     "TokenSourceInfo",
     "describe_source",
     "find_token",
@@ -26,8 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...safe_files import read_regular
+
 #: The token helper file, relative to the home directory.
 HELPER_FILE = ".vault-token"
+#: A token file larger than this holds no token.
+MAX_TOKEN_FILE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,10 @@ def find_token(
         if value:
             return TokenSourceInfo(f"${name}", value)
     if _helper_allowed(auth, local):
-        path = _helper_path(env)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                value = handle.read().strip()
-        except OSError:
+        raw = read_regular(_helper_path(env), MAX_TOKEN_FILE)
+        if raw is None:
             return None
+        value = raw.decode("utf-8", "replace").strip()
         if value:
             return TokenSourceInfo(f"~/{HELPER_FILE}", value)
     return None
