@@ -189,6 +189,23 @@ def test_existing_spec_is_not_overwritten(tmp_path: Path) -> None:
     assert (tmp_path / "jobsecrets.yml").read_text() == "mine\n"
 
 
+def test_paths_that_are_no_regular_files_are_neither_read_nor_replaced(tmp_path: Path) -> None:
+    """`import /dev/zero` was read without end and a FIFO blocked it; `--spec-out FIFO --force`
+    renamed our file over the FIFO (run as root, over /dev/null just the same)."""
+    shutil.copy(DATA / "github" / "va-kv1.yml", tmp_path / "w.yml")
+    os.mkfifo(tmp_path / "in.fifo")
+    for odd in ("/dev/zero", "in.fifo"):
+        read = jobsecrets(["import", odd], cwd=tmp_path, timeout=30)
+        assert read.returncode == 2 and "not a readable regular file" in read.stderr
+    os.mkfifo(tmp_path / "out.fifo")
+    for extra in ([], ["--force"]):
+        wrote = jobsecrets(
+            ["import", "--spec-out", "out.fifo", *extra, "w.yml"], cwd=tmp_path, timeout=30
+        )
+        assert wrote.returncode == 2, wrote.stderr
+        assert stat.S_ISFIFO((tmp_path / "out.fifo").lstat().st_mode), "the FIFO was replaced"
+
+
 def test_rewritten_files_pass_the_ci_schemas(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,12 +12,14 @@ __all__ = ["ImportResult", "convert", "run_import"]
 import contextlib
 import difflib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 
 import click
 
 from ..errors import ConfigError, Problem
+from ..safe_files import read_regular
 from .gitlab import read_gitlab, rewrite_gitlab
 from .model import ImportError_, Job, Note, Where
 from .specwriter import SpecFile, build_specs
@@ -26,6 +28,8 @@ from .workflow import read_workflow, rewrite_steps
 from .yamlio import Document, load
 
 DEFAULT_ACTION = "jobsecrets/jobsecrets/actions/inject@v1"
+#: The largest file ``import`` reads (a workflow or CI file is a few KiB).
+_MAX_INPUT = 8 << 20
 DEFAULT_GITLAB_INCLUDE = "gitlab/jobsecrets.yml"
 
 
@@ -61,14 +65,21 @@ def _kind(path: str, text: str, doc: Document | None) -> str:
 
 
 def _read(path: str) -> str:
+    if not os.path.lexists(path):
+        raise ImportError_.at(Where(path), "file not found")
+    # Bounded and non-blocking: `import /dev/zero` was read without end, a FIFO blocked.
+    raw = read_regular(path, _MAX_INPUT)
+    if raw is None:
+        raise ImportError_.at(
+            Where(path),
+            f"cannot read: not a readable regular file of at most {_MAX_INPUT >> 20} MiB",
+        )
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise ImportError_.at(Where(path), "file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not valid UTF-8"
-        raise ImportError_.at(Where(path), f"cannot read: {reason}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImportError_.at(Where(path), "cannot read: not valid UTF-8") from None
+    # As open() in text mode read it: universal newlines.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def convert(
@@ -175,6 +186,18 @@ def _write_file(path: str, text: str, *, mode: int | None = None) -> None:
     The temporary file is created new in the same directory (``mkstemp``: never an existing
     path, never through a symlink someone planted), so the mode is only ever set on our file.
     """
+    try:
+        existing = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(existing.st_mode):
+            # Renamed over, a device node (run as root: --spec-out /dev/null --force) or a
+            # link would be replaced by our file.
+            raise ConfigError(
+                f"refusing to replace {path}: not a regular file",
+                hint="pass --spec-out with a new file or a regular file of your own",
+            )
     if mode is None:
         # A new file gets what open() would give it (mkstemp's is 0600): 0666 less the umask.
         umask = os.umask(0o022)
@@ -208,13 +231,16 @@ def run_import(
     )
     if write or spec_out:
         for spec in result.specs:
-            if os.path.exists(spec.path) and not force:
-                with open(spec.path, encoding="utf-8") as handle:
-                    if handle.read() != spec.text:
-                        raise ConfigError(
-                            f"{spec.path} exists: not overwritten",
-                            hint="pass --spec-out PATH for another file, or --force",
-                        )
+            if os.path.lexists(spec.path) and not force:
+                try:
+                    same = _read(spec.path) == spec.text
+                except ImportError_:  # a device, a FIFO, a directory: not ours to replace
+                    same = False
+                if not same:
+                    raise ConfigError(
+                        f"{spec.path} exists: not overwritten",
+                        hint="pass --spec-out PATH for another file, or --force",
+                    )
             _write_file(spec.path, spec.text)
             click.echo(f"wrote {spec.path} ({len(spec.secrets)} variable(s))")
     else:
