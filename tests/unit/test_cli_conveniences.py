@@ -98,6 +98,20 @@ def test_init_detects_the_ci_system(tmp_path: Path) -> None:
     assert "jobsecrets spec (gitlab)" in made.stdout
 
 
+def test_init_force_replaces_only_a_regular_file(tmp_path: Path) -> None:
+    """A FIFO at -o blocked `init --force` for good; a link would have had its target written."""
+    os.mkfifo(tmp_path / "spec.fifo")
+    (tmp_path / "target.txt").write_text("keep")
+    (tmp_path / "link.yml").symlink_to(tmp_path / "target.txt")
+    for odd in ("spec.fifo", "link.yml"):
+        refused = jobsecrets(["init", "-o", odd, "--force"], cwd=tmp_path, timeout=30)
+        assert refused.returncode == 2 and "not a regular file" in refused.stderr
+    assert (tmp_path / "target.txt").read_text() == "keep"
+    (tmp_path / "old.yml").write_text("old\n")
+    replaced = jobsecrets(["init", "-o", "old.yml", "--force"], cwd=tmp_path)
+    assert replaced.returncode == 0 and "version: 1" in (tmp_path / "old.yml").read_text()
+
+
 def test_only_completes_the_spec_names(tmp_path: Path) -> None:
     _spec(tmp_path)
     env = {

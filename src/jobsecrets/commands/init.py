@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["TARGETS", "detect_target", "init_command", "scaffold"]
 
 import os
+import stat
 import sys
 
 from ..errors import ConfigError
@@ -142,6 +143,12 @@ def init_command(target: str | None, output: str, force: bool) -> None:
     if os.path.lexists(output) and not force:
         raise ConfigError(
             f"init: {output} already exists", hint="use --force to replace it, or -o another path"
+        )
+    if os.path.lexists(output) and not stat.S_ISREG(os.lstat(output).st_mode):
+        # --force replaces a file of ours: a FIFO blocked the open, a device or a link's
+        # target would have been written to.
+        raise ConfigError(
+            f"init: refusing to replace {output}: not a regular file", hint="use -o another path"
         )
     with open(output, "w", encoding="utf-8") as handle:
         handle.write(text)
