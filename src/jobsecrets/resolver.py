@@ -36,6 +36,7 @@ from .errors import (
 from .failures import combine
 from .fields import FieldMissing, to_text
 from .fieldsets import FieldSetError, select
+from .jsonsafe import NestedTooDeeply
 from .lifecycle.ledger import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
 from .resolved import Resolution, ResolvedVar
@@ -303,8 +304,19 @@ def _variables(
             taken.add(name)
         try:
             value = to_text(raw, secret.encoding)
-        except ValueError as error:  # a structure nested too deeply to write as JSON
+            if isinstance(value, str):
+                # A store's JSON string may hold "\ud800": no UTF-8 text, so no variable, file
+                # or mask can carry it exactly (it was a UnicodeEncodeError later, in each).
+                value.encode("utf-8")
+        except NestedTooDeeply as error:  # a structure too deep to write as JSON
             errors.append(ValueNotExportable(f"{name} ({member.ref}): {error}"))
+            continue
+        except UnicodeEncodeError:  # its own message would quote the character
+            errors.append(
+                ValueNotExportable(
+                    f"{name} ({member.ref}): the value is not valid Unicode text (a lone surrogate)"
+                )
+            )
             continue
         if isinstance(value, bytes) and not secret.file:
             errors.append(

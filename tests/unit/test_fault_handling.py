@@ -395,3 +395,24 @@ def test_a_store_value_of_deep_json_is_handed_over_and_masked(tmp_path: Path) ->
     field = jobsecrets(["export", "--format", "json"], cwd=tmp_path)
     assert field.returncode == 4
     assert "nested too deeply to read" in field.stderr and "internal error" not in field.stderr
+
+
+def test_a_store_string_with_a_lone_surrogate_is_a_clear_exit_11(tmp_path: Path) -> None:
+    """A store's JSON string may hold "\\ud800", which is no UTF-8 text: no variable, file or
+    mask can carry it exactly. It was "internal error: UnicodeEncodeError" in `run` (the
+    environment check), with `file: true` (writing the file) and with `encoding: base64`."""
+    store = tmp_path / "store.json"
+    store.write_text('{"app": {"a": "ab\\ud800cdef-123"}}')
+    store.chmod(0o600)
+    spec = tmp_path / "jobsecrets.yml"
+    base = f"version: 1\nbackends:\n  fake: {{type: fake, file: {store}}}\nsecrets:\n"
+    for secret in (
+        "  A: fake:app#a\n",
+        "  A: {ref: 'fake:app#a', file: true}\n",
+        "  A: {ref: 'fake:app#a', encoding: base64}\n",
+    ):
+        spec.write_text(base + secret)
+        result = jobsecrets(["run", "--", "true"], cwd=tmp_path)
+        assert result.returncode == 11, result.stderr
+        assert "not valid Unicode text (a lone surrogate)" in result.stderr
+        assert "internal error" not in result.stderr
