@@ -16,6 +16,7 @@ from collections.abc import Callable
 from .backends.base import Backend, ReadRequest
 from .errors import ConfigError, SecretNotFound, ValueNotExportable
 from .fields import FieldMissing, extract, to_text
+from .jsonsafe import NestedTooDeeply
 from .lifecycle.ledger import Ledger
 from .refs import parse_reference
 from .spec.model import Spec
@@ -51,5 +52,5 @@ def read_option_reference(
         return to_text(extract(document.data, ref.field))
     except FieldMissing as error:
         raise SecretNotFound(f"{text}: {error}") from None
-    except ValueError as error:  # nested too deeply to write as JSON
+    except NestedTooDeeply as error:  # too deep to write as JSON (nothing else: no value quoted)
         raise ValueNotExportable(f"{text}: {error}") from None

@@ -190,7 +190,7 @@ def labelled_mask_forms(
 # scans ~115 MB/s and its DFA takes seconds. Chance candidates stay rare (on 30 MB of log lines:
 # ~3,600 with 5 bytes, ~250 with 6, ~58,000 with 4), and each costs one ``startswith``.
 _KEY = 5
-# Prefixes of this many bytes tell most chance heads from a pattern's start (see _Heads.long).
+# Prefixes of this many bytes tell most chance heads from a pattern's start (_is_proper_prefix).
 _LONG_HEAD = 2 * _KEY
 # Beyond this many bytes of keys (~1,500 secrets) the key search is the contiguous NFA: the DFA
 # takes ~300 bytes per key byte, and `run` with 5,000 secrets must stay well under 150 MiB (with

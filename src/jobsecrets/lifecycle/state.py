@@ -237,7 +237,9 @@ def _wrong_field(record: Lease | TokenRecord) -> str | None:
     """
     for spec in dataclasses.fields(record):
         value = getattr(record, spec.name)
-        allowed = _FIELD_TYPES.get(str(spec.type))
+        # The annotation is a string here (postponed annotations), a class otherwise.
+        kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "")
+        allowed = _FIELD_TYPES.get(kind)
         if allowed is None:
             continue
         # A bool is an int to isinstance: not a ttl or a time all the same.
