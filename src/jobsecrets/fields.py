@@ -81,7 +81,7 @@ def extract(data: Mapping[str, Any] | str | bytes, field: str | None) -> Any:
 def to_text(value: Any, encoding: str = "utf-8") -> str | bytes:
     """The variable's text: strings as they are, structures as compact JSON, bytes kept as bytes
     unless ``encoding`` is ``base64``. Bytes that are valid UTF-8 become text. A structure
-    nested too deeply to write as JSON is a ``ValueError``.
+    nested too deeply to write as JSON is a :class:`~jobsecrets.jsonsafe.NestedTooDeeply`.
     """
     if isinstance(value, bytes):
         if encoding == "base64":
