@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ConfigError, JobSecretsError
 from .platforms import detect
+from .safe_files import open_append
 from .timeutil import iso_utc, now_iso_ms
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ def open_audit(target: str | None, env: Mapping[str, str] | None = None) -> Audi
     if target == "-":
         return AuditLog("-", stream=sys.stdout)
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = open_append(target, 0o600, follow=False)
     except OSError as error:
         raise ConfigError(
             f"cannot open the audit log {target}: {error.strerror or error}",

@@ -18,7 +18,14 @@ a symlink must not lead the overwrite to another file.
 
 from __future__ import annotations
 
-__all__ = ["FILES_DIR_PREFIX", "read_regular", "shred", "write_all", "write_private"]
+__all__ = [
+    "FILES_DIR_PREFIX",
+    "open_append",
+    "read_regular",
+    "shred",
+    "write_all",
+    "write_private",
+]
 
 import contextlib
 import errno
@@ -57,6 +64,34 @@ def read_regular(path: str, limit: int) -> bytes | None:
     finally:
         os.close(fd)
     return content if len(content) <= limit else None
+
+
+def open_append(path: str, mode: int = 0o600, *, follow: bool = True) -> int:
+    """A blocking descriptor that appends to ``path``, created with ``mode`` if it is new.
+
+    Opened without blocking first: a FIFO that no process reads would hold ``open(2)`` for good
+    (an audit log or a summary file named by mistake, or on purpose to stall a job); here that
+    is an ``OSError`` at once whose ``strerror`` says so. A FIFO with a reader is written to
+    (a log shipper), and the descriptor is made blocking again so that a write waits for a slow
+    reader instead of failing half done. ``follow=False`` refuses a symlink (``ELOOP``).
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as error:
+        if error.errno == errno.ENXIO:
+            # ENXIO's own text ("No such device or address") would send the user looking for
+            # a missing file.
+            raise OSError(errno.ENXIO, "it is a FIFO (named pipe) that no process reads") from None
+        raise
+    try:
+        os.set_blocking(fd, True)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def shred(path: str) -> None:

@@ -233,7 +233,9 @@ def test_a_failure_writing_outputs_takes_the_github_env_entries_back(
     Path(gh["GITHUB_ENV"]).write_text("EARLIER=kept\n")
     env = {**gh, "GITHUB_OUTPUT": str(tmp_path), "JOBSECRETS_GITHUB_OUTPUTS": "true"}
     res = resolution()
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError) as caught:
         github.export(res, masks_for(res), env, None, stream=io.StringIO())
+    # A clear error naming the file (exit 2), not an internal error.
+    assert f"cannot write to {tmp_path}" in caught.value.message
     left = Path(gh["GITHUB_ENV"]).read_text()
     assert (left == "EARLIER=kept\n") is True, "values stayed in $GITHUB_ENV after a failed export"

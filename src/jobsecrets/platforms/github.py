@@ -51,7 +51,7 @@ from .. import jsonsafe
 from ..durations import format_duration
 from ..errors import ConfigError, IdentityError, ValueNotExportable
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
-from ..safe_files import write_all
+from ..safe_files import open_append, write_all
 from .base import Platform, TokenSource
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ def _append(path: str, text: str) -> None:
     """Append ``text`` in one write: the runner's files are shared by every step of the job."""
     if not text:
         return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_append(path, 0o600)
     try:
         write_all(fd, text.encode("utf-8"))
     finally:
@@ -250,7 +250,15 @@ def _append_all(items: Iterable[tuple[str, str]]) -> None:
             except FileNotFoundError:
                 size = 0
             done.append((path, size))
-            _append(path, text)
+            try:
+                _append(path, text)
+            except OSError as error:
+                # A runner's file that cannot take our entries (a directory, a full disk, a
+                # FIFO nothing reads): the step fails, its leases are revoked, nothing half-done.
+                raise ConfigError(
+                    f"cannot write to {path}: {error.strerror or error}",
+                    hint="the runner's $GITHUB_ENV/$GITHUB_OUTPUT must be writable files",
+                ) from None
     except BaseException:
         for path, size in done:
             with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ from typing import TextIO
 from ..errors import ConfigError, LeakFound, ScanIncomplete
 from ..recorded import recorded_min_line_length, recorded_names, values_from_env
 from ..redact import DEFAULT_MIN_LINE_LENGTH, MaskList
+from ..safe_files import open_append
 from .archives import Limits
 from .gitsource import history_blobs, scan_blobs, staged_blobs
 from .matcher import DEFAULT_MIN_LENGTH, Matcher
@@ -109,7 +110,9 @@ def scan_values(
     out.flush()
     if options.summary:
         try:
-            with open(options.summary, "a", encoding="utf-8") as handle:
+            # Not open(): a FIFO nothing reads would hang the scan after its findings.
+            fd = open_append(options.summary, 0o666)
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
                 handle.write(report.markdown(mask))
         except OSError as error:
             err.write(f"jobsecrets: warning: could not write the summary: {error.strerror}\n")

@@ -1,0 +1,211 @@
+"""Files jobsecrets appends to, named as a FIFO: refused at once when nothing reads, never a hang.
+
+An audit log, ``$GITHUB_ENV``/``$GITHUB_OUTPUT``/``$GITHUB_STEP_SUMMARY`` and ``scan --summary``
+were opened with a plain ``open(2)``, which on a FIFO that no process reads waits for a reader
+for ever: the job hung with its secrets resolved and its leases held. A FIFO with a reader (a log
+shipper) still gets every record.
+
+In-process opens run beside a watchdog that opens the FIFO for reading after a while, so the
+old hang shows as a failed assertion instead of a test that never ends.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from test_platform_github import masks_for, resolution
+from test_policy import JOURNAL, events, write_fake
+
+from jobsecrets.errors import ConfigError
+from jobsecrets.platforms import github
+from jobsecrets.safe_files import open_append
+from support.cli import jobsecrets
+
+WATCHDOG_S = 5.0
+
+
+@contextmanager
+def watchdog(fifo: Path) -> Iterator[list[bool]]:
+    """Yield a list that holds True if an open of ``fifo`` had to be released by a reader."""
+    released: list[bool] = []
+    done = threading.Event()
+
+    def release() -> None:
+        if not done.wait(WATCHDOG_S):
+            released.append(True)
+            # Opening the read end lets a writer blocked in open(2) go on.
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            done.wait(WATCHDOG_S)
+            os.close(fd)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield released
+    finally:
+        done.set()
+        thread.join()
+
+
+@contextmanager
+def reader(fifo: Path) -> Iterator[list[bytes]]:
+    """A process-side reader of ``fifo`` (a log shipper); yields what it read once closed."""
+    got: list[bytes] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        ready.set()
+        os.set_blocking(fd, True)
+        chunks = []
+        try:
+            # EOF only once a writer has come and gone: wait for the first byte, then drain.
+            while True:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    chunks.append(chunk)
+                elif chunks:
+                    break
+                else:
+                    threading.Event().wait(0.02)
+        finally:
+            os.close(fd)
+        got.append(b"".join(chunks))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    ready.wait(WATCHDOG_S)
+    yield got
+    thread.join(30)
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+def test_open_append_refuses_a_fifo_nothing_reads(fifo: Path) -> None:
+    with watchdog(fifo) as released, pytest.raises(OSError) as caught:
+        fd = open_append(str(fifo))
+        os.close(fd)
+    assert not released, "open(2) blocked on a FIFO nothing reads"
+    assert caught.value.errno == errno.ENXIO
+    assert "no process reads" in (caught.value.strerror or "")
+
+
+def test_open_append_writes_to_a_fifo_with_a_reader_and_blocks_again(fifo: Path) -> None:
+    with reader(fifo) as got:
+        fd = open_append(str(fifo))
+        try:
+            # Blocking again: a write larger than the pipe's buffer waits for the reader
+            # instead of failing with EAGAIN half written.
+            assert os.get_blocking(fd)
+            os.write(fd, b"x" * 200_000)
+        finally:
+            os.close(fd)
+    assert got == [b"x" * 200_000]
+
+
+def test_open_append_creates_with_the_mode_and_leaves_an_existing_mode(tmp_path: Path) -> None:
+    new = tmp_path / "new.log"
+    os.close(open_append(str(new), 0o600))
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    mine = tmp_path / "shared.log"
+    mine.write_text("before\n")
+    mine.chmod(0o644)
+    fd = open_append(str(mine), 0o600)
+    os.write(fd, b"after\n")
+    os.close(fd)
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o644  # never the mode of what we did not create
+    assert mine.read_text() == "before\nafter\n"
+
+
+def test_open_append_without_follow_refuses_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(OSError) as caught:
+        open_append(str(link), follow=False)
+    assert caught.value.errno == errno.ELOOP
+    assert target.read_text() == ""
+
+
+def test_run_with_an_audit_log_fifo_nothing_reads_stops_at_once_and_revokes(
+    tmp_path: Path, fifo: Path
+) -> None:
+    write_fake(tmp_path, "")
+    result = jobsecrets(
+        ["run", "--audit-log", str(fifo), "--", "sh", "-c", "echo child-ran"],
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "child-ran" not in result.stdout
+    assert "no process reads" in result.stderr
+    journal = events(tmp_path / JOURNAL)
+    leases = {e["lease_id"] for e in journal if e["event"] == "lease"}
+    revoked = {e["lease_id"] for e in journal if e["event"] == "revoke"}
+    assert leases <= revoked
+
+
+def test_run_with_an_audit_log_fifo_a_shipper_reads_gets_every_record(
+    tmp_path: Path, fifo: Path
+) -> None:
+    _, value, _ = write_fake(tmp_path, "")
+    with reader(fifo) as got:
+        result = jobsecrets(
+            ["run", "--audit-log", str(fifo), "--", "sh", "-c", "echo child-ran"],
+            cwd=tmp_path,
+            timeout=30,
+        )
+    assert result.returncode == 0
+    assert "child-ran" in result.stdout
+    records = [json.loads(line) for line in got[0].decode().splitlines()]
+    assert any(r.get("variable") == "DB_PASS" for r in records)
+    assert (value in got[0].decode()) is False
+
+
+def test_github_env_fifo_fails_the_export_without_hanging(
+    tmp_path: Path, fifo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    res = resolution()
+    env = {"GITHUB_ENV": str(fifo), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    with watchdog(fifo) as released, pytest.raises(ConfigError) as caught:
+        github.export(res, masks_for(res), env, None, stream=io.StringIO())
+    assert not released, "the export blocked on $GITHUB_ENV"
+    assert "no process reads" in caught.value.message
+    assert not (tmp_path / "summary").exists()  # nothing after the failed write
+
+
+def test_a_summary_fifo_is_a_warning_and_the_values_are_out(
+    tmp_path: Path, fifo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = resolution()
+    env_file = tmp_path / "env"
+    env = {"GITHUB_ENV": str(env_file), "GITHUB_STEP_SUMMARY": str(fifo)}
+    with watchdog(fifo) as released:
+        github.export(res, masks_for(res), env, None, stream=io.StringIO())
+    assert not released, "the export blocked on $GITHUB_STEP_SUMMARY"
+    assert "DB_PASSWORD<<" in env_file.read_text()
+    assert "could not write the job summary" in capsys.readouterr().err
+
+
+def test_scan_summary_fifo_is_a_warning_not_a_hang(tmp_path: Path, fifo: Path) -> None:
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "app.txt").write_text("nothing secret here\n")
+    env = {"LEAKY": "a-value-nobody-printed-7f3e", "JOBSECRETS_MASK_VARS": "LEAKY"}
+    result = jobsecrets(["scan", "dist", "--summary", str(fifo)], cwd=tmp_path, env=env, timeout=30)
+    assert result.returncode == 0
+    assert "could not write the summary" in result.stderr
