@@ -1,4 +1,4 @@
-"""Files jobsecrets appends to, named as a FIFO: refused at once when nothing reads, never a hang.
+"""Paths that name a FIFO or a device: refused at once, never a hang or an endless read.
 
 An audit log, ``$GITHUB_ENV``/``$GITHUB_OUTPUT``/``$GITHUB_STEP_SUMMARY`` and ``scan --summary``
 were opened with a plain ``open(2)``, which on a FIFO that no process reads waits for a reader
@@ -7,6 +7,10 @@ shipper) still gets every record.
 
 In-process opens run beside a watchdog that opens the FIFO for reading after a while, so the
 old hang shows as a failed assertion instead of a test that never ends.
+
+The state file (``export --state``, ``revoke --state``) was read with a plain ``open()`` and
+``read()``: a FIFO hung ``export`` before it fetched anything and ``revoke`` in a post step, and
+``/dev/zero`` was read into memory until the kernel killed the process.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import errno
 import io
 import json
 import os
+import resource
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +35,7 @@ from test_policy import JOURNAL, events, write_fake
 from jobsecrets.errors import ConfigError
 from jobsecrets.platforms import github
 from jobsecrets.safe_files import open_append
-from support.cli import jobsecrets
+from support.cli import clean_env, jobsecrets
 
 WATCHDOG_S = 5.0
 
@@ -209,3 +216,61 @@ def test_scan_summary_fifo_is_a_warning_not_a_hang(tmp_path: Path, fifo: Path) -
     result = jobsecrets(["scan", "dist", "--summary", str(fifo)], cwd=tmp_path, env=env, timeout=30)
     assert result.returncode == 0
     assert "could not write the summary" in result.stderr
+
+
+def _limited_memory() -> None:
+    # The old code read /dev/zero without end: fail with MemoryError, not the machine's OOM.
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def bounded_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobsecrets", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=_limited_memory,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_export_refuses_a_state_path_that_is_no_file_before_fetching(
+    tmp_path: Path, fifo: Path, kind: str
+) -> None:
+    write_fake(tmp_path, "")
+    state = {"fifo": str(fifo), "device": os.devnull, "directory": str(tmp_path / "d")}[kind]
+    if kind == "directory":
+        os.mkdir(state)
+    result = bounded_cli(["export", "--format", "json", "--state", state], tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    # A directory is click's to refuse (the option's type); the others are ours.
+    expected = "is a directory" if kind == "directory" else "is not a regular file"
+    assert expected in result.stderr
+    # Nothing was fetched: the fake store's journal records no lease at all.
+    journal = tmp_path / JOURNAL
+    assert not journal.exists() or not [e for e in events(journal) if e["event"] == "lease"]
+    if kind == "device":
+        assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # /dev/null left as it was
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_revoke_refuses_a_state_path_that_is_no_file(tmp_path: Path, fifo: Path, kind: str) -> None:
+    state = str(fifo) if kind == "fifo" else "/dev/zero"
+    result = bounded_cli(["revoke", "--state", state], tmp_path)
+    assert result.returncode == 2
+    assert "is not a regular file" in result.stderr
+
+
+def test_revoke_refuses_a_state_file_too_big_to_be_one(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with open(state, "wb") as handle:
+        handle.truncate((64 << 20) + 1)  # sparse: no disk used
+    state.chmod(0o600)
+    result = bounded_cli(["revoke", "--state", str(state)], tmp_path)
+    assert result.returncode == 2
+    assert "larger than 64 MiB" in result.stderr
+    assert state.stat().st_size == (64 << 20) + 1  # kept: it is no state file of ours to remove

@@ -16,7 +16,12 @@ import sys
 from ..errors import JobSecretsError
 from ..formats import FORMATS, render
 from ..lifecycle.cipher import StateCipher
-from ..lifecycle.state import default_state_path, private_directory, write_state
+from ..lifecycle.state import (
+    default_state_path,
+    private_directory,
+    read_state_bytes,
+    write_state,
+)
 from ..pipeline import importing, resolve_checked
 from ..platforms import exporter
 from ..safe_files import write_private
@@ -37,14 +42,6 @@ def _write_output(text: str, output: str | None) -> None:
         return
     # Only a regular file of ours, never a device, FIFO, symlink or another user's file.
     write_private(output, text)
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def _restore_state(path: str, previous: bytes | None) -> None:
@@ -75,7 +72,8 @@ def export_command(
     cipher = StateCipher.from_env(session.env)
     handed_over = False
     state_path = state or default_state_path(session.env)
-    previous = _read_bytes(state_path)
+    # Before anything is fetched: a state path that is no file of ours stops the job here.
+    previous = read_state_bytes(state_path)
     try:
         if files_dir is None and any(s.file for s in session.spec.secrets):
             files_dir = os.path.dirname(os.path.abspath(state_path))

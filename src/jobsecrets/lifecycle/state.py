@@ -19,6 +19,7 @@ __all__ = [
     "default_state_path",
     "load_state",
     "private_directory",
+    "read_state_bytes",
     "state_of",
     "write_state",
 ]
@@ -43,6 +44,9 @@ from .cipher import StateCipher
 from .ledger import Ledger, why
 
 STATE_VERSION = 1
+#: Far above any real state file (~300 bytes a lease: 5,000 leases are 1.5 MB); a path that names
+#: something bigger is not one, and must not be read into memory.
+MAX_STATE_FILE = 64 << 20
 
 
 def default_state_path(env: Mapping[str, str]) -> str:
@@ -188,27 +192,58 @@ def private_directory(directory: str) -> None:
         )
 
 
-def _read_state(path: str) -> dict[str, Any]:
-    """Read a state file; raises FileNotFoundError when there is none."""
+def read_state_bytes(path: str) -> bytes | None:
+    """The bytes of the state file at ``path``; ``None`` when there is none.
+
+    A ``ConfigError`` when ``path`` is no regular file of ours: a symlink planted there must not
+    make us read someone else's file, a FIFO must not hang the command (``O_NONBLOCK``), a
+    device must not be read without end.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        # O_NOFOLLOW: a symlink planted at our path must not make us read someone else's file.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise
+        return None
     except OSError as error:
         raise ConfigError(f"cannot open state file {path}: {error.strerror}") from None
     try:
         info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                f"state file {path} is not a regular file (a directory, device, FIFO or "
+                "socket); not using it",
+                hint="pass --state with a file path in a directory of your own",
+            )
         if os.getuid() != 0 and info.st_uid != os.getuid():
             raise ConfigError(f"state file {path} belongs to another user; not using it")
-        with os.fdopen(fd, encoding="utf-8") as handle:
-            fd = -1
-            state = jsonsafe.loads(handle.read())
-    except (OSError, ValueError) as error:
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_STATE_FILE:
+            chunk = os.read(fd, MAX_STATE_FILE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as error:
         raise ConfigError(f"cannot read state file {path}: {type(error).__name__}") from None
     finally:
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
+    if size > MAX_STATE_FILE:
+        raise ConfigError(
+            f"state file {path} is larger than {MAX_STATE_FILE >> 20} MiB: not a state file"
+        )
+    return b"".join(chunks)
+
+
+def _read_state(path: str) -> dict[str, Any]:
+    """Read a state file; raises FileNotFoundError when there is none."""
+    content = read_state_bytes(path)
+    if content is None:
+        raise FileNotFoundError(path)
+    try:
+        state = jsonsafe.loads(content.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
+        raise ConfigError(f"cannot read state file {path}: {type(error).__name__}") from None
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise ConfigError(
             f"state file {path} is not a jobsecrets state file (version {STATE_VERSION})"
