@@ -274,3 +274,49 @@ def test_revoke_refuses_a_state_file_too_big_to_be_one(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "larger than 64 MiB" in result.stderr
     assert state.stat().st_size == (64 << 20) + 1  # kept: it is no state file of ours to remove
+
+
+def test_a_failed_export_puts_the_earlier_state_back_past_a_planted_fifo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export wrote its state, then failed (no $GITHUB_ENV) and revoked: the state file must be
+    the earlier export's again, byte for byte. The old code wrote it through the fixed name
+    ``STATE.restore``, so a FIFO planted there hung the failed export."""
+    from jobsecrets.commands.export import export_command
+
+    write_fake(tmp_path, "")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    state = state_dir / "state.json"
+    earlier = b'{"version": 1, "backends": {}, "leases": [], "tokens": [], "files": []}'
+    state.write_bytes(earlier)
+    state.chmod(0o600)
+    planted = state_dir / "state.json.restore"
+    os.mkfifo(planted)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_ENV", raising=False)  # so the github exporter fails
+    monkeypatch.delenv("JOBSECRETS_GITHUB_EXPORT_ENV", raising=False)
+    with watchdog(planted) as released, pytest.raises(ConfigError, match="GITHUB_ENV"):
+        export_command(
+            "jobsecrets.yml", None, "github", output=None, state=str(state), files_dir=None
+        )  # fmt: skip
+    assert not released, "the failed export blocked on a FIFO beside the state file"
+    assert state.read_bytes() == earlier
+    assert sorted(p.name for p in state_dir.iterdir()) == ["state.json", "state.json.restore"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_fake_store_file_that_is_no_file_is_a_spec_problem(
+    tmp_path: Path, fifo: Path, kind: str
+) -> None:
+    """``type: fake`` reads the file its spec names: a FIFO hung the command, and
+    ``/dev/zero`` was read into memory (a spec written to hurt)."""
+    store = str(fifo) if kind == "fifo" else "/dev/zero"
+    (tmp_path / "jobsecrets.yml").write_text(
+        f"version: 1\nbackends:\n  store: {{type: fake, file: '{store}'}}\n"
+        "secrets:\n  A: store:app#a\n"
+    )
+    result = bounded_cli(["export", "--format", "json"], tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "no readable regular file" in result.stderr

@@ -50,10 +50,19 @@ def _restore_state(path: str, previous: bytes | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         return
-    fd = os.open(path + ".restore", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(previous)
-    os.replace(path + ".restore", path)
+    import tempfile
+
+    # A new file of ours (mkstemp: O_EXCL, 0600): whatever lies at a fixed name beside the state
+    # file (a FIFO, a link) is never opened.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".state-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(previous)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def export_command(
