@@ -114,14 +114,14 @@ const PYTHON_MEMO = 'python.json';
 
 /**
  * The text of `file` if it is a regular file of at most `limit` bytes, else null. The tool cache
- * of a self-hosted runner outlives its jobs: a symlink there is not followed, and a FIFO or a
- * device (which would block the read, or never end) is not read.
+ * of a self-hosted runner outlives its jobs: a symlink there is not followed (`follow` to allow
+ * one), and a FIFO or a device (which would block the read, or never end) is not read.
  */
-function readSmallFile(file, limit = 64 * 1024) {
+function readSmallFile(file, limit = 64 * 1024, { follow = false } = {}) {
   const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
   let fd;
   try {
-    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    fd = fs.openSync(file, O_RDONLY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW));
   } catch {
     return null;
   }
@@ -261,14 +261,12 @@ function specGroups(text, locked) {
 /** The lock groups for the spec at `specPath` (see specGroups); null (the base install) when it
  * cannot be read. */
 function specGroupsOf(specPath, locked) {
-  let text;
-  try {
-    if (fs.statSync(specPath).size > MAX_SPEC_BYTES) return null;
-    text = fs.readFileSync(specPath, 'utf8');
-  } catch {
-    return null; // the CLI reports a missing or unreadable spec
-  }
-  return specGroups(text, locked);
+  // The spec comes from the repository, which may hold a symlink to /dev/zero or a FIFO's
+  // path: stat() says size 0 for both, and readFileSync would read without end or wait for
+  // ever. A symlink to a regular file is followed, as the CLI follows it.
+  const text = readSmallFile(specPath, MAX_SPEC_BYTES, { follow: true });
+  // null: the base install; the CLI then reports a missing or unreadable spec.
+  return text === null ? null : specGroups(text, locked);
 }
 
 /** What the locks are made from: pyproject.toml's dependencies, then each locked extra's. */

@@ -9,6 +9,7 @@ Vault-only specs written the usual ways. They run the real lib.js under node.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import textwrap
@@ -226,3 +227,34 @@ def test_an_install_with_more_groups_is_reused(tmp_path: Path) -> None:
     assert reuse("core+github") == prefix + "aws+core+github+vault"
     assert reuse("aws+core+vault") == prefix + "aws+core+vault"
     assert reuse("core+extra.zstd") is None
+
+
+SPEC_OF_DRIVER = """
+const lib = require(process.argv[1]);
+const locked = lib.lockGroups(lib.REPO_ROOT);
+process.stdout.write(JSON.stringify(process.argv.slice(2).map((p) => lib.specGroupsOf(p, locked))));
+"""
+
+
+def test_spec_paths_that_are_no_file_are_not_read(tmp_path: Path) -> None:
+    """The spec path comes from the repository: a committed symlink to /dev/zero made the action
+    read without end (stat says size 0), a FIFO made it wait for ever. Both now give the base
+    install (null) at once; a symlink to a real spec is still followed."""
+    real = tmp_path / "real.yml"
+    real.write_text(VAULT_ONLY)
+    (tmp_path / "linked.yml").symlink_to(real)
+    (tmp_path / "zero.yml").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.yml")
+    (tmp_path / "dir.yml").mkdir()
+    names = ["linked.yml", "zero.yml", "fifo.yml", "dir.yml", "missing.yml"]
+    result = subprocess.run(
+        ["node", "-e", SPEC_OF_DRIVER, str(LIB), *(str(tmp_path / n) for n in names)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    linked, zero, fifo, directory, missing = json.loads(result.stdout)
+    assert linked == spec_groups(VAULT_ONLY)[0]
+    assert "vault" in linked
+    assert [zero, fifo, directory, missing] == [None, None, None, None]
