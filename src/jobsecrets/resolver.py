@@ -523,7 +523,19 @@ def _write_files(
     """Write ``file: true`` values to 0600 files in a private 0700 directory; the variable holds the path."""
     import tempfile  # only with `file: true` secrets (~5 ms of every start otherwise)
 
-    directory = tempfile.mkdtemp(prefix=FILES_DIR_PREFIX, dir=files_dir)
+    try:
+        directory = tempfile.mkdtemp(prefix=FILES_DIR_PREFIX, dir=files_dir)
+    except OSError as error:
+        # After resolution: the caller revokes what was obtained; the user gets the reason.
+        raise ConfigError(
+            f"cannot create a private directory for 'file: true' values in "
+            f"{files_dir or tempfile.gettempdir()}: {error.strerror or type(error).__name__}",
+            hint=(
+                "pass --files-dir with a directory of your own"
+                if files_dir
+                else "set TMPDIR to a writable directory of your own"
+            ),
+        ) from None
     # mkdtemp creates it 0700 already; said again in case of an odd umask-ignoring filesystem.
     os.chmod(directory, 0o700)
     updated = []

@@ -320,3 +320,52 @@ def test_a_fake_store_file_that_is_no_file_is_a_spec_problem(
     assert result.returncode == 2
     assert result.stdout == ""
     assert "no readable regular file" in result.stderr
+
+
+FILE_SPEC = (
+    "version: 1\nbackends:\n  fake: {type: fake, file: store.json, journal: journal.jsonl}\n"
+    "secrets:\n  TLS:\n    ref: fake:tls#key\n    file: true\n"
+)
+
+
+def _file_spec(tmp_path: Path) -> None:
+    (tmp_path / "store.json").write_text(json.dumps({"tls": {"key": "k3y-" + "x" * 20}}))
+    (tmp_path / "jobsecrets.yml").write_text(FILE_SPEC)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "shared"])
+def test_export_checks_files_dir_before_fetching(tmp_path: Path, fifo: Path, kind: str) -> None:
+    """``--files-dir`` naming a device or a FIFO was an internal error (NotADirectoryError from
+    mkdtemp) after the values were fetched; a directory others may write to was used."""
+    _file_spec(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # world-writable, not sticky
+    where = {"device": os.devnull, "fifo": str(fifo), "shared": str(shared)}[kind]
+    result = bounded_cli(
+        ["export", "--format", "json", "--files-dir", where, "--state", "st/state.json"],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    expected = "writable by other users" if kind == "shared" else "it is not a directory"
+    assert f"--files-dir {where}" in result.stderr
+    assert expected in result.stderr
+    journal = tmp_path / "journal.jsonl"
+    assert not journal.exists() or '"read"' not in journal.read_text()
+    assert not any(shared.iterdir())
+
+
+def test_export_creates_a_missing_files_dir_private(tmp_path: Path) -> None:
+    _file_spec(tmp_path)
+    result = bounded_cli(
+        ["export", "--format", "json", "--files-dir", "new/dir", "--state", "st/state.json"],
+        tmp_path,
+    )
+    assert result.returncode == 0
+    made = tmp_path / "new" / "dir"
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    path = json.loads(result.stdout)["TLS"]
+    assert Path(path).parent.parent == made
+    assert bounded_cli(["revoke", "--state", "st/state.json"], tmp_path).returncode == 0
+    assert not Path(path).exists()

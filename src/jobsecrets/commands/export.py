@@ -84,11 +84,18 @@ def export_command(
     # Before anything is fetched: a state path that is no file of ours stops the job here.
     previous = read_state_bytes(state_path)
     try:
-        if files_dir is None and any(s.file for s in session.spec.secrets):
-            files_dir = os.path.dirname(os.path.abspath(state_path))
+        if any(s.file for s in session.spec.secrets):
             # Checked like the state file's directory, and before anything is fetched: secret
-            # files must not be written where another user could swap or remove them.
-            private_directory(files_dir)
+            # files must not be written where another user could swap or remove them, and a
+            # --files-dir that is no directory must not fail after the values were obtained.
+            if files_dir is None:
+                private_directory(os.path.dirname(os.path.abspath(state_path)))
+                files_dir = os.path.dirname(os.path.abspath(state_path))
+            else:
+                # Absolute: the variables hold these paths for later steps, which may run in
+                # another directory, and revoke finds the files by them.
+                files_dir = os.path.abspath(files_dir)
+                private_directory(files_dir, "--files-dir", "--files-dir")
         resolution = resolve_checked(
             session, "export", audit_log, files_dir=files_dir, meanwhile=_AFTER_RESOLUTION
         )

@@ -169,26 +169,41 @@ def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
     ]
 
 
-def private_directory(directory: str) -> None:
+def private_directory(
+    directory: str, what: str = "state directory", option: str = "--state"
+) -> None:
     """Create ``directory`` 0700 if needed and refuse one where others could swap our files.
 
     The default directory (``jobsecrets-UID`` under a shared temp dir) could have been created
     beforehand by another user; a sticky, world-writable directory (``/tmp``) is fine, since nobody
-    else can replace a file we own there.
+    else can replace a file we own there. ``what`` and ``option`` name it in the errors.
     """
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    info = os.lstat(directory)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError as error:
+        # A device or a file where the directory should be (makedirs: FileExistsError), a
+        # parent that is no directory, no permission: a clear error, before anything is fetched.
+        why = (
+            "it is not a directory"
+            if isinstance(error, FileExistsError)
+            else error.strerror or type(error).__name__
+        )
+        raise ConfigError(
+            f"{what} {directory} cannot be used: {why}",
+            hint=f"pass {option} with a path in a directory of your own",
+        ) from None
     if not stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"state directory {directory} is not a directory")
+        raise ConfigError(f"{what} {directory} is not a directory")
     if os.getuid() != 0 and info.st_uid not in (os.getuid(), 0):
         raise ConfigError(
-            f"state directory {directory} belongs to another user",
-            hint="pass --state with a path in a directory of your own",
+            f"{what} {directory} belongs to another user",
+            hint=f"pass {option} with a path in a directory of your own",
         )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
         raise ConfigError(
-            f"state directory {directory} is writable by other users",
-            hint="pass --state with a path in a directory of your own (e.g. $RUNNER_TEMP)",
+            f"{what} {directory} is writable by other users",
+            hint=f"pass {option} with a path in a directory of your own (e.g. $RUNNER_TEMP)",
         )
 
 
