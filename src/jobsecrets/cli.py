@@ -402,8 +402,11 @@ def revoke(state: str | None) -> None:
 @cli.command()
 @click.option(
     "--done-file",
-    type=click.Path(dir_okay=False),
-    help="Remove this file once the last byte is written (a shell waits on it before exiting).",
+    # Any path: a filter that exits on a bad option would leave the job's output unread; a path
+    # that is no regular file is reported and left alone (commands.redact._DoneFile).
+    type=click.Path(),
+    help="Remove this regular file once the last byte is written (a shell waits on it before "
+    "exiting).",
 )
 def redact(done_file: str | None) -> None:
     """Copy stdin to stdout with the job's secrets masked (the GitLab include pipes the job through it).

@@ -369,3 +369,84 @@ def test_export_creates_a_missing_files_dir_private(tmp_path: Path) -> None:
     assert Path(path).parent.parent == made
     assert bounded_cli(["revoke", "--state", "st/state.json"], tmp_path).returncode == 0
     assert not Path(path).exists()
+
+
+def _filter(
+    tmp_path: Path, done: Path, feed: bytes = b"line\n"
+) -> subprocess.CompletedProcess[str]:
+    env = clean_env({"JOBSECRETS_MASK_VARS": "X", "X": "filter-secret-9"})
+    return subprocess.run(
+        [sys.executable, "-m", "jobsecrets", "redact", "--done-file", str(done)],
+        input=feed.decode(),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "symlink", "missing"])
+def test_the_filter_removes_only_the_regular_file_it_was_given(
+    tmp_path: Path, fifo: Path, kind: str
+) -> None:
+    """``redact --done-file /dev/null``, run as root, removed /dev/null (found by hand in this
+    round, and put back with mknod). Only a regular file found at the start is removed; here a
+    device node of our own (mknod in tmp_path, the real /dev/null untouched), a FIFO, a
+    directory, a symlink (and its target) and a path that did not exist all stay."""
+    target = tmp_path / "target.txt"
+    target.write_text("keep me\n")
+    done = tmp_path / "done"
+    if kind == "device":
+        os.mknod(done, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a null device of our own
+    elif kind == "fifo":
+        done = fifo
+    elif kind == "directory":
+        done.mkdir()
+    elif kind == "symlink":
+        done.symlink_to(target)
+    result = _filter(tmp_path, done, b"a filter-secret-9 b\n")
+    assert result.returncode == 0
+    assert result.stdout == "a *** b\n"
+    assert "it will not be removed" in result.stderr
+    if kind == "missing":
+        assert not done.exists()
+    else:
+        assert os.path.lexists(done), f"the filter removed a {kind}"
+    assert target.read_text() == "keep me\n"
+
+
+def test_the_filter_leaves_a_file_that_replaced_its_done_file(tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    done.write_text("")
+    env = clean_env({"JOBSECRETS_MASK_VARS": "X", "X": "filter-secret-9"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobsecrets", "redact", "--done-file", str(done)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"first\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == b"first\n"  # started, the done file seen
+    done.unlink()
+    done.write_text("someone else's\n")  # a new file (another inode) at the same path
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    assert done.read_text() == "someone else's\n"
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+def test_the_filter_still_removes_its_own_done_file(tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    done.write_text("")
+    result = _filter(tmp_path, done)
+    assert result.returncode == 0
+    assert not done.exists()
+    assert "will not be removed" not in result.stderr

@@ -10,6 +10,8 @@ It reads stdin until every writer has closed it, emits redacted output as soon a
 (the redactor holds back only a tail that could still become a secret), and at the end flushes what
 it held. ``--done-file`` names a file it removes once its last byte has been written: the job's
 shell waits for that before it exits, so no output is lost or reordered at the end of the job.
+Only the regular file found there at the start is removed (never a device, a FIFO, a directory, a
+symlink, or a file put there later): ``--done-file /dev/null`` run as root removed /dev/null.
 
 Values are taken as the bytes the job holds, also when they are not UTF-8. It never fails open or
 exits early: if the mask list cannot be built, it says so in the log, withholds the output, reads
@@ -29,6 +31,7 @@ import logging
 import os
 import select
 import signal
+import stat
 from collections.abc import Mapping
 from types import FrameType
 
@@ -67,6 +70,48 @@ def build_masks(
     return masks, missing
 
 
+class _DoneFile:
+    """The ``--done-file``: the regular file found at its path when the filter starts.
+
+    Removed at the end only if the path still names that very file, so a path the caller got
+    wrong (a device, a FIFO, a directory, a symlink, nothing yet) is never removed, however the
+    filter is run and by whom. The file is held open (``O_PATH``: no I/O, no device opened) until
+    then: its inode cannot be freed and reused by a new file at the same path meanwhile, so
+    comparing device and inode is enough.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._fd = -1
+        if not path:
+            return
+        flags = getattr(os, "O_PATH", os.O_RDONLY | os.O_NONBLOCK) | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except OSError as error:
+            log.warning("--done-file %s: %s: it will not be removed", path, error.strerror)
+            return
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            log.warning("--done-file %s is not a regular file: it will not be removed", path)
+            return
+        self._fd = fd
+
+    def remove(self) -> None:
+        """Remove the file if the path still names the one found at the start; never raises."""
+        if self.path is None or self._fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            held, now = os.fstat(self._fd), os.lstat(self.path)
+            if stat.S_ISREG(now.st_mode) and (now.st_dev, now.st_ino) == (
+                held.st_dev,
+                held.st_ino,
+            ):
+                os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = -1
+
+
 def _on_term(signum: int, frame: FrameType | None) -> None:
     # Nothing here: the wakeup fd tells the loop. Raising would drop a chunk being written.
     pass
@@ -84,6 +129,7 @@ def run_filter(
     out_fd: int = 1,
 ) -> int:
     """Copy ``in_fd`` to ``out_fd`` with every listed value masked; returns the exit code (0)."""
+    done = _DoneFile(done_file)
     try:
         masks, missing = build_masks(
             env,
@@ -106,7 +152,7 @@ def run_filter(
         redactor = masks.redactor()
     except Exception as error:
         return _withhold(
-            in_fd, out_fd, f"could not build the mask list ({type(error).__name__})", done_file
+            in_fd, out_fd, f"could not build the mask list ({type(error).__name__})", done
         )
     try:
         wake_r, wake_w = os.pipe()
@@ -144,12 +190,10 @@ def run_filter(
                     write_all(out_fd, tail)
         return 0
     finally:
-        if done_file:
-            with contextlib.suppress(OSError):
-                os.unlink(done_file)
+        done.remove()
 
 
-def _withhold(in_fd: int, out_fd: int, reason: str, done_file: str | None) -> int:
+def _withhold(in_fd: int, out_fd: int, reason: str, done: _DoneFile) -> int:
     """Masking cannot work: say so in the log, then read the input to its end, passing nothing.
 
     Failing open would print the secrets; exiting would make every later write of the job fail
@@ -167,9 +211,7 @@ def _withhold(in_fd: int, out_fd: int, reason: str, done_file: str | None) -> in
             pass
     except OSError:
         pass
-    if done_file:
-        with contextlib.suppress(OSError):
-            os.unlink(done_file)
+    done.remove()
     return 1
 
 
