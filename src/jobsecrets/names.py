@@ -21,7 +21,7 @@ _VALID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def is_identifier(name: str) -> bool:
     """True for a valid environment variable name (letters, digits, ``_``; no leading digit)."""
-    return _VALID.match(name) is not None
+    return _VALID.fullmatch(name) is not None
 
 
 #: C0, DEL and C1 controls: what a name or message from a store must not carry to a terminal or a
@@ -93,7 +93,7 @@ def is_denied(name: str, allowed: Iterable[str] = ()) -> bool:
 
 def check_name(name: object, allowed: Iterable[str] = ()) -> str | None:
     """Return a problem message for an invalid or denied variable name, or ``None`` when it is fine."""
-    if not isinstance(name, str) or not _VALID.match(name):
+    if not isinstance(name, str) or not _VALID.fullmatch(name):
         return (
             f"{name!r} is not a valid environment variable name "
             "(letters, digits and '_', not starting with a digit)"

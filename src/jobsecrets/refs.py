@@ -63,7 +63,7 @@ def parse_reference(text: str) -> Reference:
             f"reference {text!r} has no backend: write BACKEND:PATH[#FIELD], e.g. 'vault:{text}'"
         )
     backend, _, rest = text.partition(":")
-    if not _BACKEND_NAME.match(backend):
+    if not _BACKEND_NAME.fullmatch(backend):
         raise ValueError(f"reference {text!r}: {backend!r} is not a valid backend name")
     path, field = _split_field(rest)
     _check_path(path, text)

@@ -11,6 +11,9 @@ old hang shows as a failed assertion instead of a test that never ends.
 The state file (``export --state``, ``revoke --state``) was read with a plain ``open()`` and
 ``read()``: a FIFO hung ``export`` before it fetched anything and ``revoke`` in a post step, and
 ``/dev/zero`` was read into memory until the kernel killed the process.
+
+PYTEST_DONT_REWRITE: plain asserts, so a failing one prints its message and never a value it
+compared.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def env_name(
 
 def _name_of(secret_id: str) -> str:
     """The secret's name: an ARN ends in ``NAME-XXXXXX`` (six random characters)."""
-    match = _ARN.match(secret_id)
+    match = _ARN.fullmatch(secret_id)
     if not match:
         return secret_id
     name = match.group("name")
@@ -174,7 +174,7 @@ def _prefix(
     backend: Backend,
     result: AwsStepResult,
 ) -> Secret | None:
-    if not _PREFIX.match(secret_id):
+    if not _PREFIX.fullmatch(secret_id):
         raise ImportError_.at(
             spot, f"{secret_id!r}: a prefix needs at least 3 characters and must end in '*'"
         )

@@ -289,7 +289,7 @@ def convert_step(
             # vault-action reads a selector without '.' as one key ("api-key" included); but
             # unquoted and with no '| NAME' it must parse as a JSONata name (`api-key` is a
             # subtraction): vault-action refuses it, so the import does too.
-            if rename is None and not quoted and not _NAME.match(selector):
+            if rename is None and not quoted and not _NAME.fullmatch(selector):
                 raise ImportError_.at(
                     spot,
                     f"entry {_short(entry)!r}: {selector!r} is a JSONata expression, not a key: "

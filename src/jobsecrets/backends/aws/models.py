@@ -47,7 +47,7 @@ class _ServiceNames(Sequence[str]):
         return self._all
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+        if not isinstance(name, str) or not _SERVICE_NAME.fullmatch(name):
             return name in self._names()
         try:
             self._loader.list_api_versions(name, self._type_name)

@@ -190,19 +190,19 @@ def validate_backend_options(options: Mapping[str, Any]) -> list[str]:
         return value
 
     region = text("region")
-    if region is not None and not _REGION.match(region):
+    if region is not None and not _REGION.fullmatch(region):
         problems.append(f"region: {region!r} does not look like an AWS region (e.g. eu-west-1)")
     endpoint = text("endpoint_url")
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         problems.append(f"endpoint_url: {endpoint!r} must start with http:// or https://")
     role_arn = text("role_arn")
-    if role_arn is not None and not _ROLE_ARN.match(role_arn):
+    if role_arn is not None and not _ROLE_ARN.fullmatch(role_arn):
         problems.append(
             f"role_arn: {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
         )
     text("audience")
     session_name = text("session_name")
-    if session_name is not None and not _SESSION_NAME.match(session_name):
+    if session_name is not None and not _SESSION_NAME.fullmatch(session_name):
         problems.append(
             f"session_name: {session_name!r} must be 2 to 64 characters of letters, digits and +=,.@_-"
         )
@@ -233,7 +233,7 @@ def validate_secret_options(path: str, options: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     if not isinstance(path, str) or not path:
         problems.append("the secret id is empty")
-    elif len(path) > 2048 or not _SECRET_ID.match(path):
+    elif len(path) > 2048 or not _SECRET_ID.fullmatch(path):
         problems.append(
             f"{path!r} is not a Secrets Manager name or ARN (letters, digits and /_+=.@-)"
         )

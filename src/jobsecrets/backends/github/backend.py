@@ -179,7 +179,7 @@ class GithubBackend(Backend):
         """``OWNER/REPO`` or ``OWNER``; ``permissions`` required; ``repositories`` names."""
         problems = []
         owner, repo = _split_path(path)
-        if not _OWNER.match(owner) or (repo is not None and not _valid_repo(repo)):
+        if not _OWNER.fullmatch(owner) or (repo is not None and not _valid_repo(repo)):
             problems.append(
                 f"{path!r} is not OWNER/REPO or OWNER (GitHub account and repository names)"
             )
@@ -191,7 +191,7 @@ class GithubBackend(Backend):
             )
         else:
             for key, level in permissions.items():
-                if not isinstance(key, str) or not _PERMISSION.match(key):
+                if not isinstance(key, str) or not _PERMISSION.fullmatch(key):
                     problems.append(f"permission {key!r} is not a GitHub permission name")
                 elif level not in LEVELS:
                     problems.append(f"permission {key!r}: level must be one of {', '.join(LEVELS)}")
@@ -615,7 +615,7 @@ class GithubBackend(Backend):
 
 
 def _valid_repo(name: str) -> bool:
-    return bool(_REPO.match(name)) and name not in (".", "..")
+    return bool(_REPO.fullmatch(name)) and name not in (".", "..")
 
 
 def _record_tokens(record: TokenRecord) -> dict[str, str]:
