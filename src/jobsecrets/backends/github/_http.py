@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = ["API_VERSION", "GithubHttp", "Reply"]
 
 import json
+import math
 import ssl
 import time
 import urllib.error
@@ -172,10 +173,13 @@ def _reply(status: int, headers: Any, raw: bytes) -> Reply:
 
 
 def _number(value: str | None) -> float | None:
+    """A header's number; None when absent or no finite number (``inf`` waited for ever, and
+    ``int(inf)`` in the deadline message was an OverflowError)."""
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _rate_limit_wait(reply: Reply, secondary_waits: int) -> float | None:
