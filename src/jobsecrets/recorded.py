@@ -89,4 +89,8 @@ def _file_value(path: str | None) -> bytes | None:
 def recorded_min_line_length(env: Mapping[str, str]) -> int | None:
     """The spec's ``min_line_length`` as ``export`` recorded it; None when not recorded."""
     raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
-    return int(raw_min) if raw_min.isdigit() else None
+    # ASCII digits only, and few: str.isdigit() is also true of "²", which int() refuses, and
+    # int() of thousands of digits raises; either would stop the GitLab filter before it reads.
+    if raw_min.isascii() and raw_min.isdigit() and len(raw_min) <= 9:
+        return int(raw_min)
+    return None

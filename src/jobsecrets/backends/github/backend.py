@@ -227,7 +227,7 @@ class GithubBackend(Backend):
                 limit, source = parse_duration(options["job_timeout"]), "job_timeout"
             except (ValueError, TypeError):
                 limit = None
-        elif str(env.get("CI_JOB_TIMEOUT", "")).isdigit():
+        elif _small_number(str(env.get("CI_JOB_TIMEOUT", ""))):
             limit, source = int(env["CI_JOB_TIMEOUT"]), "$CI_JOB_TIMEOUT"
         if limit is not None and limit > TOKEN_LIFETIME:
             return [
@@ -612,6 +612,11 @@ class GithubBackend(Backend):
         """Forget the JWT; tokens are the ledger's to revoke."""
         with self._lock:
             self._jwt = None
+
+
+def _small_number(text: str) -> bool:
+    """ASCII digits, at most 12 (``"²".isdigit()`` is true, and ``int()`` refuses it)."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
 
 
 def _valid_repo(name: str) -> bool:
