@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import jsonsafe
+from .digits import is_digits
 from .names import CONTROL_CHARS
 
 #: How many field names a "not found" message lists, and how long each may be.
@@ -30,7 +31,7 @@ def _lookup(data: Any, field: str) -> Any:
         for part in field.split(separator):
             if isinstance(node, Mapping) and part in node:
                 node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            elif isinstance(node, list) and is_digits(part) and int(part) < len(node):
                 node = node[int(part)]
             else:
                 break

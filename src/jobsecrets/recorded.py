@@ -22,6 +22,7 @@ __all__ = [
 import re
 from collections.abc import Mapping
 
+from .digits import is_digits
 from .names import is_identifier
 from .safe_files import read_regular
 
@@ -89,8 +90,5 @@ def _file_value(path: str | None) -> bytes | None:
 def recorded_min_line_length(env: Mapping[str, str]) -> int | None:
     """The spec's ``min_line_length`` as ``export`` recorded it; None when not recorded."""
     raw_min = env.get(MIN_LINE_LENGTH_ENV, "").strip()
-    # ASCII digits only, and few: str.isdigit() is also true of "²", which int() refuses, and
-    # int() of thousands of digits raises; either would stop the GitLab filter before it reads.
-    if raw_min.isascii() and raw_min.isdigit() and len(raw_min) <= 9:
-        return int(raw_min)
-    return None
+    # A text int() refuses would stop the GitLab filter before it reads the job's output.
+    return int(raw_min) if is_digits(raw_min, 9) else None

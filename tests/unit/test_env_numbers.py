@@ -1,4 +1,4 @@
-"""Numbers read from the environment: ASCII digits, and few of them, or no number at all.
+"""Numbers read from outside (the environment, a spec's field path): ASCII digits, and few.
 
 ``str.isdigit()`` is true of "²" (which ``int()`` refuses) and of Arabic-Indic digits, and
 ``int()`` of more than 4,300 digits raises: the GitLab filter stopped before reading the job's
@@ -50,3 +50,23 @@ def test_the_filter_masks_whatever_the_min_line_length_says(text: str) -> None:
 def test_an_odd_ci_job_timeout_gives_no_warning_and_no_crash(text: str) -> None:
     options = {"app_id": 1, "private_key": "vault:secret/ci/github-app#pem"}
     assert GithubBackend.plan_warnings(options, {"CI_JOB_TIMEOUT": text}) == []
+
+
+@pytest.mark.parametrize("index", ["²", "٣", "9" * 5000])
+def test_a_list_index_in_a_field_path_is_ascii_digits(index: str) -> None:
+    """``#list/²`` in a spec crashed the resolver (ValueError from int()); ``#list/٣`` read
+    item 3. Both are a field that is not there."""
+    from jobsecrets.fields import FieldMissing, extract
+
+    with pytest.raises(FieldMissing):
+        extract({"list": ["a", "b", "c", "d"]}, f"list/{index}")
+    assert extract({"list": ["a", "b", "c", "d"]}, "list/3") == "d"
+
+
+@pytest.mark.parametrize("app_id", ["²", "٣", "9" * 5000])
+def test_an_app_id_is_ascii_digits(app_id: str) -> None:
+    options = {"app_id": app_id, "private_key": "vault:secret/ci/github-app#pem"}
+    assert any("app_id" in p for p in GithubBackend.validate_options(options))
+    assert not any(
+        "app_id" in p for p in GithubBackend.validate_options({**options, "app_id": "42"})
+    )

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
+from ...digits import is_digits
 from ...errors import (
     AccessDenied,
     AuthError,
@@ -76,7 +77,7 @@ def _expires_of(lease_id: str) -> float | None:
     if not lease_id.startswith(_LEASE_PREFIX):
         return None
     parts = lease_id.split("/")
-    if len(parts) != 4 or not parts[2].isdigit():
+    if len(parts) != 4 or not is_digits(parts[2]):
         return None
     return float(parts[2])
 
@@ -147,7 +148,7 @@ class GithubBackend(Backend):
         app_id = options.get("app_id")
         if has_app and not (
             (isinstance(app_id, int) and not isinstance(app_id, bool) and app_id > 0)
-            or (isinstance(app_id, str) and (app_id.isdigit() or _is_reference(app_id)))
+            or (isinstance(app_id, str) and (is_digits(app_id) or _is_reference(app_id)))
         ):
             problems.append("'app_id' must be the App's numeric id or a reference to it")
         if has_client and not isinstance(options.get("client_id"), str):
@@ -227,7 +228,7 @@ class GithubBackend(Backend):
                 limit, source = parse_duration(options["job_timeout"]), "job_timeout"
             except (ValueError, TypeError):
                 limit = None
-        elif _small_number(str(env.get("CI_JOB_TIMEOUT", ""))):
+        elif is_digits(str(env.get("CI_JOB_TIMEOUT", "")), 12):
             limit, source = int(env["CI_JOB_TIMEOUT"]), "$CI_JOB_TIMEOUT"
         if limit is not None and limit > TOKEN_LIFETIME:
             return [
@@ -612,11 +613,6 @@ class GithubBackend(Backend):
         """Forget the JWT; tokens are the ledger's to revoke."""
         with self._lock:
             self._jwt = None
-
-
-def _small_number(text: str) -> bool:
-    """ASCII digits, at most 12 (``"²".isdigit()`` is true, and ``int()`` refuses it)."""
-    return text.isascii() and text.isdigit() and len(text) <= 12
 
 
 def _valid_repo(name: str) -> bool:
