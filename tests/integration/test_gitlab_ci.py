@@ -386,6 +386,38 @@ def test_failing_script_keeps_its_exit_code_and_still_revokes(tmp_path: Path, st
     assert not any(stack.accessor_alive(accessor) for accessor in accessors)
 
 
+def test_a_redact_wait_with_a_unit_still_fails_a_job_whose_scan_finds_a_leak(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """JOBSECRETS_REDACT_WAIT went into $(( )) as it was: "30s" is an arithmetic error there,
+    which ended the EXIT trap after the scan had found the leak but before ``exit $__js_rc``:
+    the job passed with its artifacts. Now anything but 1-5 plain digits is the default."""
+    leaky = {
+        "variables": {"JOBSECRETS_REDACT_WAIT": "30s"},
+        "script": ["mkdir -p dist", 'printf "%s" "$APP_API_KEY" | base64 > dist/key.txt'],
+        "artifacts": {"paths": ["dist/"]},
+    }
+    run = run_pipeline(tmp_path, stack, leaky, spec=stack.spec(aws=False), inputs={"scan": "dist"})
+    assert run.code != 0, run.tail()
+    assert "1 finding(s)" in run.log
+    assert "value too great for base" not in run.text
+
+
+def test_a_redact_wait_is_never_run_as_code(tmp_path: Path, stack: Stack) -> None:
+    """In bash, $(( a[$(cmd)] )) runs cmd: the variable's value was a command to the job."""
+    wait = "a[$(touch $CI_PROJECT_DIR/ran-from-redact-wait)]"
+    run = run_pipeline(
+        tmp_path,
+        stack,
+        {"variables": {"JOBSECRETS_REDACT_WAIT": wait}, "script": ["echo ran", "exit 7"]},
+        spec=stack.spec(aws=False),
+    )
+    assert "FAIL 7" in run.output
+    # Wherever CI_PROJECT_DIR is (gitlab-ci-local builds in a copy under the repository).
+    assert list(tmp_path.rglob("ran-from-redact-wait")) == []
+    assert "revoked 1 lease(s) and 1 token(s)" in run.log
+
+
 def test_job_shell_killed_by_a_signal_still_revokes(tmp_path: Path, stack: Stack) -> None:
     """What a cancelled job looks like from inside: the shell dies by SIGTERM, no EXIT trap runs;
     the redactor still drains what was printed, and after_script (a new shell) revokes."""
