@@ -21,7 +21,9 @@ from __future__ import annotations
 __all__ = [
     "FILES_DIR_PREFIX",
     "open_append",
+    "read_at_most",
     "read_regular",
+    "replace_with",
     "shred",
     "write_all",
     "write_private",
@@ -53,17 +55,51 @@ def read_regular(path: str, limit: int) -> bytes | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
             return None
-        content = b""
-        while len(content) <= limit:
-            piece = os.read(fd, limit + 1 - len(content))
-            if not piece:
-                break
-            content += piece
+        content = read_at_most(fd, limit)
     except OSError:
         return None
     finally:
         os.close(fd)
     return content if len(content) <= limit else None
+
+
+def read_at_most(fd: int, limit: int) -> bytes:
+    """What ``fd`` holds up to its end, but never more than ``limit + 1`` bytes.
+
+    More than ``limit`` bytes back means there was more: the caller refuses it, having read no
+    more of a file that grows, or of a device that never ends, than that.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def replace_with(path: str, data: bytes, mode: int = 0o600, prefix: str = ".jobsecrets-") -> None:
+    """Replace ``path`` atomically by a new file of ours holding ``data``, with ``mode``.
+
+    The new file is made by ``mkstemp`` in the same directory (never an existing name, never
+    through a symlink someone planted), so ``mode`` is only ever set on a file we created;
+    it is removed again if anything fails before the rename.
+    """
+    import tempfile  # only where a file is replaced (~5 ms of every start otherwise)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def open_append(path: str, mode: int = 0o600, *, follow: bool = True) -> int:

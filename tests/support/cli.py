@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,8 +42,18 @@ def jobsecrets(
     env: Mapping[str, str] | None = None,
     timeout: float = 60,
     input: str | None = None,
+    memory_limit: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m jobsecrets ARGS`` and capture its output as text."""
+    """Run ``python -m jobsecrets ARGS`` and capture its output as text.
+
+    ``memory_limit`` (bytes of address space) turns a read without end into a MemoryError in
+    the child instead of the machine's out-of-memory killer.
+    """
+
+    def limit_memory() -> None:
+        assert memory_limit is not None
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
     return subprocess.run(
         [sys.executable, "-m", "jobsecrets", *args],
         cwd=str(cwd),
@@ -52,4 +63,5 @@ def jobsecrets(
         timeout=timeout,
         input=input,
         check=False,
+        preexec_fn=limit_memory if memory_limit is not None else None,
     )

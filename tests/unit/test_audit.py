@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_policy import JOURNAL, events, write_fake
+from test_policy import JOURNAL, obtained_and_revoked, write_fake
 
 from jobsecrets.audit import ci_context, lease_hash, open_audit
 from jobsecrets.errors import ConfigError
@@ -174,9 +174,7 @@ def test_an_audit_log_that_cannot_be_written_stops_the_job_and_revokes(tmp_path:
     assert result.returncode == 2
     assert "child-ran" not in result.stdout
     assert "cannot write the audit log /dev/full" in result.stderr
-    journal = events(tmp_path / JOURNAL)
-    leases = {e["lease_id"] for e in journal if e["event"] == "lease"}
-    revoked = {e["lease_id"] for e in journal if e["event"] == "revoke"}
+    leases, revoked = obtained_and_revoked(tmp_path / JOURNAL)
     assert leases and leases <= revoked
 
 

@@ -22,7 +22,6 @@ import errno
 import io
 import json
 import os
-import resource
 import stat
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import pytest
 from test_platform_github import masks_for, resolution
-from test_policy import JOURNAL, events, write_fake
+from test_policy import JOURNAL, obtained_and_revoked, write_fake
 
 from jobsecrets.errors import ConfigError
 from jobsecrets.platforms import github
@@ -164,9 +163,8 @@ def test_run_with_an_audit_log_fifo_nothing_reads_stops_at_once_and_revokes(
     assert result.returncode == 2
     assert "child-ran" not in result.stdout
     assert "no process reads" in result.stderr
-    journal = events(tmp_path / JOURNAL)
-    leases = {e["lease_id"] for e in journal if e["event"] == "lease"}
-    revoked = {e["lease_id"] for e in journal if e["event"] == "revoke"}
+    # The log is opened before anything is fetched: nothing obtained, or all of it revoked.
+    leases, revoked = obtained_and_revoked(tmp_path / JOURNAL)
     assert leases <= revoked
 
 
@@ -221,22 +219,9 @@ def test_scan_summary_fifo_is_a_warning_not_a_hang(tmp_path: Path, fifo: Path) -
     assert "could not write the summary" in result.stderr
 
 
-def _limited_memory() -> None:
-    # The old code read /dev/zero without end: fail with MemoryError, not the machine's OOM.
-    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-
-
 def bounded_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobsecrets", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        preexec_fn=_limited_memory,
-        check=False,
-    )
+    # The old code read /dev/zero without end: a MemoryError, not the machine's OOM killer.
+    return jobsecrets(args, cwd=cwd, timeout=30, memory_limit=2 << 30)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
@@ -254,8 +239,7 @@ def test_export_refuses_a_state_path_that_is_no_file_before_fetching(
     expected = "is a directory" if kind == "directory" else "is not a regular file"
     assert expected in result.stderr
     # Nothing was fetched: the fake store's journal records no lease at all.
-    journal = tmp_path / JOURNAL
-    assert not journal.exists() or not [e for e in events(journal) if e["event"] == "lease"]
+    assert obtained_and_revoked(tmp_path / JOURNAL) == (set(), set())
     if kind == "device":
         assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # /dev/null left as it was
 
@@ -377,16 +361,9 @@ def test_export_creates_a_missing_files_dir_private(tmp_path: Path) -> None:
 def _filter(
     tmp_path: Path, done: Path, feed: bytes = b"line\n"
 ) -> subprocess.CompletedProcess[str]:
-    env = clean_env({"JOBSECRETS_MASK_VARS": "X", "X": "filter-secret-9"})
-    return subprocess.run(
-        [sys.executable, "-m", "jobsecrets", "redact", "--done-file", str(done)],
-        input=feed.decode(),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    env = {"JOBSECRETS_MASK_VARS": "X", "X": "filter-secret-9"}
+    return jobsecrets(
+        ["redact", "--done-file", str(done)], cwd=tmp_path, env=env, input=feed.decode(), timeout=30
     )
 
 

@@ -206,6 +206,13 @@ def events(journal: Path) -> list[dict[str, str]]:
     return read_journal(journal.parent, journal.name)
 
 
+def obtained_and_revoked(journal: Path) -> tuple[set[str], set[str]]:
+    """The lease ids the fake store's journal shows obtained, and those it shows revoked."""
+    entries = events(journal) if journal.exists() else []
+    leases = {e["lease_id"] for e in entries if e["event"] == "lease"}
+    return leases, {e["lease_id"] for e in entries if e["event"] == "revoke"}
+
+
 def test_run_fails_with_exit_8_and_revokes_an_over_long_lease(tmp_path: Path) -> None:
     write_fake(tmp_path, "policy: {max_ttl: 10m}\n")
     result = jobsecrets(["run", "--", "sh", "-c", "echo child-ran"], cwd=tmp_path)

@@ -24,7 +24,7 @@ from ..lifecycle.state import (
 )
 from ..pipeline import importing, resolve_checked
 from ..platforms import exporter
-from ..safe_files import write_private
+from ..safe_files import replace_with, write_private
 from ..session import Session
 
 log = logging.getLogger("jobsecrets")
@@ -50,19 +50,9 @@ def _restore_state(path: str, previous: bytes | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         return
-    import tempfile
-
-    # A new file of ours (mkstemp: O_EXCL, 0600): whatever lies at a fixed name beside the state
-    # file (a FIFO, a link) is never opened.
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".state-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(previous)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    # A new file of ours: whatever lies at a fixed name beside the state file (a FIFO, a link)
+    # is never opened.
+    replace_with(path, previous, 0o600, prefix=".state-")
 
 
 def export_command(

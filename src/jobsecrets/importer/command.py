@@ -9,17 +9,15 @@ from __future__ import annotations
 
 __all__ = ["ImportResult", "convert", "run_import"]
 
-import contextlib
 import difflib
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 
 import click
 
 from ..errors import ConfigError, Problem
-from ..safe_files import read_regular
+from ..safe_files import read_regular, replace_with
 from .gitlab import read_gitlab, rewrite_gitlab
 from .model import ImportError_, Job, Note, Where
 from .specwriter import SpecFile, build_specs
@@ -203,17 +201,7 @@ def _write_file(path: str, text: str, *, mode: int | None = None) -> None:
         umask = os.umask(0o022)
         os.umask(umask)
         mode = 0o666 & ~umask
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jobsecrets-import-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_with(path, text.encode("utf-8"), mode, prefix=".jobsecrets-import-")
 
 
 def run_import(

@@ -24,7 +24,6 @@ __all__ = [
     "write_state",
 ]
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -39,7 +38,7 @@ from ..backends.base import Backend, BackendContext, Lease, TokenRecord
 from ..backends.registry import get_backend_class
 from ..errors import ConfigError
 from ..platforms import job_key, state_base
-from ..safe_files import FILES_DIR_PREFIX
+from ..safe_files import FILES_DIR_PREFIX, read_at_most, replace_with
 from .cipher import StateCipher
 from .ledger import Ledger, why
 
@@ -111,21 +110,9 @@ def write_state(
             previous = None
         if previous is not None:
             _merge(state, previous)
-    directory = os.path.dirname(os.path.abspath(path))
-    private_directory(directory)
-    import tempfile  # after resolution only: not on the way to the first request
-
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            # One write of the whole text: json.dump writes every token of it separately.
-            handle.write(json.dumps(state, indent=1))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    private_directory(os.path.dirname(os.path.abspath(path)))
+    # One write of the whole text: json.dump writes every token of it separately.
+    replace_with(path, json.dumps(state, indent=1).encode("utf-8"), 0o600, prefix=".state-")
 
 
 def _entry_key(entry: Mapping[str, Any]) -> str:
@@ -231,23 +218,16 @@ def read_state_bytes(path: str) -> bytes | None:
             )
         if os.getuid() != 0 and info.st_uid != os.getuid():
             raise ConfigError(f"state file {path} belongs to another user; not using it")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_STATE_FILE:
-            chunk = os.read(fd, MAX_STATE_FILE + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        content = read_at_most(fd, MAX_STATE_FILE)
     except OSError as error:
         raise ConfigError(f"cannot read state file {path}: {type(error).__name__}") from None
     finally:
         os.close(fd)
-    if size > MAX_STATE_FILE:
+    if len(content) > MAX_STATE_FILE:
         raise ConfigError(
             f"state file {path} is larger than {MAX_STATE_FILE >> 20} MiB: not a state file"
         )
-    return b"".join(chunks)
+    return content
 
 
 def _read_state(path: str) -> dict[str, Any]:

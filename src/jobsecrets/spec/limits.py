@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, Problem
+from ..safe_files import read_at_most
 
 #: Largest spec file read (a real one is a few KiB; 1,000 secrets is ~60 KiB).
 MAX_SPEC_BYTES = 1024 * 1024
@@ -72,19 +73,12 @@ def read_spec_bytes(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         os.set_blocking(fd, True)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_SPEC_BYTES:
-            chunk = os.read(fd, MAX_SPEC_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        content = read_at_most(fd, MAX_SPEC_BYTES)
     finally:
         os.close(fd)
-    if size > MAX_SPEC_BYTES:
+    if len(content) > MAX_SPEC_BYTES:
         raise _fail(path, f"the file is larger than {MAX_SPEC_BYTES // 1024} KiB: not a spec file")
-    return b"".join(chunks)
+    return content
 
 
 def decode_spec(data: bytes, path: str) -> str:
