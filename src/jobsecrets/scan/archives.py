@@ -168,7 +168,27 @@ def _zstd_reader(raw: Any) -> Any:
         raise _Unsupported(
             "zstd: no library to read it (Python 3.14+, or pip install 'jobsecrets[zstd]')"
         ) from None
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return _ZstdErrorsAsOSError(
+        zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), zstandard
+    )
+
+
+class _ZstdErrorsAsOSError:
+    """zstandard's reader, its ZstdError (corrupt data) raised as the OSError damage is."""
+
+    def __init__(self, reader: Any, module: Any) -> None:
+        self._reader = reader
+        self._error = module.ZstdError
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data: bytes = self._reader.read(n)
+        except self._error as error:
+            raise OSError(f"zstd: {error}") from None
+        return data
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 class _Unsupported(Exception):
@@ -243,6 +263,9 @@ _DAMAGED: tuple[type[BaseException], ...] = (
     NotImplementedError,
     RuntimeError,
     ValueError,
+    # zipfile on crafted headers: an offset past 2**63 (seek), a name it indexes when empty.
+    OverflowError,
+    IndexError,
     *_INFLATE_ERRORS,
 )
 
@@ -635,7 +658,9 @@ def _scan_zip(
         together = MemberBatch(ctx.matcher, ctx.report)
         try:
             for info in infos:
-                if info.is_dir():
+                # Not info.is_dir(): an IndexError on an empty name (a crafted zip), which
+                # ended the whole scan and hid every other finding.
+                if info.filename.endswith("/"):
                     continue
                 member_where = (*where, info.filename)
                 if info.flag_bits & 0x1:

@@ -16,7 +16,9 @@ __all__ = ["history_blobs", "scan_blobs", "staged_blobs"]
 
 import subprocess
 from collections.abc import Iterable
+from typing import Any
 
+from ..digits import is_digits
 from ..errors import ConfigError
 from .archives import ExpansionLimit, Limits, ScanContext, limited, scan_object
 from .matcher import Matcher
@@ -106,10 +108,17 @@ def scan_blobs(
             proc.stdin.write(oid.encode("ascii") + b"\n")
             proc.stdin.flush()
             header = proc.stdout.readline().split()
-            if len(header) != 3 or header[1] != b"blob":
+            sized = len(header) == 3 and is_digits(header[2].decode("ascii", "replace"), 15)
+            size = int(header[2]) if sized else 0
+            if not sized or header[1] != b"blob":
+                if sized:
+                    # A tree or a commit where the index names a file (a crafted index can):
+                    # its body follows all the same, and left unread it would be taken for the
+                    # next headers (the files after it unscanned, or fed headers of its making).
+                    _skip(proc.stdout, size)
+                # Without a size ("<oid> missing") nothing follows the header line.
                 report.add_issue((places[0],), "not a blob in this repository: not scanned")
                 continue
-            size = int(header[2])
             body = limited(proc.stdout, size)
             ctx = ScanContext(matcher, report, limits)
             ctx.start(size)
@@ -124,3 +133,11 @@ def scan_blobs(
             proc.stdout.read(1)  # the newline after each object
             report.count(files=1, read=size)
         proc.stdin.close()
+
+
+def _skip(stream: Any, size: int) -> None:
+    """Read past an object's ``size`` bytes of body and the newline git writes after it."""
+    body = limited(stream, size)
+    while body.read(1 << 20):
+        pass
+    stream.read(1)

@@ -1,0 +1,132 @@
+"""``scan`` against inputs written to hurt it (found by a helper session hunting for them).
+
+Each case was a crash ("internal error", which also hid every other finding of the scan), a
+hang, or a missed leak before its fix. Time limits here are hang guards far above the fixed
+cost (seconds against minutes), not measurements.
+
+PYTEST_DONT_REWRITE: plain asserts, so a failing one prints its message and never a value it
+compared.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from support.cli import jobsecrets
+
+VALUE = "hostile-scan-value-7a6b5c"
+ENV = {"LEAKY": VALUE, "JOBSECRETS_MASK_VARS": "LEAKY"}
+
+
+def scan(args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return jobsecrets(["scan", *args], cwd=cwd, env=ENV, timeout=timeout, memory_limit=2 << 30)
+
+
+def test_a_tree_in_the_index_does_not_hide_the_files_after_it(tmp_path: Path) -> None:
+    """``git cat-file --batch`` sends a tree's body too: left unread, it was taken for the next
+    objects' headers, and the leak staged after it went unscanned (exit 10, 0 findings)."""
+    git = [
+        "git",
+        "-c",
+        "user.email=a@example.com",
+        "-c",
+        "user.name=a",
+        "-c",
+        "init.defaultBranch=main",
+    ]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "f").write_text("hi\n")
+    subprocess.run([*git, "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "i"], cwd=tmp_path, check=True)
+    tree = subprocess.run(
+        ["git", "write-tree"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "update-index", "--add", "--cacheinfo", f"100644,{tree},aaa-evil"],
+        cwd=tmp_path,
+        check=True,
+    )
+    (tmp_path / "leak.txt").write_text(f"key = {VALUE}\n")
+    subprocess.run(["git", "add", "leak.txt"], cwd=tmp_path, check=True)
+    result = scan(["--staged", "--format", "json"], tmp_path)
+    assert result.returncode == 9, result.stderr[-500:]
+    report = json.loads(result.stdout)
+    assert [f["file"] for f in report["findings"]] == [":leak.txt"]
+    assert ":aaa-evil: not a blob" in result.stderr
+
+
+def test_a_stream_made_of_findings_is_scanned_in_linear_time(tmp_path: Path) -> None:
+    """Each finding's line was counted from the chunk's start: 200,000 findings in 4 MiB took
+    minutes per chunk. Line numbers stay right."""
+    with gzip.open(tmp_path / "d.gz", "wb") as handle:
+        handle.write(f"{VALUE}\n".encode() * 200_000)
+    result = scan(["d.gz", "--format", "json"], tmp_path, timeout=60)
+    assert result.returncode == 9
+    findings = json.loads(result.stdout)["findings"]
+    assert [f["line"] for f in findings[:3]] == [1, 2, 3]
+    assert findings[-1]["line"] == len(findings)
+
+
+def _zip_with_name(name: bytes, data: bytes, *, zip64_offset: int | None = None) -> bytes:
+    """A stored zip of one member named ``name`` (zipfile refuses to write an empty name);
+    with ``zip64_offset``, the directory says the member's header is at that offset."""
+    crc = zlib.crc32(data)
+    local = struct.pack(
+        "<4sHHHHHIIIHH", b"PK\3\4", 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0
+    )
+    extra = b"" if zip64_offset is None else struct.pack("<HHQ", 1, 8, zip64_offset)
+    offset = 0 if zip64_offset is None else 0xFFFFFFFF
+    central = struct.pack(
+        "<4sHHHHHHIIIHHHHHII", b"PK\1\2", 45, 45, 0, 0, 0, 0, crc, len(data), len(data),
+        len(name), len(extra), 0, 0, 0, 0, offset,
+    )  # fmt: skip
+    body = local + name + data
+    directory = central + name + extra
+    end = struct.pack("<4sHHHHIIH", b"PK\5\6", 0, 0, 1, 1, len(directory), len(body), 0)
+    return body + directory + end
+
+
+@pytest.mark.parametrize("name", [b"", b"\0x"])
+def test_a_zip_member_without_a_name_is_an_error_and_hides_nothing(
+    tmp_path: Path, name: bytes
+) -> None:
+    """zipfile's ``is_dir()`` is an IndexError on an empty name: the scan died as an internal
+    error (exit 1), and the leak in the file beside the zip was never reported."""
+    (tmp_path / "e.zip").write_bytes(_zip_with_name(name, VALUE.encode()))
+    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
+    result = scan(["."], tmp_path)
+    assert result.returncode == 9, result.stderr[-500:]
+    assert "internal error" not in result.stderr
+    assert "leak.txt:1" in result.stdout
+
+
+def test_a_zip64_offset_past_any_file_is_damage(tmp_path: Path) -> None:
+    """A zip64 header offset of 2**64-1 made seek() raise OverflowError: an internal error."""
+    (tmp_path / "o.zip").write_bytes(_zip_with_name(b"a.txt", b"x", zip64_offset=2**64 - 1))
+    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
+    result = scan(["."], tmp_path)
+    assert result.returncode == 9, result.stderr[-500:]
+    assert "internal error" not in result.stderr
+    assert "o.zip" in result.stderr and "cannot be read" in result.stderr
+
+
+def test_corrupt_zstd_is_damage(tmp_path: Path) -> None:
+    """zstandard's ZstdError was no damage we knew: an internal error."""
+    import zstandard
+
+    data = bytearray(zstandard.ZstdCompressor().compress(b"some text " * 1000))
+    for i in range(12, len(data) - 4):
+        data[i] ^= 0x5A
+    (tmp_path / "c.zst").write_bytes(bytes(data))
+    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
+    result = scan(["."], tmp_path)
+    assert result.returncode == 9, result.stderr[-500:]
+    assert "internal error" not in result.stderr
+    assert "c.zst: zstd: cannot be read" in result.stderr
