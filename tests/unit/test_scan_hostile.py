@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import struct
 import subprocess
 import zlib
@@ -130,3 +131,20 @@ def test_corrupt_zstd_is_damage(tmp_path: Path) -> None:
     assert result.returncode == 9, result.stderr[-500:]
     assert "internal error" not in result.stderr
     assert "c.zst: zstd: cannot be read" in result.stderr
+
+
+def test_a_file_name_cannot_start_a_line_in_the_log(tmp_path: Path) -> None:
+    """A name holding a line break was printed as it was: a file named
+    ``x\\n::stop-commands::tok`` put a workflow command of the tree's making in the job's log."""
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "x\n::stop-commands::tok\x1b[2J").write_text(f"{VALUE}\n")
+    (tmp_path / "dist" / "y\n::error::fifo").mkdir()
+    os.mkfifo(tmp_path / "dist" / "y\n::error::fifo" / "z\n::warning::p")
+    summary = tmp_path / "summary.md"
+    result = scan(["dist", "--summary", str(summary)], tmp_path)
+    assert result.returncode == 9
+    for text in (result.stdout, result.stderr, summary.read_text()):
+        lines = text.splitlines()
+        assert not [line for line in lines if line.startswith("::")], text[-300:]
+        assert "\x1b" not in text
+    assert "x\\x0a::stop-commands::tok\\x1b[2J:1" in result.stdout

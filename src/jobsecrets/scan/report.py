@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..names import CONTROL_CHARS
+
 #: At most this many findings are kept (the count goes on): a value in every line of a huge file
 #: must not make the report itself the memory problem.
 MAX_FINDINGS = 10_000
@@ -109,13 +111,13 @@ class Report:
         for f in self.findings:
             place = where_text(f.where)
             at = f"{place}:{f.line}" if f.line is not None else place
-            lines.append(mask(f"{at}: offset {f.offset}: {', '.join(f.names)} ({f.form})"))
+            lines.append(_shown(mask(f"{at}: offset {f.offset}: {', '.join(f.names)} ({f.form})")))
         return lines
 
     def issue_lines(self, mask: Callable[[str], str]) -> list[str]:
         """``error: place: message`` / ``note: ...`` per issue."""
         return [
-            mask(f"{'error' if i.error else 'note'}: {where_text(i.where)}: {i.message}")
+            _shown(mask(f"{'error' if i.error else 'note'}: {where_text(i.where)}: {i.message}"))
             for i in self.issues
         ]
 
@@ -166,4 +168,14 @@ class Report:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    return _shown(text.replace("|", "\\|").replace("`", "'"))
+
+
+def _shown(line: str) -> str:
+    """``line`` with its control characters written as ``\\xNN``, after masking.
+
+    File and member names come from whoever made the tree or the archive: a name holding a line
+    break would start a new line in the job's log, ``::stop-commands::...`` or ``::error::...``
+    to the GitHub runner, and a terminal escape would rewrite what the log shows.
+    """
+    return CONTROL_CHARS.sub(lambda match: f"\\x{ord(match.group()):02x}", line)
