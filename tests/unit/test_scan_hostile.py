@@ -148,3 +148,30 @@ def test_a_file_name_cannot_start_a_line_in_the_log(tmp_path: Path) -> None:
         assert not [line for line in lines if line.startswith("::")], text[-300:]
         assert "\x1b" not in text
     assert "x\\x0a::stop-commands::tok\\x1b[2J:1" in result.stdout
+
+
+def test_a_huge_gnu_long_name_is_damage_not_memory(tmp_path: Path) -> None:
+    """tarfile reads a long-name record whole: 400 MB of name in a 0.4 MB .tgz was 0.8 GB of
+    memory (a MemoryError under this test's 1 GiB cap, an internal error). Records over 1 MiB
+    are now refused as damage."""
+    import tarfile
+
+    size = 400 << 20
+    record = tarfile.TarInfo("././@LongLink")
+    record.type = tarfile.GNUTYPE_LONGNAME
+    record.size = size
+    with gzip.open(tmp_path / "long.tgz", "wb", compresslevel=1) as handle:
+        handle.write(record.tobuf(format=tarfile.GNU_FORMAT))
+        block = b"a" * (1 << 20)
+        for _ in range(size >> 20):
+            handle.write(block)
+        member = tarfile.TarInfo("after.txt")
+        data = f"{VALUE}\n".encode()
+        member.size = len(data)
+        handle.write(member.tobuf(format=tarfile.GNU_FORMAT) + data + b"\0" * (512 - len(data)))
+        handle.write(b"\0" * 1024)
+    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
+    result = jobsecrets(["scan", "."], cwd=tmp_path, env=ENV, timeout=120, memory_limit=1 << 30)
+    assert result.returncode == 9, result.stderr[-500:]
+    assert "internal error" not in result.stderr
+    assert "long.tgz" in result.stderr and "cannot be read" in result.stderr

@@ -335,13 +335,41 @@ def _scan_tar(stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int)
         _scan_tar_members(rest, where, ctx, depth, walk.count)
 
 
+# tarfile reads a GNU long name or a pax header whole, in one read of the size its header claims:
+# a 10 MB .tgz claiming a 10 GB long name was 10 GB of memory. Real ones are a few KiB.
+_MAX_TAR_META = 1 << 20
+_TAR_META_TYPES = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo whose long-name and pax records are refused above :data:`_MAX_TAR_META`."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _TAR_META_TYPES and self.size > _MAX_TAR_META:
+            raise tarfile.HeaderError(
+                f"a long-name or pax record of {self.size:,} bytes (at most {_MAX_TAR_META:,})"
+            )
+        processed: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return processed
+
+
 def _scan_tar_members(
     stream: Any, where: tuple[str, ...], ctx: ScanContext, depth: int, count: int = 0
 ) -> None:
     # "r|": a stream, members in order, no seeking; compression is ours to undo (already done).
     # 64 KiB reads: the default (10 KiB) costs a Python call per 10 KiB; a bigger buffer is
     # copied whole at every header read (tarfile._Stream slices it).
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 16) as archive:
+    with tarfile.open(
+        fileobj=stream, mode="r|", bufsize=1 << 16, tarinfo=_BoundedTarInfo
+    ) as archive:
         for member in archive:
             count += 1
             if count > ctx.limits.max_members:
