@@ -10,16 +10,21 @@ compared.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import os
 import struct
 import subprocess
+import tracemalloc
+import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
 
+from jobsecrets.scan import Limits, Matcher, Report
+from jobsecrets.scan.scanner import scan_paths
 from support.cli import jobsecrets
 
 VALUE = "hostile-scan-value-7a6b5c"
@@ -75,17 +80,27 @@ def test_a_stream_made_of_findings_is_scanned_in_linear_time(tmp_path: Path) -> 
     assert findings[-1]["line"] == len(findings)
 
 
-def _zip_with_name(name: bytes, data: bytes, *, zip64_offset: int | None = None) -> bytes:
-    """A stored zip of one member named ``name`` (zipfile refuses to write an empty name);
-    with ``zip64_offset``, the directory says the member's header is at that offset."""
-    crc = zlib.crc32(data)
+def _zip_with_name(
+    name: bytes,
+    data: bytes,
+    *,
+    zip64_offset: int | None = None,
+    method: int = 0,
+    declared: bytes | None = None,
+) -> bytes:
+    """A zip of one member named ``name`` (zipfile refuses to write an empty name) whose
+    compressed data is ``data`` (``method`` 0: stored); ``declared`` is what the headers say it
+    holds (size and CRC; default: ``data``). With ``zip64_offset``, the directory says the
+    member's header is at that offset."""
+    content = data if declared is None else declared
+    crc, size = zlib.crc32(content), len(content)
     local = struct.pack(
-        "<4sHHHHHIIIHH", b"PK\3\4", 20, 0, 0, 0, 0, crc, len(data), len(data), len(name), 0
+        "<4sHHHHHIIIHH", b"PK\3\4", 46, 0, method, 0, 0, crc, len(data), size, len(name), 0
     )
     extra = b"" if zip64_offset is None else struct.pack("<HHQ", 1, 8, zip64_offset)
     offset = 0 if zip64_offset is None else 0xFFFFFFFF
     central = struct.pack(
-        "<4sHHHHHHIIIHHHHHII", b"PK\1\2", 45, 45, 0, 0, 0, 0, crc, len(data), len(data),
+        "<4sHHHHHHIIIHHHHHII", b"PK\1\2", 46, 46, 0, method, 0, 0, crc, len(data), size,
         len(name), len(extra), 0, 0, 0, 0, offset,
     )  # fmt: skip
     body = local + name + data
@@ -175,3 +190,34 @@ def test_a_huge_gnu_long_name_is_damage_not_memory(tmp_path: Path) -> None:
     assert result.returncode == 9, result.stderr[-500:]
     assert "internal error" not in result.stderr
     assert "long.tgz" in result.stderr and "cannot be read" in result.stderr
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA, zipfile.ZIP_DEFLATED])
+def test_bzip2_and_lzma_zip_members_are_scanned(tmp_path: Path, method: int) -> None:
+    with zipfile.ZipFile(tmp_path / "m.zip", "w", compression=method) as archive:
+        archive.writestr("dir/a.txt", b"nothing\n" * 1000 + f"key={VALUE}\n".encode())
+        archive.writestr("dir/b.txt", b"clean\n")
+    result = scan(["m.zip"], tmp_path)
+    assert result.returncode == 9, result.stderr[-500:]
+    assert "m.zip!dir/a.txt:1001" in result.stdout
+
+
+def test_a_bzip2_zip_member_bomb_is_decompressed_in_bounded_pieces(tmp_path: Path) -> None:
+    """zipfile's bzip2 reader decompresses each chunk of input whole: 300 bytes of bzip2 in a
+    member declaring 100 bytes came out as 100 MB at once (3.2 GB from 2.4 KB in the helper's
+    run). Memory is measured (tracemalloc's peak), not time."""
+    compressor = bz2.BZ2Compressor(9)
+    bomb = b"".join(compressor.compress(bytes(1 << 20)) for _ in range(100)) + compressor.flush()
+    zipped = _zip_with_name(b"small.txt", bomb, method=zipfile.ZIP_BZIP2, declared=bytes(100))
+    (tmp_path / "b.zip").write_bytes(zipped)
+    report = Report()
+    tracemalloc.start()
+    try:
+        scan_paths([str(tmp_path / "b.zip")], Matcher([("LEAKY", VALUE)]), report, limits=Limits())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"peak {peak >> 20} MiB while scanning a 100 MB bomb"
+    # The 100 bytes it declares were read (zeros, as declared, CRC and all); the rest is not
+    # the member's, as for zipfile.
+    assert report.total_findings == 0 and report.files == 1
