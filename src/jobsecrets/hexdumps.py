@@ -303,12 +303,20 @@ def find_dumps(data: bytes, starts: Iterable[int] | None = None) -> Iterator[Dum
     places = (m.start() for m in _CANDIDATE.finditer(data)) if starts is None else starts
     done = 0
     line_end, tries = -2, 0
+    searched_from = -1
     for t in sorted(places):
         while t > 0 and data[t - 1] == 0x30:  # a key found inside a longer run of zeros
             t -= 1
         if t < done or (t > 0 and data[t - 1] not in _SPACE):
             continue
-        nl = data.find(b"\n", t)
+        if 0 <= searched_from <= t and (line_end == -1 or line_end >= t):
+            # The line end found from an earlier place on this line is this one's too: looked
+            # for again from each place, a long line without a break (text written to hurt:
+            # "000000 " repeated) cost a scan to its end per place, quadratic.
+            nl = line_end
+        else:
+            nl = data.find(b"\n", t)
+            searched_from = t
         tries = tries + 1 if nl == line_end else 1
         line_end = nl
         if tries > _TRIES_PER_LINE:

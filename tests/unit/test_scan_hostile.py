@@ -221,3 +221,26 @@ def test_a_bzip2_zip_member_bomb_is_decompressed_in_bounded_pieces(tmp_path: Pat
     # The 100 bytes it declares were read (zeros, as declared, CRC and all); the rest is not
     # the member's, as for zipfile.
     assert report.total_findings == 0 and report.files == 1
+
+
+class _CountingBytes(bytes):
+    """Bytes that count how much ``find`` looked through (the work, not the time)."""
+
+    looked = 0
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:  # type: ignore[override]
+        found = super().find(sub, start, end)
+        stop = len(self) if end is None else end
+        self.looked += (found if found >= 0 else stop) - start
+        return found
+
+
+@pytest.mark.parametrize("line_break", [b"", b"\n"])
+def test_hex_dump_candidates_on_one_long_line_are_linear(line_break: bytes) -> None:
+    """Every "000000 " could start a dump; each looked for its line's end from itself: a line of
+    them without a break (a 23 KB .gz of it took 50 s) was quadratic."""
+    from jobsecrets.hexdumps import find_dumps
+
+    data = _CountingBytes(b"000000 " * 100_000 + line_break)
+    assert list(find_dumps(data)) == []
+    assert data.looked <= 2 * len(data), f"looked through {data.looked:,} bytes"
