@@ -112,6 +112,10 @@ def read_gitlab(doc: Document) -> tuple[list[Job], list[Note], list[GitLabNode]]
     )
     bodies = {str(k): v for k, v in data.items() if isinstance(v, dict) and str(k) not in RESERVED}
 
+    # Each job's merged body once: 'extends' may form diamonds, and following every path again
+    # was exponential (20 levels of two parents each: 41 s, 40 levels: never).
+    merged_bodies: dict[str, dict[str, Any]] = {}
+
     def effective(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
         body = bodies.get(name)
         if body is None:
@@ -120,6 +124,11 @@ def read_gitlab(doc: Document) -> tuple[list[Job], list[Note], list[GitLabNode]]
             raise ImportError_.at(
                 doc.where(key_line(data, name)), f"'extends' loop through {name!r}"
             )
+        if name not in merged_bodies:
+            merged_bodies[name] = _effective_of(name, body, seen)
+        return merged_bodies[name]
+
+    def _effective_of(name: str, body: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for parent in _extends(body):
             if parent not in bodies:
@@ -133,15 +142,11 @@ def read_gitlab(doc: Document) -> tuple[list[Job], list[Note], list[GitLabNode]]
             merged = _merge(merged, effective(parent, (*seen, name)))
         return _merge(merged, body)
 
-    def defines_secrets_above(name: str, seen: tuple[str, ...] = ()) -> bool:
-        for parent in _extends(bodies.get(name)):
-            if parent in seen:
-                continue
-            if isinstance(bodies.get(parent), dict) and "secrets" in bodies[parent]:
-                return True
-            if defines_secrets_above(parent, (*seen, name)):
-                return True
-        return False
+    def defines_secrets_above(name: str) -> bool:
+        return any(
+            isinstance(bodies.get(parent), dict) and "secrets" in bodies[parent]
+            for parent in _walk_parents(name, bodies)
+        )
 
     jobs: list[Job] = []
     nodes: list[GitLabNode] = []
@@ -201,14 +206,17 @@ def read_gitlab(doc: Document) -> tuple[list[Job], list[Note], list[GitLabNode]]
     return jobs, notes, nodes
 
 
-def _walk_parents(name: str, bodies: dict[str, Any], seen: tuple[str, ...] = ()) -> list[str]:
-    out: list[str] = []
-    for parent in _extends(bodies.get(name)):
-        if parent in seen or parent == name:
-            continue
-        out.append(parent)
-        out.extend(_walk_parents(parent, bodies, (*seen, name)))
-    return out
+def _walk_parents(name: str, bodies: dict[str, Any]) -> list[str]:
+    """Every job ``name`` extends, directly or not, each once, nearest first (depth first)."""
+    out: dict[str, None] = {}
+    stack = list(reversed(_extends(bodies.get(name))))
+    while stack:
+        parent = stack.pop()
+        if parent in out or parent == name:
+            continue  # met by another path (a diamond), or a loop back
+        out[parent] = None
+        stack.extend(reversed(_extends(bodies.get(parent))))
+    return list(out)
 
 
 def _where(doc: Document, bodies: dict[str, Any], job: str, var: str) -> Where:

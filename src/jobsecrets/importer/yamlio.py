@@ -150,6 +150,9 @@ def load(path: str, text: str) -> Document:
         ) from None
     except YAMLError as error:
         raise ImportError_.at(Where(path), f"not valid YAML: {type(error).__name__}") from None
+    except RecursionError:
+        # ruamel's composer recurses per level: [[[...]]] 500 deep was an internal error.
+        raise ImportError_.at(Where(path), "not valid YAML here: nested too deeply") from None
     return Document(
         path, text, data, _mapping_indent(text), sequence_indent or 2, sequence_offset or 0
     )
