@@ -133,30 +133,47 @@ def open_append(path: str, mode: int = 0o600, *, follow: bool = True) -> int:
 def shred(path: str) -> None:
     """Overwrite then remove a secret file; raises OSError when it cannot be removed.
 
-    Overwriting is best effort (copy-on-write filesystems) and only of a regular file of ours
-    reached without a symlink: a link planted at the path is removed, never followed to zero
-    another file.
+    Overwriting is best effort (copy-on-write filesystems) and only of a regular file of ours,
+    with no other name (a hard link), reached without a symlink: neither the file nor its
+    directory may be one. The directory is opened first (``O_NOFOLLOW``) and the file found
+    in it by name (``dir_fd``), so a state file naming ``LINK/f``, where LINK is a symlink
+    to someone's directory, neither zeroes nor removes their ``f``.
     """
+    directory, name = os.path.split(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        fd = -1  # a symlink (ELOOP), a directory, gone: only the name is removed below
-    if fd >= 0:
+        dir_fd = os.open(
+            directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        )
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(error.errno, "its directory is a symbolic link or no directory") from None
+        raise
+    try:
         try:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
-                left = info.st_size
-                while left > 0:
-                    left -= os.write(fd, bytes(min(left, 1 << 20)))
-                os.fsync(fd)
+            fd = os.open(
+                name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+            )
         except OSError:
-            pass
-        finally:
-            os.close(fd)
-    os.unlink(path)
-    # The private directory the files were written to goes too once it is empty.
+            fd = -1  # a symlink (ELOOP), a directory, gone: only the name is removed below
+        if fd >= 0:
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and info.st_nlink == 1:
+                    left = info.st_size
+                    while left > 0:
+                        left -= os.write(fd, bytes(min(left, 1 << 20)))
+                    os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        os.unlink(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    # The private directory the files were written to goes too once it is empty (rmdir never
+    # follows a symlink in the last place).
     with contextlib.suppress(OSError):
-        os.rmdir(os.path.dirname(path))
+        os.rmdir(directory)
 
 
 def _refuse(path: str, why: str) -> ConfigError:

@@ -400,6 +400,36 @@ def test_revoke_removes_only_secret_files_it_wrote_and_follows_no_link(tmp_path:
     assert any("victim.txt" in failure and "not removed" in failure for failure in report.failures)
 
 
+def test_revoke_follows_no_symlinked_directory_and_zeroes_no_hard_link(tmp_path: Path) -> None:
+    """Found by a helper session: a state file naming ``jobsecrets-files-x/f``, where
+    ``jobsecrets-files-x`` is a symlink to someone's directory, had their ``f`` removed and
+    zeroed (its hard link ``other`` was all NUL bytes after). And a hard link planted in a real
+    secrets directory was zeroed through, reaching the file's other name."""
+    store = new_store()
+    path = tmp_path / "state.json"
+    write_state(make_ledger(store), str(path))
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    (victim_dir / "f").write_text("someone's data")
+    os.link(victim_dir / "f", tmp_path / "other")
+    (tmp_path / "jobsecrets-files-x").symlink_to(victim_dir)
+    real_dir = tmp_path / "jobsecrets-files-y"
+    real_dir.mkdir(mode=0o700)
+    (tmp_path / "shared.txt").write_text("shared work")
+    os.link(tmp_path / "shared.txt", real_dir / "HARD")
+    state = json.loads(path.read_text())
+    state["files"] = [str(tmp_path / "jobsecrets-files-x" / "f"), str(real_dir / "HARD")]
+    path.write_text(json.dumps(state))
+    ledger = load_state(str(path), {}, _memory_factory(store))
+    assert ledger is not None
+    report = ledger.revoke_all()
+    assert (victim_dir / "f").read_text() == "someone's data"
+    assert (tmp_path / "other").read_text() == "someone's data"
+    assert (tmp_path / "shared.txt").read_text() == "shared work"  # not zeroed through HARD
+    assert not (real_dir / "HARD").exists()  # our directory's name for it is removed
+    assert any("jobsecrets-files-x" in failure for failure in report.failures)
+
+
 def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) -> None:
     """A damaged entry (a lease missing fields, an unknown backend type, a secret file that
     cannot be removed, garbage in a list) is reported, and every other lease and token is
