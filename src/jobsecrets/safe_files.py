@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "FILES_DIR_PREFIX",
+    "append_private",
     "open_append",
     "read_at_most",
     "read_regular",
@@ -185,7 +186,28 @@ def _refuse(path: str, why: str) -> ConfigError:
 
 def write_private(path: str, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` as a 0600 regular file we own; see the module docstring."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = _open_private(path, 0)
+    try:
+        os.ftruncate(fd, 0)
+        write_all(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def append_private(path: str, text: str) -> None:
+    """Append ``text`` (UTF-8) to ``path``, held to :func:`write_private`'s rules (a 0600
+    regular file we own, no symlink, no other hard link), in one write."""
+    fd = _open_private(path, os.O_APPEND)
+    try:
+        write_all(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _open_private(path: str, extra_flags: int) -> int:
+    """A blocking descriptor on ``path`` for writing, checked and made 0600; see the module
+    docstring. Nothing is written or truncated here."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | extra_flags
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as error:
@@ -205,10 +227,10 @@ def write_private(path: str, text: str) -> None:
             raise _refuse(path, "it has other hard links")
         os.set_blocking(fd, True)
         os.fchmod(fd, 0o600)
-        os.ftruncate(fd, 0)
-        write_all(fd, text.encode("utf-8"))
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -179,6 +179,27 @@ def test_output_option_replaces_github_env(gh: dict[str, str], tmp_path: Path) -
     assert oct(os.stat(target).st_mode & 0o777) == "0o600"
 
 
+def test_output_option_is_held_to_the_rules_of_every_other_output(tmp_path: Path) -> None:
+    """Found by a helper session: ``--format github -o FILE`` appended through a symlink, and to
+    an existing file of mode 0644 left as it was: the values readable by everyone. Now a symlink
+    is refused (its target untouched), and an existing file of ours is made 0600 and appended to."""
+    res = resolution()
+    public = tmp_path / "public.txt"
+    public.write_text("before\n")
+    public.chmod(0o644)
+    link = tmp_path / "link"
+    link.symlink_to(public)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        github.export(res, masks_for(res), {}, str(link), stream=io.StringIO())
+    assert public.read_text() == "before\n"
+    assert oct(public.stat().st_mode & 0o777) == "0o644"
+    github.export(res, masks_for(res), {}, str(public), stream=io.StringIO())
+    assert oct(public.stat().st_mode & 0o777) == "0o600"
+    text = public.read_text()
+    assert text.startswith("before\n")
+    assert (parse_heredocs(text.removeprefix("before\n")) == res.env()) is True
+
+
 def test_outside_github_without_output_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="GITHUB_ENV is not set"):
         github.export(resolution(), MaskList(), {}, None, stream=io.StringIO())

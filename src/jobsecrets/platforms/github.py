@@ -51,7 +51,7 @@ from .. import jsonsafe
 from ..durations import format_duration
 from ..errors import ConfigError, IdentityError, ValueNotExportable
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
-from ..safe_files import open_append, write_all
+from ..safe_files import append_private, open_append, write_all
 from .base import Platform, TokenSource
 
 if TYPE_CHECKING:
@@ -225,9 +225,17 @@ def summary_table(variables: Iterable[ResolvedVar], masks: MaskList) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _append(path: str, text: str) -> None:
-    """Append ``text`` in one write: the runner's files are shared by every step of the job."""
+def _append(path: str, text: str, *, private: bool = False) -> None:
+    """Append ``text`` in one write: the runner's files are shared by every step of the job.
+
+    ``private``: a file the user named (``-o``), held to the rules of every other ``-o`` (a
+    0600 regular file of ours, no symlink): it was followed through a symlink, and an existing
+    file kept its mode (0644: the values readable by everyone).
+    """
     if not text:
+        return
+    if private:
+        append_private(path, text)
         return
     fd = open_append(path, 0o600)
     try:
@@ -236,7 +244,7 @@ def _append(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _append_all(items: Iterable[tuple[str, str]]) -> None:
+def _append_all(items: Iterable[tuple[str, str]], private: str | None = None) -> None:
     """Append each ``(path, text)``, or none: a failure takes back what was appended.
 
     The runner reads ``$GITHUB_ENV``/``$GITHUB_OUTPUT`` only when the step ends, so cutting a file
@@ -251,7 +259,7 @@ def _append_all(items: Iterable[tuple[str, str]]) -> None:
                 size = 0
             done.append((path, size))
             try:
-                _append(path, text)
+                _append(path, text, private=path == private)
             except OSError as error:
                 # A runner's file that cannot take our entries (a directory, a full disk, a
                 # FIFO nothing reads): the step fails, its leases are revoked, nothing half-done.
@@ -329,7 +337,8 @@ def export(
 
     _announce_masks(masks, stream)
     _append_all(
-        [(path, text) for path, text in ((env_path, env_body), (output_path, body)) if path]
+        [(path, text) for path, text in ((env_path, env_body), (output_path, body)) if path],
+        private=output,
     )
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if table and summary_path:
