@@ -37,8 +37,18 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-# SIGQUIT too: its default action (core dump) would skip revocation.
-TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+# SIGQUIT too: its default action (core dump) would skip revocation. SIGUSR1, SIGUSR2 and SIGALRM
+# end a process by default as well: sent to `run` (to reach the job, say), they killed it with
+# its leases alive and its child running with the secrets. `run` forwards all of them.
+TERMINATING = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+)
 
 
 def install_signal_handlers() -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeAlias
 
+from jobsecrets._signals import TERMINATING
 from jobsecrets.errors import ChildError
 from jobsecrets.redact import MaskList, StreamRedactor
 
@@ -47,7 +48,10 @@ _POLL_INTERVAL = 0.05
 # forever (a daemon started without redirecting its output). Stop reading once nothing has
 # arrived for this long, so the job can end and its leases be revoked.
 _DRAIN_IDLE = 2.0
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_FORWARDED = TERMINATING
+# After these the child gets SIGCONT too: stopped (SIGSTOP, a debugger), it would never act on
+# them, and `run` would wait for ever with the leases alive.
+_ENDING = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 # Signals a terminal sends to its whole foreground process group on a keystroke.
 _KEYBOARD = (signal.SIGINT, signal.SIGQUIT)
 _STDIN = "stdin"
@@ -160,6 +164,8 @@ class _SignalForwarder:
         with contextlib.suppress(ProcessLookupError):
             # send_signal does nothing once the child has been reaped (no pid reuse).
             self.proc.send_signal(signum)
+            if signum in _ENDING:
+                self.proc.send_signal(signal.SIGCONT)
 
     @contextlib.contextmanager
     def installed(self, extra: dict[int, Any] | None = None) -> Iterator[None]:
