@@ -321,7 +321,8 @@ def export(
     # A file is usually read by a tool (docker --env-file, compose): dotenv; stdout usually by
     # a shell (`eval "$(jobsecrets export)"`): shell.
     fmt = fmt or ("dotenv" if output else "shell")
-    if audit_log == "-" and output is None and fmt in ("shell", "dotenv", "json", "gitlab"):
+    # Every format but github (whose values go to $GITHUB_ENV) writes them to stdout.
+    if audit_log == "-" and output is None and fmt != "github":
         raise ConfigError(
             "--audit-log - would mix audit records into the values written to stdout",
             hint="give --audit-log a file, or write the values with -o/--output",

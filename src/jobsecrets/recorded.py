@@ -19,6 +19,7 @@ __all__ = [
     "values_from_env",
 ]
 
+import logging
 import re
 from collections.abc import Mapping
 
@@ -26,14 +27,17 @@ from .digits import is_digits
 from .names import is_identifier
 from .safe_files import read_regular
 
+log = logging.getLogger("jobsecrets")
+
 VARS_ENV = "JOBSECRETS_MASK_VARS"
 FILE_VARS_ENV = "JOBSECRETS_MASK_FILE_VARS"
 REPLACEMENT_ENV = "JOBSECRETS_MASK_REPLACEMENT"
 MIN_LINE_LENGTH_ENV = "JOBSECRETS_MASK_MIN_LINE_LENGTH"
 
 # A file: true secret bigger than this is not read into the mask list (certificates and keys are
-# a few KiB; a value this big would make every other pattern slow and is not printed in one piece).
-_MAX_FILE_MASK = 1 << 20
+# a few KiB, keystores and CA bundles up to a few hundred; a file of several MiB read here is
+# more likely /dev/zero's kind of trouble). Past it the job is told, loudly: not masked.
+_MAX_FILE_MASK = 16 << 20
 
 
 def parse_names(text: str) -> list[str]:
@@ -70,9 +74,19 @@ def values_from_env(
         else:
             missing.append(name)
     for name in file_names:
-        content = _file_value(env.get(name))
+        path = env.get(name)
+        content = _file_value(path)
         if content is None:
             missing.append(name)
+            if path:
+                # Set but not read: its contents will show in the log. Not an info line (a
+                # 1.2 MB file: true value went unmasked, with nothing said).
+                log.warning(
+                    "%s names no regular file of at most %d MiB that can be read: its contents "
+                    "are NOT masked",
+                    name,
+                    _MAX_FILE_MASK >> 20,
+                )
         else:
             values.append((name, content))
     return values, missing

@@ -170,7 +170,7 @@ def test_a_file_variable_naming_no_regular_file_is_not_read(tmp_path: Path) -> N
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     big = tmp_path / "big"
-    big.write_bytes(b"x" * ((1 << 20) + 1))
+    big.write_bytes(b"x" * ((16 << 20) + 1))  # over the cap
     key = tmp_path / "key"
     key.write_bytes(b"file-secret-content")
     env = {"FIFO": str(fifo), "ZERO": "/dev/zero", "DIR": str(tmp_path), "BIG": str(big)}

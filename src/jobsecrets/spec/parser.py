@@ -19,7 +19,7 @@ from ..backends.registry import available_types, get_backend_class
 from ..durations import parse_duration
 from ..errors import ConfigError, Problem
 from ..fieldsets import is_field_set
-from ..names import check_name
+from ..names import CONTROL_CHARS, check_name
 from ..refs import Reference, parse_reference
 from .identity import IdentityConfig
 from .limits import clip, decode_spec, loader_class, read_spec_bytes, scan_limits
@@ -614,9 +614,14 @@ class _Parser:
         for key, key_node, value_node in pairs or []:
             value = self.value(value_node)
             if key == "replacement":
-                if not isinstance(value, str) or not value or "\n" in value:
+                if not isinstance(value, str) or not value or CONTROL_CHARS.search(value):
+                    # No line break, NUL, CR or escape: it is written into every log line that
+                    # held a value (a NUL or an ESC there is the log's damage), and export
+                    # --format shell/gitlab could not carry it.
                     self.problem(
-                        "redact: 'replacement' must be a non-empty one-line string", value_node
+                        "redact: 'replacement' must be a non-empty one-line string without "
+                        "control characters",
+                        value_node,
                     )
                 else:
                     replacement = value
