@@ -7,6 +7,7 @@ __all__ = [
     "DENIED_NAMES",
     "DENIED_PREFIXES",
     "check_name",
+    "clean_text",
     "is_denied",
     "is_identifier",
     "to_env_name",
@@ -104,6 +105,13 @@ def check_name(name: object, allowed: Iterable[str] = ()) -> str | None:
             "(list it under 'allow_names' if you really mean it)"
         )
     return None
+
+
+def clean_text(text: object, limit: int = 200) -> str:
+    """Text from outside (a server, a setting) fit for a message: control characters (terminal
+    escapes, line breaks) made spaces, the length bounded."""
+    cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 
 def to_env_name(text: str) -> str:

@@ -72,3 +72,72 @@ def test_the_filter_says_loudly_when_a_file_value_cannot_be_masked(tmp_path: Pat
     assert result.returncode == 0
     assert b"KEY names no regular file" in result.stderr
     assert b"NOT masked" in result.stderr
+
+
+VAULT_SPEC = "version: 1\nbackends:\n  vault: {type: vault}\nsecrets:\n  A: vault:secret/app#a\n"
+AWS_SPEC = "version: 1\nbackends:\n  aws: {type: aws}\nsecrets:\n  A: aws:prod/app#a\n"
+JWT_SPEC = (
+    "version: 1\nbackends:\n  vault: {type: vault, address: 'http://127.0.0.1:1', "
+    "auth: {method: jwt, role: ci}}\nsecrets:\n  A: vault:secret/app#a\n"
+)
+GITHUB = {"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "env", "expected"),
+    [
+        (VAULT_SPEC, {"VAULT_ADDR": "http://[::1", "VAULT_TOKEN": "t"}, "it is no URL"),
+        (VAULT_SPEC, {"VAULT_ADDR": "http://h:99999", "VAULT_TOKEN": "t"}, "it is no URL"),
+        (VAULT_SPEC, {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "tok€"}, "HTTP header"),
+        (
+            VAULT_SPEC,
+            {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "t", "VAULT_NAMESPACE": "ns€"},
+            "HTTP header",
+        ),
+        (AWS_SPEC, {"AWS_REGION": "us-east-1/../x"}, "does not look like an AWS region"),
+        (AWS_SPEC, {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://[::1"}, "no URL"),
+        (JWT_SPEC, {**GITHUB, "ACTIONS_ID_TOKEN_REQUEST_URL": "http://[::1"}, "no URL"),
+        (JWT_SPEC, {**GITHUB, "ACTIONS_ID_TOKEN_REQUEST_URL": "file:///etc/hostname"}, "http"),
+        (
+            JWT_SPEC,
+            {
+                **GITHUB,
+                "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "tok\nen",
+            },
+            "HTTP header",
+        ),
+        (
+            JWT_SPEC,
+            {
+                **GITHUB,
+                "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token",
+                "JOBSECRETS_AUDIENCE": "\udcff",
+            },
+            "no text a URL can carry",
+        ),
+    ],
+)
+def test_a_setting_no_client_can_use_is_named_not_an_internal_error(
+    tmp_path: Path, spec: str, env: dict[str, str], expected: str
+) -> None:
+    """Found by a helper session: each was "internal error: ValueError/UnicodeEncodeError/
+    InvalidRegionError" from inside a client library (and file:// was read as a local file)."""
+    (tmp_path / "jobsecrets.yml").write_text(spec)
+    result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env, timeout=60)
+    assert "internal error" not in result.stderr, result.stderr[-600:]
+    assert result.returncode not in (0, 1)
+    assert result.stdout == ""
+    assert expected in result.stderr, result.stderr[-600:]
+
+
+def test_a_spec_address_that_is_no_url_is_a_spec_problem(tmp_path: Path) -> None:
+    (tmp_path / "jobsecrets.yml").write_text(
+        "version: 1\nbackends:\n  vault: {type: vault, address: 'http://[::1'}\n"
+        "  aws: {type: aws, region: eu-west-1, endpoint_url: 'https://x:port'}\n"
+        "secrets:\n  A: vault:secret/app#a\n  B: aws:prod/app#b\n"
+    )
+    result = jobsecrets(["plan"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "'address': it is no URL" in result.stderr
+    assert "endpoint_url: it is no URL" in result.stderr

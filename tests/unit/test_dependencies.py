@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.names": 0,
     "jobsecrets.durations": 0,
     "jobsecrets.digits": 0,
+    "jobsecrets.addresses": 0,
     "jobsecrets.fields": 0,
     "jobsecrets.fieldsets": 0,
     "jobsecrets.formats": 0,

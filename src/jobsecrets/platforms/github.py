@@ -48,8 +48,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from .. import jsonsafe
+from ..addresses import address_problem, header_problem
 from ..durations import format_duration
 from ..errors import ConfigError, IdentityError, ValueNotExportable
+from ..names import clean_text
 from ..recorded import FILE_VARS_ENV, MIN_LINE_LENGTH_ENV, VARS_ENV
 from ..safe_files import append_private, open_append, write_all
 from .base import Platform, TokenSource
@@ -104,7 +106,16 @@ class GitHub(Platform):
         """GitHub's OIDC token endpoint (needs ``permissions: id-token: write``)."""
         url = env.get(REQUEST_URL_ENV, "")
         missing = [name for name in (REQUEST_URL_ENV, REQUEST_TOKEN_ENV) if not env.get(name)]
-        host = urllib.parse.urlsplit(url).hostname or "?"
+        why = address_problem(url) if url else None
+        host = "?" if why else urllib.parse.urlsplit(url).hostname or "?"
+        if why:
+            # Not a URL to send the request token to (file:///... was read as a local file).
+            return TokenSource(
+                "github",
+                "GitHub Actions OIDC token endpoint (not usable)",
+                missing=f"${REQUEST_URL_ENV}: {why}",
+                hint="GitHub Actions sets it for jobs with 'permissions: id-token: write'",
+            )
         if missing:
             return TokenSource(
                 "github",
@@ -386,6 +397,14 @@ def request_oidc_token(
     import urllib.request
 
     url = env[REQUEST_URL_ENV]
+    problem = header_problem(env[REQUEST_TOKEN_ENV]) or (
+        f"the audience {clean_text(audience, 60)!r} is no text a URL can carry"
+        if audience and not _encodable(audience)
+        else None
+    )
+    if problem:
+        # The request token is a credential: never shown, only what is wrong with it.
+        raise IdentityError(f"cannot ask GitHub's OIDC token endpoint: {problem}")
     if audience:
         # The URL GitHub gives already carries a query string (api-version=...).
         separator = "&" if urllib.parse.urlsplit(url).query else "?"
@@ -433,6 +452,15 @@ def request_oidc_token(
             )
         sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def _encodable(text: str) -> bool:
+    """True when ``text`` is UTF-8 text (a lone surrogate from a non-UTF-8 environment is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_github_body(body: bytes) -> str:

@@ -29,7 +29,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...addresses import address_problem
 from ...durations import parse_duration
+from ...errors import ConfigError
+from ...names import clean_text
 from ...platforms import session_name
 from ..retry import backoff_delay  # one backoff rule for every backend (retry.py)
 
@@ -130,8 +133,19 @@ def default_session_name(env: Mapping[str, str]) -> str:
 
 def resolve_region(options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
     """The region: the spec's ``region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``."""
-    for value in (options.get("region"), env.get("AWS_REGION"), env.get("AWS_DEFAULT_REGION")):
+    for source, value in (
+        ("the spec's 'region'", options.get("region")),
+        ("$AWS_REGION", env.get("AWS_REGION")),
+        ("$AWS_DEFAULT_REGION", env.get("AWS_DEFAULT_REGION")),
+    ):
         if value:
+            # The spec's is checked at plan time; the environment's only here (botocore raised
+            # InvalidRegionError from deep inside: an internal error).
+            if not _REGION.fullmatch(str(value)):
+                raise ConfigError(
+                    f"{source} {clean_text(str(value), 60)!r} does not look like an AWS region "
+                    "(e.g. eu-west-1)"
+                )
             return str(value)
     return None
 
@@ -156,12 +170,15 @@ def resolve_endpoint(
     """
     if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
         return str(options["endpoint_url"]) if options.get("endpoint_url") else None
-    for value in (
-        options.get("endpoint_url"),
-        env.get(f"AWS_ENDPOINT_URL_{service_env}"),
-        env.get("AWS_ENDPOINT_URL"),
+    for source, value in (
+        ("the spec's 'endpoint_url'", options.get("endpoint_url")),
+        (f"$AWS_ENDPOINT_URL_{service_env}", env.get(f"AWS_ENDPOINT_URL_{service_env}")),
+        ("$AWS_ENDPOINT_URL", env.get("AWS_ENDPOINT_URL")),
     ):
         if value:
+            why = address_problem(str(value))
+            if why:
+                raise ConfigError(f"{source}: {why} (got {clean_text(str(value), 60)!r})")
             return str(value)
     return None
 
@@ -193,8 +210,8 @@ def validate_backend_options(options: Mapping[str, Any]) -> list[str]:
     if region is not None and not _REGION.fullmatch(region):
         problems.append(f"region: {region!r} does not look like an AWS region (e.g. eu-west-1)")
     endpoint = text("endpoint_url")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        problems.append(f"endpoint_url: {endpoint!r} must start with http:// or https://")
+    if endpoint is not None and (why := address_problem(endpoint)):
+        problems.append(f"endpoint_url: {why} (got {clean_text(endpoint, 60)!r})")
     role_arn = text("role_arn")
     if role_arn is not None and not _ROLE_ARN.fullmatch(role_arn):
         problems.append(

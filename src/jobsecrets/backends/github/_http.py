@@ -29,7 +29,7 @@ from typing import Any
 
 from ... import jsonsafe
 from ...errors import BackendError
-from ...names import CONTROL_CHARS
+from ...names import clean_text
 
 #: The REST API version every request pins (``X-GitHub-Api-Version``); GitHub.com and GHES 3.9+ know it.
 API_VERSION = "2022-11-28"
@@ -38,8 +38,7 @@ _MAX_ATTEMPTS = 6
 
 def clean(text: object, limit: int = 200) -> str:
     """Server text is hostile: strip control characters and bound its length."""
-    cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+    return clean_text(text, limit)
 
 
 @dataclass

@@ -13,13 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-from ...names import CONTROL_CHARS
-
-
-def clean_text(text: object, limit: int = 200) -> str:
-    """Server text is hostile: strip control characters (terminal escapes) and bound its length."""
-    cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+from ...names import clean_text  # re-exported: the vault modules take it from here
 
 
 def seconds(value: object, default: int = 0) -> int:

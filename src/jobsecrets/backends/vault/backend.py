@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ...addresses import address_problem, header_problem
 from ...durations import parse_duration
 from ...errors import (
     AccessDenied,
@@ -243,10 +244,11 @@ class VaultBackend(Backend):
             if key in options and not isinstance(options[key], str):
                 problems.append(f"{key!r} must be a string")
         address = options.get("address")
-        if isinstance(address, str) and not re.match(r"^https?://", address):
-            problems.append(
-                f"'address' must start with http:// or https:// (got {clean_text(address, 60)!r})"
-            )
+        if isinstance(address, str) and (why := address_problem(address)):
+            problems.append(f"'address': {why} (got {clean_text(address, 60)!r})")
+        namespace = options.get("namespace")
+        if isinstance(namespace, str) and (why := header_problem(namespace)):
+            problems.append(f"'namespace': {why}")
         if "tls_skip_verify" in options and not isinstance(options["tls_skip_verify"], bool):
             problems.append("'tls_skip_verify' must be true or false")
         if "renew_increment" in options:
@@ -378,13 +380,16 @@ class VaultBackend(Backend):
                 f"backend {self.name!r}: no Vault address",
                 hint="set 'address:' in the spec or VAULT_ADDR",
             )
-        if not re.match(r"^https?://", self.address):
+        why = address_problem(self.address)
+        if why:
             # The spec's address is checked at plan time; one from the environment only here.
             raise ConfigError(
-                f"backend {self.name!r}: the Vault address from {self._address_source} must start "
-                f"with http:// or https:// (got {clean_text(self.address, 60)!r})",
+                f"backend {self.name!r}: the Vault address from {self._address_source}: {why} "
+                f"(got {clean_text(self.address, 60)!r})",
                 hint="e.g. VAULT_ADDR=https://vault.example.com:8200",
             )
+        if self.namespace and (why := header_problem(self.namespace)):
+            raise ConfigError(f"backend {self.name!r}: the Vault namespace: {why}")
         # What requests would take from the environment on every request (a proxy for this
         # address unless $NO_PROXY says otherwise, $REQUESTS_CA_BUNDLE when verifying), taken
         # once: with trust_env, each request walks the whole environment twice and looks for a
@@ -744,6 +749,10 @@ class VaultBackend(Backend):
                 hint=missing_hint(auth, self.context.local),
             )
         self.token_source = found.source
+        why = header_problem(found.token)
+        if why:
+            # Said without the token: it is a credential, however wrong.
+            raise AuthError(f"backend {self.name!r}: the token from {found.source}: {why}")
         return found.token
 
     def _invalid_token(self, error: AccessDenied) -> JobSecretsError:
