@@ -141,3 +141,29 @@ def test_a_spec_address_that_is_no_url_is_a_spec_problem(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "'address': it is no URL" in result.stderr
     assert "endpoint_url: it is no URL" in result.stderr
+
+
+def test_a_state_key_that_is_no_utf8_is_a_config_error(tmp_path: Path) -> None:
+    write_fake(tmp_path, "")
+    env = {"JOBSECRETS_STATE_KEY": "\udcff" + "a" * 40}
+    result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "JOBSECRETS_STATE_KEY is not UTF-8 text" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_state_path_ending_in_a_slash_is_refused_before_fetching(tmp_path: Path) -> None:
+    _, _, journal = write_fake(tmp_path, "")
+    result = jobsecrets(["export", "--format", "json", "--state", "st/x.json/"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "names a directory, not a file" in result.stderr
+    assert not journal.exists() or '"lease"' not in journal.read_text()
+    assert not (tmp_path / "st" / "x.json").exists()
+
+
+@pytest.mark.parametrize("output", ["no-such-dir/x.yml", ""])
+def test_init_into_a_missing_directory_is_a_config_error(tmp_path: Path, output: str) -> None:
+    result = jobsecrets(["init", "-o", output], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "internal error" not in result.stderr
+    assert "init: cannot write" in result.stderr

@@ -150,8 +150,16 @@ def init_command(target: str | None, output: str, force: bool) -> None:
         raise ConfigError(
             f"init: refusing to replace {output}: not a regular file", hint="use -o another path"
         )
-    with open(output, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        # A directory that does not exist, an empty name, no permission: FileNotFoundError
+        # was an internal error.
+        raise ConfigError(
+            f"init: cannot write {output or repr(output)}: {error.strerror or error}",
+            hint="use -o with a path in an existing directory",
+        ) from None
     print(
         f"jobsecrets: wrote {output} (for {chosen}); next: jobsecrets plan -c {output}",
         file=sys.stderr,

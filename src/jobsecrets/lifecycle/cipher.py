@@ -40,9 +40,17 @@ class StateCipher:
                 f"${STATE_KEY_ENV} is set but the 'cryptography' package is not installed",
                 hint="pip install cryptography (next to jobsecrets), or unset the key",
             ) from None
+        try:
+            material = secret.encode("utf-8")
+        except UnicodeEncodeError:
+            # A byte that is no UTF-8 in the environment (a surrogate here): said without the key.
+            raise ConfigError(
+                f"${STATE_KEY_ENV} is not UTF-8 text",
+                hint="use a random key of letters and digits, e.g. `openssl rand -hex 32`",
+            ) from None
         # No salt: the key is already random; HKDF only turns it into Fernet's 32 bytes.
         raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-            secret.encode("utf-8")
+            material
         )
         self._fernet = Fernet(base64.urlsafe_b64encode(raw))
 

@@ -201,6 +201,13 @@ def read_state_bytes(path: str) -> bytes | None:
     make us read someone else's file, a FIFO must not hang the command (``O_NONBLOCK``), a
     device must not be read without end.
     """
+    if path.endswith(("/", os.sep)) or not os.path.basename(path):
+        # 'st/x.json/' passed here as "no state yet", then export made st/x.json a directory
+        # and failed to write the state after fetching (NotADirectoryError, internal error).
+        raise ConfigError(
+            f"state file {path!r} names a directory, not a file",
+            hint="pass --state (or $JOBSECRETS_STATE) with a file path, e.g. $RUNNER_TEMP/js.json",
+        )
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
