@@ -228,12 +228,18 @@ def test_write_private_refuses_a_fifo_without_blocking_or_chmod(tmp_path: Path) 
     assert stat.S_IMODE(fifo.stat().st_mode) == 0o644
 
 
-def test_write_private_refuses_a_symlink(tmp_path: Path) -> None:
+def public_file_and_link(tmp_path: Path, text: str = "keep\n") -> tuple[Path, Path]:
+    """A 0644 file holding ``text``, and a symlink to it: what no output may write through."""
     target = tmp_path / "target"
-    target.write_text("keep\n")
+    target.write_text(text)
     target.chmod(0o644)
     link = tmp_path / "link"
     link.symlink_to(target)
+    return target, link
+
+
+def test_write_private_refuses_a_symlink(tmp_path: Path) -> None:
+    target, link = public_file_and_link(tmp_path)
     with pytest.raises(ConfigError, match="symbolic link"):
         write_private(str(link), "x=1\n")
     assert target.read_text() == "keep\n" and stat.S_IMODE(target.stat().st_mode) == 0o644

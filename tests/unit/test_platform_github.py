@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_export_safety import public_file_and_link
 
 from jobsecrets.errors import ConfigError
 from jobsecrets.identity import IdentityProvider
@@ -184,11 +185,7 @@ def test_output_option_is_held_to_the_rules_of_every_other_output(tmp_path: Path
     an existing file of mode 0644 left as it was: the values readable by everyone. Now a symlink
     is refused (its target untouched), and an existing file of ours is made 0600 and appended to."""
     res = resolution()
-    public = tmp_path / "public.txt"
-    public.write_text("before\n")
-    public.chmod(0o644)
-    link = tmp_path / "link"
-    link.symlink_to(public)
+    public, link = public_file_and_link(tmp_path, "before\n")
     with pytest.raises(ConfigError, match="symbolic link"):
         github.export(res, masks_for(res), {}, str(link), stream=io.StringIO())
     assert public.read_text() == "before\n"

@@ -21,18 +21,16 @@ from test_policy import JOURNAL, obtained_and_revoked, write_fake
 
 from support.cli import clean_env
 
-CHILD = """
-import signal, sys, time
-def got(signum, frame):
-    print("child got", signum, flush=True)
-    sys.exit(0)
-signal.signal(signal.SIGUSR1, got)
-print("ready", flush=True)
-if "--stop" in sys.argv:
-    import os
-    os.kill(os.getpid(), signal.SIGSTOP)
-time.sleep(30)
-"""
+# The job: says "child got N" and ends on SIGUSR1; with --stop, stops itself once ready.
+CHILD = "; ".join(
+    [
+        "import os, signal, sys, time",
+        "signal.signal(signal.SIGUSR1, lambda n, f: (print('child got', n, flush=True), sys.exit(0)))",
+        "print('ready', flush=True)",
+        "'--stop' in sys.argv and os.kill(os.getpid(), signal.SIGSTOP)",
+        "time.sleep(30)",
+    ]
+)
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -109,27 +109,33 @@ def _zip_with_name(
     return body + directory + end
 
 
+def scan_beside_a_leak(
+    tmp_path: Path, name: str, content: bytes
+) -> subprocess.CompletedProcess[str]:
+    """Scan a tree of ``name`` (written to hurt) and a plain leak: the leak must still be
+    reported (exit 9), whatever ``name`` does, and nothing be an internal error."""
+    (tmp_path / name).write_bytes(content)
+    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
+    result = scan(["."], tmp_path)
+    assert result.returncode == 9, result.stderr[-500:]
+    assert "internal error" not in result.stderr
+    assert "leak.txt:1" in result.stdout
+    return result
+
+
 @pytest.mark.parametrize("name", [b"", b"\0x"])
 def test_a_zip_member_without_a_name_is_an_error_and_hides_nothing(
     tmp_path: Path, name: bytes
 ) -> None:
     """zipfile's ``is_dir()`` is an IndexError on an empty name: the scan died as an internal
     error (exit 1), and the leak in the file beside the zip was never reported."""
-    (tmp_path / "e.zip").write_bytes(_zip_with_name(name, VALUE.encode()))
-    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
-    result = scan(["."], tmp_path)
-    assert result.returncode == 9, result.stderr[-500:]
-    assert "internal error" not in result.stderr
-    assert "leak.txt:1" in result.stdout
+    scan_beside_a_leak(tmp_path, "e.zip", _zip_with_name(name, VALUE.encode()))
 
 
 def test_a_zip64_offset_past_any_file_is_damage(tmp_path: Path) -> None:
     """A zip64 header offset of 2**64-1 made seek() raise OverflowError: an internal error."""
-    (tmp_path / "o.zip").write_bytes(_zip_with_name(b"a.txt", b"x", zip64_offset=2**64 - 1))
-    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
-    result = scan(["."], tmp_path)
-    assert result.returncode == 9, result.stderr[-500:]
-    assert "internal error" not in result.stderr
+    zipped = _zip_with_name(b"a.txt", b"x", zip64_offset=2**64 - 1)
+    result = scan_beside_a_leak(tmp_path, "o.zip", zipped)
     assert "o.zip" in result.stderr and "cannot be read" in result.stderr
 
 
@@ -140,11 +146,7 @@ def test_corrupt_zstd_is_damage(tmp_path: Path) -> None:
     data = bytearray(zstandard.ZstdCompressor().compress(b"some text " * 1000))
     for i in range(12, len(data) - 4):
         data[i] ^= 0x5A
-    (tmp_path / "c.zst").write_bytes(bytes(data))
-    (tmp_path / "leak.txt").write_text(f"{VALUE}\n")
-    result = scan(["."], tmp_path)
-    assert result.returncode == 9, result.stderr[-500:]
-    assert "internal error" not in result.stderr
+    result = scan_beside_a_leak(tmp_path, "c.zst", bytes(data))
     assert "c.zst: zstd: cannot be read" in result.stderr
 
 
