@@ -7,11 +7,11 @@ an internal error, where the user needed to hear which setting was wrong.
 
 from __future__ import annotations
 
-__all__ = ["address_problem", "header_problem"]
+__all__ = ["address_problem", "header_problem", "shown_address"]
 
 from urllib.parse import urlsplit
 
-from .names import CONTROL_CHARS
+from .names import CONTROL_CHARS, clean_text
 
 
 def address_problem(text: str) -> str | None:
@@ -35,3 +35,18 @@ def header_problem(text: str) -> str | None:
     if not text.isascii() or not text.isprintable():
         return "it holds characters an HTTP header cannot carry (non-ASCII or control characters)"
     return None
+
+
+def shown_address(text: str, limit: int = 200) -> str:
+    """``text`` fit for a message or ``plan``: a password in it (``https://user:pw@host``)
+    replaced by ``***``, control characters made spaces, the length bounded."""
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        password = None
+    if password:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        text = parts._replace(netloc=f"{user}:***@{host}").geturl()
+    return clean_text(text, limit)

@@ -167,3 +167,24 @@ def test_init_into_a_missing_directory_is_a_config_error(tmp_path: Path, output:
     assert result.returncode == 2
     assert "internal error" not in result.stderr
     assert "init: cannot write" in result.stderr
+
+
+def test_a_password_in_an_address_is_never_shown(tmp_path: Path) -> None:
+    """``VAULT_ADDR=http://user:pw@host`` (or AWS_ENDPOINT_URL): plan printed the password, and
+    so did the error when the store could not be reached."""
+    (tmp_path / "jobsecrets.yml").write_text(
+        "version: 1\nsettings: {deadline: 4s}\n"
+        "backends:\n  vault: {type: vault}\n  aws: {type: aws, region: eu-west-1}\n"
+        "secrets:\n  A: vault:secret/app#a\n  B: aws:prod/app#b\n"
+    )
+    password = "pa55-in-the-url-8c1d"
+    env = {
+        "VAULT_ADDR": f"http://ci:{password}@127.0.0.1:1",
+        "VAULT_TOKEN": "t",
+        "AWS_ENDPOINT_URL": f"http://ci:{password}@127.0.0.1:1",
+    }
+    for args in (["plan"], ["export", "--format", "json", "--only", "A"]):
+        result = jobsecrets(args, cwd=tmp_path, env=env, timeout=60)
+        shown = result.stdout + result.stderr
+        assert (password in shown) is False, f"{args} showed the password"
+        assert "ci:***@127.0.0.1:1" in shown, shown[-500:]

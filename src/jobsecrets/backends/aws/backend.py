@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
+from ...addresses import shown_address
 from ...durations import parse_duration
 from ...errors import (
     AccessDenied,
@@ -226,7 +227,7 @@ class AwsBackend(Backend):
         """The region and, when one is set, the endpoint (a local moto, a VPC endpoint)."""
         region = resolve_region(options, env) or "from the AWS profile"
         endpoint = resolve_endpoint(options, env, "SECRETS_MANAGER")
-        return f"region {region}" + (f", endpoint {endpoint}" if endpoint else "")
+        return f"region {region}" + (f", endpoint {shown_address(endpoint)}" if endpoint else "")
 
     @classmethod
     def describe_credentials(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...addresses import address_problem, header_problem
+from ...addresses import address_problem, header_problem, shown_address
 from ...durations import parse_duration
 from ...errors import (
     AccessDenied,
@@ -311,7 +311,7 @@ class VaultBackend(Backend):
         if not address:
             return "no address (set 'address:' or $VAULT_ADDR)"
         namespace, ns_source = _setting(options, env, "namespace", "NAMESPACE")
-        text = f"address {clean_text(address, 200)} ({source})"
+        text = f"address {shown_address(address)} ({source})"
         return text + (
             f", namespace {clean_text(namespace, 100)} ({ns_source})" if namespace else ""
         )
@@ -582,7 +582,7 @@ class VaultBackend(Backend):
             detail = _REQUEST_PATH.sub("", self._errors(error))
             raise StoreUnavailable.about(
                 what,
-                f"{self.address} answered {status} ({detail}; {_attempts(error)})",
+                f"{shown_address(self.address)} answered {status} ({detail}; {_attempts(error)})",
                 hint=self._down_hint(),
             ) from None
         except hvac.exceptions.VaultError as error:
@@ -590,12 +590,12 @@ class VaultBackend(Backend):
         except requests.exceptions.SSLError:
             raise BackendError.about(
                 what,
-                f"TLS verification of {self.address} failed",
+                f"TLS verification of {shown_address(self.address)} failed",
                 hint="set 'ca_cert:' (or VAULT_CACERT) to the CA bundle that signed the server",
             ) from None
         except OutOfTime as error:
             raise StoreUnavailable.about(
-                what, f"cannot reach {self.address}: {error}", hint=self._down_hint()
+                what, f"cannot reach {shown_address(self.address)}: {error}", hint=self._down_hint()
             ) from None
         except RecursionError:
             # hvac parses the answer: JSON nested deeper than Python follows (a KV value may
@@ -607,7 +607,7 @@ class VaultBackend(Backend):
             reason = _transport_reason(error) or type(error).__name__
             raise StoreUnavailable.about(
                 what,
-                f"cannot reach {self.address}: {reason} ({_attempts(error)})",
+                f"cannot reach {shown_address(self.address)}: {reason} ({_attempts(error)})",
                 hint=self._down_hint(),
             ) from None
 
@@ -623,7 +623,7 @@ class VaultBackend(Backend):
 
     def _down_hint(self) -> str:
         return (
-            f"the store at {self.address} is down, sealed, rate-limiting or unreachable: check "
+            f"the store at {shown_address(self.address)} is down, sealed, rate-limiting or unreachable: check "
             "it (bao status / vault status) and run the job again; if it is only slow, raise "
             "'settings: {deadline: ...}'"
         )
