@@ -343,6 +343,9 @@ def export(
 def _check_output_dir(output: str) -> None:
     """``-o DIR/FILE`` into a directory that does not exist: say so before anything is fetched
     (it was an internal error after the secrets had been read)."""
+    if not output:
+        # With --format github, '' meant "no -o": the values went to $GITHUB_ENV instead.
+        raise ConfigError("--output '' names no file", hint="give -o a file path, or leave it out")
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):
         raise ConfigError(

@@ -188,3 +188,15 @@ def test_a_password_in_an_address_is_never_shown(tmp_path: Path) -> None:
         shown = result.stdout + result.stderr
         assert (password in shown) is False, f"{args} showed the password"
         assert "ci:***@127.0.0.1:1" in shown, shown[-500:]
+
+
+@pytest.mark.parametrize("fmt", ["github", "dotenv"])
+def test_an_empty_output_path_is_refused(tmp_path: Path, fmt: str) -> None:
+    """With --format github, -o '' silently meant $GITHUB_ENV."""
+    write_fake(tmp_path, "")
+    github_env = tmp_path / "github_env"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_ENV": str(github_env)}
+    result = jobsecrets(["export", "--format", fmt, "-o", ""], cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "names no file" in result.stderr
+    assert not github_env.exists()
