@@ -176,7 +176,7 @@ def test_vault_addr_without_scheme(vault: Vault, tmp_path: Path) -> None:
     env = {"VAULT_ADDR": address, "VAULT_TOKEN": "x", "HOME": str(_home(tmp_path))}
     done = jobsecrets(["run", "--", "true"], cwd=cwd, env=env)
     assert done.returncode == 2, done.stderr
-    assert "from $VAULT_ADDR must start with http:// or https://" in done.stderr
+    assert "from $VAULT_ADDR: it must start with http:// or https://" in done.stderr
 
 
 def test_debug_log_shows_decisions_never_values(vault: Vault, tmp_path: Path) -> None:
