@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["address_problem", "header_problem", "shown_address"]
 
+import re
 from urllib.parse import urlsplit
 
 from .names import CONTROL_CHARS, clean_text
@@ -37,16 +38,12 @@ def header_problem(text: str) -> str | None:
     return None
 
 
+# user:password@ after the scheme's "//", found without parsing: an address that is no valid URL
+# (the reason it is shown in an error) must not show its password either.
+_PASSWORD = re.compile(r"(//[^/@:]*):[^/@]*@")
+
+
 def shown_address(text: str, limit: int = 200) -> str:
     """``text`` fit for a message or ``plan``: a password in it (``https://user:pw@host``)
     replaced by ``***``, control characters made spaces, the length bounded."""
-    try:
-        parts = urlsplit(text)
-        password = parts.password
-    except ValueError:
-        password = None
-    if password:
-        user = parts.username or ""
-        host = parts.netloc.rpartition("@")[2]
-        text = parts._replace(netloc=f"{user}:***@{host}").geturl()
-    return clean_text(text, limit)
+    return clean_text(_PASSWORD.sub(r"\1:***@", text), limit)

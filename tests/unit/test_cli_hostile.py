@@ -188,6 +188,13 @@ def test_a_password_in_an_address_is_never_shown(tmp_path: Path) -> None:
         shown = result.stdout + result.stderr
         assert (password in shown) is False, f"{args} showed the password"
         assert "ci:***@127.0.0.1:1" in shown, shown[-500:]
+    # An address that is no URL is shown in its error: its password is not.
+    for name in ("VAULT_ADDR", "AWS_ENDPOINT_URL"):
+        broken = {**env, name: f"http://ci:{password}@[::1"}
+        result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=broken)
+        assert result.returncode == 2
+        assert (password in result.stderr) is False, f"{name}: the error showed the password"
+        assert "ci:***@[::1" in result.stderr, result.stderr[-500:]
 
 
 @pytest.mark.parametrize("fmt", ["github", "dotenv"])

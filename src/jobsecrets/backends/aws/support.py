@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...addresses import address_problem
+from ...addresses import address_problem, shown_address
 from ...durations import parse_duration
 from ...errors import ConfigError
 from ...names import clean_text
@@ -178,7 +178,7 @@ def resolve_endpoint(
         if value:
             why = address_problem(str(value))
             if why:
-                raise ConfigError(f"{source}: {why} (got {clean_text(str(value), 60)!r})")
+                raise ConfigError(f"{source}: {why} (got {shown_address(str(value), 60)!r})")
             return str(value)
     return None
 
@@ -211,7 +211,7 @@ def validate_backend_options(options: Mapping[str, Any]) -> list[str]:
         problems.append(f"region: {region!r} does not look like an AWS region (e.g. eu-west-1)")
     endpoint = text("endpoint_url")
     if endpoint is not None and (why := address_problem(endpoint)):
-        problems.append(f"endpoint_url: {why} (got {clean_text(endpoint, 60)!r})")
+        problems.append(f"endpoint_url: {why} (got {shown_address(endpoint, 60)!r})")
     role_arn = text("role_arn")
     if role_arn is not None and not _ROLE_ARN.fullmatch(role_arn):
         problems.append(

@@ -245,7 +245,7 @@ class VaultBackend(Backend):
                 problems.append(f"{key!r} must be a string")
         address = options.get("address")
         if isinstance(address, str) and (why := address_problem(address)):
-            problems.append(f"'address': {why} (got {clean_text(address, 60)!r})")
+            problems.append(f"'address': {why} (got {shown_address(address, 60)!r})")
         namespace = options.get("namespace")
         if isinstance(namespace, str) and (why := header_problem(namespace)):
             problems.append(f"'namespace': {why}")
@@ -385,7 +385,7 @@ class VaultBackend(Backend):
             # The spec's address is checked at plan time; one from the environment only here.
             raise ConfigError(
                 f"backend {self.name!r}: the Vault address from {self._address_source}: {why} "
-                f"(got {clean_text(self.address, 60)!r})",
+                f"(got {shown_address(self.address, 60)!r})",
                 hint="e.g. VAULT_ADDR=https://vault.example.com:8200",
             )
         if self.namespace and (why := header_problem(self.namespace)):
