@@ -45,7 +45,7 @@ def test_a_dotenv_line_with_a_long_run_of_spaces_is_read_at_once(tmp_path: Path)
     """'.*?\\s*$' backtracked over the spaces: 40,000 of them took 7.6 s, 150,000 over 20 s."""
     (tmp_path / ".env").write_text(
         "DB_PASSWORD=ref+vault://secret/app#/password" + " " * 150_000 + "\n"
-        "OTHER=ref+vault://a" + " " * 150_000 + "b\n"
+        "OTHER=not-a-reference" + " " * 150_000 + "b\n"  # the regex ran on every line
     )
     result = jobsecrets(["import", ".env"], cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr[-800:]
