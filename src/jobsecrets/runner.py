@@ -204,10 +204,29 @@ def _spawn(
             raise _child_error(f"working directory not found: {cwd}", 127) from None
         raise _child_error(f"{program}: command not found", 127) from None
     except PermissionError:
+        if not _names_a_file(program, env):
+            # execvp reports EACCES when PATH holds a directory of that name (or the name is
+            # empty: every PATH entry itself); a shell says "command not found", 127.
+            raise _child_error(f"{program or repr(program)}: command not found", 127) from None
+        if os.path.isdir(program):
+            raise _child_error(f"{program}: is a directory", 126) from None
         raise _child_error(f"{program}: permission denied (not executable)", 126) from None
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else "cannot execute"
         raise _child_error(f"{program}: {reason}", 126) from None
+
+
+def _names_a_file(program: str, env: Mapping[str, str]) -> bool:
+    """Whether ``program`` names a path, or PATH lookup finds something not a directory."""
+    if not program:
+        return False
+    if "/" in program:
+        return True  # a path is tried as it is: a directory there is 126, as in a shell
+    search = env.get("PATH", os.defpath)
+    return any(
+        os.path.exists(path) and not os.path.isdir(path)
+        for path in (os.path.join(entry or ".", program) for entry in search.split(os.pathsep))
+    )
 
 
 def _exit_code(returncode: int) -> int:

@@ -379,3 +379,21 @@ def test_a_failing_mask_builder_stops_the_child(tmp_path: Path) -> None:
         run_child([*child(code), str(pid_file)], dict(os.environ), build, tty=False)
     assert time.monotonic() - start < 30
     assert not alive(int(pid_file.read_text())), "the child outlived a failed mask build"
+
+
+@pytest.mark.parametrize("name", ["", "a-directory"])
+def test_a_name_that_finds_no_file_is_127_as_in_a_shell(tmp_path: Path, name: str) -> None:
+    """execvp says EACCES for '' and for a directory on PATH; bash says 'command not found'."""
+    (tmp_path / "a-directory").mkdir()
+    env = dict(os.environ, PATH=f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    with pytest.raises(ChildError) as info:
+        _run_in_process([name], env)
+    assert info.value.exit_code == 127
+    assert "command not found" in str(info.value)
+
+
+def test_a_directory_given_as_a_path_is_126(tmp_path: Path) -> None:
+    with pytest.raises(ChildError) as info:
+        _run_in_process([str(tmp_path)])
+    assert info.value.exit_code == 126
+    assert "is a directory" in str(info.value)
