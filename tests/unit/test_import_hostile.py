@@ -6,6 +6,7 @@ timeout far above the fixed cost) are not measurements.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from jobsecrets.errors import ConfigError
 from jobsecrets.importer.command import convert
 from jobsecrets.spec import parse_spec
 from support.cli import jobsecrets
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "import"
 
 
 def test_extends_diamonds_are_followed_once(tmp_path: Path) -> None:
@@ -57,3 +60,22 @@ def test_yaml_nested_too_deeply_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "wf.yml").write_text("on: push\ndeep: " + "[" * 500 + "]" * 500 + "\n")
     with pytest.raises(ConfigError, match="nested too deeply"):
         convert([str(tmp_path / "wf.yml")])
+
+
+def test_write_refuses_a_symlinked_workflow_before_writing_anything(tmp_path: Path) -> None:
+    """Every target is checked first: the spec used to be written, then the workflow refused."""
+    real = tmp_path / "shared" / "ci.yml"
+    real.parent.mkdir()
+    shutil.copy(DATA / "github" / "va-expression-path.yml", real)
+    (tmp_path / "w.yml").symlink_to(real)
+    before = real.read_bytes()
+    result = jobsecrets(["import", "--write", "w.yml"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "refusing to replace w.yml: not a regular file" in result.stderr
+    assert "import the file it points to" in result.stderr
+    assert not (tmp_path / "jobsecrets.yml").exists(), "nothing may be written"
+    assert (tmp_path / "w.yml").is_symlink() and real.read_bytes() == before
+    # The file it points to is imported and rewritten as usual.
+    ok = jobsecrets(["import", "--write", "shared/ci.yml"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert real.read_bytes() != before and (tmp_path / "jobsecrets.yml").is_file()

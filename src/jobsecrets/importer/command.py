@@ -178,24 +178,28 @@ def diff_text(rewritten: dict[str, tuple[str, str]]) -> str:
     return "".join(chunks)
 
 
+def _check_replaceable(path: str, hint: str = "") -> None:
+    """Refuse a path that is there but no regular file: renamed over, it would be lost."""
+    try:
+        existing = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(existing.st_mode):
+        # A device node (run as root: --spec-out /dev/null --force) or a link would be
+        # replaced by our file.
+        raise ConfigError(
+            f"refusing to replace {path}: not a regular file",
+            hint=hint or "pass --spec-out with a new file or a regular file of your own",
+        )
+
+
 def _write_file(path: str, text: str, *, mode: int | None = None) -> None:
     """Replace ``path`` atomically with a new file of ours (``mode``: the old file's, kept).
 
     The temporary file is created new in the same directory (``mkstemp``: never an existing
     path, never through a symlink someone planted), so the mode is only ever set on our file.
     """
-    try:
-        existing = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISREG(existing.st_mode):
-            # Renamed over, a device node (run as root: --spec-out /dev/null --force) or a
-            # link would be replaced by our file.
-            raise ConfigError(
-                f"refusing to replace {path}: not a regular file",
-                hint="pass --spec-out with a new file or a regular file of your own",
-            )
+    _check_replaceable(path)
     if mode is None:
         # A new file gets what open() would give it (mkstemp's is 0600): 0666 less the umask.
         umask = os.umask(0o022)
@@ -218,6 +222,8 @@ def run_import(
         paths, spec_out=spec_out or "jobsecrets.yml", action=action, gitlab_include=gitlab_include
     )
     if write or spec_out:
+        # Every target is checked before the first is written: a refusal halfway (a workflow
+        # that is a symlink) left a spec written for steps that were never rewritten.
         for spec in result.specs:
             if os.path.lexists(spec.path) and not force:
                 try:
@@ -229,6 +235,12 @@ def run_import(
                         f"{spec.path} exists: not overwritten",
                         hint="pass --spec-out PATH for another file, or --force",
                     )
+            _check_replaceable(spec.path)
+        for path in result.rewritten if write else ():
+            _check_replaceable(
+                path, hint="import the file it points to, which --write can then rewrite"
+            )
+        for spec in result.specs:
             _write_file(spec.path, spec.text)
             click.echo(f"wrote {spec.path} ({len(spec.secrets)} variable(s))")
     else:
