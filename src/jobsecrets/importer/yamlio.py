@@ -17,7 +17,6 @@ __all__ = [
     "value_line",
 ]
 
-import difflib
 import io
 import itertools
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ruamel.yaml.comments import CommentedBase, CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from .linematch import align
 from .model import ImportError_, Where
 
 
@@ -95,16 +95,17 @@ def _restore_layout(original: str, dumped: str) -> str:
     """
     old, new = original.splitlines(keepends=True), dumped.splitlines(keepends=True)
     restored: list[str] = []
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     changed = False
-    for op, a1, a2, b1, b2 in matcher.get_opcodes():
-        if op == "replace" and a2 - a1 == b2 - b1:
-            for before, after in zip(old[a1:a2], new[b1:b2], strict=True):
-                same_text = before.strip() == after.strip() and before != after
-                restored.append(before if same_text else after)
+    # Lines are matched on their text without indentation: a re-indented line is the same line.
+    for block in align([line.strip() for line in old], [line.strip() for line in new]):
+        before, after = old[block.a1 : block.a2], new[block.b1 : block.b2]
+        if block.same or len(before) == len(after):
+            for was, now in zip(before, after, strict=True):
+                same_text = was.strip() == now.strip() and was != now
+                restored.append(was if same_text else now)
                 changed = changed or same_text
         else:
-            restored.extend(new[b1:b2])
+            restored.extend(after)
     if not changed:
         return dumped
     text = "".join(restored)
