@@ -108,6 +108,8 @@ class _BackendRun:
         self.members: list[_Member] = []
         self.requests: dict[tuple[str, str, str], ReadRequest] = {}
         self.documents: dict[tuple[str, str, str], Document | JobSecretsError] = {}
+        self.lock = threading.Lock()
+        self.read_keys: set[tuple[str, str, str]] = set()  # requests answered so far
 
     def __call__(self) -> None:
         backend = self.backend
@@ -143,7 +145,9 @@ class _BackendRun:
         backend.preflight(requests)  # refuses what cannot be meant (KV v2 'data/' paths): exit 2
         self.stage = "reading"
         read_started = time.monotonic()
-        results = self.backend.read_many(requests, max_workers=self.spec.settings.concurrency)
+        results = self.backend.read_many(
+            requests, max_workers=self.spec.settings.concurrency, on_result=self._obtained
+        )
         log.debug(
             "backend %r: %d read(s) in %.0f ms (%.0f ms in all)",
             backend.name,
@@ -151,10 +155,19 @@ class _BackendRun:
             _ms_since(read_started),
             _ms_since(started),
         )
-        leases = [r.lease for r in results if isinstance(r, Document) and r.lease is not None]
-        if not self.late.record(backend, leases, self.ledger):
-            return
+        if self.late.abandoned():
+            return  # past the deadline: every lease was revoked as it came (_obtained)
         self.documents = {r.key: result for r, result in zip(requests, results, strict=True)}
+
+    def _obtained(self, request: ReadRequest, result: Document | JobSecretsError) -> None:
+        """One read is done: its lease goes to the ledger now (or, past the deadline, is revoked
+        now), not when the slowest read of the wave ends: a read that stalls until the deadline
+        left the leases of the others unrecorded, so neither this run nor a later ``revoke``
+        knew of them."""
+        with self.lock:
+            self.read_keys.add(request.key)
+        if isinstance(result, Document) and result.lease is not None:
+            self.late.record(self.backend, [result.lease], self.ledger)
 
     def pending(self) -> str:
         """What this run was still doing, for the deadline's message: the store's address, so
@@ -166,11 +179,13 @@ class _BackendRun:
             at += f" (its last answer: {self.backend.last_trouble})"
         if self.stage != "reading":
             return f"{self.stage} {name!r}{at}"
-        variables = [v for r in self.requests.values() for v in r.variables]
+        with self.lock:
+            waiting = [r for key, r in self.requests.items() if key not in self.read_keys]
+        variables = [v for r in waiting for v in r.variables]
         shown = ", ".join(variables[:5])
         if len(variables) > 5:
             shown += f" and {len(variables) - 5} more"
-        return f"reading {len(self.requests)} path(s) of {name!r}{at} ({shown})"
+        return f"reading {len(waiting)} path(s) of {name!r}{at} ({shown})"
 
 
 def resolve(

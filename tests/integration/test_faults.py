@@ -242,6 +242,26 @@ def test_store_stalling_after_sign_in_holds_the_deadline(
     assert_nothing_alive(job)
 
 
+@pytest.mark.parametrize("command", ["export", "run"])
+def test_a_lease_read_beside_a_stalled_read_is_revoked_at_the_deadline(
+    job: VaultJob, oidc_key: rsa.RSAPrivateKey, command: str
+) -> None:
+    """The database lease was recorded only once every read of the wave had answered: with
+    one read stalled past the deadline, it was in no ledger and no state file, and outlived
+    the job. It is recorded as its read returns now, and revoked with the rest."""
+    secrets = kv_secrets(job, 1) + f"  DB_USER: vault:{job.db_mount}/creds/ci#username\n"
+    with FaultProxy(job.openbao.port, "http") as proxy:
+        proxy.stall_on("/data/p0 ")
+        spec = write_spec(job, secrets, address=proxy.url, identity=IDENTITY)
+        outcome = run_cli(job.workdir, spec, job_env(job, oidc_key), command)
+        assert_clean_failure(outcome, 6, bounded=True)
+        assert "reading 1 path(s)" in outcome.stderr and "(V0)" in outcome.stderr
+        lines = b"\n".join(proxy.request_lines)
+        assert b"/creds/ci " in lines, "the database lease was never read: nothing was tested"
+        assert b"/sys/leases/revoke" in lines, "the run revoked no lease"
+    assert_nothing_alive(job)
+
+
 def test_slow_drip_from_the_start_holds_the_deadline(
     job: VaultJob, oidc_key: rsa.RSAPrivateKey
 ) -> None:

@@ -89,6 +89,9 @@ class FaultProxy:
         #: Connections accepted so far.
         self.connections = 0
         self._trigger: tuple[bytes, str] | None = None
+        self._stalled: list[bytes] = []
+        #: The request line of every request seen in a mode that reads requests (not ``pass``).
+        self.request_lines: list[bytes] = []
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._closed = threading.Event()
@@ -129,6 +132,12 @@ class FaultProxy:
         """
         with self._lock:
             self._trigger = (marker.encode(), mode)
+
+    def stall_on(self, marker: str) -> None:
+        """Never answer a request whose request line holds ``marker``; others as the mode says
+        (``http``: each request on its own connection, so each is looked at)."""
+        with self._lock:
+            self._stalled.append(marker.encode())
 
     def drop_connections(self) -> None:
         """Close every open connection (a pooled keep-alive one would bypass a new mode)."""
@@ -191,9 +200,11 @@ class FaultProxy:
                 with self._lock:
                     self.requests += 1
                     first_line = request.split(b"\r\n", 1)[0]
+                    self.request_lines.append(first_line)
                     if self._trigger is not None and self._trigger[0] in first_line:
                         self.mode, self._trigger = self._trigger[1], None
-                mode = self.mode
+                    stalled = any(marker in first_line for marker in self._stalled)
+                mode = "blackhole" if stalled else self.mode
                 if mode == "blackhole":
                     self._closed.wait()
                     return

@@ -19,6 +19,7 @@ __all__ = [
     "Document",
     "Lease",
     "ReadRequest",
+    "ResultHook",
     "TokenRecord",
 ]
 
@@ -175,6 +176,10 @@ class BackendContext:
         if self.deadline is None:
             return self.timeout
         return max(0.1, min(self.timeout, self.deadline - time.monotonic()))
+
+
+ResultHook = Callable[[ReadRequest, Document | JobSecretsError], None]
+"""Called with a request and its result (a document or the error) as soon as it is read."""
 
 
 class Backend(abc.ABC):
@@ -339,18 +344,30 @@ class Backend(abc.ABC):
             )
 
     def read_many(
-        self, requests: Sequence[ReadRequest], max_workers: int = 8
+        self,
+        requests: Sequence[ReadRequest],
+        max_workers: int = 8,
+        on_result: ResultHook | None = None,
     ) -> list[Document | JobSecretsError]:
         """Read several documents; the default runs :meth:`read` concurrently.
 
         Returns one result per request, in order: a document or the error for that request.
+        ``on_result`` is called with each result as soon as it is read, on the reading thread:
+        the resolver records a lease there, so a read still waiting on a slow server when the
+        deadline passes cannot hold back the revocation of the leases already obtained.
         Backends with a batch API (AWS ``BatchGetSecretValue``) override this.
         """
 
+        def one(request: ReadRequest) -> Document | JobSecretsError:
+            result = self.read_safely(request)
+            if on_result is not None:
+                on_result(request, result)
+            return result
+
         if len(requests) <= 1:
-            return [self.read_safely(r) for r in requests]
+            return [one(r) for r in requests]
         with ThreadPoolExecutor(max_workers=min(max_workers, len(requests))) as pool:
-            return list(pool.map(self.read_safely, requests))
+            return list(pool.map(one, requests))
 
     def preflight(self, requests: Sequence[ReadRequest]) -> None:
         """Refuse requests that cannot mean what they say, before any of them is read.

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any
 
 from ..errors import BackendError, JobSecretsError
-from .base import AccessCheck, Backend, Document, ReadRequest
+from .base import AccessCheck, Backend, Document, ReadRequest, ResultHook
 
 log = logging.getLogger("jobsecrets")
 
@@ -216,12 +216,19 @@ class ForkedBackend(Backend):
         return result
 
     def read_many(
-        self, requests: Sequence[ReadRequest], max_workers: int = 8
+        self,
+        requests: Sequence[ReadRequest],
+        max_workers: int = 8,
+        on_result: ResultHook | None = None,
     ) -> list[Document | JobSecretsError]:
-        """Every read, in the child, in one exchange."""
+        """Every read, in the child, in one exchange (``on_result`` hears of each after it:
+        only a backend with nothing to revoke runs apart)."""
         result: list[Document | JobSecretsError] = self._call(
             "read_many", list(requests), max_workers=max_workers
         )
+        for request, got in zip(requests, result, strict=True):
+            if on_result is not None:
+                on_result(request, got)
         return result
 
     def preflight(self, requests: Sequence[ReadRequest]) -> None:
