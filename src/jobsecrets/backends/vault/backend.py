@@ -399,9 +399,9 @@ class VaultBackend(Backend):
             self.address, {}, None, self._verify(), None
         )
         # One pooled session for every read: resolution runs many reads at once on one connection pool.
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=max(4, self.context.concurrency)
-        )
+        from .bounded import BoundedAdapter
+
+        adapter = BoundedAdapter(pool_connections=4, pool_maxsize=max(4, self.context.concurrency))
         early, self._early = self._early, None
         if self._reads_ahead or early is not None:
             # + the sign-in's (or, resumed, the revocation's or renewal's)
@@ -519,6 +519,8 @@ class VaultBackend(Backend):
         import hvac.exceptions
         import requests
 
+        from .bounded import AnswerTooLarge
+
         client = self.client
         started = time.monotonic()
         deadline = self.context.deadline if bounded else None
@@ -602,6 +604,10 @@ class VaultBackend(Backend):
             # be: Vault's own decoder takes 10,000 levels) is the store's answer, not our bug.
             raise BackendError.about(
                 what, f"{self.name!r} answered with JSON nested too deeply to read"
+            ) from None
+        except AnswerTooLarge as error:
+            raise BackendError.about(
+                what, f"{shown_address(self.address)} sent {error}: not read"
             ) from None
         except requests.exceptions.RequestException as error:
             reason = _transport_reason(error) or type(error).__name__
