@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from jobsecrets.backends.base import (
     Lease,
     ReadRequest,
 )
-from jobsecrets.errors import ConfigError
+from jobsecrets.errors import BackendError, ConfigError
 from jobsecrets.lifecycle.cipher import STATE_KEY_ENV
 from jobsecrets.lifecycle.ledger import Ledger
 from jobsecrets.lifecycle.renewal import Renewal, Renewer, due_at
@@ -483,3 +484,79 @@ def test_two_exports_naming_different_servers_alike_revoke_each_on_its_own(tmp_p
     assert report.ok, report.summary()
     for store in stores.values():
         assert not store.leases and not store.tokens, "a lease or token outlived revoke"
+
+
+def test_leases_are_revoked_at_once_not_one_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One at a time, a store that stopped answering held the job's end for every lease's
+    attempts in turn. Each revocation here waits for the other two: one at a time, the first
+    waits in vain and fails."""
+    store = new_store()
+    ledger = make_ledger(store, reads=3)
+    together = threading.Barrier(3, timeout=5)
+    original = MemoryBackend.revoke_lease
+
+    def revoke_lease(self: MemoryBackend, lease_id: str) -> None:
+        together.wait()
+        original(self, lease_id)
+
+    monkeypatch.setattr(MemoryBackend, "revoke_lease", revoke_lease)
+    report = ledger.revoke_all()
+    assert report.ok, report.summary()
+    assert report.leases_revoked == 3 and not store.leases
+
+
+def test_a_lease_its_token_could_not_end_either_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report said 'denied' whatever the store had answered (here: nothing at all)."""
+    store = new_store()
+    ledger = make_ledger(store, reads=1)
+    store.fail_revoke.update(store.leases)
+
+    def revoke_token(self: MemoryBackend, record: Any) -> None:
+        raise BackendError("revoke token: cannot reach the store")
+
+    monkeypatch.setattr(MemoryBackend, "revoke_token", revoke_token)
+    report = ledger.revoke_all()
+    lines = [f for f in report.failures if f.startswith("lease ")]
+    assert len(lines) == 1
+    assert "cannot reach the store; its token could not be revoked either" in lines[0]
+    assert "denied" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("written", "used"),
+    [(3, 3.0), (2.5, 2.5), (0, 10.0), (-1, 10.0), ("3", 10.0), (True, 10.0), (1e9, 10.0)],
+)
+def test_revoke_bounds_its_requests_by_the_spec_s_timeout(
+    tmp_path: Path, written: object, used: float
+) -> None:
+    """``revoke`` has no spec: it used the default 10 s per request whatever the spec said."""
+    path = tmp_path / "state.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "spec_dir": str(tmp_path),
+                "timeout": written,
+                "backends": {"v": {"type": "vault", "options": {"address": "http://127.0.0.1:9"}}},
+                "tokens": [],
+                "leases": [],
+                "files": [],
+            }
+        )
+    )
+    path.chmod(0o600)
+    ledger = load_state(str(path), {})
+    assert ledger is not None
+    assert ledger.backends["v"].context.timeout == used
+
+
+def test_the_state_file_records_the_spec_s_timeout(tmp_path: Path) -> None:
+    store = new_store()
+    ledger = make_ledger(store, reads=1)
+    for backend in ledger.backend_list():
+        backend.context.timeout = 4
+    path = tmp_path / "state.json"
+    write_state(ledger, str(path))
+    assert json.loads(path.read_text())["timeout"] == 4

@@ -43,6 +43,8 @@ from .cipher import StateCipher
 from .ledger import Ledger, why
 
 STATE_VERSION = 1
+#: The most a state file's per-request timeout is taken for (a damaged one falls back to 10s).
+_MAX_TIMEOUT = 86_400.0
 #: Far above any real state file (~300 bytes a lease: 5,000 leases are 1.5 MB); a path that names
 #: something bigger is not one, and must not be read into memory.
 MAX_STATE_FILE = 64 << 20
@@ -80,6 +82,8 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
         "version": STATE_VERSION,
         "created": time.time(),
         "spec_dir": os.path.abspath(ledger.spec_dir),
+        # The spec's per-request timeout, which `revoke` (no spec at hand) bounds requests by.
+        "timeout": next((b.context.timeout for b in ledger.backend_list()), None),
         "backends": {
             backend.name: {"type": backend.type_name, "options": dict(backend.options)}
             for backend in ledger.backend_list()
@@ -308,6 +312,13 @@ def load_state(
     ledger = Ledger()
     ledger.spec_dir = str(state.get("spec_dir") or ".")
     context = BackendContext(env=env, spec_dir=ledger.spec_dir)
+    timeout = state.get("timeout")
+    if (
+        isinstance(timeout, (int, float))
+        and not isinstance(timeout, bool)
+        and 0 < timeout <= _MAX_TIMEOUT  # NaN and infinity fail this too
+    ):
+        context.timeout = float(timeout)
     # A damaged entry is skipped and reported, never fatal: everything else must still be revoked.
     for name, entry in _items(state.get("backends"), ledger, "backends"):
         try:
