@@ -246,3 +246,53 @@ def test_hex_dump_candidates_on_one_long_line_are_linear(line_break: bytes) -> N
     data = _CountingBytes(b"000000 " * 100_000 + line_break)
     assert list(find_dumps(data)) == []
     assert data.looked <= 2 * len(data), f"looked through {data.looked:,} bytes"
+
+
+def _zstd_frames() -> bytes:
+    import zstandard
+
+    text = b"line one\n" * 20000 + b"the end\n"
+    first = zstandard.ZstdCompressor(write_checksum=True).compress(text)
+    second = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(range(256)) * 64)
+    skippable = b"\x50\x2a\x4d\x18" + (5).to_bytes(4, "little") + b"hello"
+    return first + skippable + second
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999, -4, -1])
+def test_zstd_cut_short_is_damage_not_clean(tmp_path: Path, keep: float) -> None:
+    """zstandard's reader ends quietly inside a frame: a .zst cut short scanned clean, its
+    missing part unread and unreported (gzip's cut short is damage, exit 10)."""
+    whole = _zstd_frames()
+    cut = int(len(whole) * keep) if keep > 0 else len(whole) + int(keep)
+    result = scan_beside_a_leak(tmp_path, "c.zst", whole[:cut])
+    assert "c.zst: zstd: cannot be read" in result.stderr
+
+
+def test_whole_zstd_frames_with_a_skippable_one_scan_clean(tmp_path: Path) -> None:
+    (tmp_path / "c.zst").write_bytes(_zstd_frames())
+    result = scan(["."], tmp_path)
+    assert result.returncode == 0, result.stderr[-500:]
+
+
+def test_the_frame_walk_knows_every_cut_of_a_zstd_stream() -> None:
+    import zstandard
+
+    from jobsecrets.scan.zstdframes import FrameWalk
+
+    whole = _zstd_frames() + zstandard.ZstdCompressor(level=19).compress(b"")
+    for chunk in (1, 5, 4096):
+        walk = FrameWalk()
+        for at in range(0, len(whole), chunk):
+            walk.feed(whole[at : at + chunk])
+        assert walk.complete and walk.frames == 4
+    ends = set()
+    walk = FrameWalk()
+    for at in range(len(whole)):
+        walk.feed(whole[at : at + 1])
+        if walk.complete:
+            ends.add(at + 1)
+    # Complete only where a frame ends: after each of the four, never inside one.
+    assert len(ends) == 4 and len(whole) in ends
+    walk = FrameWalk()
+    walk.feed(whole + b"junk")
+    assert not walk.complete and "no zstd frame" in walk.problem

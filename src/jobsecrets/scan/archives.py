@@ -59,6 +59,7 @@ from typing import IO, Any, BinaryIO
 from .content import CHUNK, scan_stream
 from .matcher import Matcher
 from .report import Report
+from .zstdframes import FrameWalk, WalkedReader
 
 _HEAD = 512
 
@@ -168,23 +169,34 @@ def _zstd_reader(raw: Any) -> Any:
         raise _Unsupported(
             "zstd: no library to read it (Python 3.14+, or pip install 'jobsecrets[zstd]')"
         ) from None
+    source = WalkedReader(raw, FrameWalk())
     return _ZstdErrorsAsOSError(
-        zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), zstandard
+        # Any object with read() will do (zstandard's stub asks for IO[bytes]).
+        zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True),  # type: ignore[arg-type]
+        zstandard,
+        source,
     )
 
 
 class _ZstdErrorsAsOSError:
-    """zstandard's reader, its ZstdError (corrupt data) raised as the OSError damage is."""
+    """zstandard's reader, its ZstdError (corrupt data) raised as the OSError damage is, and
+    its quiet end inside a frame (a file cut short) raised as EOFError, as gzip's reader does."""
 
-    def __init__(self, reader: Any, module: Any) -> None:
+    def __init__(self, reader: Any, module: Any, source: WalkedReader) -> None:
         self._reader = reader
         self._error = module.ZstdError
+        self._source = source
 
     def read(self, n: int = -1) -> bytes:
         try:
             data: bytes = self._reader.read(n)
         except self._error as error:
             raise OSError(f"zstd: {error}") from None
+        if not data and n != 0:
+            self._source.drain()
+            walk = self._source.walk
+            if not walk.complete:
+                raise EOFError(f"zstd: {walk.problem or 'the file ends inside a frame'}")
         return data
 
     def close(self) -> None:
