@@ -18,6 +18,7 @@ __all__ = ["run_child"]
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import selectors
 import signal
@@ -36,6 +37,8 @@ from jobsecrets._signals import TERMINATING
 from jobsecrets.errors import ChildError
 from jobsecrets.redact import MaskList, StreamRedactor
 
+log = logging.getLogger("jobsecrets")
+
 #: The masks of a run: a mask list, or what builds it once the child has started.
 Masks: TypeAlias = MaskList | Callable[[], MaskList]
 
@@ -48,6 +51,9 @@ _POLL_INTERVAL = 0.05
 # forever (a daemon started without redirecting its output). Stop reading once nothing has
 # arrived for this long, so the job can end and its leases be revoked.
 _DRAIN_IDLE = 2.0
+# ...and stop once this long has passed since the exit, however busy it is: one that keeps
+# printing held `run` (and the leases) for as long as it printed.
+_DRAIN_MAX = 10.0
 _FORWARDED = TERMINATING
 # After these the child gets SIGCONT too: stopped (SIGSTOP, a debugger), it would never act on
 # them, and `run` would wait for ever with the leases alive.
@@ -413,24 +419,34 @@ def _pump(proc: subprocess.Popen[bytes], sources: list[_Source], *, stdin_to: in
             sel.register(source.fd, selectors.EVENT_READ, source)
         if stdin_to is not None:
             sel.register(0, selectors.EVENT_READ, _STDIN)
-        last_data = time.monotonic()
+        last_data = exited_at = time.monotonic()
         exited = False
         while any(source.open for source in sources):
             if not exited and proc.poll() is not None:
                 exited = True
                 # The idle time counts from the exit: a child that was quiet for a while must
                 # not cut short what its background job prints right after.
-                last_data = time.monotonic()
+                last_data = exited_at = time.monotonic()
             events = sel.select(_POLL_INTERVAL if not exited else _DRAIN_IDLE / 4)
             for key, _ in events:
                 if key.data == _STDIN:
                     _forward_stdin(sel, stdin_to)
                 elif _pass_on(sel, key.data):
                     last_data = time.monotonic()
-            if exited and not events and time.monotonic() - last_data >= _DRAIN_IDLE:
-                for source in sources:
-                    if source.open:
-                        _close(sel, source)
+            if not exited:
+                continue
+            now = time.monotonic()
+            if now - exited_at >= _DRAIN_MAX:
+                log.warning(
+                    f"the command exited {_DRAIN_MAX:.0f}s ago and something it started still "
+                    "writes to its output: no longer passed on, so the job can end (and its "
+                    "leases be revoked)"
+                )
+            elif events or now - last_data < _DRAIN_IDLE:
+                continue
+            for source in sources:
+                if source.open:
+                    _close(sel, source)
 
 
 def _pass_on(sel: selectors.BaseSelector, source: _Source) -> bool:

@@ -9,6 +9,7 @@ prints a canary.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from jobsecrets import runner
 from jobsecrets.errors import ChildError
 from jobsecrets.redact import MaskList
 from jobsecrets.runner import run_child
@@ -397,3 +399,33 @@ def test_a_directory_given_as_a_path_is_126(tmp_path: Path) -> None:
         _run_in_process([str(tmp_path)])
     assert info.value.exit_code == 126
     assert "is a directory" in str(info.value)
+
+
+def test_a_background_process_that_keeps_writing_does_not_hold_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The drain after the child's exit stopped only after 2 s of quiet: a process it left
+    behind that printed every second held `run`, and the job's leases, for as long as it
+    printed. Now the drain ends a bounded time after the exit (shortened here), while that
+    process still runs."""
+    monkeypatch.setattr(runner, "_DRAIN_MAX", 1.0, raising=False)
+    pid_file = tmp_path / "background.pid"
+    script = (
+        f"(sh -c 'echo $PPID' > '{pid_file}'; "
+        "for i in $(seq 300); do echo tick; sleep 0.1; done) & exit 3"
+    )
+    with caplog.at_level("WARNING", logger="jobsecrets"):
+        code = _run_in_process(["sh", "-c", script])
+    assert code == 3
+    background = int(pid_file.read_text())
+    try:
+        # Running, not a zombie no one reaps (PID 1 of a container may not).
+        stat_line = Path(f"/proc/{background}/stat").read_text()
+        alive = stat_line.rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        alive = False
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(background, signal.SIGKILL)
+    assert alive, "run returned only once the background process had ended"
+    assert any("still writes to its output" in r.getMessage() for r in caplog.records)
