@@ -296,3 +296,27 @@ def test_the_frame_walk_knows_every_cut_of_a_zstd_stream() -> None:
     walk = FrameWalk()
     walk.feed(whole + b"junk")
     assert not walk.complete and "no zstd frame" in walk.problem
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_walk_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    """A directory listed as one, then swapped for a symlink to elsewhere before the walk went
+    into it, was listed through the link: files outside the scanned tree were read."""
+    from jobsecrets.scan.walker import walk
+
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("first\n")
+    (tree / "sub" / "b.txt").write_text("inside\n")
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not ours to read\n")
+    report = Report()
+    files = walk([str(tree)], report)
+    first = next(files)  # a.txt: the walk has listed `sub` as a directory by now
+    assert first[0].endswith("a.txt")
+    (tree / "sub").rename(tmp_path / "moved")
+    (tree / "sub").symlink_to(outside)
+    rest = [shown for shown, _path, _st in files]
+    assert not any("secret.txt" in shown for shown in rest), "read through the swapped link"
+    assert any("changed while the scan ran" in issue.message for issue in report.issues)

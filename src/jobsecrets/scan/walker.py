@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = ["open_regular", "walk"]
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -71,25 +72,25 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
         if not stat.S_ISDIR(st.st_mode):
             report.add_issue((top,), f"{_kind(st.st_mode)}: not read", error=False)
             continue
-        stack = [top]
+        # Each directory with what its parent's listing said it was: it is listed only if it
+        # still is that directory (a symlink swapped in meanwhile would lead out of the tree).
+        stack: list[tuple[str, os.stat_result, bool]] = [(top, st, True)]
         while stack:
-            directory = stack.pop()
+            directory, expected, named = stack.pop()
             try:
-                with os.scandir(directory) as entries:
-                    listed = sorted(entries, key=lambda e: e.name)
+                listed = _listing(directory, expected, follow=named)
             except OSError as error:
                 report.add_issue(
                     (os.path.normpath(directory),), f"cannot be listed: {error.strerror}"
                 )
                 continue
-            subdirs = []
-            for entry in listed:
-                path = entry.path
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as error:
-                    report.add_issue((os.path.normpath(path),), f"cannot be read: {error.strerror}")
+            subdirs: list[tuple[str, os.stat_result, bool]] = []
+            for name, found in listed:
+                path = os.path.join(directory, name)
+                if isinstance(found, OSError):
+                    report.add_issue((os.path.normpath(path),), f"cannot be read: {found.strerror}")
                     continue
+                st = found
                 if stat.S_ISLNK(st.st_mode):
                     target = os.path.realpath(path)
                     if not (os.path.exists(target) and _inside(target, roots)):
@@ -100,7 +101,7 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
                             error=False,
                         )
                 elif stat.S_ISDIR(st.st_mode):
-                    subdirs.append(path)
+                    subdirs.append((path, st, False))
                 elif stat.S_ISREG(st.st_mode):
                     # Shown without a leading "./" (scan . names files as the user sees them).
                     yield from take(os.path.normpath(path), path, st)
@@ -109,6 +110,40 @@ def walk(paths: list[str], report: Report) -> Iterator[tuple[str, str, os.stat_r
                         (os.path.normpath(path),), f"{_kind(st.st_mode)}: not read", error=False
                     )
             stack.extend(reversed(subdirs))
+
+
+def _listing(
+    directory: str, expected: os.stat_result, *, follow: bool
+) -> list[tuple[str, os.stat_result | OSError]]:
+    """Each entry of ``directory`` (sorted by name) with its ``lstat`` (or the error), if it is
+    still the directory ``expected`` describes (the entries are looked at through it).
+
+    Opened without following a symlink unless the user named it (``follow``), and compared by
+    device and inode with what was seen before; raises :class:`OSError` otherwise.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(error.errno, "changed while the scan ran") from None
+        raise
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (expected.st_dev, expected.st_ino):
+            raise OSError(errno.ESTALE, "changed while the scan ran")
+        listed: list[tuple[str, os.stat_result | OSError]] = []
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                try:
+                    listed.append((entry.name, entry.stat(follow_symlinks=False)))
+                except OSError as error:
+                    listed.append((entry.name, error))
+        return sorted(listed, key=lambda item: item[0])
+    finally:
+        os.close(fd)
 
 
 def open_regular(path: str, expected: os.stat_result) -> int:
