@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -313,3 +314,27 @@ def test_a_failed_second_export_keeps_what_the_first_one_recorded(
     assert len(job.leases()) == 1 and len(job.new_tokens()) == 1
     assert job.run("revoke", "--state", str(state), env=env).returncode == 0
     assert job.all_ended(timeout=0)
+
+
+@pytest.mark.parametrize("later_addr", ["elsewhere", "unset"])
+def test_revoke_goes_to_the_server_that_issued_whatever_vault_addr_says_later(
+    job: VaultJob, github_oidc: GithubTokenServer, later_addr: str
+) -> None:
+    """The state file recorded the spec's options only: `revoke` took the address from its own
+    environment, which in a later step may name another server (our token sent there, its
+    refusal taken as done) or none (a GitLab after_script that lost what the script exported)."""
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "state.json"
+    out = job.workdir / "values.json"
+    exported = job.run("export", "--format", "json", "-o", str(out), "--state", str(state), env=env)
+    assert exported.returncode == 0, exported.stderr
+    later = {k: v for k, v in env.items() if not k.startswith(("VAULT_", "BAO_"))}
+    if later_addr == "elsewhere":
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            later["VAULT_ADDR"] = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    revoked = job.run("revoke", "--state", str(state), env=later)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked 1 lease(s) and 1 token(s)" in revoked.stderr
+    assert job.all_ended(timeout=0), "a role, lease or token outlived revoke"

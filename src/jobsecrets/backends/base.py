@@ -221,6 +221,15 @@ class Backend(abc.ABC):
         """Where the store is (an address or region), for messages; ``""`` when unknown."""
         return ""
 
+    def recorded_options(self) -> dict[str, Any]:
+        """The options a state file records, for ``revoke`` to reach this very store later.
+
+        The spec's options, plus what this backend took from the environment to find its
+        store (an address): a later step's environment may say otherwise, or nothing. Never a
+        credential.
+        """
+        return dict(self.options)
+
     def identity_soon(self, audience: str | None) -> Callable[[], str]:
         """Start fetching the CI identity token for ``audience`` now; call the result for it.
 

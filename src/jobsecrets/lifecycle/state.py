@@ -85,7 +85,7 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
         # The spec's per-request timeout, which `revoke` (no spec at hand) bounds requests by.
         "timeout": next((b.context.timeout for b in ledger.backend_list()), None),
         "backends": {
-            backend.name: {"type": backend.type_name, "options": dict(backend.options)}
+            backend.name: {"type": backend.type_name, "options": backend.recorded_options()}
             for backend in ledger.backend_list()
         },
         "tokens": tokens + [dict(entry) for entry in ledger.unreadable_tokens],

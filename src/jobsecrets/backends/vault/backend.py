@@ -236,6 +236,20 @@ class VaultBackend(Backend):
         """The server's address."""
         return self.address
 
+    def recorded_options(self) -> dict[str, Any]:
+        """The spec's options with the address, namespace and CA bundle found in the
+        environment: ``revoke`` then goes to the server that issued the leases, whatever
+        ``$VAULT_ADDR`` says by then (a GitLab ``after_script`` no longer sees what the script
+        exported; another value sent our token to another server, which refused it, and that
+        was taken as done)."""
+        options = dict(self.options)
+        env = self.context.env
+        for key, suffix in (("address", "ADDR"), ("namespace", "NAMESPACE"), ("ca_cert", "CACERT")):
+            value = _setting(options, env, key, suffix)[0]
+            if value and not options.get(key):
+                options[key] = value
+        return options
+
     @classmethod
     def validate_options(cls, options: Mapping[str, Any]) -> list[str]:
         """Check types and the auth block."""
