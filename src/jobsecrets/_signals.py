@@ -8,7 +8,7 @@ importing the spec parser, YAML and the backends that ``session`` pulls in; nor 
 
 from __future__ import annotations
 
-__all__ = ["TERMINATING", "Terminated", "install_signal_handlers", "signals_deferred"]
+__all__ = ["LATER", "TERMINATING", "Terminated", "install_signal_handlers", "signals_deferred"]
 
 import contextlib
 import signal
@@ -33,7 +33,22 @@ class Terminated(BaseException):
         return 128 + self.signum
 
 
+#: Termination signals that arrived after the first (noted only; see _raise_terminated).
+LATER: list[int] = []
+
+
+def _note(signum: int, frame: FrameType | None) -> None:
+    LATER.append(signum)
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    # Only the first signal raises: the ones after it are noted. A burst (a runner cancelling
+    # with several signals, ^C held down) raised again inside the `finally` blocks that revoke,
+    # before they could defer signals: leases and the token were left alive, and once a
+    # thread pool's wait was cut twice, the process hung at exit.
+    for sig in TERMINATING:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, _note)
     raise Terminated(signum)
 
 
@@ -52,7 +67,11 @@ TERMINATING = (
 
 
 def install_signal_handlers() -> None:
-    """Turn termination signals into :class:`Terminated` (the child runner forwards them instead)."""
+    """Turn termination signals into :class:`Terminated` (the child runner forwards them instead).
+
+    The first one that arrives raises; later ones are only noted in :data:`LATER`.
+    """
+    LATER.clear()
     for sig in TERMINATING:
         signal.signal(sig, _raise_terminated)
 

@@ -61,6 +61,33 @@ def test_signals_are_held_while_revoking() -> None:
             signal.signal(sig, handler)
 
 
+def test_only_the_first_of_a_burst_of_signals_raises() -> None:
+    """Each signal of a burst raised again, inside the ``finally`` blocks that revoke."""
+    from jobsecrets._signals import LATER, TERMINATING
+
+    previous = {sig: signal.getsignal(sig) for sig in TERMINATING}
+    install_signal_handlers()
+    try:
+        with pytest.raises(Terminated) as first:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert first.value.signum == signal.SIGINT
+        burst_survived = False
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            os.kill(os.getpid(), sig)
+            time.sleep(0.02)
+        burst_survived = True
+        assert burst_survived and LATER == [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+        install_signal_handlers()  # a new command starts afresh
+        assert LATER == []
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def test_export_refuses_an_unsafe_state_directory_before_writing_secret_files(
     tmp_path: Path,
 ) -> None:
