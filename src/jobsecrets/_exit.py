@@ -30,7 +30,7 @@ a debugger), which may report after the program returns, the process ends the or
 
 from __future__ import annotations
 
-__all__ = ["exit_process", "mark_process_start", "process_start"]
+__all__ = ["exit_process", "linger_until", "mark_process_start", "process_start"]
 
 import atexit
 import contextlib
@@ -74,6 +74,17 @@ def process_start() -> float:
 
 #: Seconds left to threads still running at exit (a late revocation is one round trip).
 GRACE = 0.25
+#: Until when (``time.monotonic()``) threads still running at exit are waited for, if later.
+_linger: float | None = None
+
+
+def linger_until(moment: float) -> None:
+    """Wait at exit for threads still running until ``moment`` (``time.monotonic()``), not just
+    :data:`GRACE`: set when a signal stopped resolution while a sign-in or read was on the
+    wire. What it obtains, the thread revokes itself (resolver._LateResults), if it may finish:
+    cut at 0.25 s, a login answered a second later left its token alive."""
+    global _linger
+    _linger = moment if _linger is None else max(_linger, moment)
 
 
 def _stragglers() -> list[threading.Thread]:
@@ -86,7 +97,7 @@ def exit_process(code: int | str | None, *, teardown: bool = True) -> NoReturn:
     with ``teardown=False``, without the interpreter's teardown either (module docstring)."""
     stragglers = _stragglers()
     if stragglers:
-        end = time.monotonic() + GRACE
+        end = max(time.monotonic() + GRACE, _linger or 0.0)
         for thread in stragglers:
             thread.join(max(0.0, end - time.monotonic()))
     stuck = bool(_stragglers())

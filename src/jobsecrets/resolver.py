@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
+from ._exit import linger_until
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
 from .errors import (
@@ -442,6 +443,10 @@ def _ms_since(started: float) -> float:
     return (time.monotonic() - started) * 1000
 
 
+#: The longest a signalled process waits at exit for a sign-in or read on the wire.
+_LINGER_MAX = 10.0
+
+
 def _gather(
     runs: Mapping[str, _BackendRun],
     deadline: float,
@@ -466,9 +471,13 @@ def _gather(
     except BaseException:
         # SIGTERM/SIGINT (Terminated, KeyboardInterrupt) while the threads still work: the caller
         # revokes the ledger now, so whatever they obtain from here on they must revoke themselves,
-        # exactly as after the deadline. Otherwise those leases and tokens outlive the job.
+        # exactly as after the deadline. Otherwise those leases and tokens outlive the job. The
+        # process waits for them at exit (up to the deadline, at most _LINGER_MAX): a sign-in
+        # answered a second after the signal made a token only that thread knows of.
         late.abandon()
         pool.shutdown(wait=False, cancel_futures=True)
+        if any(not future.done() for future in futures.values()):
+            linger_until(min(deadline, time.monotonic() + _LINGER_MAX))
         raise
     if not_done:
         late.abandon()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from support.faults import FaultProxy, free_port
-from support.lifecycle import JWT_MOUNT, VaultJob
+from support.lifecycle import JWT_MOUNT, VaultJob, wait_until
 from support.moto_server import REGION, MotoServer, seed_secrets
 from support.oidc import default_claims, sign
 from support.openbao import OpenBaoServer
@@ -581,3 +582,38 @@ def test_a_failed_mount_lookup_is_shared_by_its_waiters(job: VaultJob) -> None:
         outcome = run_cli(job.workdir, spec, job.env(None, VAULT_TOKEN="root"))
     assert_clean_failure(outcome, 6, bounded=True)
     assert 1 < proxy.requests <= 10, f"{proxy.requests} requests for one lookup"
+
+
+def test_a_signal_during_sign_in_still_revokes_the_token_it_then_obtains(
+    job: VaultJob, oidc_key: rsa.RSAPrivateKey
+) -> None:
+    """SIGTERM while the login was on the wire: the process ended 0.25 s later, the login's
+    answer came after, and its token (known to that thread only) outlived the job."""
+    secrets = kv_secrets(job, 1)
+    with FaultProxy(job.openbao.port, "drip", drip_interval=0.003) as proxy:
+        spec = write_spec(job, secrets, address=proxy.url, identity=IDENTITY, deadline=30)
+        proc = subprocess.Popen(
+            [_python(), "-m", "jobsecrets", "export", "--format", "shell", "-c", str(spec),
+             "-o", str(job.workdir / "out.sh"), "--state", str(job.workdir / "state.json")],
+            env=job_env(job, oidc_key),
+            cwd=job.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            on_the_wire = wait_until(
+                lambda: any(b"/login " in line for line in proxy.request_lines), timeout=30
+            )
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert on_the_wire, "the login never went out: nothing was tested"
+    assert proc.returncode == 143, err
+    lines = b"\n".join(proxy.request_lines)
+    assert b"revoke-self" in lines, "the late token was never revoked"
+    assert_nothing_alive(job)
