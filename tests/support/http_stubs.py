@@ -1,5 +1,7 @@
 """Loopback HTTP peers for the action's cache client (actions/inject/cache.js): a server that
-answers with scripted raw responses, an HTTP CONNECT proxy, and a self-signed certificate.
+answers with scripted raw responses, an HTTP CONNECT proxy, and a self-signed certificate; and
+:class:`AnsweringServer`, a server whose answers a test computes from each request (a hostile
+store, a stand-in STS) and which records what reached it, bodies included.
 
 The proxy speaks what a forward proxy does for HTTPS (RFC 9110, section 9.3.6, CONNECT): it reads
 ``CONNECT host:port``, answers ``200`` and relays bytes both ways. Every host it is asked for is
@@ -11,11 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import http.server
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+
+from typing_extensions import Self
 
 #: A v1 cache lookup's miss (204), the connection closed after it.
 MISS = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -197,3 +205,82 @@ def self_signed(directory: Path, name: str) -> tuple[Path, ssl.SSLContext]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return cert_path, context
+
+
+@dataclass
+class Seen:
+    """One request an :class:`AnsweringServer` received."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(repr=False)  # lower-cased names
+    body: bytes = field(repr=False)
+
+
+#: What an :class:`AnsweringServer` answers a request with: status, headers, body.
+Answer = tuple[int, dict[str, str], bytes]
+
+
+class AnsweringServer:
+    """A loopback HTTP/1.1 server (stdlib ``http.server``) answering every request with
+    ``answer(seen)``; ``seen`` lists every request that reached it, bodies included, so a test
+    can check that a credential never did. ``with AnsweringServer(answer) as server: server.url``.
+    """
+
+    def __init__(self, answer: Callable[[Seen], Answer]) -> None:
+        self.seen: list[Seen] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Seen(
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length) if length else b"",
+                )
+                outer.seen.append(request)
+                status, headers, body = answer(request)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = _any
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def redirect_to(target: str, status: int = 307) -> Callable[[Seen], Answer]:
+    """An answer sending every request to the same path on ``target`` (another origin)."""
+    return lambda seen: (status, {"Location": target + seen.path}, b"")

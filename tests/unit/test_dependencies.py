@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.durations": 0,
     "jobsecrets.digits": 0,
     "jobsecrets.addresses": 0,
+    "jobsecrets.redirects": 0,
     "jobsecrets.fields": 0,
     "jobsecrets.fieldsets": 0,
     "jobsecrets.formats": 0,

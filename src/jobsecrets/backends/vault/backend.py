@@ -423,6 +423,13 @@ class VaultBackend(Backend):
             self._reads_ahead = 0
         import hvac
 
+        from .session import SameOriginSession
+
+        # Redirects on the same origin only: the token and a login body never go elsewhere.
+        session = SameOriginSession()
+        # What hvac sets on the session it makes itself (it takes a given session's over its own).
+        session.verify = settings["verify"]
+        session.proxies = dict(settings["proxies"] or {})
         client = hvac.Client(
             url=self.address,
             token=token,
@@ -430,6 +437,7 @@ class VaultBackend(Backend):
             proxies=settings["proxies"] or None,
             namespace=self.namespace,
             timeout=self.context.timeout,
+            session=session,
         )
         client.adapter.session.trust_env = False
         client.adapter.session.mount("https://", adapter)
@@ -533,6 +541,7 @@ class VaultBackend(Backend):
         import hvac.exceptions
         import requests
 
+        from ...redirects import RedirectRefused
         from .bounded import AnswerTooLarge
 
         client = self.client
@@ -612,6 +621,17 @@ class VaultBackend(Backend):
         except OutOfTime as error:
             raise StoreUnavailable.about(
                 what, f"cannot reach {shown_address(self.address)}: {error}", hint=self._down_hint()
+            ) from None
+        except RedirectRefused as error:
+            # Not followed: the token (and a login's secret_id or identity token) is meant for
+            # this address only. Exit 6 like an answer the store should not have given.
+            raise StoreUnavailable.about(
+                what,
+                f"{shown_address(self.address)} redirected the request to {error.target}, "
+                "another origin: not followed (the token and sign-in are sent to the "
+                "configured address only)",
+                hint="set the address to the server that answers itself (for a Vault "
+                "cluster, one that forwards requests to the active node, or the active node)",
             ) from None
         except RecursionError:
             # hvac parses the answer: JSON nested deeper than Python follows (a KV value may
