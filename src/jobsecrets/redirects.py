@@ -11,17 +11,23 @@ naming where the answer pointed without its path, query or user:password (a host
 echo what it was sent into them). A Vault standby that redirects to the active node's own
 address is refused too (the Vault CLI would follow it): standbys forward requests by default,
 and otherwise the address to give is the cluster's, not one node's.
+
+``urllib.request`` is imported here: import this module only where a request is made (it costs
+~10 ms a command that sends none should not pay).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "RedirectRefused",
+    "SameOriginRedirects",
     "check_redirect",
     "same_origin",
     "shown_origin",
 ]
 
+import urllib.request
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from .names import clean_text
@@ -72,3 +78,24 @@ def check_redirect(old_url: str, new_url: str) -> None:
     """Raise :class:`RedirectRefused` unless ``new_url`` has the origin of ``old_url``."""
     if not same_origin(old_url, new_url):
         raise RedirectRefused(shown_origin(new_url))
+
+
+class SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirect handler, refusing (:class:`RedirectRefused`) a change of origin.
+
+    urllib copies every header (``Authorization`` too) to the redirected request and goes from
+    https to http; on the same origin the request goes where it was meant to go anyway.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        """The request to ``newurl`` if it has the origin of ``req``; else raise."""
+        check_redirect(req.full_url, newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)

@@ -396,6 +396,8 @@ def request_oidc_token(
     import urllib.error
     import urllib.request
 
+    from ..redirects import RedirectRefused, SameOriginRedirects
+
     url = env[REQUEST_URL_ENV]
     problem = header_problem(env[REQUEST_TOKEN_ENV]) or (
         f"the audience {clean_text(audience, 60)!r} is no text a URL can carry"
@@ -419,6 +421,10 @@ def request_oidc_token(
             "User-Agent": "jobsecrets",
         },
     )
+    # urlopen follows a redirect anywhere, https -> http too, with every header: the bearer
+    # request token went to whatever host a 302 named. Same origin only (@actions/http-client,
+    # GitHub's own, drops Authorization on a change of host).
+    opener = urllib.request.build_opener(SameOriginRedirects())
     deadline = clock() + timeout
     delay = 0.25
     attempt = 0
@@ -427,8 +433,16 @@ def request_oidc_token(
         attempt += 1
         remaining = deadline - clock()
         try:
-            with urllib.request.urlopen(request, timeout=max(1.0, min(10.0, remaining))) as r:  # noqa: S310
+            with opener.open(request, timeout=max(1.0, min(10.0, remaining))) as r:
                 body = r.read()
+        except RedirectRefused as exc:
+            # Not retried: the endpoint will point there again.
+            raise IdentityError(
+                f"GitHub's OIDC token endpoint redirected the request to {exc.target}, "
+                "another origin: not followed (the request token is sent to "
+                f"${REQUEST_URL_ENV}'s origin only)",
+                hint=f"${REQUEST_URL_ENV} is set by the runner: check what overrides it",
+            ) from None
         except urllib.error.HTTPError as exc:
             if exc.code < 500 and exc.code != 429:
                 # 401/403/404 will not get better by retrying.
