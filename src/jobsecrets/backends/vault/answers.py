@@ -7,13 +7,57 @@ safe value, so one odd field never loses a lease id or a token.
 
 from __future__ import annotations
 
-__all__ = ["ROTATED_AT_KEY", "clean_text", "kv_date", "parse_time", "seconds"]
+__all__ = [
+    "MAX_ACCESSOR",
+    "ROTATED_AT_KEY",
+    "accessor_problem",
+    "clean_text",
+    "kv_date",
+    "login_token_problem",
+    "parse_time",
+    "seconds",
+]
 
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from ...addresses import header_problem
 from ...names import clean_text  # re-exported: the vault modules take it from here
+
+#: Longest accessor taken from a login answer (Vault's and OpenBao's are 24 characters or so):
+#: it is shown in messages and written to audit records and the state file.
+MAX_ACCESSOR = 256
+
+
+def login_token_problem(token: object) -> str | None:
+    """Why a login answer's ``auth.client_token`` cannot be sent as ``X-Vault-Token``; None when
+    it can. Never says what the token is: it is a credential, however wrong.
+
+    Not text, or text no header carries (non-ASCII, a line break: UnicodeEncodeError or
+    requests' InvalidHeader from deep inside the next request, an internal error or "cannot
+    reach"); no Vault token holds a space either (requests refuses a leading one).
+    """
+    if not isinstance(token, str):
+        return f"it is a JSON {type(token).__name__}, not a string"
+    if any(c.isspace() for c in token):
+        return "it holds spaces"
+    return header_problem(token)
+
+
+def accessor_problem(accessor: object) -> str | None:
+    """Why a login answer's ``auth.accessor`` cannot be recorded; None when it can (or is absent:
+    a batch token has none). It is shown in messages and audit records, so no control characters
+    (terminal escapes, line breaks) and a bounded length."""
+    if accessor is None:
+        return None
+    if not isinstance(accessor, str):
+        return f"it is a JSON {type(accessor).__name__}, not a string"
+    if len(accessor) > MAX_ACCESSOR:
+        return f"it is longer than {MAX_ACCESSOR} characters"
+    if not accessor.isprintable():
+        return "it holds control characters"
+    return None
 
 
 def seconds(value: object, default: int = 0) -> int:

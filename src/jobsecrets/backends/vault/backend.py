@@ -38,7 +38,14 @@ from ...errors import (
 from ...safe_files import read_regular
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
 from ..retry import OutOfTime, Retrying, retry_after_seconds, within
-from .answers import clean_text, kv_date, parse_time, seconds
+from .answers import (
+    accessor_problem,
+    clean_text,
+    kv_date,
+    login_token_problem,
+    parse_time,
+    seconds,
+)
 from .tokens import MAX_TOKEN_FILE, describe_source, find_token, looked_in, missing_hint
 
 log = logging.getLogger(__name__)
@@ -746,13 +753,28 @@ class VaultBackend(Backend):
                 if not isinstance(auth, dict) or not auth.get("client_token"):
                     self._client = None
                     raise AuthError(f"backend {self.name!r}: {method} login returned no token")
-                self._client.token = auth["client_token"]
+                token, accessor = auth["client_token"], auth.get("accessor")
+                why = login_token_problem(token)
+                if why is None and (why := accessor_problem(accessor)):
+                    # The token works: end it now, as nothing will record it for the job's end.
+                    self._revoke_unrecorded(token)
+                    why = f"its accessor: {why}"
+                if why:
+                    self._client = None
+                    # Said without the token (or the accessor): the store's answer is hostile
+                    # or broken, and the token a credential however wrong.
+                    raise AuthError(
+                        f"backend {self.name!r}: {method} login returned an unusable token ({why})",
+                        hint="the store (or a proxy before it) answered the login with "
+                        "something no Vault/OpenBao sends: check the address",
+                    )
+                self._client.token = token
                 self.token_source = f"{method} login (mount {mount!r})"
                 log.debug("backend %r: signed in through auth/%s/login", self.name, mount)
                 self._token_record = TokenRecord(
                     backend=self.name,
-                    token=auth["client_token"],
-                    accessor=str(auth.get("accessor", "")),
+                    token=token,
+                    accessor=accessor or "",
                     ttl=seconds(auth.get("lease_duration")),
                     renewable=bool(auth.get("renewable")),
                 )
@@ -762,6 +784,19 @@ class VaultBackend(Backend):
                 if self._token_record is None:
                     self._client = None
                 raise
+
+    def _revoke_unrecorded(self, token: str) -> None:
+        """Best effort ``revoke-self`` of a login token the job refuses to use (and so never
+        records), within the job's deadline; a failure leaves it to expire with its TTL."""
+        client = self.client
+        client.token = token
+        try:
+            with contextlib.suppress(JobSecretsError):
+                self._request(
+                    "POST", "auth/token/revoke-self", what="token revocation", safe=True, json={}
+                )
+        finally:
+            client.token = None
 
     @staticmethod
     def _login_hint(method: str) -> str:
