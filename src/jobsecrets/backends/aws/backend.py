@@ -57,6 +57,7 @@ from .support import (
     backoff_delay,
     chain_source,
     classify_client_error,
+    credentials_problem,
     default_session_name,
     resolve_endpoint,
     resolve_region,
@@ -469,14 +470,24 @@ class AwsBackend(Backend):
             raise self._login_error(exc, role_arn, audience) from None
         finally:
             sts.close()
-        credentials = response["Credentials"]
-        self._role_credentials = dict(credentials)
-        self._assumed_user = dict(response.get("AssumedRoleUser") or {})
-        self._session_name = session_name
+        answer: object = response.get("Credentials") if isinstance(response, Mapping) else None
+        why = credentials_problem(answer)
+        if why:
+            raise AuthError(
+                f"backend {self.name!r}: AssumeRoleWithWebIdentity for role {role_arn} "
+                f"returned no usable credentials ({why})",
+                hint="the STS endpoint (or a proxy before it) answered with something AWS "
+                "never sends: check AWS_ENDPOINT_URL / 'endpoint_url:' if set",
+            )
+        credentials = cast("Mapping[str, Any]", answer)  # checked just above
         expiration = credentials.get("Expiration")
-        if not hasattr(expiration, "isoformat"):
+        if not isinstance(expiration, datetime):
             # STS always says; an answer that does not gets the duration asked for.
             expiration = datetime.now(timezone.utc) + timedelta(seconds=self._duration())
+        self._role_credentials = {**credentials, "Expiration": expiration}
+        assumed = response.get("AssumedRoleUser")
+        self._assumed_user = dict(assumed) if isinstance(assumed, Mapping) else {}
+        self._session_name = session_name
         return {
             "access_key": credentials["AccessKeyId"],
             "secret_key": credentials["SecretAccessKey"],

@@ -17,6 +17,7 @@ __all__ = [
     "backoff_delay",
     "chain_source",
     "classify_client_error",
+    "credentials_problem",
     "default_session_name",
     "resolve_endpoint",
     "resolve_region",
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...addresses import address_problem, shown_address
+from ...addresses import address_problem, header_problem, shown_address
 from ...durations import parse_duration
 from ...errors import ConfigError
 from ...names import clean_text
@@ -180,6 +181,29 @@ def resolve_endpoint(
             if why:
                 raise ConfigError(f"{source}: {why} (got {shown_address(str(value), 60)!r})")
             return str(value)
+    return None
+
+
+#: The fields of an STS answer's ``Credentials`` the role's session is made of.
+CREDENTIAL_KEYS = ("AccessKeyId", "SecretAccessKey", "SessionToken")
+
+
+def credentials_problem(credentials: object) -> str | None:
+    """Why an STS answer's ``Credentials`` cannot sign requests; None when they can.
+
+    STS always sends the three fields; an answer without them (a stand-in, a proxy, a broken
+    endpoint) was a KeyError, "internal error". Each must be text an HTTP header carries (the
+    key id and the session token travel in headers, all three are exported with
+    ``credentials: true``). Says which field, never its value.
+    """
+    if not isinstance(credentials, Mapping):
+        return "no Credentials in the answer"
+    for key in CREDENTIAL_KEYS:
+        value = credentials.get(key)
+        if not isinstance(value, str) or not value:
+            return f"no {key}"
+        if any(c.isspace() for c in value) or header_problem(value):
+            return f"{key} holds spaces, control or non-ASCII characters"
     return None
 
 

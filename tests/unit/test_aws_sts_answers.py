@@ -1,0 +1,112 @@
+"""An AssumeRoleWithWebIdentity answer without usable credentials is a sign-in failure.
+
+``response["Credentials"]`` and ``credentials["AccessKeyId"]`` were taken as given: a 200 answer
+without them was a KeyError, "internal error" (exit 1). A stand-in STS (stdlib HTTP server at
+``AWS_ENDPOINT_URL``) answers as a broken or hostile endpoint could; moto always answers whole
+credentials. The identity is a test JWT from an environment variable (``provider: env``).
+
+PYTEST_DONT_REWRITE: plain asserts, so a failing one prints its message and no value it compared.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from support.cli import jobsecrets
+from support.http_stubs import Answer, AnsweringServer, Seen
+from support.oidc import default_claims, sign
+
+SPEC = (
+    "version: 1\nidentity: {provider: env, variable: MYJWT}\nbackends:\n"
+    "  aws: {type: aws, region: eu-west-1, role_arn: 'arn:aws:iam::123456789012:role/ci'}\n"
+    "secrets:\n  A: aws:prod/app#k\n"
+)
+GOOD = {
+    "AccessKeyId": "ASIAGOODKEYID",
+    "SecretAccessKey": "canary-secret-key",
+    "SessionToken": "canary-session-token",
+}
+
+
+def shown(text: str) -> str:
+    """The tail of the tool's output for a failure message, with any canary in it hidden."""
+    return re.sub(r"\S*canary\S*", "***", text[-500:])
+
+
+def sts_answer(credentials: str | None) -> bytes:
+    """An AssumeRoleWithWebIdentity answer whose <Credentials> element is ``credentials``."""
+    inner = "" if credentials is None else f"<Credentials>{credentials}</Credentials>"
+    return (
+        '<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<AssumeRoleWithWebIdentityResult>{inner}"
+        "<SubjectFromWebIdentityToken>repo:acme/app</SubjectFromWebIdentityToken>"
+        "</AssumeRoleWithWebIdentityResult>"
+        "<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>"
+        "</AssumeRoleWithWebIdentityResponse>"
+    ).encode()
+
+
+def fields(**changed: str | None) -> str:
+    """The three credential fields (``None``: left out) and an expiration, as XML."""
+    values = {**GOOD, **changed}
+    xml = "".join(f"<{k}>{v}</{k}>" for k, v in values.items() if v is not None)
+    return xml + "<Expiration>2030-01-01T00:00:00Z</Expiration>"
+
+
+def run(
+    tmp_path: Path, key: rsa.RSAPrivateKey, credentials: str | None
+) -> tuple[int, str, list[Seen]]:
+    """``export`` against a stand-in endpoint answering STS with ``credentials`` and Secrets
+    Manager with "not found"; exit code, output, the requests it got."""
+
+    def answer(seen: Seen) -> Answer:
+        if seen.headers.get("x-amz-target", "").startswith("secretsmanager."):
+            body = b'{"__type": "ResourceNotFoundException", "message": "no such secret"}'
+            return 400, {"Content-Type": "application/x-amz-json-1.1"}, body
+        return 200, {"Content-Type": "text/xml"}, sts_answer(credentials)
+
+    (tmp_path / "jobsecrets.yml").write_text(SPEC)
+    jwt = sign(default_claims(audience="sts.amazonaws.com"), key)
+    with AnsweringServer(answer) as endpoint:
+        env = {"MYJWT": jwt, "AWS_ENDPOINT_URL": endpoint.url}
+        result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env)
+    return result.returncode, result.stdout + result.stderr, endpoint.seen
+
+
+@pytest.mark.parametrize(
+    ("credentials", "why"),
+    [
+        (None, "no Credentials in the answer"),
+        ("", "no AccessKeyId"),
+        (fields(SessionToken=None), "no SessionToken"),
+        (fields(AccessKeyId=""), "no AccessKeyId"),
+        (fields(SecretAccessKey="canary-sk\u00fc\u20ac"), "SecretAccessKey holds"),
+        (fields(AccessKeyId="ASIA KEY"), "AccessKeyId holds"),
+    ],
+    ids=["no-credentials", "empty-credentials", "no-token", "empty-key-id", "non-ascii", "space"],
+)
+def test_an_answer_without_usable_credentials_is_a_sign_in_failure(
+    tmp_path: Path, oidc_key: rsa.RSAPrivateKey, credentials: str | None, why: str
+) -> None:
+    code, output, seen = run(tmp_path, oidc_key, credentials)
+    assert code == 3, f"exit {code}: {shown(output)}"
+    assert "AssumeRoleWithWebIdentity for role" in output, shown(output)
+    assert f"returned no usable credentials ({why}" in output, shown(output)
+    assert "internal error" not in output, shown(output)
+    assert len(seen) == 1, "a request went out after STS (with what credentials?)"
+    assert ("canary" in output) is False, "a credential is in the output"
+
+
+def test_whole_credentials_sign_the_reads(tmp_path: Path, oidc_key: rsa.RSAPrivateKey) -> None:
+    """The check lets a well-formed answer through: the read is signed with its key id."""
+    code, output, seen = run(tmp_path, oidc_key, fields())
+    assert code == 4, f"exit {code}: {shown(output)}"  # the stand-in has no such secret
+    reads = [s for s in seen if s.headers.get("x-amz-target", "").startswith("secretsmanager.")]
+    assert reads, "no Secrets Manager call"
+    signed = "Credential=ASIAGOODKEYID/" in reads[0].headers.get("authorization", "")
+    assert signed is True, "the read was not signed with the role's key id"
+    assert ("canary" in output) is False, "a credential is in the output"
