@@ -36,9 +36,9 @@ from .safe_files import open_append
 from .timeutil import iso_utc, now_iso_ms
 
 if TYPE_CHECKING:
-    from .backends.base import TokenRecord
+    from .backends.base import Document, TokenRecord
     from .policy import PolicyResult
-    from .resolved import Resolution, ResolvedVar
+    from .resolved import FailedVar, Resolution, ResolvedVar
     from .spec.model import Spec
 
 SCHEMA_ID = "jobsecrets.audit/v1"
@@ -162,21 +162,52 @@ class AuditLog:
             self.write(record)
 
     def resolution_failed(
-        self, spec: Spec, env: Mapping[str, str], command: str, error: JobSecretsError
+        self,
+        spec: Spec,
+        env: Mapping[str, str],
+        command: str,
+        error: JobSecretsError,
+        partial: Resolution | None = None,
+        *,
+        tokens: Mapping[str, TokenRecord | None] | None = None,
     ) -> None:
-        """Resolution failed as a whole: one record per requested variable, outcome ``error``.
+        """Resolution failed: nothing was handed over. One record per variable.
 
-        The error is named by kind and exit code only; its message is on stderr.
+        ``partial`` is what the resolver reported variable by variable (see ``resolve``'s
+        ``on_failure``): a variable read fine is ``withheld``, with its lease (issued, and revoked
+        with the rest when the command ends); a failed one is ``error`` with its own error kind,
+        and its lease when the read itself succeeded; skipped optional ones are ``skipped``.
+        Without ``partial`` (resolution never got that far), or for an entry it does not cover,
+        the record is ``error`` with ``error``'s kind. Errors are named by kind and exit code
+        only; their messages are on stderr.
         """
         ci = ci_context(env)
+        tokens = tokens or {}
+        none: dict[str, Any] = {"result": "none", "findings": []}
+        covered: set[str] = set()
+        if partial is not None:
+            for var in partial.variables:
+                record = self._base(spec, command, ci)
+                record.update(self._variable(spec, var, tokens))
+                record.update(outcome="withheld", error=None, policy=none)
+                self.write(record)
+            for failed in partial.failed:
+                record = self._base(spec, command, ci)
+                record.update(self._failed(spec, failed, tokens))
+                record.update(outcome="error", error=_kind(failed.error), policy=none)
+                self.write(record)
+            for name in partial.skipped:
+                record = self._base(spec, command, ci)
+                record.update(self._from_spec_or_member(spec, name))
+                record.update(outcome="skipped", error=None, policy=none)
+                self.write(record)
+            covered = _entries(spec, partial)
         for secret in spec.secrets:
+            if secret.name in covered:
+                continue
             record = self._base(spec, command, ci)
             record.update(self._from_spec(spec, secret.name))
-            record.update(
-                outcome="error",
-                error={"kind": type(error).__name__, "exit_code": error.exit_code},
-                policy={"result": "none", "findings": []},
-            )
+            record.update(outcome="error", error=_kind(error), policy=none)
             self.write(record)
 
     @staticmethod
@@ -197,22 +228,80 @@ class AuditLog:
         }
 
     @staticmethod
+    def _from_spec_or_member(spec: Spec, name: str) -> dict[str, Any]:
+        """``_from_spec`` for a skipped entry; a skipped prefix member has no entry of its name."""
+        if any(s.name == name for s in spec.secrets):
+            return AuditLog._from_spec(spec, name)
+        return {
+            "variable": name,
+            "backend": "",
+            "backend_type": None,
+            "ref": "",
+            "path": "",
+            "field": None,
+            "version": None,
+            "updated": None,
+            "lease": None,
+            "token": None,
+        }
+
+    @staticmethod
+    def _failed(
+        spec: Spec, failed: FailedVar, tokens: Mapping[str, TokenRecord | None]
+    ) -> dict[str, Any]:
+        document = failed.document
+        return AuditLog._fields(
+            spec,
+            tokens,
+            name=failed.name,
+            backend_name=failed.backend,
+            ref=failed.ref,
+            path=failed.path,
+            field_name=failed.secret.ref.field if failed.secret is not None else None,
+            version=document.version if document is not None else None,
+            document=document,
+        )
+
+    @staticmethod
     def _variable(
         spec: Spec, var: ResolvedVar, tokens: Mapping[str, TokenRecord | None]
     ) -> dict[str, Any]:
-        backend = spec.backends.get(var.backend)
-        document = var.document
+        return AuditLog._fields(
+            spec,
+            tokens,
+            name=var.name,
+            backend_name=var.backend,
+            ref=var.ref,
+            path=var.path,
+            field_name=var.secret.ref.field if var.secret is not None else None,
+            version=var.version,
+            document=var.document,
+        )
+
+    @staticmethod
+    def _fields(
+        spec: Spec,
+        tokens: Mapping[str, TokenRecord | None],
+        *,
+        name: str,
+        backend_name: str,
+        ref: str,
+        path: str,
+        field_name: str | None,
+        version: str | None,
+        document: Document | None,
+    ) -> dict[str, Any]:
+        backend = spec.backends.get(backend_name)
         lease = document.lease if document is not None else None
-        token = tokens.get(var.backend)
-        field_name = var.secret.ref.field if var.secret is not None else None
+        token = tokens.get(backend_name)
         return {
-            "variable": var.name,
-            "backend": var.backend,
+            "variable": name,
+            "backend": backend_name,
             "backend_type": backend.type if backend is not None else None,
-            "ref": var.ref,
-            "path": var.path,
+            "ref": ref,
+            "path": path,
             "field": field_name,
-            "version": var.version,
+            "version": version,
             "updated": _iso(document.updated) if document is not None else None,
             "lease": (
                 {
@@ -229,6 +318,20 @@ class AuditLog:
                 else None
             ),
         }
+
+
+def _kind(error: JobSecretsError) -> dict[str, Any]:
+    """An error as a record names it: its class and exit code, never its message."""
+    return {"kind": type(error).__name__, "exit_code": error.exit_code}
+
+
+def _entries(spec: Spec, partial: Resolution) -> set[str]:
+    """The spec entries ``partial`` has a record for (a prefix or ``#*`` entry through its
+    members), so that the rest get one each."""
+    covered = {v.secret.name for v in partial.variables if v.secret is not None}
+    covered |= {f.secret.name for f in partial.failed if f.secret is not None}
+    covered |= set(partial.skipped)
+    return covered & {s.name for s in spec.secrets}
 
 
 def open_audit(target: str | None, env: Mapping[str, str] | None = None) -> AuditLog | None:

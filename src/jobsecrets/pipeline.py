@@ -42,6 +42,9 @@ def resolve_checked(
     ``meanwhile``: work of the caller's for while the stores answer (see :func:`resolve`).
     """
     audit = open_audit(audit_target, session.env)
+    # What a failed resolution did, variable by variable (see resolve's on_failure): the raised
+    # error combines the causes, and the audit log needs each variable's own.
+    partial: list[Resolution] = []
     try:
         try:
             # No collection pauses while resolving (imports and client construction allocate
@@ -54,11 +57,21 @@ def resolve_checked(
                     files_dir=files_dir,
                     backend_factory=session.backend_factory,
                     meanwhile=meanwhile,
+                    on_failure=partial.append if audit is not None else None,
                 )
         except JobSecretsError as error:
             if audit is not None:
-                audit.resolution_failed(session.spec, session.env, command, error)
+                audit.resolution_failed(
+                    session.spec,
+                    session.env,
+                    command,
+                    error,
+                    partial[-1] if partial else None,
+                    tokens=session.token_records(),
+                )
             raise
+        finally:
+            partial.clear()  # it holds the values read: not kept past the audit
         results = evaluate_resolution(session, resolution)
         failing = {n: r for n, r in results.items() if r.result == "fail"}
         revoked = _revoke_over_ttl(session, resolution, failing) if failing else set()

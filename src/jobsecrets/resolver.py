@@ -4,7 +4,10 @@ Each backend runs its own pipeline (sign in, expand prefix selections, read), al
 never waits for a slow one to finish signing in. Variables naming the same backend+path+params share
 one read (one lease, whatever the number of fields). Each lease is recorded in the ledger the moment it
 exists, and only then are documents turned into values. Any failure of a required variable fails the
-whole resolution: nothing partial is returned, and the caller revokes what the ledger holds.
+whole resolution: nothing partial is returned, and the caller revokes what the ledger holds. What the
+failed resolution did, variable by variable (read and withheld, or failed and why), goes to the
+caller's ``on_failure`` for the audit log: the raised error combines the causes, and one copy of it per
+variable would hide which variables were read, with leases issued, and why each other one failed.
 
 Threads never share mutable state here: each :class:`_BackendRun` keeps its own, the main thread reads
 it only after the run finished (or was abandoned at the deadline, see :class:`_LateResults`).
@@ -40,7 +43,7 @@ from .fieldsets import FieldSetError, select
 from .jsonsafe import NestedTooDeeply
 from .lifecycle.ledger import Ledger
 from .names import CONTROL_CHARS, check_name, to_env_name
-from .resolved import Resolution, ResolvedVar
+from .resolved import FailedVar, Resolution, ResolvedVar
 from .safe_files import FILES_DIR_PREFIX
 from .spec.model import BackendSpec, SecretSpec, Spec
 from .spec.references import option_references
@@ -197,6 +200,7 @@ def resolve(
     files_dir: str | None = None,
     backend_factory: BackendFactory = default_backend_factory,
     meanwhile: Callable[[], object] | None = None,
+    on_failure: Callable[[Resolution], object] | None = None,
 ) -> Resolution:
     """Fetch every variable of ``spec``. Leases are recorded in ``ledger`` as they are obtained.
 
@@ -204,7 +208,10 @@ def resolve(
     waiting for them: the caller's own preparation (imports) then fills the stores' round trips.
 
     Raises the first error (in spec order) of a required variable, with every failed variable named;
-    the caller must then revoke ``ledger``.
+    the caller must then revoke ``ledger``. Before raising a :class:`JobSecretsError`, calls
+    ``on_failure`` with the partial resolution, never to be handed over: ``variables`` read fine,
+    ``failed`` each with its own error (a backend that could not sign in, or was still busy at the
+    deadline, fails each of its entries with that error), ``skipped`` as usual.
     """
     runs: dict[str, _BackendRun] = {}
     # The overall deadline bounds sign-in and reads together. Backends see it in the context too:
@@ -232,15 +239,18 @@ def resolve(
     for backend in backends:
         runs[backend.name] = _BackendRun(spec, backend, late, ledger)
 
-    _gather(
+    broken, pipeline_error = _gather(
         runs,
         context.deadline,
         late,
         max_workers=max(1, min(spec.settings.concurrency, len(runs))),
         meanwhile=meanwhile,
     )
-    members = _in_spec_order(spec, runs)
-    _check_expanded_names(spec, members)
+    # The backends that did their work are turned into variables even when another one failed:
+    # nothing is handed over then, but the audit log must say what was read (leases issued).
+    live = {name: run for name, run in runs.items() if name not in broken}
+    members = _in_spec_order(spec, live)
+    clashes = _name_clashes(spec, members)
 
     resolution = Resolution()
     errors: list[JobSecretsError] = []
@@ -248,17 +258,86 @@ def resolve(
     taken = {m.name for m in members if not m.secret.selects_fields}
     for member in members:
         result = runs[member.secret.backend].documents[member.request().key]
+        problem = clashes.get(id(member))
+        if problem is not None:
+            document = result if isinstance(result, Document) else None
+            _fail(resolution, errors, member.name, member, ConfigError(problem), document)
+            continue
         resolution.variables.extend(_variables(spec, member, result, resolution, errors, taken))
-    _add_exported(runs, resolution, errors)
-    if errors:
-        raise _combine(errors)
+    _add_exported(live, resolution, errors)
+    # Which error is raised is unchanged: a failed pipeline first, then a name clash, then the
+    # variables' own errors combined.
+    error = pipeline_error
+    if error is None and clashes:
+        error = ConfigError(
+            "prefix selection failed:\n" + "\n".join(f"  - {p}" for p in clashes.values())
+        )
+    if error is None and errors:
+        error = _combine(errors)
+    if error is not None:
+        if isinstance(error, JobSecretsError) and on_failure is not None:
+            for secret in spec.secrets:
+                cause = broken.get(secret.backend)
+                if cause is not None:
+                    # Never signed in, or abandoned at the deadline: each entry fails with the
+                    # backend's own error (a bug's exception is named by the error raised).
+                    own = cause if isinstance(cause, JobSecretsError) else error
+                    resolution.failed.append(
+                        FailedVar(
+                            secret.name,
+                            secret.backend,
+                            secret.ref.path,
+                            secret.ref.raw,
+                            own,
+                            secret=secret,
+                        )
+                    )
+            on_failure(resolution)
+        raise error
     # The deadline bounds resolution. Later calls (renewals, revocation when the job ends) have
     # their own timeouts; a deadline still set would make them the short "late" kind.
     context.deadline = None
     file_names = {m.name for m in members if m.secret.file}
     if file_names:
-        _write_files(resolution, file_names, ledger, files_dir)
+        try:
+            _write_files(resolution, file_names, ledger, files_dir)
+        except JobSecretsError as failure:
+            if on_failure is not None:
+                on_failure(_files_failed(resolution, file_names, failure))
+            raise
     return resolution
+
+
+def _fail(
+    resolution: Resolution,
+    errors: list[JobSecretsError],
+    name: str,
+    member: _Member,
+    error: JobSecretsError,
+    document: Document | None = None,
+) -> None:
+    """Variable ``name`` (of ``member``) failed with ``error``: for the combined error, and on its
+    own, with the store's answer if the read succeeded (its lease was issued), for the audit log."""
+    errors.append(error)
+    resolution.failed.append(
+        FailedVar(
+            name, member.secret.backend, member.path, member.ref, error, document, member.secret
+        )
+    )
+
+
+def _files_failed(resolution: Resolution, names: set[str], error: JobSecretsError) -> Resolution:
+    """The partial resolution when the ``file: true`` values could not be written: those variables
+    failed with ``error`` (their reads, and leases, happened), the others are withheld."""
+    partial = Resolution(skipped=list(resolution.skipped))
+    for var in resolution.variables:
+        if var.name in names:
+            partial.failed.append(
+                FailedVar(var.name, var.backend, var.path, var.ref, error, var.document, var.secret)
+            )
+        else:
+            partial.variables.append(var)
+    return partial
 
 
 def _in_spec_order(spec: Spec, runs: Mapping[str, _BackendRun]) -> list[_Member]:
@@ -285,7 +364,7 @@ def _variables(
         if secret.optional and isinstance(result, SecretNotFound):
             resolution.skipped.append(member.name)
         else:
-            errors.append(result)
+            _fail(resolution, errors, member.name, member, result)
         return []
     # `prefix/*#*`: each secret's fields are named after it (the AWS action's way).
     name_prefix = (
@@ -303,10 +382,12 @@ def _variables(
         if secret.optional:
             resolution.skipped.append(member.name)
         else:
-            errors.append(SecretNotFound(f"{member.name} ({member.ref}): {error}"))
+            missing = SecretNotFound(f"{member.name} ({member.ref}): {error}")
+            _fail(resolution, errors, member.name, member, missing, result)
         return []
     except FieldSetError as error:
-        errors.append(ConfigError(f"{member.name} ({member.ref}): {error}"))
+        refused = ConfigError(f"{member.name} ({member.ref}): {error}")
+        _fail(resolution, errors, member.name, member, refused, result)
         return []
     variables = []
     for name, raw in selected:
@@ -315,7 +396,8 @@ def _variables(
                 "name taken" if name in taken else None
             )
             if problem:
-                errors.append(ConfigError(f"{member.name} ({member.ref}): {problem}"))
+                refused = ConfigError(f"{member.name} ({member.ref}): {problem}")
+                _fail(resolution, errors, name, member, refused, result)
                 continue
             taken.add(name)
         try:
@@ -325,22 +407,21 @@ def _variables(
                 # or mask can carry it exactly (it was a UnicodeEncodeError later, in each).
                 value.encode("utf-8")
         except NestedTooDeeply as error:  # a structure too deep to write as JSON
-            errors.append(ValueNotExportable(f"{name} ({member.ref}): {error}"))
+            too_deep = ValueNotExportable(f"{name} ({member.ref}): {error}")
+            _fail(resolution, errors, name, member, too_deep, result)
             continue
         except UnicodeEncodeError:  # its own message would quote the character
-            errors.append(
-                ValueNotExportable(
-                    f"{name} ({member.ref}): the value is not valid Unicode text (a lone surrogate)"
-                )
+            not_text = ValueNotExportable(
+                f"{name} ({member.ref}): the value is not valid Unicode text (a lone surrogate)"
             )
+            _fail(resolution, errors, name, member, not_text, result)
             continue
         if isinstance(value, bytes) and not secret.file:
-            errors.append(
-                ConfigError(
-                    f"{name} ({member.ref}): the value is binary",
-                    hint="use 'file: true' or 'encoding: base64' for this variable",
-                )
+            binary = ConfigError(
+                f"{name} ({member.ref}): the value is binary",
+                hint="use 'file: true' or 'encoding: base64' for this variable",
             )
+            _fail(resolution, errors, name, member, binary, result)
             continue
         variables.append(
             ResolvedVar(
@@ -369,10 +450,12 @@ def _add_exported(
         for var_name, value in backend.exported_variables().items():
             problem = check_name(var_name, backend.EXPORTED_NAMES)
             if problem or var_name in seen:
-                errors.append(
-                    ConfigError(
-                        f"backend {name!r}: cannot export {var_name}: {problem or 'name taken'}"
-                    )
+                refused = ConfigError(
+                    f"backend {name!r}: cannot export {var_name}: {problem or 'name taken'}"
+                )
+                errors.append(refused)
+                resolution.failed.append(
+                    FailedVar(var_name, name, "(credentials)", f"{name}:credentials", refused)
                 )
                 continue
             seen.add(var_name)
@@ -454,12 +537,16 @@ def _gather(
     *,
     max_workers: int,
     meanwhile: Callable[[], object] | None = None,
-) -> None:
-    """Run every backend's pipeline concurrently and raise the first failure (in name order).
+) -> tuple[dict[str, BaseException], BaseException | None]:
+    """Run every backend's pipeline concurrently; returns the failed ones (backend name -> its
+    exception) and the error to raise for them: the first failure in name order, or all of them
+    combined, or ``None`` when every pipeline finished.
 
-    When ``deadline`` (``time.monotonic()``) passes first, raise a :class:`BackendError` that says
-    what was still pending, without waiting for it: the threads finish on their own (each request
-    has its own timeout) and ``late`` makes them revoke whatever they obtain.
+    When ``deadline`` (``time.monotonic()``) passes first, the error is a :class:`BackendError`
+    that says what was still pending, and each pending backend fails with it, without waiting
+    for it: the threads finish on their own (each request has its own timeout) and ``late``
+    makes them revoke whatever they obtain. The finished pipelines' reads stay usable, for the
+    audit log's account of what was issued.
     """
     # Not a ``with`` block: leaving one waits for every thread, which is what the deadline forbids.
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="jobsecrets")
@@ -483,19 +570,27 @@ def _gather(
         late.abandon()
         pool.shutdown(wait=False, cancel_futures=True)
         pending = sorted(name for name, future in futures.items() if future in not_done)
-        raise BackendError(
+        timed_out = BackendError(
             f"the overall deadline ({late.deadline_seconds}s) passed while still "
             + "; ".join(runs[name].pending() for name in pending),
             hint="a store is slow or unreachable; raise 'settings: {deadline: ...}' if it is "
             "only slow",
         )
+        broken: dict[str, BaseException] = {name: timed_out for name in pending}
+        # A pipeline that failed before the deadline keeps its own error (the deadline's is raised).
+        for name, future in futures.items():
+            if future not in not_done and (failure := future.exception()) is not None:
+                broken[name] = failure
+        return broken, timed_out
     pool.shutdown(wait=True)
-    failures = [e for name in sorted(futures) if (e := futures[name].exception()) is not None]
-    if failures:
-        first = failures[0]
-        if isinstance(first, JobSecretsError) and len(failures) > 1:
-            raise _combine([f for f in failures if isinstance(f, JobSecretsError)])
-        raise first
+    broken = {name: e for name in sorted(futures) if (e := futures[name].exception()) is not None}
+    failures = list(broken.values())
+    if not failures:
+        return broken, None
+    first = failures[0]
+    if isinstance(first, JobSecretsError) and len(failures) > 1:
+        return broken, _combine([f for f in failures if isinstance(f, JobSecretsError)])
+    return broken, first
 
 
 def _combine(errors: list[JobSecretsError]) -> JobSecretsError:
@@ -528,17 +623,17 @@ def _expand_prefix(spec: Spec, secret: SecretSpec, backend: Backend) -> list[_Me
     return members
 
 
-def _check_expanded_names(spec: Spec, members: list[_Member]) -> None:
-    """Prefix members must not take a name another variable (or another prefix member) has."""
+def _name_clashes(spec: Spec, members: list[_Member]) -> dict[int, str]:
+    """Prefix members must not take a name another variable (or another prefix member) has:
+    each one that does (by ``id``: two members may be equal), with the problem."""
     declared = {s.name for s in spec.secrets if not s.is_prefix}
     seen: set[str] = set()
-    problems = []
+    problems: dict[int, str] = {}
     for member in members:
         if member.name in seen or (member.secret.is_prefix and member.name in declared):
-            problems.append(f"{member.ref}: maps to {member.name}, which is taken")
+            problems[id(member)] = f"{member.ref}: maps to {member.name}, which is taken"
         seen.add(member.name)
-    if problems:
-        raise ConfigError("prefix selection failed:\n" + "\n".join(f"  - {p}" for p in problems))
+    return problems
 
 
 def _write_files(

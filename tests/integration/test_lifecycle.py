@@ -169,6 +169,47 @@ def test_resolution_error_after_the_first_lease_revokes_and_runs_nothing(
     assert job.all_ended(timeout=0), "a role, lease or token outlived the failed resolution"
 
 
+def test_a_partial_failure_audits_the_issued_credentials_and_each_cause(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    """A real database lease issued, then a path missing and a path denied: the audit log says
+    the issued credentials were withheld (with the lease's hash), each failure by its own kind,
+    and every role, lease and token is gone afterwards."""
+    job.write_spec(
+        DB_SECRETS
+        + "  MISSING: vault:{kv}/nothere#x\n"
+        # The job's policy does not cover this path: permission denied, not "not found".
+        + "  DENIED: vault:{db}/creds/other#password\n",
+        name="partial.yml",
+    )
+    audit = job.workdir / "a.jsonl"
+    result = job.run(
+        "-v",
+        "export",
+        "-c",
+        "partial.yml",
+        "--format",
+        "dotenv",
+        "-o",
+        "out.env",
+        "--audit-log",
+        str(audit),
+        env=job_env(job, github_oidc),
+    )
+    assert result.returncode == 4, result.stderr
+    assert not (job.workdir / "out.env").exists()
+    found = {r["variable"]: r for r in map(json.loads, audit.read_text().splitlines())}
+    assert {found[n]["outcome"] for n in ("DB_USER", "DB_PASS")} == {"withheld"}
+    leases = {found[n]["lease"]["id_sha256"] for n in ("DB_USER", "DB_PASS")}
+    assert len(leases) == 1 and leases.pop().startswith("sha256:"), "one read, one lease, named"
+    assert found["MISSING"]["outcome"] == "error"
+    assert found["MISSING"]["error"]["kind"] == "SecretNotFound"
+    assert found["DENIED"]["outcome"] == "error"
+    assert found["DENIED"]["error"]["kind"] == "AccessDenied"
+    assert "revoked 1 lease(s) and 1 token(s)" in result.stderr
+    assert job.all_ended(timeout=0), "a role, lease or token outlived the failed resolution"
+
+
 def test_export_then_revoke_twice(job: VaultJob, github_oidc: GithubTokenServer) -> None:
     job.write_spec(DB_SECRETS)
     env = job_env(job, github_oidc)

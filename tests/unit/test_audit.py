@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from test_policy import JOURNAL, obtained_and_revoked, write_fake
 
 from jobsecrets.audit import ci_context, lease_hash, open_audit
 from jobsecrets.errors import ConfigError
+from jobsecrets.testing.specs import SpecBuilder
 from support.cli import jobsecrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,3 +185,75 @@ def test_export_refuses_audit_on_the_stdout_it_writes_values_to(tmp_path: Path) 
     result = jobsecrets(["export", "--format", "json", "--audit-log", "-"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
+
+
+def test_a_partial_failure_records_each_variable_as_it_ended(tmp_path: Path) -> None:
+    """The hostile tester's case: dynamic credentials issued, then one path missing and one denied.
+    The issued ones are ``withheld`` with their lease hashes (not ``error`` with ``lease: null``),
+    each failed variable has its own kind, and every lease the records name was revoked."""
+    value = "canary-" + secrets.token_hex(12)
+    documents = {
+        "database/creds/ci": {"username": "v-ci-" + value, "password": value},
+        "database/creds/ci2": {"password": value + "-2"},
+    }
+    (
+        SpecBuilder()
+        .fake(tmp_path, documents, lease_ttl=3600, deny=["cubbyhole2/x"])
+        .secret("DB_USER", "fake:database/creds/ci#username")
+        .secret("DB_PASS", "fake:database/creds/ci#password")
+        .secret("DB2", "fake:database/creds/ci2#password")
+        .secret("MISSING", "fake:secret/nothere#x")
+        .secret("DENIED", "fake:cubbyhole2/x#y")
+        .write(tmp_path, "partial.yml")
+    )
+    audit = tmp_path / "a.jsonl"
+    args = ["export", "-c", "partial.yml", "--format", "dotenv", "-o", "out.env"]
+    result = jobsecrets([*args, "--audit-log", str(audit)], cwd=tmp_path)
+    assert result.returncode == 4, result.stderr  # the first failure in spec order: not found
+    assert not (tmp_path / "out.env").exists()
+    found = {r["variable"]: r for r in records(audit)}
+    assert set(found) == {"DB_USER", "DB_PASS", "DB2", "MISSING", "DENIED"}
+    leases, revoked = obtained_and_revoked(tmp_path / JOURNAL)
+    by_path = {lease_id.split("/", 1)[1].rsplit("/", 1)[0]: lease_id for lease_id in leases}
+    assert set(by_path) == {"database/creds/ci", "database/creds/ci2"}
+    for name, path in (("DB_USER", "database/creds/ci"), ("DB_PASS", "database/creds/ci")):
+        assert found[name]["outcome"] == "withheld"
+        assert found[name]["error"] is None
+        assert found[name]["lease"]["id_sha256"] == lease_hash(by_path[path])
+    assert found["DB2"]["outcome"] == "withheld"
+    assert found["DB2"]["lease"]["id_sha256"] == lease_hash(by_path["database/creds/ci2"])
+    assert found["MISSING"]["outcome"] == "error"
+    assert found["MISSING"]["error"] == {"kind": "SecretNotFound", "exit_code": 4}
+    assert found["MISSING"]["lease"] is None
+    assert found["DENIED"]["outcome"] == "error"
+    assert found["DENIED"]["error"] == {"kind": "AccessDenied", "exit_code": 5}
+    # What docs/audit.md promises for a withheld lease: revoked before jobsecrets exits.
+    assert leases and leases <= revoked
+    text = audit.read_text()
+    for secret_value in (value, "v-ci-" + value, value + "-2"):
+        assert no_trace(text, secret_value)
+    for lease_id in leases:
+        assert lease_id not in text
+
+
+def test_a_dynamic_read_whose_field_is_missing_names_its_lease(tmp_path: Path) -> None:
+    """The read succeeded (credentials were issued), the field did not exist: the ``error`` record
+    names the lease, which was revoked, and the other variable is ``withheld``."""
+    _, value, journal = write_fake(tmp_path, "")
+    spec = tmp_path / "jobsecrets.yml"
+    spec.write_text(
+        spec.read_text().replace("secrets:\n", "secrets:\n  KEY: fake:kv/app#nosuchfield\n")
+    )
+    audit = tmp_path / "audit.jsonl"
+    result = jobsecrets(["run", "--audit-log", str(audit), "--", "true"], cwd=tmp_path)
+    assert result.returncode == 4
+    found = {r["variable"]: r for r in records(audit)}
+    leases, revoked = obtained_and_revoked(journal)
+    assert found["KEY"]["outcome"] == "error"
+    assert found["KEY"]["error"] == {"kind": "SecretNotFound", "exit_code": 4}
+    assert found["KEY"]["field"] == "nosuchfield"
+    assert found["DB_PASS"]["outcome"] == "withheld"
+    named = {found[n]["lease"]["id_sha256"] for n in ("KEY", "DB_PASS")}
+    assert named == {lease_hash(lease_id) for lease_id in leases}
+    assert leases <= revoked
+    assert no_trace(audit.read_text(), value)

@@ -222,3 +222,65 @@ def test_a_failing_meanwhile_fails_resolution(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="preparation failed"):
         resolve(spec, context, Ledger(), meanwhile=meanwhile)
+
+
+def test_a_failed_resolution_reports_each_variable_with_its_own_error(tmp_path: Path) -> None:
+    """``on_failure`` gets what the combined error cannot say: the variables read (withheld, their
+    leases issued), and each failed one with its own error, a backend that could not sign in
+    failing each of its entries with that error."""
+    from jobsecrets.backends.base import Backend
+    from jobsecrets.errors import AuthError
+    from jobsecrets.resolved import Resolution
+    from jobsecrets.spec import BackendSpec
+    from jobsecrets.testing import MemoryStore
+    from jobsecrets.testing.fake import FakeBackend
+
+    refusing = MemoryStore(fail_login="role not allowed")
+
+    def factory(backend_spec: BackendSpec, context: BackendContext) -> Backend:
+        if backend_spec.name == "other":
+            return refusing.factory(backend_spec, context)
+        return FakeBackend(backend_spec.name, backend_spec.options, context)
+
+    builder = (
+        SpecBuilder()
+        .fake(tmp_path, {"db/creds": {"user": "u", "password": "p"}}, lease_ttl=60, deny=["no"])
+        .backend("other", type="fake")
+        .merge(
+            "secrets:\n  USER: fake:db/creds#user\n  PASS: fake:db/creds#password\n"
+            "  GONE: fake:nothere#x\n  DENIED: fake:no#y\n  ELSEWHERE: other:kv/app#k\n"
+            "  MAYBE: {ref: 'fake:absent#z', optional: true}\n"
+        )
+    )
+    spec = builder.parse(str(builder.write(tmp_path)))
+    context = BackendContext(env={}, spec_dir=str(tmp_path))
+    reported: list[Resolution] = []
+    ledger = Ledger()
+    with pytest.raises(AuthError):  # unchanged: a backend's failure is the error raised
+        resolve(spec, context, ledger, backend_factory=factory, on_failure=reported.append)
+    (partial,) = reported
+    assert [v.name for v in partial.variables] == ["USER", "PASS"]
+    assert {v.lease_id for v in partial.variables} == set(ledger.leases)
+    kinds = {f.name: type(f.error).__name__ for f in partial.failed}
+    assert kinds == {"GONE": "SecretNotFound", "DENIED": "AccessDenied", "ELSEWHERE": "AuthError"}
+    assert partial.skipped == ["MAYBE"]
+    assert all(f.document is None for f in partial.failed)
+
+
+def test_a_name_clash_reports_the_others_as_read(tmp_path: Path) -> None:
+    from jobsecrets.resolved import Resolution
+
+    spec, context = setup(
+        tmp_path,
+        {"x/a": "1", "app": {"v": "2"}},
+        "  A: fake:app#v\n  X:\n    ref: fake:x/*\n",
+        lease_ttl=60,
+    )
+    reported: list[Resolution] = []
+    with pytest.raises(ConfigError, match="which is taken"):
+        resolve(spec, context, Ledger(), on_failure=reported.append)
+    (partial,) = reported
+    assert [v.name for v in partial.variables] == ["A"]
+    (clash,) = partial.failed
+    assert (clash.name, clash.path, type(clash.error)) == ("A", "x/a", ConfigError)
+    assert clash.document is not None and clash.document.lease is not None

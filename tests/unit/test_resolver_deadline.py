@@ -101,3 +101,31 @@ def test_leases_obtained_after_an_interrupt_are_revoked_by_the_late_thread(
     assert len(leased) == 2
     assert leased <= revoked, "a lease obtained after the interrupt was never revoked"
     assert not ledger.leases
+
+
+def test_at_the_deadline_the_finished_backends_reads_are_reported(tmp_path: Path) -> None:
+    """A fast backend's reads (leases issued) are reported read and withheld; the slow backend's
+    entries fail with the deadline's error."""
+    from jobsecrets.resolved import Resolution
+    from jobsecrets.testing.specs import JOURNAL, STORE
+
+    builder = (
+        SpecBuilder()
+        .fake(tmp_path, {"fast": {"v": "x"}, "slow": {"v": "y"}}, lease_ttl=60)
+        .backend("laggard", type="fake", file=STORE, journal=JOURNAL, delay=4)
+        .section("settings", {"deadline": "1s"})
+        .secret("FAST", "fake:fast#v")
+        .secret("SLOW", "laggard:slow#v")
+    )
+    spec = builder.parse(str(builder.write(tmp_path)))
+    reported: list[Resolution] = []
+    ledger = Ledger()
+    context = BackendContext(env={}, spec_dir=str(tmp_path))
+    with pytest.raises(BackendError, match="deadline") as info:
+        resolve(spec, context, ledger, on_failure=reported.append)
+    (partial,) = reported
+    assert [v.name for v in partial.variables] == ["FAST"]
+    assert partial.variables[0].lease_id in ledger.leases
+    (slow,) = partial.failed
+    assert slow.name == "SLOW" and slow.error is info.value
+    ledger.revoke_all()
