@@ -82,6 +82,28 @@ _REQUEST_PATH = re.compile(r'request path "[^"]*":\s*')
 _EARLY_WAIT = 2.0
 
 
+def _strings(value: object) -> list[str] | None:
+    """``value`` if it is a list of strings (capabilities, LIST keys), else None.
+
+    Never a string itself: ``"root" in "nonroot-read"`` is a substring test, and said "allowed".
+    """
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
+
+
+def _version_key(value: object) -> str | None:
+    """A KV v2 ``current_version`` as the key of its ``versions`` map: ``""`` when there is none
+    (0 or absent), None when it is no version number at all."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return value if value.strip("0") else ""
+    return None
+
+
 def _past(value: object) -> bool:
     """True for a time in the past (a KV v2 ``deletion_time``; one in the future is a
     ``delete_version_after`` schedule, and the version still exists until then)."""
@@ -668,6 +690,12 @@ class VaultBackend(Backend):
                 (time.monotonic() - started) * 1000,
             )
 
+    def _malformed(self, what: str, why: str) -> JobSecretsError:
+        """An answer of a shape the API never has (a proxy, a plugin, a hostile store): the
+        store's failure (exit 6, as an answer nested too deeply), never an internal error, and
+        never read as "allowed" or "exists"."""
+        return BackendError.about(what, f"{self.name!r} sent a malformed answer ({why})")
+
     def _down_hint(self) -> str:
         return (
             f"the store at {shown_address(self.address)} is down, sealed, rate-limiting or unreachable: check "
@@ -910,11 +938,16 @@ class VaultBackend(Backend):
         except (AccessDenied, SecretNotFound):
             # Not allowed to look, or no such mount: treat as a plain logical read.
             return "", None
+        what = f"mount lookup of {path!r}"
         data = reply.get("data", {}) if isinstance(reply, dict) else {}
-        mount = str(data.get("path") or "")
+        if not isinstance(data, dict):
+            raise self._malformed(what, "no 'data' mapping")
+        mount, options = data.get("path") or "", data.get("options") or {}
+        if not isinstance(mount, str) or not isinstance(options, dict):
+            raise self._malformed(what, "a mount path that is no text, or options no mapping")
         version: int | None = None
         if data.get("type") in ("kv", "generic"):
-            version = 2 if str((data.get("options") or {}).get("version", "1")) == "2" else 1
+            version = 2 if str(options.get("version", "1")) == "2" else 1
         answer = (mount, version)
         log.debug(
             "backend %r: %r is under mount %r (%s)",
@@ -975,10 +1008,12 @@ class VaultBackend(Backend):
                 # A deleted or destroyed latest version answers 404-like with metadata only.
                 raise SecretNotFound(f"{what}: no current version in {self.name!r}")
             meta = body.get("metadata") or {}
+            if not isinstance(body["data"], dict) or not isinstance(meta, dict):
+                raise self._malformed(what, "a KV v2 answer whose data or metadata is no mapping")
             updated, source = kv_date(meta.get("created_time"), meta.get("custom_metadata"))
             return Document(
                 data=dict(body["data"]),
-                version=str(meta.get("version", "")) or None,
+                version=_version_key(meta.get("version")) or None,
                 updated=updated,
                 age_source=source,
                 dynamic=False,
@@ -1027,20 +1062,23 @@ class VaultBackend(Backend):
         path = request.path
         if kv_version == 2:
             path = f"{mount}data/{request.path[len(mount) :]}"
+        what = f"capabilities of {path!r}"
         reply = self._request(
-            "POST",
-            "sys/capabilities-self",
-            what=f"capabilities of {path!r}",
-            safe=True,
-            json={"paths": [path]},
+            "POST", "sys/capabilities-self", what=what, safe=True, json={"paths": [path]}
         )
-        data = reply.get("data", reply) if isinstance(reply, dict) else {}
-        caps = data.get(path) or data.get("capabilities") or []
+        data = reply.get("data", reply) if isinstance(reply, dict) else None
+        if not isinstance(data, dict):
+            raise self._malformed(what, "no mapping of paths to capabilities")
+        caps = _strings(data.get(path) or data.get("capabilities") or [])
+        if caps is None:
+            raise self._malformed(what, "capabilities that are no list of names")
         needed = (
             "update" if (request.params or request.options.get("method") == "write") else "read"
         )
         allowed = ("root" in caps) or (needed in caps and "deny" not in caps)
-        detail = f"{needed} on {path}: capabilities {', '.join(caps) or 'none'}"
+        # The names are the store's text: shown in the job log, so without control characters.
+        shown = clean_text(", ".join(caps), 200) or "none"
+        detail = f"{needed} on {path}: capabilities {shown}"
         if allowed and kv_version in (1, 2):
             # Capabilities say "may", not "exists": a KV path that does not exist would read 404.
             missing = self._kv_missing(request.path, mount, kv_version)
@@ -1061,11 +1099,9 @@ class VaultBackend(Backend):
         try:
             if kv_version == 2:
                 reply = self._request("GET", f"{mount}metadata/{rest}", what=what)
-                body = reply.get("data") if isinstance(reply, dict) else None
-                body = body if isinstance(body, dict) else {}
-                current = (body.get("versions") or {}).get(str(body.get("current_version")))
+                current = self._current_version(reply, what)[1]
                 if (
-                    not isinstance(current, dict)
+                    current is None
                     or current.get("destroyed")
                     or _past(current.get("deletion_time"))
                 ):
@@ -1073,12 +1109,34 @@ class VaultBackend(Backend):
                 return ""
             folder, _, leaf = rest.rpartition("/")
             reply = self._request("LIST", f"{mount}{folder}", what=what)
-            keys = ((reply or {}).get("data") or {}).get("keys") or []
+            data = reply.get("data") if isinstance(reply, dict) else None
+            keys = _strings(data.get("keys")) if isinstance(data, dict) else None
+            if keys is None:
+                # Not "not found": a folder listing of another shape is no answer at all.
+                raise self._malformed(what, "a folder listing without a list of keys")
             return "" if leaf in keys else f"{path!r}: not found in {self.name!r}"
         except SecretNotFound:
             return f"{path!r}: not found in {self.name!r}"
         except AccessDenied:
             return None
+
+    def _current_version(self, reply: object, what: str) -> tuple[str, dict[str, Any] | None]:
+        """A KV v2 ``metadata/`` answer's current version: its number (``""``: none) and its
+        entry of ``versions`` (None: none). Every level is checked: anything but the API's
+        shape is a malformed answer, not a crash and not a version that "exists"."""
+        body = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(body, dict):
+            raise self._malformed(what, "KV metadata without a 'data' mapping")
+        current = _version_key(body.get("current_version"))
+        versions = body.get("versions")
+        if current is None:
+            raise self._malformed(what, "KV metadata whose current_version is no number")
+        if versions is not None and not isinstance(versions, dict):
+            raise self._malformed(what, "KV metadata whose 'versions' is no mapping")
+        entry = (versions or {}).get(current) if current else None
+        if entry is not None and not isinstance(entry, dict):
+            raise self._malformed(what, "KV metadata with a version entry that is no mapping")
+        return current, entry
 
     def metadata(self, request: ReadRequest) -> Document | None:
         """KV v2: the ``metadata/`` endpoint (version times, custom_metadata), never ``data/``.
@@ -1089,17 +1147,12 @@ class VaultBackend(Backend):
         mount, kv_version = self._mount_of(request.path, request.options)
         if kv_version == 2:
             rest = request.path[len(mount) :]
-            reply = self._request(
-                "GET",
-                f"{mount}metadata/{rest}",
-                what=f"metadata of {request.describe()}",
-                safe=True,
+            what = f"metadata of {request.describe()}"
+            reply = self._request("GET", f"{mount}metadata/{rest}", what=what, safe=True)
+            current, version = self._current_version(reply, what)
+            updated, source = kv_date(
+                (version or {}).get("created_time"), reply["data"].get("custom_metadata")
             )
-            body = reply.get("data") if isinstance(reply, dict) else None
-            body = body if isinstance(body, dict) else {}
-            current = str(body.get("current_version") or "")
-            version = (body.get("versions") or {}).get(current) or {}
-            updated, source = kv_date(version.get("created_time"), body.get("custom_metadata"))
             return Document(
                 data={},
                 version=current or None,
@@ -1120,6 +1173,8 @@ class VaultBackend(Backend):
             self._token_checked = False
             raise self._invalid_token(error) from None
         data = reply.get("data", {}) if isinstance(reply, dict) else {}
+        if not isinstance(data, dict):
+            raise self._malformed("token lookup", "no 'data' mapping")
         return {
             "accessor": data.get("accessor"),
             "display_name": data.get("display_name"),
