@@ -10,6 +10,7 @@ __all__ = [
     "clean_text",
     "is_denied",
     "is_identifier",
+    "shown_id",
     "to_env_name",
 ]
 
@@ -112,6 +113,15 @@ def clean_text(text: object, limit: int = 200) -> str:
     escapes, line breaks) made spaces, the length bounded."""
     cleaned = CONTROL_CHARS.sub(" ", str(text)).strip()
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def shown_id(value: object) -> str:
+    """A lease id or token accessor (a store's text, or a state file's) fit for a message.
+
+    Ids are shown so that a failed revocation can be finished by hand; they come from outside,
+    and a line break in one is a workflow command in the job log (``::stop-commands::``).
+    """
+    return clean_text(value) or "?"
 
 
 def to_env_name(text: str) -> str:

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .durations import format_duration
+from .names import shown_id
 from .spec.policy import RULES, Policy
 from .timeutil import iso_utc, utc
 
@@ -277,7 +278,7 @@ def _max_ttl(rule: EffectiveRule, facts: Facts, before_read: bool) -> list[Findi
                 rule.action,
                 limit,
                 facts.token_ttl,
-                f"login token (accessor {facts.token_accessor or '?'}) TTL "
+                f"login token (accessor {shown_id(facts.token_accessor)}) TTL "
                 f"{format_duration(facts.token_ttl)}"
                 + (f" is over max_ttl {format_duration(limit)}" if over else " within max_ttl"),
                 subject="token",

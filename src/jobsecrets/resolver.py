@@ -42,7 +42,7 @@ from .fields import FieldMissing, to_text
 from .fieldsets import FieldSetError, select
 from .jsonsafe import NestedTooDeeply
 from .lifecycle.ledger import Ledger
-from .names import CONTROL_CHARS, check_name, to_env_name
+from .names import CONTROL_CHARS, check_name, shown_id, to_env_name
 from .resolved import FailedVar, Resolution, ResolvedVar
 from .safe_files import FILES_DIR_PREFIX
 from .spec.model import BackendSpec, SecretSpec, Spec
@@ -498,11 +498,11 @@ class _LateResults:
         for lease in leases:
             try:
                 backend.revoke_lease(lease.lease_id)
-                log.info("revoked lease %s obtained after the deadline", lease.lease_id)
+                log.info("revoked lease %s obtained after the deadline", shown_id(lease.lease_id))
             except Exception as error:  # best effort: the thread has no one to report to
                 log.warning(
                     "could not revoke lease %s obtained after the deadline (%s)",
-                    lease.lease_id,
+                    shown_id(lease.lease_id),
                     type(error).__name__,
                 )
         return False

@@ -41,6 +41,7 @@ from ..errors import (
     SecretNotFound,
     StoreUnavailable,
 )
+from ..names import clean_text
 from ..policy import Facts, PolicyResult, effective_rules, evaluate, facts_from_document
 from ..redact import MIN_SECRET_LENGTH
 from ..session import Session
@@ -226,8 +227,10 @@ class PlanReport:
             if checked is None:
                 continue
             if checked.signed_in:
+                # The store's own words (accessor, display name, metadata): without control
+                # characters, as every text of a store written to the job log.
                 facts = ", ".join(
-                    f"{k}={v}"
+                    f"{k}={clean_text(v, 300)}"
                     for k, v in sorted(checked.identity.items())
                     if v not in (None, "", [])
                 )

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..backends.base import Backend, Lease, TokenRecord
 from ..errors import AccessDenied, JobSecretsError, RevokeError
+from ..names import clean_text, shown_id
 from ..safe_files import shred
 from .cipher import STATE_KEY_ENV
 
@@ -52,7 +53,9 @@ class RevokeReport:
         if self.leases_with_token:
             text += f"; {self.leases_with_token} more lease(s) ended with their token"
         if self.failures:
-            text += f"; {len(self.failures)} failure(s): " + "; ".join(self.failures)
+            # Each failure quotes ids and a store's words: one line each, whatever they hold.
+            shown = (clean_text(failure, 1000) for failure in self.failures)
+            text += f"; {len(self.failures)} failure(s): " + "; ".join(shown)
         return text
 
 
@@ -214,15 +217,17 @@ class Ledger:
                     denied = isinstance(failure, AccessDenied)
                     if not denied:
                         log.info(
-                            "lease %s: %s; revoking its token ends it", lease.lease_id, failure
+                            "lease %s: %s; revoking its token ends it",
+                            shown_id(lease.lease_id),
+                            clean_text(failure.message, 1000),
                         )
                     reason = "denied" if denied else failure.message
                     with_token.setdefault(owner, []).append((lease, reason))
                 else:
-                    report.failures.append(f"lease {lease.lease_id}: {failure.message}")
+                    report.failures.append(f"lease {shown_id(lease.lease_id)}: {failure.message}")
                 continue
             if failure is not None:  # never raises: the rest is still revoked
-                report.failures.append(f"lease {lease.lease_id}: {why(failure)}")
+                report.failures.append(f"lease {shown_id(lease.lease_id)}: {why(failure)}")
                 continue
             report.leases_revoked += 1
             self._forget_lease(lease.lease_id)
@@ -234,16 +239,18 @@ class Ledger:
                 backend.revoke_token(record)
             except JobSecretsError as error:
                 report.failures.append(
-                    f"token {record.accessor or record.backend}: {error.message}"
+                    f"token {shown_id(record.accessor or record.backend)}: {error.message}"
                 )
                 for lease, reason in with_token.pop(key, []):
                     report.failures.append(
-                        f"lease {lease.lease_id}: not revoked ({reason}; its token could not "
-                        "be revoked either)"
+                        f"lease {shown_id(lease.lease_id)}: not revoked ({reason}; its token "
+                        "could not be revoked either)"
                     )
                 continue
             except Exception as error:  # never raises: the rest is still revoked
-                report.failures.append(f"token {record.accessor or record.backend}: {why(error)}")
+                report.failures.append(
+                    f"token {shown_id(record.accessor or record.backend)}: {why(error)}"
+                )
                 continue
             report.tokens_revoked += 1
             if record in self.recorded_tokens:
@@ -254,7 +261,7 @@ class Ledger:
         report.failures.extend(self.unusable)
         for entry in self.unreadable_tokens:
             report.failures.append(
-                f"token {entry.get('accessor') or entry.get('backend', '?')}: encrypted in the "
+                f"token {shown_id(entry.get('accessor') or entry.get('backend'))}: encrypted in the "
                 f"state file and ${STATE_KEY_ENV} does not open it"
             )
         return report

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..names import shown_id
 from .ledger import Ledger, token_key, why
 
 log = logging.getLogger("jobsecrets")
@@ -73,14 +74,14 @@ class Renewal:
                 # Any error, a backend's bug included: an exception leaving the renewer thread
                 # would end every later renewal, and the job's leases would expire under it.
                 self._renewal_failed(key, lease.ttl, now)
-                messages.append(f"cannot renew lease {key}: {why(error)}")
+                messages.append(f"cannot renew lease {shown_id(key)}: {why(error)}")
                 continue
             self._retry_at.pop(key, None)
             if renewed.ttl < wanted:
                 # The store capped the lease at its max TTL: asking again cannot extend it.
                 self._no_renew.add(key)
                 messages.append(
-                    f"lease {key} reached its maximum TTL: it ends in {renewed.ttl}s "
+                    f"lease {shown_id(key)} reached its maximum TTL: it ends in {renewed.ttl}s "
                     "and cannot be renewed any further"
                 )
             self.ledger.replace_lease(renewed)  # unless revoked meanwhile
@@ -88,7 +89,7 @@ class Renewal:
             # of this thread on a loaded machine shows here) and how long the store took.
             log.debug(
                 "renewed lease %s with %.1fs of %ds left (answered in %.2fs); it lasts %ds now",
-                key,
+                shown_id(key),
                 lease.obtained_at + lease.ttl - now,
                 lease.ttl,
                 time.monotonic() - asked,
@@ -104,7 +105,7 @@ class Renewal:
             due = due_at(record.obtained_at, record.ttl, fraction)
             if now < max(due, self._retry_at.get(key, 0)):
                 continue
-            label = record.accessor or backend.name
+            label = shown_id(record.accessor or backend.name)
             asked = time.monotonic()
             try:
                 backend.renew_token()

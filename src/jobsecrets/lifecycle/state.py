@@ -37,6 +37,7 @@ from .. import jsonsafe
 from ..backends.base import Backend, BackendContext, Lease, TokenRecord
 from ..backends.registry import get_backend_class
 from ..errors import ConfigError
+from ..names import shown_id
 from ..platforms import job_key, state_base
 from ..safe_files import FILES_DIR_PREFIX, read_at_most, replace_with
 from .cipher import StateCipher
@@ -291,7 +292,7 @@ def _wrong_field(record: Lease | TokenRecord) -> str | None:
 
 def _label(value: object) -> str:
     """An id from a state file for a message: a string, cut short; anything else ``?``."""
-    return value[:80] if isinstance(value, str) and value else "?"
+    return shown_id(value[:80]) if isinstance(value, str) and value else "?"
 
 
 def load_state(

@@ -35,6 +35,7 @@ from ...errors import (
     SecretNotFound,
     StoreUnavailable,
 )
+from ...names import CONTROL_CHARS
 from ...safe_files import read_regular
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
 from ..retry import OutOfTime, Retrying, retry_after_seconds, within
@@ -102,6 +103,20 @@ def _version_key(value: object) -> str | None:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         return value if value.strip("0") else ""
     return None
+
+
+#: The longest lease id taken from a store: Vault's are a path and a 24-character id, far shorter.
+MAX_LEASE_ID = 1024
+
+
+def _is_lease_id(value: object) -> bool:
+    """A lease id we may record, renew, revoke and name in messages: text of bounded length
+    without control characters (C0, DEL, C1)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_LEASE_ID
+        and CONTROL_CHARS.search(value) is None
+    )
 
 
 def _past(value: object) -> bool:
@@ -1028,13 +1043,22 @@ class VaultBackend(Backend):
             # 204 No Content: a write that returns nothing is not a secret.
             raise SecretNotFound(f"{what}: {self.name!r} returned no data")
         data = reply.get("data")
+        lease_id = reply.get("lease_id") or None
+        if lease_id is not None and not _is_lease_id(lease_id):
+            # It would reach the job log (revocation messages): a line break there is a workflow
+            # command (::stop-commands::), an escape rewrites the terminal. Such a lease ends
+            # with the token that obtained it (ours is revoked at the end, as after any failed
+            # read); for a token of the user's, which is never revoked, it is revoked here.
+            self._revoke_unusable_lease(lease_id)
+            raise self._malformed(what, "a lease id that is no text or has control characters")
         if not isinstance(data, dict):
+            self._revoke_unusable_lease(lease_id)
             raise SecretNotFound(f"{what}: {self.name!r} returned no data")
         lease = None
-        if reply.get("lease_id"):
+        if lease_id is not None:
             lease = Lease(
                 backend=self.name,
-                lease_id=str(reply["lease_id"]),
+                lease_id=lease_id,
                 ttl=seconds(reply.get("lease_duration")),
                 renewable=bool(reply.get("renewable")),
                 path=request.path,
@@ -1046,6 +1070,24 @@ class VaultBackend(Backend):
             dynamic=lease is not None,
             details={"kv_version": kv_version, "mount": mount},
         )
+
+    def _revoke_unusable_lease(self, lease_id: object) -> None:
+        """Best effort: revoke a lease whose read fails, so it never reaches the ledger.
+
+        The id goes in the request body only (never the URL: it may not be fit for one) and in
+        no message. Failing, the lease still ends with our token, or at its own TTL.
+        """
+        if not isinstance(lease_id, str) or not lease_id:
+            return
+        with contextlib.suppress(JobSecretsError):
+            self._request(
+                "PUT",
+                "sys/leases/revoke",
+                what="revoke the lease of a failed read",
+                safe=True,
+                bounded=False,
+                json={"lease_id": lease_id},
+            )
 
     def check_access(self, request: ReadRequest) -> AccessCheck:
         """Ask ``sys/capabilities-self`` for the path actually read (``data/`` for KV v2)."""
@@ -1199,7 +1241,7 @@ class VaultBackend(Backend):
         reply = self._request(
             "PUT",
             "sys/leases/renew",
-            what=f"renew lease {lease.lease_id}",
+            what=f"renew lease {clean_text(lease.lease_id)}",
             safe=True,
             bounded=False,
             json=payload,
@@ -1219,7 +1261,7 @@ class VaultBackend(Backend):
         path (``path "sys/leases/revoke/database/creds/ci/*" { capabilities = ["update"] }``).
         Still denied, the caller ends the lease by revoking the token that obtained it.
         """
-        what = f"revoke lease {lease_id}"
+        what = f"revoke lease {clean_text(lease_id)}"
         try:
             try:
                 self._request(
