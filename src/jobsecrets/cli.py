@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from . import unshown
 from ._version import __version__
 from .errors import ChildError, ConfigError, JobSecretsError, RevokeError
 
@@ -196,6 +197,15 @@ def cli(ctx: click.Context, verbose: int) -> None:
         _collect.resume()
 
 
+class _ScrubbingFormatter(logging.Formatter):
+    """Log records quote a store's words too (a lease it would not revoke, a renewal it
+    refused): what the process must never print is masked in them (:mod:`jobsecrets.unshown`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as the plain formatter writes it, with remembered values masked."""
+        return unshown.scrub(super().format(record))
+
+
 def _configure_logging(verbose: int) -> None:
     """Log jobsecrets' own records only: never the root logger.
 
@@ -207,7 +217,7 @@ def _configure_logging(verbose: int) -> None:
     logger.setLevel(level)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("jobsecrets: %(levelname)s: %(message)s"))
+        handler.setFormatter(_ScrubbingFormatter("jobsecrets: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
     logger.propagate = False
     for noisy in ("botocore", "boto3", "urllib3", "hvac", "s3transfer"):
@@ -552,9 +562,10 @@ def scan(
 
 
 def _fail(error: JobSecretsError) -> NoReturn:
-    click.echo(f"jobsecrets: error: {error}", err=True)
+    # A store's error text is in the message: it may quote our token or another variable's value.
+    click.echo(unshown.scrub(f"jobsecrets: error: {error}"), err=True)
     if error.hint:
-        click.echo(f"jobsecrets: hint: {error.hint}", err=True)
+        click.echo(unshown.scrub(f"jobsecrets: hint: {error.hint}"), err=True)
     sys.exit(error.exit_code)
 
 

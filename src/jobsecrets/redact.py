@@ -30,10 +30,12 @@ __all__ = [
     "StreamRedactor",
     "labelled_mask_forms",
     "mask_forms",
+    "mask_remembered",
 ]
 
 import base64
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -921,3 +923,25 @@ class MaskList:
             escaped = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
             commands.append(f"::add-mask::{escaped}")
         return commands
+
+
+_remembered_lock = threading.Lock()
+_remembered_masks: tuple[int, MaskList] | None = None
+
+
+def mask_remembered(text: str, values: Sequence[str], generation: int) -> str:
+    """``text`` with every one of ``values`` masked in all its forms, as ``run`` masks output.
+
+    :func:`jobsecrets.unshown.scrub` masks the tool's own messages with it (errors quoting a
+    store's words, log records). The mask list is built once per ``generation`` of the values,
+    only when something is printed.
+    """
+    global _remembered_masks
+    with _remembered_lock:
+        cached = _remembered_masks
+        if cached is None or cached[0] != generation:
+            masks = MaskList()
+            for value in values:
+                masks.add(value)
+            cached = _remembered_masks = (generation, masks)
+    return cached[1].redact_text(text)

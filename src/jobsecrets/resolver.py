@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
+from . import unshown
 from ._exit import linger_until
 from .backends.base import Backend, BackendContext, Document, Lease, ReadRequest
 from .backends.registry import get_backend_class
@@ -170,6 +171,9 @@ class _BackendRun:
         knew of them."""
         with self.lock:
             self.read_keys.add(request.key)
+        if isinstance(result, Document):
+            # Before any error is formatted: another read's error text may quote a value.
+            _remember_values(result.data)
         if isinstance(result, Document) and result.lease is not None:
             self.late.record(self.backend, [result.lease], self.ledger)
 
@@ -265,6 +269,8 @@ def resolve(
             continue
         resolution.variables.extend(_variables(spec, member, result, resolution, errors, taken))
     _add_exported(live, resolution, errors)
+    for var in resolution.variables:
+        unshown.remember(var.value)  # a value as the job gets it (a JSON subtree, a number)
     # Which error is raised is unchanged: a failed pipeline first, then a name clash, then the
     # variables' own errors combined.
     error = pipeline_error
@@ -520,6 +526,26 @@ class _LateResults:
                 backend.name,
                 type(error).__name__,
             )
+
+
+#: Leaves of one document remembered at most (a document of more is hostile or a mistake; its
+#: variables' values are remembered anyway when they are made).
+_MAX_REMEMBERED_LEAVES = 10_000
+
+
+def _remember_values(data: object) -> None:
+    """Remember every text leaf of a document (:mod:`jobsecrets.unshown`): each is a value the
+    process must never print, requested or not. Iterative: a document may nest deeply."""
+    pending, seen = [data], 0
+    while pending and seen < _MAX_REMEMBERED_LEAVES:
+        item = pending.pop()
+        seen += 1
+        if isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        else:
+            unshown.remember(item)  # text and bytes; numbers and the like are no secret text
 
 
 def _ms_since(started: float) -> float:

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Mapping
 
+from . import unshown
 from ._exit import process_start
 from ._signals import Terminated, install_signal_handlers, signals_deferred
 from .backends.base import Backend, BackendContext, TokenRecord
@@ -82,6 +83,7 @@ class Session:
         """Remember a CI identity token (fetched here or in a backend's own process) to mask it."""
         with self._identity_lock:
             self._identity_tokens[token] = None
+        unshown.remember(token)  # a store refusing it may quote it in its error text
 
     def backends_wanted(self) -> list[str]:
         """The backends this job signs in to (``run``, ``export`` and ``plan --check`` alike)."""
@@ -127,7 +129,9 @@ class Session:
                     if not quiet or not report.ok:
                         log.info("%s", report.summary())
                     if not report.ok:
-                        print(f"jobsecrets: warning: {report.summary()}", file=sys.stderr)
+                        # The failures quote a store's words: masked as every message is.
+                        warning = unshown.scrub(f"jobsecrets: warning: {report.summary()}")
+                        print(warning, file=sys.stderr)
             except JobSecretsError as error:  # pragma: no cover - revoke_all reports, never raises
                 report.failures.append(error.message)
             finally:

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.formats": 0,
     "jobsecrets.timeutil": 0,
     "jobsecrets.redact": 0,
+    "jobsecrets.unshown": 0,
     "jobsecrets.maskforms": 0,
     "jobsecrets.keysearch": 0,
     "jobsecrets.hexdumps": 0,

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import unshown
 from ..backends.base import Backend
 from ..backends.registry import get_backend_class
 from ..backends.retry import OutOfTime, within
@@ -566,9 +567,12 @@ def run_plan(config: str, only: list[str] | None, *, check: bool, fmt: str) -> N
     finally:
         session.finish(quiet=True)
     if fmt == "json":
-        sys.stdout.write(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(report.to_json(), indent=2, sort_keys=True, default=str) + "\n"
     else:
-        sys.stdout.write(report.to_text())
+        text = report.to_text()
+    # --check quotes the stores' words (a refused path, a failed sign-in), which may quote the
+    # token in use: masked as every message is. Free when nothing was signed in to.
+    sys.stdout.write(unshown.scrub(text))
     failure = report.failure()
     if failure is not None:
         raise failure

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
+from ... import unshown
 from ...addresses import shown_address
 from ...durations import parse_duration
 from ...errors import (
@@ -295,6 +296,8 @@ class AwsBackend(Backend):
         env = self.context.env
         if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
             token = env.get("AWS_SESSION_TOKEN") or None
+            unshown.remember(env["AWS_SECRET_ACCESS_KEY"])
+            unshown.remember(token)
             return {"credentials": (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], token)}
         if env.get("AWS_PROFILE"):
             return {"profile": env["AWS_PROFILE"]}
@@ -480,6 +483,9 @@ class AwsBackend(Backend):
                 "never sends: check AWS_ENDPOINT_URL / 'endpoint_url:' if set",
             )
         credentials = cast("Mapping[str, Any]", answer)  # checked just above
+        # Credentials: never printed, whatever an error text quotes (jobsecrets.unshown).
+        unshown.remember(credentials.get("SecretAccessKey"))
+        unshown.remember(credentials.get("SessionToken"))
         expiration = credentials.get("Expiration")
         if not isinstance(expiration, datetime):
             # STS always says; an answer that does not gets the duration asked for.

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ... import unshown
 from ...addresses import address_problem, header_problem, shown_address
 from ...durations import parse_duration
 from ...errors import (
@@ -589,6 +590,9 @@ class VaultBackend(Backend):
         from .bounded import AnswerTooLarge
 
         client = self.client
+        # The token in use (the user's, or our login's once signed in): a store's error text
+        # may quote it, and the CLI masks whatever is remembered in what it prints.
+        unshown.remember(client.token)
         started = time.monotonic()
         deadline = self.context.deadline if bounded else None
         # Revoking once the deadline has passed (the job is failing on a slow store): one short
@@ -854,6 +858,7 @@ class VaultBackend(Backend):
         value = self.context.env.get(name)
         if not value:
             raise AuthError(f"backend {self.name!r}: ${name} is not set")
+        unshown.remember(value)  # an approle secret id: a refused login may quote it
         return value
 
     def _user_token(self) -> str:
@@ -904,7 +909,9 @@ class VaultBackend(Backend):
                 f"backend {self.name!r}: cannot read the service-account token {path} "
                 "(missing, unreadable, not a regular file or too big)"
             )
-        return raw.decode("utf-8", "replace").strip()
+        token = raw.decode("utf-8", "replace").strip()
+        unshown.remember(token)  # a credential: a refused login may quote it
+        return token
 
     # ---- reads ------------------------------------------------------------------------------------
 
