@@ -14,8 +14,8 @@ What is recognised, on purpose narrowly so that ordinary output is never held or
 * a dump starts with the line of address 0 (six to sixteen ``0``, then ``:`` or a space), at the
   start of a line or after a prefix that ends in white space (``docker build``'s ``#5 0.123``);
   its later lines have their address at the same column;
-* a line is the address, then hex groups of one width (2, 4 or 8 digits; the last may be
-  shorter) separated by spaces, then nothing, ``|ascii|``, ``>ascii<`` or the ASCII column
+* a line is the address, then hex groups of one width (2, 4, 8 or 16 digits, or wider where an
+  ASCII column confirms them: ``xxd -g0``, ``-g16``; the last may be shorter) separated by spaces, then nothing, ``|ascii|``, ``>ascii<`` or the ASCII column
   (``xxd``), which must show exactly the bytes the groups give (``.`` for the unprintable); or
   the address then ``od``'s octal words or bytes, or ``od -c`` cells of four characters; or
   ``*`` (repeated lines left out);
@@ -79,6 +79,8 @@ TRIGGER_KEYS = (b"000000 ", b"000000:")
 #: A line longer than this is not a dump line (xxd's widest, -c 256, is ~1.2 KB), and an
 #: unfinished line longer than this is not held as one.
 _MAX_LINE = 1 << 14
+#: The widest group (in hex digits) read without an ASCII column to confirm it: od -t x8.
+_WIDEST_UNCONFIRMED = 16
 #: First addresses tried per line: output made of "000000 " cannot make every one of them
 #: parse the rest of its line (quadratic in the line's length).
 _TRIES_PER_LINE = 4
@@ -165,7 +167,7 @@ def _parse_groups(text: bytes, start: int, colon: bool) -> DumpLine | None:
         if not tokens or (end == ends[-1] and end != ends[0] and area.count(b"  ") != 1):
             continue
         width = len(tokens[0])
-        if width % 2 or len(tokens[-1]) % 2 or len(tokens[-1]) > width or width > 16:
+        if width % 2 or len(tokens[-1]) % 2 or len(tokens[-1]) > width:
             continue
         if len(tokens) > 1 and set(map(len, tokens[:-1])) != {width}:
             continue
@@ -178,7 +180,10 @@ def _parse_groups(text: bytes, start: int, colon: bool) -> DumpLine | None:
         readings = (raw, _reorder(raw, group)) if group > 1 else (raw,)
         for little, data in enumerate(readings):
             ascii_at = _ascii_column(text, end, rest, data)
-            if ascii_at == -1:
+            if ascii_at == -1 or (ascii_at is None and width > _WIDEST_UNCONFIRMED):
+                # A group wider than any od/hexdump prints (xxd -g0, -g16: one group of the
+                # whole line) is read only where xxd's ASCII column confirms it: a bare run of
+                # hex after "000000 " is far more often a hash than a dump.
                 continue
             if ascii_at is None and group > 1 and bool(little) == colon:
                 # No column to confirm the order: xxd (``addr:``) is big-endian, od/hexdump

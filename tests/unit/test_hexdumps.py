@@ -37,6 +37,8 @@ TOOLS = [
     "xxd -u",
     "xxd -c 32",
     "xxd -c 8 -g4",
+    "xxd -g0",  # one group of the whole line (32 digits)
+    "xxd -c 32 -g16",
     "xxd -e",
     "hexdump -C",
     "hd",
