@@ -21,13 +21,16 @@ What is recognised, on purpose narrowly so that ordinary output is never held or
   ``*`` (repeated lines left out);
 * groups wider than one byte are read in the order the ASCII column confirms, else as ``xxd``
   (big-endian) writes them after ``addr:`` and as ``od``/``hexdump`` (little-endian) do otherwise;
-* the dump ends at the first line that is none of these.
+* ``xxd -e``'s short last line, its last group right-aligned in its place;
+* the dump ends at the first line that is none of these. Where that line starts with an
+  address like the dump's own (a layout not known here), the start of a form the dump's bytes
+  end in is masked: the rest of it may be in that line.
 
 A line of a dump is held only while the bytes shown so far end in something that may still
 become a masked form, exactly as the redactor holds a stream's end; an incomplete line is held
 while it may still be a dump line. Not recognised: ``xxd -p`` and ``od -An`` (no addresses:
 their hex is still masked where a whole hex form sits on one line), dumps that do not start at
-address 0 (``xxd -s``, ``tail`` of a dump), and ``xxd -e``'s last line when it is short.
+address 0 (``xxd -s``, ``tail`` of a dump).
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ TRIGGER_KEYS = (b"000000 ", b"000000:")
 _MAX_LINE = 1 << 14
 #: The widest group (in hex digits) read without an ASCII column to confirm it: od -t x8.
 _WIDEST_UNCONFIRMED = 16
+#: The shortest start of a value masked where a dump ends at a line it cannot read (a value
+#: has at least 3 bytes: shorter ones are not masked anywhere).
+_MIN_UNREAD_PREFIX = 3
 #: First addresses tried per line: output made of "000000 " cannot make every one of them
 #: parse the rest of its line (quadratic in the line's length).
 _TRIES_PER_LINE = 4
@@ -193,6 +199,49 @@ def _parse_groups(text: bytes, start: int, colon: bool) -> DumpLine | None:
     return None
 
 
+def _parse_right_aligned(text: bytes, origin: int) -> DumpLine | None:
+    """``xxd -e``'s short last line: its last group right-aligned in its place, or ``None``.
+
+    ``origin`` is where the first group starts (after ``addr: ``). xxd -e prints each group's
+    bytes in reverse, so a group short of bytes has spaces on its left, and the ASCII column
+    stays where a full line has it: the groups sit on a grid of ``width + 1`` columns, the last
+    one ends on it, and the ASCII column is the line's last characters, as many as the bytes.
+    """
+    tokens = list(_WORD.finditer(text, origin))
+    count = 0
+    for index, token in enumerate(tokens):
+        if (token.end() - token.start()) % 2:
+            return None
+        count += (token.end() - token.start()) // 2
+        column = len(text) - count
+        following = tokens[index + 1].start() if index + 1 < len(tokens) else len(text)
+        if following >= column:
+            break  # only spaces between this group and the column: the groups end here
+    else:
+        return None
+    groups = tokens[: index + 1]
+    last = groups[-1]
+    # A single group gives its width by where it ends; otherwise the first one is full.
+    width = last.end() - origin if index == 0 else groups[0].end() - groups[0].start()
+    if width % 2 or last.end() - last.start() >= width or column - last.end() < 2:
+        return None
+    if last.end() != origin + index * (width + 1) + width:
+        return None
+    if any(
+        g.start() != origin + i * (width + 1) or g.end() - g.start() != width
+        for i, g in enumerate(groups[:-1])
+    ):
+        return None
+    try:
+        raw = bytes.fromhex(text[origin : last.end()].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    data = _reorder(raw, width // 2)
+    if text[column:] != data.translate(_SHOWN):
+        return None
+    return DumpLine(0, data, (groups[0].start(), last.end()), "hex", width // 2, column, True)
+
+
 def _ascii_column(text: bytes, after: int, rest: bytes, data: bytes) -> int | None:
     """Start of the ASCII column after the groups; ``None``: none; ``-1``: not a dump line."""
     stripped = rest.strip(b" ")
@@ -266,6 +315,8 @@ def parse_dump_line(text: bytes) -> DumpLine | None:
         parsed = _parse_octal(text, m.start(3))
     if parsed is None:
         parsed = _parse_groups(text, m.end(), colon)
+    if parsed is None and colon:
+        parsed = _parse_right_aligned(text, m.start(3) + 1)
     if parsed is None and not colon:
         # od -c: the cells start right after the address (the first one begins with spaces).
         parsed = _parse_od_chars(text, m.start(3))
@@ -349,6 +400,23 @@ def find_dumps(data: bytes, starts: Iterable[int] | None = None) -> Iterator[Dum
             pos = end
         done = pos
         yield Dump(b"".join(shown), tuple(lines))
+
+
+def _address_shape(text: bytes) -> tuple[int, bytes] | None:
+    """The length of the address ``text`` starts with and the separator after it, or ``None``."""
+    m = _ADDRESS.match(text)
+    return None if m is None else (len(m.group(1)), m.group(2) or b" ")
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint ``[start, end)`` spans covering ``spans``."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _line_text(raw: bytes) -> bytes:
@@ -439,6 +507,8 @@ class DumpMasker:
         self._held_size = 0
         self._column = -1  # column of the current dump's addresses; -1 outside a dump
         self._layout: _Layout | None = None  # the current dump's full lines
+        # The current dump's first address: its length and what follows it (": " or " ").
+        self._address: tuple[int, bytes] = (0, b"")
         # Where the tail (or the next chunk, when nothing is held) starts: its column in its
         # line, and the byte before it.
         self._col0 = 0
@@ -507,6 +577,7 @@ class DumpMasker:
                 if column < 0:
                     break
                 self._column, first_line = column, begin
+                self._address = _address_shape(data[begin:]) or (0, b"")
             nl = data.find(b"\n", pos)
             column = 0 if pos == first_line else self._column
             if nl < 0:
@@ -519,7 +590,7 @@ class DumpMasker:
             if parsed is None:
                 parsed = parse_dump_line(text) if text else None
                 if parsed is None:
-                    self._end_dump(out)
+                    self._end_dump(out, unread=_address_shape(text) == self._address)
                     continue
                 if self._layout is None and parsed.kind != "chars" and parsed.data:
                     self._layout = _Layout(text, parsed)
@@ -536,6 +607,7 @@ class DumpMasker:
         """End of the stream: everything held, masked."""
         out: list[bytes] = []
         tail = self._pending[self._held_size :]
+        unread = False
         if tail:
             # The stream may end in a dump line without its line end.
             column = self._column if self._column >= 0 else 0
@@ -544,7 +616,9 @@ class DumpMasker:
             if parsed is not None and (self._column >= 0 or (parsed.address == 0 and parsed.data)):
                 self._held.append(_Held(tail, column, parsed))
                 tail = b""
-        self._pass_lines(out, final=True)
+            elif self._column >= 0 and _address_shape(text[column:]) == self._address:
+                unread = True
+        self._pass_lines(out, final=True, unread=unread)
         out.append(tail)
         self._pending = b""
         self._column = -1
@@ -610,17 +684,27 @@ class DumpMasker:
             return len(body) == 1
         return all(c in _HEX for c in body[:6])
 
-    def _end_dump(self, out: list[bytes]) -> None:
-        self._pass_lines(out, final=True)
+    def _end_dump(self, out: list[bytes], *, unread: bool = False) -> None:
+        """The dump ended: pass on every held line (``unread``: see :meth:`_pass_lines`)."""
+        self._pass_lines(out, final=True, unread=unread)
         self._column = -1
         self._layout = None
 
-    def _pass_lines(self, out: list[bytes], *, final: bool) -> None:
-        """Mask the held lines and pass on those no later line can change."""
+    def _pass_lines(self, out: list[bytes], *, final: bool, unread: bool = False) -> None:
+        """Mask the held lines and pass on those no later line can change.
+
+        ``unread``: the dump ended at a line that starts with an address like the dump's own
+        (as long, the same separator) but could not be read (a layout not known here). The value whose start the held bytes end in may go on in that
+        line, where it cannot be found: that start is masked rather than shown.
+        """
         if not self._held:
             return
         shown = b"".join(h.line.data for h in self._held)
         spans, hold = self._matcher.spans_and_hold(shown)
+        if unread:
+            start = self._matcher.hold_start(shown)
+            if len(shown) - start >= _MIN_UNREAD_PREFIX:
+                spans = _union([*spans, (start, len(shown))])
         cut = len(shown)
         if not final:
             cut = min(cut, hold, self._matcher.hold_start(shown))

@@ -333,15 +333,60 @@ def test_a_value_after_64_kib_of_random_bytes_is_masked(tool: str, tmp_path: Pat
     printed = dump(tool, noise + value + around(rnd, 20), tmp_path)
     lines = printed.splitlines()
     unread = [n for n, line in enumerate(lines) if parse_dump_line(line) is None]
-    if tool == "xxd -e":
-        assert unread in ([], [len(lines) - 1])  # its short last line: a documented limit
-    else:
-        assert unread == []
+    assert unread == []  # xxd -e's short last line too
     masks = MaskList()
     masks.add(value, name="V")
     tail = masks.redact(printed).splitlines()[-8:]
     masked = b"***" in b"\n".join(tail)
     assert masked, f"{tool}: the value at the end of a long dump was not masked"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_value_at_the_end_of_a_dump_is_masked(tool: str, tmp_path: Path) -> None:
+    """A file that ends in the value (a key file, with or without its line end): the dump's
+    last line is short, and xxd -e right-aligns its last group in it."""
+    rnd = random.Random(f"end-{tool}")
+    for offset in (0, 3, 9, 16, 22):
+        for ending in (b"", b"\n"):
+            value = make_value(rnd, 40)
+            printed = dump(tool, around(rnd, offset) + value + ending, tmp_path)
+            masks = MaskList()
+            masks.add(value, name="V")
+            out = masks.redact(printed)
+            count = len(visible_value_bytes(out, value, octal=tool in OCTAL))
+            assert count == 0, f"{tool}: {count} byte(s) of the value visible at offset {offset}"
+            cuts = [rnd.randrange(len(printed)) for _ in range(5)]
+            same = redact_in_chunks(masks, printed, cuts) == out
+            assert same, f"{tool}: chunked output differs"
+
+
+def test_a_dump_cut_short_by_a_line_it_cannot_read_masks_the_start_it_ends_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dump that ends at a line with an address that cannot be read (a layout not known, here
+    xxd -e's short last line with its reader turned off): the value may go on in that line, so
+    the start of it the read lines end in is masked, not shown. Ordinary text after a dump
+    that ends in the same start changes nothing."""
+    from jobsecrets import hexdumps
+
+    monkeypatch.setattr(hexdumps, "_parse_right_aligned", lambda text, origin: None)
+    rnd = random.Random(13)
+    value = make_value(rnd, 40)
+    printed = dump("xxd -e", around(rnd, 5) + value + b"\n", tmp_path)  # short last line
+    masks = MaskList()
+    masks.add(value, name="V")
+    for cuts in ([], [len(printed) - 3], [rnd.randrange(len(printed)) for _ in range(6)]):
+        out = redact_in_chunks(masks, printed, cuts)
+        before, after = printed.splitlines(), out.splitlines()
+        read = len(visible_value_bytes(b"\n".join(after[:-1]), value))
+        last_kept = after[-1] == before[-1]  # the line that cannot be read passes as it is
+        assert read == 0 and last_kept, f"{read} byte(s) of the value visible in read lines"
+    # The same read lines followed by ordinary text (a hex word too: not an address like the
+    # dump's), or by the end of the stream: unchanged.
+    lines = b"".join(printed.splitlines(keepends=True)[:-1])
+    for text in (lines + b"done\n", lines + b"facade rebuilt\n", lines):
+        unchanged = redact_in_chunks(masks, text, [len(text) // 2]) == text
+        assert unchanged, "a dump ending in the start of a value was changed"
 
 
 def test_find_dumps_in_a_whole_file(tmp_path: Path) -> None:
