@@ -293,6 +293,12 @@ def _parse_octal(text: bytes, start: int) -> DumpLine | None:
         data = b"".join(value.to_bytes(2, "little") for value in values)
         return DumpLine(0, data, (start, len(text)), "octal", 2, None)
     if _OCTAL_BYTES.fullmatch(text, start) is not None:
+        if text[-1:] == b" " and _parse_od_chars(text, start) is not None:
+            # Octal cells then four spaces: od -c's space after bytes it prints in octal, or
+            # hexdump -b padding its last line. Read as od -c: dropping a space would shift
+            # every later byte of an od -c dump, an extra space after hexdump -b's last byte
+            # shifts nothing.
+            return None
         data = bytes(int(word, 8) for word in text[start:].split())
         return DumpLine(0, data, (start, len(text)), "octal", 1, None)
     return None

@@ -389,6 +389,25 @@ def test_a_dump_cut_short_by_a_line_it_cannot_read_masks_the_start_it_ends_in(
         assert unchanged, "a dump ending in the start of a value was changed"
 
 
+@pytest.mark.parametrize("tool", ["od -c", "od -b", "hexdump -c", "hexdump -b"])
+@pytest.mark.parametrize("space_at", [15, 31, 14])
+def test_a_space_after_octal_cells_is_a_byte_of_od_c(
+    tool: str, space_at: int, tmp_path: Path
+) -> None:
+    """od -c prints a space as four spaces: after a line of octal cells (control bytes) it
+    looks like od -b with trailing spaces. Read as od -b, the line lost the space, so a value
+    that holds it was not found in the bytes read."""
+    rnd = random.Random(f"space-{tool}-{space_at}")
+    letters = make_value(rnd, 20)
+    value = bytes(rnd.choice(range(0x10, 0x20)) for _ in range(space_at)) + b" " + letters
+    printed = dump(tool, around(rnd, 16) + value + around(rnd, 5), tmp_path)
+    masks = MaskList()
+    masks.add(value, name="V")
+    out = masks.redact(printed)
+    count = len(visible_value_bytes(out, letters, octal=tool.endswith("-b")))
+    assert count == 0, f"{tool}: {count} byte(s) of the value visible"
+
+
 def test_find_dumps_in_a_whole_file(tmp_path: Path) -> None:
     """The batch reader (for the leak scan): two dumps between ordinary lines, each decoded to
     the bytes dumped, every shown byte mapped back to the line that prints it."""
