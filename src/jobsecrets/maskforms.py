@@ -43,7 +43,8 @@ __all__ = [
 import binascii
 import re
 import string
-from typing import NamedTuple
+import unicodedata
+from typing import Literal, NamedTuple
 
 from . import jsonsafe
 
@@ -382,6 +383,13 @@ _ANSI_C = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\
 _SAFE_WORD_RE = re.compile(rb"[A-Za-z0-9%+,\-./:=@_^~]+")
 
 
+#: How ``$'...'`` writes bytes above 0x7F, which depends on the shell and its locale: as they
+#: are, all in octal (bash in the C locale), or in octal only where they are not part of a valid,
+#: printable UTF-8 character (bash in a UTF-8 locale: it writes what ``iswprint`` accepts as is).
+_NonAscii = Literal["as-is", "octal", "utf-8"]
+_NON_ASCII_MODES: tuple[_NonAscii, ...] = ("as-is", "octal", "utf-8")
+
+
 def _ansi_c_map(octal_non_ascii: bool) -> list[str]:
     """What ``$'...'`` writes for each byte, as a str.translate table over latin-1 text."""
     escapes = [chr(byte) for byte in range(256)]
@@ -396,26 +404,79 @@ def _ansi_c_map(octal_non_ascii: bool) -> list[str]:
 
 
 _ANSI_C_MAPS = {octal: _ansi_c_map(octal) for octal in (False, True)}
+#: The ASCII part only: str.translate leaves the characters past its end as they are.
+_ANSI_C_ASCII = _ANSI_C_MAPS[False][:0x80]
+_NON_ASCII_CHAR = re.compile(r"[^\x00-\x7f]")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+#: Categories of the characters glibc's ``iswprint`` rejects in a UTF-8 locale (bash writes
+#: their bytes in octal): controls (U+0080-U+009F), the line and paragraph separators, code
+#: points not assigned, and the lone surrogates ``surrogateescape`` makes of invalid bytes.
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp", "Cn", "Cs"})
 # printf %q: a backslash before each special character.
 _BACKSLASH_MAP = ["\\" + chr(b) if chr(b) in _BASH_SPECIAL else chr(b) for b in range(256)]
 
 
-def _ansi_c(value: bytes, octal_non_ascii: bool) -> bytes:
+def _octal_unprintable(match: re.Match[str]) -> str:
+    """A non-ASCII character as bash writes it in a UTF-8 locale: as it is, or its bytes in
+    octal when it is invalid (a byte ``surrogateescape`` kept) or not printable."""
+    char = match.group()
+    if unicodedata.category(char) not in _UNPRINTABLE:
+        return char
+    return "".join(f"\\{byte:03o}" for byte in char.encode("utf-8", "surrogateescape"))
+
+
+def _ansi_c(value: bytes, non_ascii: _NonAscii) -> bytes:
     """The inside of bash's ``$'...'`` (``declare -p``, ``printf %q`` of control characters)."""
-    return value.decode("latin-1").translate(_ANSI_C_MAPS[octal_non_ascii]).encode("latin-1")
+    if non_ascii != "utf-8" or value.isascii():
+        octal = non_ascii == "octal"
+        return value.decode("latin-1").translate(_ANSI_C_MAPS[octal]).encode("latin-1")
+    # Invalid bytes become lone surrogates (each on its own, as bash reads them one at a time);
+    # the ASCII escapes go first, so the octal escapes written after are not escaped again.
+    text = value.decode("utf-8", "surrogateescape").translate(_ANSI_C_ASCII)
+    return _NON_ASCII_CHAR.sub(_octal_unprintable, text).encode("utf-8")
 
 
-def _single_quote_words(words: list[bytes], quote: bytes, grouped: bool) -> bytes:
-    """Words joined by spaces, each single-quoted when it needs it (xtrace of ``$VAR`` unquoted)."""
+def _needs_ansi_c(word: bytes, non_ascii: _NonAscii) -> bool:
+    """Whether bash writes ``word`` as ``$'...'``: it holds a byte it would write in octal."""
+    if _CONTROL.search(word):
+        return True
+    if word.isascii() or non_ascii == "as-is":
+        return False
+    if non_ascii == "octal":
+        return True
+    text = word.decode("utf-8", "surrogateescape")
+    return any(unicodedata.category(c) in _UNPRINTABLE for c in _NON_ASCII_CHAR.findall(text))
+
+
+def _single_quote_words(
+    words: list[bytes], quote: bytes, grouped: bool, non_ascii: _NonAscii = "as-is"
+) -> bytes:
+    """Words joined by spaces, each quoted when it needs it (xtrace of ``$VAR`` unquoted).
+
+    ``non_ascii``: how bash writes bytes above 0x7F (the same for every word of one trace).
+    """
     out = []
     for word in words:
-        if _SAFE_WORD_RE.fullmatch(word):
-            out.append(word)
-        elif not grouped and re.search(rb"[\x00-\x1f\x7f]", word):
-            out.append(b"$'" + _ansi_c(word, octal_non_ascii=False) + b"'")  # bash, zsh
-        else:
+        if grouped or non_ascii == "as-is":
+            if _SAFE_WORD_RE.fullmatch(word):
+                out.append(word)
+            elif not grouped and _CONTROL.search(word):
+                out.append(b"$'" + _ansi_c(word, "as-is") + b"'")  # bash, zsh
+            else:
+                out.append(b"'" + _requote(word, quote, grouped) + b"'")
+        # bash 5 (print_cmd.c): single quotes around a word with a shell metacharacter, whatever
+        # else it holds; else $'...' when a byte needs an escape; else the word as it is.
+        elif _BASH_METAS.search(word):
             out.append(b"'" + _requote(word, quote, grouped) + b"'")
+        elif _needs_ansi_c(word, non_ascii):
+            out.append(b"$'" + _ansi_c(word, non_ascii) + b"'")
+        else:
+            out.append(word)
     return b" ".join(out)
+
+
+#: What makes bash's xtrace single-quote a word (sh_contains_shell_metas).
+_BASH_METAS = re.compile(rb"""[ \t\n'"\\|&;()<>!{}*\[?\]^$`]|^[~#]|[=:]~""")
 
 
 def _requote(value: bytes, quote: bytes, grouped: bool) -> bytes:
@@ -434,26 +495,29 @@ def shell_forms(value: bytes) -> set[bytes]:
     * bash and zsh xtrace, ``typeset -p`` in zsh: ``'`` becomes ``'\\''``;
     * dash ``export -p``, busybox ash xtrace: a run of quotes becomes ``'"''"'``;
     * bash ``declare -p``/``export -p``: double quotes with ``\\ " $ ` `` escaped, or ``$'...'``
-      when the value has control characters (also what ``printf %q`` prints then);
+      when the value has control characters (also what ``printf %q`` prints then), its bytes
+      above 0x7F as they are, all in octal (C locale) or in octal where they are not part of a
+      printable UTF-8 character (UTF-8 locale);
     * bash ``printf %q``: a backslash before every special character;
     * an unquoted ``$VAR`` in a traced command: the value's words, each quoted on its own.
     """
     if _PLAIN_SHELL.fullmatch(value):
         return {value}  # no shell quotes or escapes anything in it
+    # Bytes above 0x7F are written in one of three ways (_NonAscii); an ASCII value has one.
+    modes: tuple[_NonAscii, ...] = ("as-is",) if value.isascii() else _NON_ASCII_MODES
     forms = {
         _requote(value, b"'\\''", grouped=False),
         _requote(value, b"'\"'\"'", grouped=True),
         re.sub(rb'([\\"$`])', rb"\\\1", value),
-        _ansi_c(value, octal_non_ascii=False),
-        _ansi_c(value, octal_non_ascii=True),
     }
+    forms.update(_ansi_c(value, mode) for mode in modes)
     backslashed = value.decode("latin-1").translate(_BACKSLASH_MAP).encode("latin-1")
     # printf %q also escapes a leading # or ~ (they would start a comment or a tilde expansion).
     forms.add(b"\\" + backslashed if value[:1] in (b"#", b"~") else backslashed)
     words = value.split()
     if len(words) > 1 or (words and words[0] != value):
         forms.add(b" ".join(words))
-        forms.add(_single_quote_words(words, b"'\\''", grouped=False))
+        forms.update(_single_quote_words(words, b"'\\''", False, mode) for mode in modes)
         forms.add(_single_quote_words(words, b"'\"'\"'", grouped=True))
     return forms
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -69,6 +70,46 @@ def test_real_shells_requoting(argv: list[str], script: str, index: int) -> None
     out = shell(argv, value, script)
     ok = masked(one(value), out, value)
     assert ok, "a shell's quoting of the value was not masked"
+
+
+def mixed_values() -> list[bytes]:
+    """Values bash writes partly as they are and partly in octal: valid printable UTF-8 kept,
+    invalid bytes and unprintable characters (U+0085, U+2028, an encoded surrogate) in octal.
+    Each word holds a random run, so a word shown unmasked is seen."""
+    return [
+        b"\x01caf\xc3\xa9-\xff-" + secrets.token_hex(5).encode(),
+        b"\x01\xff" + secrets.token_hex(5).encode() + b" sec\x02" + secrets.token_hex(5).encode(),
+        b"caf\xc3\xa9 \xff"
+        + secrets.token_hex(5).encode()
+        + b" w\xc3\xa9"
+        + secrets.token_hex(5).encode(),
+        b"it's-\xc2\x85-\xf0\x9f\x98\x80-\xed\xa0\x80-"
+        + secrets.token_hex(5).encode()
+        + b" \xe2\x80\xa8"
+        + secrets.token_hex(5).encode()
+        + b"\t\x7f",
+    ]
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+@pytest.mark.parametrize("index", range(4))
+def test_bash_ansi_c_quoting_of_values_not_all_utf8(locale: str, index: int) -> None:
+    """bash's $'...' (declare -p, export -p, printf %q, xtrace, and each word of an unquoted
+    $V) in a UTF-8 locale writes valid printable characters as they are and the other bytes in
+    octal; in the C locale every byte above 0x7F in octal."""
+    value = mixed_values()[index]
+    env = {b"PATH": os.environb[b"PATH"], b"V": value, b"LC_ALL": locale.encode()}
+    script = 'declare -p V; export -p | grep " V="; printf "%q\\n" "$V"; set -x; : "$V"; : $V'
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, check=False)
+    out = result.stdout + result.stderr
+    quoted = b"$'" in out
+    assert quoted, "bash did not write the value as $'...'"
+    masks = one(value)
+    redacted = masks.redact(out)
+    # Each word's random run: a word shown in a form not masked is seen.
+    runs = re.findall(rb"[0-9a-f]{10}", value)
+    ok = masked(masks, out, value) and not any(run in redacted for run in runs)
+    assert ok, "bash's $'...' quoting of the value was not masked"
 
 
 @pytest.mark.parametrize("width", [0, 76, 64, 40, 31])
