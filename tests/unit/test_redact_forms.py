@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -290,3 +292,50 @@ def test_any_bytes_value_builds_its_forms() -> None:
         masks = one(value)
         ok = (value in masks.redact(b"<" + value + b">")) is False
         assert ok, "a value was not masked"
+
+
+MASKING_DOC = (Path(__file__).resolve().parents[2] / "docs" / "masking.md").read_text()
+
+
+def documented(pattern: str) -> list[int]:
+    """The numbers docs/masking.md states in the sentence ``pattern`` matches (one line)."""
+    match = re.search(pattern, " ".join(MASKING_DOC.split()))
+    assert match is not None, "docs/masking.md no longer says this"
+    return [int(group) for group in match.groups()]
+
+
+def stream_masked(size: int, before: int, wrap: bool, rng: random.Random) -> bool:
+    """Whether a value of ``size`` bytes after ``before`` bytes inside a longer base64 stream
+    (``before`` < 0: encoded on its own) is wholly masked; ``wrap``: the stream is cut by a
+    line break in the middle of the value's stable characters."""
+    value = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(size))
+    alone = before < 0
+    prefix = b"" if alone else bytes(rng.choice(b"ABCDEFGHIJ:") for _ in range(before))
+    encoded = base64.b64encode(value if alone else prefix + value + b"XYZQRSTU" * 4)
+    start = (8 * len(prefix) + 5) // 6
+    end = len(encoded) if alone else (8 * (len(prefix) + size)) // 6
+    width = max(31, (start + end) // 2) if wrap else len(encoded)
+    lines = [encoded[i : i + width] for i in range(0, len(encoded), width)]
+    out = one(value).redact(b"x " + b"\n".join(lines) + b" y\n").split(b"\n")
+    stable = encoded[start:end]
+    return not any(stable[i : i + 4] in line for line in out for i in range(len(stable) - 3))
+
+
+def test_base64_limits_are_as_documented() -> None:
+    """The sizes docs/masking.md gives for base64 inside a stream and wrapped are the exact
+    bounds: from each stated size on a value is masked, one byte less it is not."""
+    rng = random.Random(9)
+    (inside,) = documented(r"at every offset for values of (\d+) bytes or more")
+    aligned, other = documented(
+        r"values of (\d+) bytes or more after a multiple of 3 bytes, (\d+) bytes or more after"
+    )
+    cases = [(inside, 30 + k, False) for k in (0, 1, 2)]
+    cases += [(aligned, 30, True), (other, 31, True), (other, 32, True)]
+    # A value's own encoding, whenever a width of 31 or more cuts it (32 characters: 22 bytes).
+    ok = all(stream_masked(22, -1, True, rng) for _ in range(5))
+    assert ok, "a value's own encoding wrapped at 31 columns was not masked"
+    for size, before, wrap in cases:
+        ok = all(stream_masked(size, before, wrap, rng) for _ in range(5))
+        assert ok, f"not masked from the documented size {size} (before={before}, wrap={wrap})"
+        ok = not any(stream_masked(size - 1, before, wrap, rng) for _ in range(5))
+        assert ok, f"masked below the documented size {size} (before={before}, wrap={wrap})"
