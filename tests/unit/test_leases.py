@@ -293,6 +293,34 @@ def test_renewer_survives_an_unexpected_renewal_error() -> None:
     assert any("cannot renew lease" in m and "RuntimeError" in m for m in messages)
 
 
+def test_a_lease_that_expired_while_the_store_was_away_is_no_longer_renewed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once past its end, every renewal failed ("lease not found") and was retried every few
+    seconds until the job ended, a warning each time; it is given up now, with one message."""
+    store = new_store()
+    ledger = make_ledger(store, reads=1)
+    renewal = Renewal(ledger)
+    lease = ledger.lease_list()[0]
+
+    def gone(self: MemoryBackend, lease: Lease, increment: int | None = None) -> Lease:
+        store.record("renew", self.name, lease_id=lease.lease_id)
+        raise BackendError("renew lease: rejected by 'vault': lease not found")
+
+    monkeypatch.setattr(MemoryBackend, "renew_lease", gone)
+    # Due but not yet expired: a failure is retried later.
+    first = renewal.renew_due(now=lease.obtained_at + lease.ttl * 0.7)
+    assert any("cannot renew lease" in m for m in first)
+    # Past its end: said once, then never asked again.
+    later = lease.obtained_at + lease.ttl + 1
+    expired = renewal.renew_due(now=later)
+    assert any("expired before it could be renewed" in m for m in expired)
+    asked = len(store.events("renew"))
+    for step in range(1, 20):
+        assert renewal.renew_due(now=later + step * 5) == []
+    assert len(store.events("renew")) == asked
+
+
 def test_default_state_path_is_per_user_and_per_job() -> None:
     env = {"RUNNER_TEMP": "/runner/tmp", "GITHUB_RUN_ID": "7", "GITHUB_JOB": "deploy"}
     path = default_state_path(env)

@@ -73,6 +73,15 @@ class Renewal:
             except Exception as error:
                 # Any error, a backend's bug included: an exception leaving the renewer thread
                 # would end every later renewal, and the job's leases would expire under it.
+                if now >= lease.obtained_at + lease.ttl:
+                    # Expired (the store was away past its end): no renewal brings it back.
+                    # Asked again every few seconds, it said "lease not found" until the end.
+                    self._no_renew.add(key)
+                    messages.append(
+                        f"lease {shown_id(key)} expired before it could be renewed "
+                        f"({why(error)}): no longer renewed"
+                    )
+                    continue
                 self._renewal_failed(key, lease.ttl, now)
                 messages.append(f"cannot renew lease {shown_id(key)}: {why(error)}")
                 continue
@@ -110,6 +119,13 @@ class Renewal:
             try:
                 backend.renew_token()
             except Exception as error:  # as for leases: the thread must keep running
+                if now >= record.obtained_at + record.ttl:
+                    self._no_renew.add(key)  # expired, as above: no renewal brings it back
+                    messages.append(
+                        f"the token of {backend.name!r} expired before it could be renewed "
+                        f"({why(error)}): no longer renewed"
+                    )
+                    continue
                 self._renewal_failed(key, record.ttl, now)
                 messages.append(f"cannot renew the token of {backend.name!r}: {why(error)}")
                 continue
