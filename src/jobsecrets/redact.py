@@ -36,6 +36,7 @@ __all__ = [
 import base64
 import re
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -222,6 +223,18 @@ _FOLLOW_BUDGET = 1 << 16
 # bytes.translate table: line breaks to 1 ("covered"), every other byte to 0.
 _BREAKS_COVERED = bytes(1 if b in (10, 13) else 0 for b in range(256))
 
+# A wrapped text whose first line holds fewer than WRAP_ANCHOR of its characters has no anchor
+# there: it is found from the next line's anchor and followed back over the line break, so its
+# first characters must still be held when a read ends after that break (hold_start). Such a
+# first line is the end of a wrapped line of 31 columns or more (the widths masking.md promises):
+# at most 30 characters of the next line, 1-3 line break bytes, then a run of 31 base64
+# characters. Found with bytes.rstrip (C, ~0.3 us a read); ordinary lines end in a word or
+# punctuation, not in 31 base64 characters, so nothing of them is held.
+_WRAP_LINE = 2 * maskforms.WRAP_ANCHOR - 1
+_WRAP_NEXT = _WRAP_LINE - 1
+_WRAP_TAIL = _WRAP_NEXT + 3 + _WRAP_LINE
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"
+
 
 class _Heads(NamedTuple):
     """The patterns' first ``_KEY`` bytes (their *heads*), for :meth:`PatternSet.hold_start`."""
@@ -256,6 +269,7 @@ class PatternSet:
         "_patterns",
         "_sources",
         "_token",
+        "_wrap_starts",
         "maxlen",
     )
 
@@ -315,6 +329,8 @@ class PatternSet:
         self._long_heads: set[bytes] | None = None
         self._head_search: KeySearch | None = None
         self._head_loop = 0
+        #: The wrapped texts, sorted, for :meth:`_wrapped_start` (built on first use).
+        self._wrap_starts: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -424,12 +440,27 @@ class PatternSet:
             self._head_search = KeySearch(list(heads), max_dfa_bytes=0, double_array=True)
         return sorted({start for _, start, _ in self._head_search.find(tail)})
 
-    def hold_start(self, data: Buffer) -> int:
-        """Start of the longest suffix of ``data`` that is a proper prefix of some pattern.
+    @property
+    def wraps(self) -> bool:
+        """Whether any text is also found wrapped (then :meth:`hold_start` takes ``before``)."""
+        return bool(self._sources)
+
+    def hold_start(self, data: Buffer, before: bytes = b"") -> int:
+        """Start of the longest suffix of ``data`` that is a proper prefix of some pattern, or
+        the start of a wrapped text cut by a line break before its first anchor.
 
         Returns ``len(data)`` when no suffix can still grow into a match: everything may be
         emitted. Only this suffix has to be held back, so interactive output is not delayed.
+        ``before``: the last bytes of the stream before ``data`` (already emitted), which tell
+        whether a line that starts before ``data`` is long enough to be a wrapped line.
         """
+        start = self._prefix_start(data)
+        if self._sources:
+            return min(start, self._wrapped_start(data, before))
+        return start
+
+    def _prefix_start(self, data: Buffer) -> int:
+        """Start of the longest suffix of ``data`` that is a proper prefix of some pattern."""
         n = len(data)
         lo = max(0, n - self.maxlen + 1)
         if n - lo > _KEY:
@@ -442,6 +473,46 @@ class PatternSet:
         for start in range(max(lo, n - _KEY), n):
             if self._is_proper_prefix(bytes(data[start:])):
                 return start
+        return n
+
+    def _wrapped_start(self, data: Buffer, before: bytes = b"") -> int:
+        """Where a wrapped text starts whose first line, at the end of a wrapped line, holds
+        fewer characters than an anchor, when ``data`` ends after its line break (and perhaps
+        part of its next line, still without a whole anchor); ``len(data)`` when none does.
+
+        Its next line's anchor will find it and follow it back over the line break
+        (:meth:`_back`): those first characters must still be there then, or they were emitted
+        unmasked while the same output read whole masks them (a writer that prints line by line).
+        """
+        n = len(data)
+        tail = bytes(data[max(0, n - _WRAP_TAIL) :])
+        if n < _WRAP_TAIL and before:
+            # The line may have started in an earlier read (cut in the middle of a line).
+            tail = before[len(tail) - _WRAP_TAIL :] + tail
+        line = tail.rstrip(_BASE64_CHARS)  # up to the next line's characters so far
+        if len(tail) - len(line) > _WRAP_NEXT:
+            return n
+        run = line.rstrip(b"\r\n")
+        if (
+            not 0 < len(line) - len(run) <= 3
+            or len(run) - len(run.rstrip(_BASE64_CHARS)) < _WRAP_LINE
+        ):
+            return n
+        rest = tail[len(line) :]
+        run_at = n - len(tail) + len(run) - _WRAP_LINE
+        run = run[-_WRAP_LINE:]
+        starts = self._wrap_starts
+        if starts is None:
+            starts = self._wrap_starts = sorted(self._sources)
+        # Longest first: the first text found is the earliest start. A text with more of its
+        # characters on the first line has an anchor there, found and held by the walk itself.
+        for m in range(maskforms.WRAP_ANCHOR - 1, 0, -1):
+            key = run[-m:] + rest
+            at = bisect_left(starts, key)
+            if at < len(starts) and starts[at].startswith(key):
+                # (Never before data: a text's first characters without their line break are
+                # a prefix of its first anchor, held by _prefix_start.)
+                return max(0, run_at + _WRAP_LINE - m)
         return n
 
     def _occurrences(
@@ -669,6 +740,10 @@ class StreamRedactor:
         self.replacement = bytes(replacement)
         self._passthrough = len(self._set) == 0
         self._pending = b""
+        # The last _WRAP_LINE bytes before _pending (emitted), when texts are found wrapped:
+        # hold_start's "before" (a read may end a line that started in the previous one).
+        self._wraps = self._set.wraps
+        self._emitted = b""
         # First stage: values in hex dumps (xxd, od, hexdump), which no exact pattern finds.
         self._dumps = None if self._passthrough else DumpMasker(self._set, self.replacement)
 
@@ -745,7 +820,7 @@ class StreamRedactor:
             ):
                 return None
             dumps.skip(chunk)
-        cut = min(self._set.hold_start(data), hold)
+        cut = min(self._set.hold_start(data, self._emitted), hold)
         while True:
             # A match reaching into the held end is kept whole and found again next time, so it
             # is never emitted half-replaced; a wrapped text with it from its first line on:
@@ -761,12 +836,21 @@ class StreamRedactor:
             if held == cut:
                 break
             cut = held
+        if self._wraps:
+            self._remember(data, cut)
         if cut == n and not spans:
             self._pending = b""
             return data if isinstance(data, bytes) else bytes(data)
         out = self._render(data, cut, spans)
         self._pending = bytes(data[cut:])
         return out
+
+    def _remember(self, data: Buffer, cut: int) -> None:
+        """Keep the last ``_WRAP_LINE`` bytes of ``data[:cut]`` (to be emitted) and before."""
+        if cut >= _WRAP_LINE:
+            self._emitted = bytes(data[cut - _WRAP_LINE : cut])
+        elif cut:
+            self._emitted = (self._emitted + bytes(data[:cut]))[-_WRAP_LINE:]
 
     def flush(self) -> bytes:
         """End of stream: return everything still held back, redacted."""
