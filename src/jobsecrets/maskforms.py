@@ -125,14 +125,20 @@ def wrap_sources(value: bytes, texts: Base64Texts | None = None) -> list[bytes]:
     """The base64 texts of ``value`` that a tool may print wrapped (cut by line breaks).
 
     The standard base64 and the stable fragments at stream offsets 1 and 2 (the value inside a
-    longer encoded document), when at least ``WRAP_MIN`` characters long. The redactor finds
-    them by anchors and follows each across line breaks (:class:`jobsecrets.redact.PatternSet`).
-    ``texts``: :func:`base64_texts` of ``value``, when the caller has it.
+    longer encoded document), when at least ``WRAP_MIN`` characters long, each also in the
+    URL-safe alphabet when that differs (``basenc --base64url`` wraps at 76 like ``base64``).
+    The redactor finds them by anchors and follows each across line breaks
+    (:class:`jobsecrets.redact.PatternSet`). ``texts``: :func:`base64_texts` of ``value``, when
+    the caller has it.
     """
     std, fragments = texts if texts is not None else base64_texts(value)
     # The fragment at offset 0 is a prefix of std: std's anchors find it. (With fewer than three
     # fragments every one is far shorter than WRAP_MIN.)
-    return [text for text in (std, *fragments[1:]) if len(text) >= WRAP_MIN]
+    sources = [text for text in (std, *fragments[1:]) if len(text) >= WRAP_MIN]
+    # A text of its own, not a translation while following: its anchors must be found too, and
+    # a text without "+" or "/" (its translation the same) adds nothing.
+    urlsafe = [text.translate(_B64_TO_URLSAFE) for text in sources]
+    return sources + [url for url, text in zip(urlsafe, sources, strict=True) if url != text]
 
 
 def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +132,31 @@ def test_real_base64_wrapped_at_any_width(width: int, size: int) -> None:
     assert leaked is False, "a piece of wrapped base64 was left"
     assert out.count(b"\n") == text.count(b"\n"), "the lines of the log changed"
     assert out.startswith(b"before\n") and out.endswith(b"after\n")
+
+
+@pytest.mark.skipif(shutil.which("basenc") is None, reason="no GNU basenc on this machine")
+@pytest.mark.parametrize("width", [None, 64, 40])
+def test_real_base64url_wrapped_at_any_width(width: int | None) -> None:
+    """``basenc --base64url`` wraps at 76 (``width`` None) like ``base64``: its "-" and "_"
+    stopped the walk, so most of each line showed."""
+    value = os.urandom(150)
+    while not set(base64.urlsafe_b64encode(value)) & set(b"-_"):
+        value = os.urandom(150)
+    env = {"PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        ["basenc", "--base64url"] + ([] if width is None else [f"-w{width}"]),
+        input=value,
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    text = b"before\n" + result.stdout + b"after\n"
+    out = one(value).redact(text)
+    lines = out.split(b"\n")
+    shape = lines[0] == b"before" and lines[-2:] == [b"after", b""]
+    assert shape, "the lines around the wrapped text changed"
+    whole_lines = all(line == b"***" for line in lines[1:-2])
+    assert whole_lines, "a line of the wrapped URL-safe base64 was not masked whole"
 
 
 def test_wrapped_base64_split_across_every_write() -> None:
