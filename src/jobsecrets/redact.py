@@ -744,6 +744,9 @@ class StreamRedactor:
         # hold_start's "before" (a read may end a line that started in the previous one).
         self._wraps = self._set.wraps
         self._emitted = b""
+        # How many first bytes of _pending lie inside a span whose replacement was emitted
+        # already (see _feed: a run of overlapping matches is not held whole).
+        self._covered = 0
         # First stage: values in hex dumps (xxd, od, hexdump), which no exact pattern finds.
         self._dumps = None if self._passthrough else DumpMasker(self._set, self.replacement)
 
@@ -755,12 +758,18 @@ class StreamRedactor:
         """How many bytes are currently held back."""
         return len(self._pending) + (self._dumps.pending if self._dumps is not None else 0)
 
-    def _render(self, data: Buffer, end: int, spans: Sequence[tuple[int, int]]) -> bytes:
-        """``data[:end]`` with every span starting before ``end`` replaced."""
+    def _render(
+        self, data: Buffer, end: int, spans: Sequence[tuple[int, int]], going_on: bool = False
+    ) -> bytes:
+        """``data[:end]`` with every span starting before ``end`` replaced; with ``going_on``,
+        the first span (at 0) goes on with a replacement emitted already and is dropped."""
         if not spans or spans[0][0] >= end:
             return bytes(data[:end])
         pieces: list[Buffer] = []
         pos = 0
+        if going_on:
+            pos = spans[0][1]
+            spans = spans[1:]
         for start, stop in spans:
             if start >= end:
                 break
@@ -820,7 +829,10 @@ class StreamRedactor:
             ):
                 return None
             dumps.skip(chunk)
-        cut = min(self._set.hold_start(data, self._emitted), hold)
+        going_on = self._covered > 0
+        if going_on:
+            spans = _going_on(spans, self._covered)
+        keep = cut = min(self._set.hold_start(data, self._emitted), hold)
         while True:
             # A match reaching into the held end is kept whole and found again next time, so it
             # is never emitted half-replaced; a wrapped text with it from its first line on:
@@ -836,12 +848,36 @@ class StreamRedactor:
             if held == cut:
                 break
             cut = held
+        maxlen = self._set.maxlen
+        if n - cut >= maxlen and hold == n:
+            # A run of overlapping matches reaching the end (a value with a period shorter than
+            # itself, "abab" in "ababab..."), held whole, grew with every read and was searched
+            # again each time: quadratic CPU and unbounded memory. Its replacement is emitted
+            # now; kept are only the last maxlen-1 bytes (no later match can start before
+            # them) and what hold_start keeps, and a later match that starts in what is left of
+            # the run merges with it, as in the output read whole. Not with wrapped texts
+            # around: a walk from a later anchor may reach further back.
+            at = bisect_left(spans, (cut,))
+            if at < len(spans) and spans[at][0] == cut and all(hi <= cut for _, hi in extents):
+                end = spans[at][1]
+                keep = min(keep, n - maxlen + 1, end)
+                if keep > cut:
+                    out = self._render(data, cut, spans, going_on)
+                    if not (going_on and cut == 0):
+                        out += self.replacement
+                    if self._wraps:
+                        self._remember(data, keep)
+                    self._pending = bytes(data[keep:])
+                    self._covered = end - keep
+                    return out
+        # A run going on and held whole again stays inside the replacement emitted.
+        self._covered = spans[0][1] if going_on and cut == 0 else 0
         if self._wraps:
             self._remember(data, cut)
         if cut == n and not spans:
             self._pending = b""
             return data if isinstance(data, bytes) else bytes(data)
-        out = self._render(data, cut, spans)
+        out = self._render(data, cut, spans, going_on)
         self._pending = bytes(data[cut:])
         return out
 
@@ -860,9 +896,24 @@ class StreamRedactor:
             if rest:
                 out = self._feed(rest) or b""
         data, self._pending = self._pending, b""
+        covered, self._covered = self._covered, 0
         if not data:
             return out
-        return out + self._render(data, len(data), self._set.spans(data))
+        spans = self._set.spans(data)
+        if covered:
+            spans = _going_on(spans, covered)
+        return out + self._render(data, len(data), spans, covered > 0)
+
+
+def _going_on(spans: list[tuple[int, int]], covered: int) -> list[tuple[int, int]]:
+    """``spans`` of data whose first ``covered`` bytes lie inside a replaced span: that span
+    first, with every span that overlaps it merged in (adjacent ones stay apart, as always)."""
+    end = covered
+    at = 0
+    while at < len(spans) and spans[at][0] < end:
+        end = max(end, spans[at][1])
+        at += 1
+    return [(0, end), *spans[at:]]
 
 
 def _to_bytes(value: bytes | str) -> bytes:

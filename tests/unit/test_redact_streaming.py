@@ -13,10 +13,11 @@ import base64
 import hashlib
 from collections.abc import Iterable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobsecrets.redact import MaskList, StreamRedactor
+from jobsecrets.redact import MaskList, PatternSet, StreamRedactor
 
 
 def _hashed(seed: int, size: int) -> bytes:
@@ -99,3 +100,76 @@ def test_first_characters_of_a_wrapped_value_are_held_with_their_line_break() ->
     shown = first in out
     assert not shown, "the first characters of the value's base64 were emitted"
     assert out == masks.redact(b"".join(lines)), "line by line, the output differs"
+
+
+def _reference(data: bytes, patterns: Iterable[bytes], replacement: bytes = b"***") -> bytes:
+    """The obvious, slow redaction: the union of all (overlapping) occurrences, each run one
+    replacement (adjacent ones two)."""
+    covered: list[list[int]] = []
+    for start, end in sorted(
+        (at, at + len(p))
+        for p in set(patterns)
+        for at in range(len(data))
+        if data.startswith(p, at)
+    ):
+        if covered and start < covered[-1][1]:
+            covered[-1][1] = max(covered[-1][1], end)
+        else:
+            covered.append([start, end])
+    out, pos = [], 0
+    for start, end in covered:
+        out += [data[pos:start], replacement]
+        pos = end
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+def test_output_that_goes_on_repeating_a_value_is_searched_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value with a period shorter than itself, and output that goes on repeating it: the
+    run of overlapping matches reached every read's end and was held whole, searched again
+    with each read (4 MB in 64 KiB reads: 152 s, quadratic) and kept in memory."""
+    searched = []
+    spans_and_hold = PatternSet.spans_and_hold
+
+    def counted(self: PatternSet, data: bytes, *args: object) -> object:
+        searched.append(len(data))
+        return spans_and_hold(self, data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PatternSet, "spans_and_hold", counted)
+    for value, unit in ((b"aaaa", b"a"), (b"ab12ab12", b"ab12"), (b"xyzxyzxyzxyz", b"xyz")):
+        masks = MaskList()
+        masks.add(value, name="SEC")
+        chunk = unit * (2048 // len(unit))
+        redactor = masks.redactor()
+        held = 0
+        out = []
+        searched.clear()
+        for _ in range(30):
+            out.append(redactor.feed(chunk))
+            held = max(held, redactor.pending)
+        out += [redactor.feed(b"\nend\n"), redactor.flush()]
+        total = 30 * len(chunk) + 5
+        assert sum(searched) < 2 * total, "the run was searched again with every read"
+        assert held < 2 * masks.compiled().maxlen, "the run was held whole"
+        assert b"".join(out) == b"***\nend\n", "the run was not masked as one replacement"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(st.text(alphabet="ab", min_size=1, max_size=6), min_size=1, max_size=4),
+    unit=st.text(alphabet="abc", min_size=1, max_size=5),
+    repeat=st.integers(1, 120),
+    cuts=st.lists(st.integers(0, 600), max_size=40),
+)
+def test_property_runs_of_overlapping_matches_cut_anywhere(
+    patterns: list[str], unit: str, repeat: int, cuts: list[int]
+) -> None:
+    """Long runs of overlapping matches, cut into many reads: the same output as the obvious
+    redaction (a run that reaches a read's end is replaced before it ends, and what follows in
+    the next reads and overlaps it is swallowed, never a second replacement)."""
+    raw = [p.encode() for p in patterns]
+    data = (unit * repeat).encode() + b"c" + (unit * (repeat // 2)).encode()
+    out = _stream(StreamRedactor(raw), _cut(data, cuts))
+    assert out == _reference(data, raw), "streamed output differs from the reference"
