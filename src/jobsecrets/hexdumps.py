@@ -458,6 +458,15 @@ class _Layout:
 
     def read(self, text: bytes) -> DumpLine | None:
         """``text`` read with this layout, or ``None`` when it does not have its shape."""
+        try:
+            return self._read(text)
+        except ValueError:
+            # A line with the layout's shape whose digits are none (the shape maps any letter
+            # alike: "x00000010:" after "00000000:"): not a line of this dump. Raised, it ended
+            # the redaction of everything the command printed.
+            return None
+
+    def _read(self, text: bytes) -> DumpLine | None:
         line = self._line
         ascii_span = self._ascii
         at = None if ascii_span is None else ascii_span[0]

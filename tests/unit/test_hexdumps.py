@@ -514,3 +514,26 @@ def test_the_shared_search_decides_as_the_dump_stage_would(
         slow = redact_in_chunks(masks, data, cuts)
     same = fast == slow
     assert same, "the shortcut changed the output"
+
+
+def test_a_line_shaped_like_the_dump_with_no_hex_address_is_no_dump_line() -> None:
+    """Found by the property test above: the layout's shape maps every hex digit to "x", so
+    "x00000010:" after "000000000:" had the shape, and reading its address raised ValueError
+    out of the redactor (in `run`, the end of all masking)."""
+    from jobsecrets import hexdumps
+
+    masks = MaskList()
+    masks.add(b"Kq-ZZtop_sekrit", name="V")
+    data = (
+        b"0"
+        + b"00000000: 2020 4b71 2d5a 5a74 6f70 5f73 656b 7269    Kq-ZZtop_sekri\n"
+        + b"x"
+        + b"00000010: 4b71 2d5a 5a74 6f70 5f73 656b 7269 7420  Kq-ZZtop_sekrit \n"
+    )
+    for cuts in ([], [1], [60, 90]):
+        for shortcut in (True, False):
+            with pytest.MonkeyPatch.context() as patch:
+                if not shortcut:
+                    patch.setattr(hexdumps.DumpMasker, "idle", property(lambda self: False))
+                out = redact_in_chunks(masks, data, cuts)
+            assert b"Kq-ZZtop_sekrit" not in out
