@@ -157,7 +157,7 @@ class AuditLog:
             self.write(record)
         for name in resolution.skipped:
             record = self._base(spec, command, ci)
-            record.update(self._from_spec(spec, name))
+            record.update(self._from_spec_or_member(spec, name))
             record.update(outcome="skipped", error=None, policy={"result": "none", "findings": []})
             self.write(record)
 

@@ -257,3 +257,23 @@ def test_a_dynamic_read_whose_field_is_missing_names_its_lease(tmp_path: Path) -
     assert named == {lease_hash(lease_id) for lease_id in leases}
     assert leases <= revoked
     assert no_trace(audit.read_text(), value)
+
+
+@pytest.mark.parametrize("command", [["run", "--", "true"], ["export", "--format", "json"]])
+def test_a_skipped_prefix_member_is_recorded_not_an_internal_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """An optional prefix selection whose member lacks the field is skipped under the member's
+    name, which is no spec entry: looking it up was a KeyError (exit 1) after resolution."""
+    (tmp_path / "store.json").write_text(
+        json.dumps({"x/a": {"f": "value-aaaa-1111"}, "x/b": {"g": "value-bbbb-2222"}})
+    )
+    (tmp_path / "jobsecrets.yml").write_text(
+        "version: 1\nbackends: {fake: {type: fake, file: store.json}}\n"
+        "secrets:\n  X: {ref: 'fake:x/*#f', optional: true}\n"
+    )
+    log = tmp_path / "audit.jsonl"
+    result = jobsecrets([command[0], "--audit-log", str(log), *command[1:]], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["variable"], r["outcome"]) for r in records] == [("A", "ok"), ("B", "skipped")]
