@@ -379,3 +379,42 @@ def test_revoke_goes_to_the_server_that_issued_whatever_vault_addr_says_later(
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked 1 lease(s) and 1 token(s)" in revoked.stderr
     assert job.all_ended(timeout=0), "a role, lease or token outlived revoke"
+
+
+def test_parallel_exports_into_one_state_file_lose_no_record(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    """16 `export` steps writing one state file at once: each read the file, merged and replaced
+    it, and the last replace dropped what the others had recorded (1-5 leases and tokens outlived
+    `revoke`). The read-merge-write is locked now: revoke finds every one."""
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "st" / "d.json"
+    count = 16
+    procs = [
+        subprocess.Popen(
+            jobsecrets_cmd(
+                "export", "--format", "dotenv", "--state", str(state), "-o", f"o{n}.env"
+            ),
+            env=env,
+            cwd=job.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(count)
+    ]
+    codes = [proc.wait(timeout=120) for proc in procs]
+    for proc in procs:
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert codes == [0] * count
+    assert len(job.leases()) == count and len(job.new_tokens()) == count
+    recorded = json.loads(state.read_text())
+    assert len(recorded["leases"]) == count, "the state file lost leases"
+    assert len(recorded["tokens"]) == count, "the state file lost tokens"
+    revoked = job.run("revoke", "--state", str(state), env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert job.all_ended(timeout=5), "a lease or token of a parallel export outlived revoke"
+    lock = state.parent / "d.json.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600 and not lock.is_symlink()

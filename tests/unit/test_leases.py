@@ -588,3 +588,62 @@ def test_the_state_file_records_the_spec_s_timeout(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     write_state(ledger, str(path))
     assert json.loads(path.read_text())["timeout"] == 4
+
+
+def test_concurrent_writers_of_one_state_file_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write read the file, merged and replaced it with no lock: two at once both read
+    the same file, and the second replace dropped the first's lease and token. Slowed down
+    between the read and the replace, that happened every time; the lock serializes them."""
+    import jobsecrets.lifecycle.state as state_module
+
+    replace = state_module.replace_with
+
+    def slow_replace(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.2)  # the window between reading and replacing, made wide
+        replace(*args, **kwargs)
+
+    monkeypatch.setattr(state_module, "replace_with", slow_replace)
+    store = new_store()
+    path = str(tmp_path / "state.json")
+    ledgers = [make_ledger(store, reads=1) for _ in range(4)]
+    threads = [threading.Thread(target=write_state, args=(ledger, path)) for ledger in ledgers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    state = json.loads(Path(path).read_text())
+    assert len(state["leases"]) == 4 and len(state["tokens"]) == 4, "a writer's records were lost"
+    assert stat.S_IMODE(Path(path + ".lock").stat().st_mode) == 0o600
+
+
+def test_a_failed_export_takes_out_only_its_own_records(tmp_path: Path) -> None:
+    """A failed export restored the bytes it read at its start, dropping what another export
+    recorded meanwhile. Alone, it still leaves the file byte for byte as it was."""
+    from jobsecrets.lifecycle.state import StateWriter
+
+    store = new_store()
+    path = tmp_path / "state.json"
+    write_state(make_ledger(store, reads=1), str(path))
+    before = path.read_bytes()
+
+    alone = StateWriter(make_ledger(store, reads=2), str(path))
+    alone.write()
+    alone.ledger.revoke_all()  # the export failed and revoked what it obtained
+    alone.restore()
+    assert path.read_bytes() == before, "a lone failed export changed the state file"
+
+    failing = StateWriter(make_ledger(store, reads=2), str(path))
+    failing.write()
+    other = make_ledger(store, reads=1)
+    write_state(other, str(path))  # another export of the job, meanwhile
+    failing.ledger.revoke_all()
+    failing.restore()
+    kept = json.loads(path.read_text())
+    other_leases = {lease.lease_id for lease in other.lease_list()}
+    assert other_leases <= {lease["lease_id"] for lease in kept["leases"]}
+    assert len(kept["leases"]) == 2 and len(kept["tokens"]) == 2
+    ledger = load_state(str(path), {}, store.state_factory)
+    assert ledger is not None and ledger.revoke_all().ok
+    assert not store.leases and not store.tokens, "something outlived revoke"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __all__ = ["export_command"]
 
-import contextlib
 import logging
 import os
 import sys
@@ -16,15 +15,16 @@ import sys
 from ..errors import JobSecretsError
 from ..formats import FORMATS, render
 from ..lifecycle.cipher import StateCipher
+from ..lifecycle.ledger import why
 from ..lifecycle.state import (
+    StateWriter,
     default_state_path,
     private_directory,
     read_state_bytes,
-    write_state,
 )
 from ..pipeline import importing, resolve_checked
 from ..platforms import exporter
-from ..safe_files import replace_with, write_private
+from ..safe_files import write_private
 from ..session import Session
 
 log = logging.getLogger("jobsecrets")
@@ -44,17 +44,6 @@ def _write_output(text: str, output: str | None) -> None:
     write_private(output, text)
 
 
-def _restore_state(path: str, previous: bytes | None) -> None:
-    """Put the state file back as it was before this ``export`` (an earlier export's records)."""
-    if previous is None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    # A new file of ours: whatever lies at a fixed name beside the state file (a FIFO, a link)
-    # is never opened.
-    replace_with(path, previous, 0o600, prefix=".state-")
-
-
 def export_command(
     config: str,
     only: list[str] | None,
@@ -69,10 +58,10 @@ def export_command(
     session = Session(config, only)
     # A bad or unusable $JOBSECRETS_STATE_KEY fails here, before anything is obtained.
     cipher = StateCipher.from_env(session.env)
-    handed_over = False
     state_path = state or default_state_path(session.env)
     # Before anything is fetched: a state path that is no file of ours stops the job here.
-    previous = read_state_bytes(state_path)
+    read_state_bytes(state_path)
+    handover = StateWriter(session.ledger, state_path, cipher)
     try:
         if any(s.file for s in session.spec.secrets):
             # Checked like the state file's directory, and before anything is fetched: secret
@@ -96,8 +85,7 @@ def export_command(
         # `revoke` still finds them.
         session.ledger.spec_dir = session.context.spec_dir
         if not session.ledger.is_empty():
-            write_state(session.ledger, state_path, cipher=cipher)
-            handed_over = True
+            handover.write()
             log.info("state file: %s", state_path)
         if fmt in FORMATS:
             _write_output(render(fmt, resolution.env()), output)
@@ -109,12 +97,16 @@ def export_command(
         try:
             session.finish()
         finally:
-            if handed_over:
-                _restore_state(state_path, previous)
-            if not session.ledger.is_empty():
-                # What could not be revoked stays recorded: `revoke` (post step, after_script)
-                # retries it instead of finding nothing while it lives on.
-                with contextlib.suppress(OSError, JobSecretsError):
-                    write_state(session.ledger, state_path, cipher=cipher)
+            # This export's records leave the file (another export's, even one written
+            # meanwhile, stay), except what could not be revoked: `revoke` (post step,
+            # after_script) retries that instead of finding nothing while it lives on.
+            try:
+                handover.restore()
+            except (OSError, JobSecretsError) as error:
+                print(
+                    f"jobsecrets: warning: could not restore the state file {state_path} "
+                    f"({why(error)})",
+                    file=sys.stderr,
+                )
         raise
     session.ledger.close()

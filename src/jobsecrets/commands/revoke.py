@@ -11,28 +11,45 @@ import sys
 from .._signals import signals_deferred
 from ..errors import RevokeError
 from ..lifecycle.cipher import StateCipher
-from ..lifecycle.state import default_state_path, load_state, write_state
+from ..lifecycle.state import (
+    default_state_path,
+    load_state,
+    read_state_bytes,
+    state_lock,
+    write_state,
+)
 
 
 def revoke_command(state: str | None) -> None:
     """Revoke what the state file records; remove it when everything is gone."""
     env = dict(os.environ)
     path = state or default_state_path(env)
-    ledger = load_state(path, env)
-    if ledger is None:
-        print(f"jobsecrets: nothing to revoke (no state file at {path})", file=sys.stderr)
+    # Checked without the lock first: no state file, nothing to lock (nor a directory to make).
+    if read_state_bytes(path) is None:
+        _nothing(path)
         return
-    # A cancelled job's post step may be signalled too: finish revoking first.
-    with signals_deferred():
-        report = ledger.revoke_all()
-        ledger.close()
-        if report.ok:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            print(f"jobsecrets: {report.summary()}", file=sys.stderr)
+    # Locked from reading to rewriting or removing: an `export` writing the file meanwhile
+    # would otherwise have its records dropped by the unlink or the rewrite below.
+    with state_lock(path):
+        ledger = load_state(path, env)
+        if ledger is None:
+            _nothing(path)
             return
-        # Keep what could not be revoked, so a second `revoke` can try again.
-        write_state(ledger, path, merge=False, cipher=StateCipher.from_env(env))
+        # A cancelled job's post step may be signalled too: finish revoking first.
+        with signals_deferred():
+            report = ledger.revoke_all()
+            ledger.close()
+            if report.ok:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                print(f"jobsecrets: {report.summary()}", file=sys.stderr)
+                return
+            # Keep what could not be revoked, so a second `revoke` can try again.
+            write_state(ledger, path, merge=False, cipher=StateCipher.from_env(env), locked=True)
     raise RevokeError(
         report.summary(), hint="run `jobsecrets revoke` again, or revoke the leases listed by hand"
     )
+
+
+def _nothing(path: str) -> None:
+    print(f"jobsecrets: nothing to revoke (no state file at {path})", file=sys.stderr)

@@ -16,20 +16,25 @@ from __future__ import annotations
 
 __all__ = [
     "STATE_VERSION",
+    "StateWriter",
     "default_state_path",
     "load_state",
     "private_directory",
     "read_state_bytes",
+    "state_lock",
     "state_of",
     "write_state",
 ]
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import stat
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -104,23 +109,208 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
 
 
 def write_state(
-    ledger: Ledger, path: str, merge: bool = True, cipher: StateCipher | None = None
+    ledger: Ledger,
+    path: str,
+    merge: bool = True,
+    cipher: StateCipher | None = None,
+    *,
+    locked: bool = False,
 ) -> None:
-    """Write (or merge into) the state file, 0600 in a private directory, atomically."""
-    state = state_of(ledger, cipher)
-    if merge:
-        try:
-            previous = _read_state(path)
-        except FileNotFoundError:
-            previous = None
-        if previous is not None:
-            _merge(state, previous)
+    """Write (or merge into) the state file, 0600 in a private directory, atomically.
+
+    The read, merge and write happen under :func:`state_lock` (``locked``: the caller holds it
+    already), so two commands writing one state file at once never lose each other's records.
+    """
     private_directory(os.path.dirname(os.path.abspath(path)))
+    with contextlib.nullcontext() if locked else state_lock(path):
+        state = state_of(ledger, cipher)
+        if merge:
+            previous = _parse_state(path, read_state_bytes(path))
+            if previous is not None:
+                _merge(state, previous)
+        _replace_state(path, state)
+
+
+def _replace_state(path: str, state: Mapping[str, Any]) -> bytes:
+    """Replace the state file by ``state`` (0600, atomically); the bytes written."""
     # One write of the whole text: json.dump writes every token of it separately.
-    replace_with(path, json.dumps(state, indent=1).encode("utf-8"), 0o600, prefix=".state-")
+    data = json.dumps(state, indent=1).encode("utf-8")
+    replace_with(path, data, 0o600, prefix=".state-")
+    return data
 
 
-def _entry_key(entry: Mapping[str, Any]) -> str:
+#: What the lock file beside a state file is named after it (``state.json.lock``).
+LOCK_SUFFIX = ".lock"
+
+
+@contextlib.contextmanager
+def state_lock(path: str) -> Iterator[None]:
+    """Hold the exclusive lock of the state file at ``path`` (``flock`` on ``PATH.lock``).
+
+    Every read-modify-write of a state file happens under it: 16 ``export`` steps of one job
+    writing one file at once each read it, merged, and replaced it, and the last replace dropped
+    what the others had recorded (leases and tokens that then outlived the job). The lock file
+    is never removed: removing it would let a waiting process lock a name nobody else uses.
+    A process that dies (SIGKILL) releases the lock with its descriptor.
+    """
+    fd = _open_lock(path + LOCK_SUFFIX)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_lock(path: str) -> int:
+    """A descriptor on the lock file at ``path``, created 0600; only a regular file of ours.
+
+    As for the state file: never through a symlink (``O_NOFOLLOW``), never blocking on a FIFO
+    (``O_NONBLOCK``), never someone else's file. Nothing is ever written to it.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot open the state file's lock {path}: {error.strerror}",
+            hint="pass --state with a file path in a directory of your own",
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"state lock {path} is not a regular file; not using it")
+        if os.getuid() != 0 and info.st_uid != os.getuid():
+            raise ConfigError(f"state lock {path} belongs to another user; not using it")
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class StateWriter:
+    """One ``export``'s records in a state file that other commands may write at the same time.
+
+    :meth:`write` merges the ledger into whatever the file holds now; :meth:`restore` (a failed
+    export) takes this export's records out again. Both under :func:`state_lock`. Restoring used
+    to put back the bytes read when the export started, dropping what a concurrent export had
+    recorded meanwhile: now those bytes come back only when nobody else wrote the file since
+    this export's first write (so a lone failed export still leaves the file byte for byte as it
+    was); otherwise exactly this export's entries are removed from the current file.
+    """
+
+    def __init__(self, ledger: Ledger, path: str, cipher: StateCipher | None = None) -> None:
+        self.ledger = ledger
+        self.path = path
+        self.cipher = cipher
+        # Serializes this process's own writes (under the file lock, which other processes see).
+        self._io = threading.Lock()
+        self._wrote = False
+        # The file right before this export's first write, and what its last write left.
+        self._before: bytes | None = None
+        self._written: bytes | None = None
+        # False once another command changed the file between two writes of ours.
+        self._alone = True
+        # Everything this export ever wrote, to take out again: lease ids, token entry keys
+        # (a sealed token's differs at each write), secret files, backend entries.
+        self._leases: set[str] = set()
+        self._tokens: set[str] = set()
+        self._files: set[str] = set()
+        self._backends: dict[str, Any] = {}
+
+    @property
+    def wrote(self) -> bool:
+        """Whether this export has written the state file."""
+        return self._wrote
+
+    def write(self) -> None:
+        """Merge the ledger into the state file as it is now (0600, atomically, locked)."""
+        private_directory(os.path.dirname(os.path.abspath(self.path)))
+        with self._io, state_lock(self.path):
+            self._write_locked(keep_only_ledger=False)
+
+    def restore(self) -> None:
+        """A failed export: the file as it was without this export, plus what the ledger still
+        holds (what could not be revoked: a later ``revoke`` retries it)."""
+        with self._io:
+            if not self._wrote and self.ledger.is_empty():
+                return
+            private_directory(os.path.dirname(os.path.abspath(self.path)))
+            with state_lock(self.path):
+                self._write_locked(keep_only_ledger=True)
+
+    def _write_locked(self, *, keep_only_ledger: bool) -> None:
+        current = read_state_bytes(self.path)
+        if not self._wrote:
+            self._before = current
+        elif current != self._written:
+            self._alone = False
+        if keep_only_ledger and self._wrote and self._alone:
+            # Nobody else wrote since our first write: back to those very bytes.
+            base_bytes = self._before
+            base = _parse_state(self.path, base_bytes)
+        else:
+            base_bytes = None
+            base = self._without_ours(_parse_state(self.path, current))
+        if keep_only_ledger and self.ledger.is_empty():
+            if base_bytes is not None:
+                replace_with(self.path, base_bytes, 0o600, prefix=".state-")
+            elif base is None or not _holds_anything(base):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+            else:
+                _replace_state(self.path, base)
+            self._written = None
+            return
+        state = state_of(self.ledger, self.cipher)
+        self._note_ours(state)
+        if base is not None:
+            _merge(state, base)
+        self._written = _replace_state(self.path, state)
+        self._wrote = True
+
+    def _note_ours(self, state: Mapping[str, Any]) -> None:
+        self._leases.update(lease["lease_id"] for lease in state["leases"])
+        self._tokens.update(_entry_key(token) for token in state["tokens"])
+        self._files.update(state["files"])
+        self._backends.update(state["backends"])
+
+    def _without_ours(self, state: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``state`` without the entries this export wrote (another command's stay)."""
+        if state is None or not self._wrote:
+            return state
+        leases = [
+            lease
+            for lease in _as_list(state.get("leases"))
+            if not (isinstance(lease, dict) and _entry_id(lease.get("lease_id")) in self._leases)
+        ]
+        tokens = [t for t in _as_list(state.get("tokens")) if _entry_key(t) not in self._tokens]
+        used = {_entry_id(e.get("backend")) for e in leases + tokens if isinstance(e, dict)}
+        backends = state.get("backends")
+        if isinstance(backends, dict):
+            backends = {
+                name: entry
+                for name, entry in backends.items()
+                if name in used or self._backends.get(name) != entry
+            }
+        files = [f for f in _as_list(state.get("files")) if _entry_id(f) not in self._files]
+        return {**state, "leases": leases, "tokens": tokens, "backends": backends, "files": files}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _holds_anything(state: Mapping[str, Any]) -> bool:
+    """Whether a state has a lease, token or file left (else there is nothing to keep)."""
+    return any(_as_list(state.get(section)) for section in ("leases", "tokens", "files"))
+
+
+def _entry_key(entry: Any) -> str:
+    if not isinstance(entry, Mapping):
+        # A damaged entry (kept as it was for a human to see): told apart by what it is.
+        return "?" + json.dumps(entry, sort_keys=True, default=repr)
     return str(entry.get("accessor") or entry.get("token") or entry.get("token_sealed") or "")
 
 
@@ -132,7 +322,8 @@ def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
     against the server that issued it.
     """
     renamed: dict[str, str] = {}
-    for name, entry in previous.get("backends", {}).items():
+    backends = previous.get("backends")
+    for name, entry in (backends if isinstance(backends, dict) else {}).items():
         current = state["backends"].get(name)
         if current is None or current == entry:
             state["backends"].setdefault(name, entry)
@@ -144,21 +335,28 @@ def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
         state["backends"][renamed[name]] = entry
 
     def moved(item: Any) -> Any:
-        if isinstance(item, dict) and item.get("backend") in renamed:
+        if isinstance(item, dict) and _entry_id(item.get("backend")) in renamed:
             return {**item, "backend": renamed[item["backend"]]}
         return item
 
-    known = {lease["lease_id"] for lease in state["leases"]}
+    known = {lease["lease_id"] for lease in state["leases"] if isinstance(lease, dict)}
     state["leases"] += [
         moved(lease)
-        for lease in previous.get("leases", [])
-        if not isinstance(lease, dict) or lease.get("lease_id") not in known
+        for lease in _as_list(previous.get("leases"))
+        if not isinstance(lease, dict) or _entry_id(lease.get("lease_id")) not in known
     ]
-    state["files"] = sorted(set(state["files"]) | set(previous.get("files", [])))
+    files = {f for f in _as_list(previous.get("files")) if isinstance(f, str)}
+    state["files"] = sorted(set(state["files"]) | files)
     known_tokens = {_entry_key(t) for t in state["tokens"]}
     state["tokens"] += [
-        moved(t) for t in previous.get("tokens", []) if _entry_key(t) not in known_tokens
+        moved(t) for t in _as_list(previous.get("tokens")) if _entry_key(t) not in known_tokens
     ]
+
+
+def _entry_id(value: Any) -> str | None:
+    """A lease id from a state file to look up: a string, else ``None`` (a damaged file's list
+    is no key)."""
+    return value if isinstance(value, str) else None
 
 
 def private_directory(
@@ -244,9 +442,16 @@ def read_state_bytes(path: str) -> bytes | None:
 
 def _read_state(path: str) -> dict[str, Any]:
     """Read a state file; raises FileNotFoundError when there is none."""
-    content = read_state_bytes(path)
-    if content is None:
+    state = _parse_state(path, read_state_bytes(path))
+    if state is None:
         raise FileNotFoundError(path)
+    return state
+
+
+def _parse_state(path: str, content: bytes | None) -> dict[str, Any] | None:
+    """The state in ``content`` (read from ``path``); ``None`` for no file at all."""
+    if content is None:
+        return None
     try:
         state = jsonsafe.loads(content.decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
