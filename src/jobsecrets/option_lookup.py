@@ -45,6 +45,7 @@ def read_option_reference(
     # login() is idempotent: when the resolver's pipeline signs this backend in at the same time,
     # one of them does it and the other waits for it.
     backend.login()
+    ledger.signed_in(backend)  # recorded in export's state file at once, like the resolver's
     document = backend.read(ReadRequest(ref.path, variables=("(backend option)",), ref=text))
     if document.lease is not None:
         ledger.add_lease(document.lease)

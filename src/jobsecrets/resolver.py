@@ -129,6 +129,9 @@ class _BackendRun:
             # Signed in after the deadline, maybe after the caller revoked the ledger: end it here.
             self.late.revoke_token(backend)
             return
+        # export writes the state file now: killed mid-fetch (SIGKILL, a CI hard cancel), the
+        # job's `revoke` still finds this token.
+        self.ledger.signed_in(backend)
         self.stage = "listing prefixes of"
         for secret in self.spec.secrets:
             if secret.backend == backend.name:

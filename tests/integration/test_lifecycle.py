@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from support.faults import FaultProxy
 from support.lifecycle import VaultJob, jobsecrets_cmd, wait_until
 from support.oidc import GithubTokenServer
 from support.openbao import OpenBaoServer
@@ -418,3 +419,45 @@ def test_parallel_exports_into_one_state_file_lose_no_record(
     assert job.all_ended(timeout=5), "a lease or token of a parallel export outlived revoke"
     lock = state.parent / "d.json.lock"
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600 and not lock.is_symlink()
+
+
+def test_export_killed_mid_fetch_leaves_its_token_and_lease_recorded(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    """SIGKILL (a CI hard cancel) while a read hangs: the state file was written only once every
+    value was in, so `revoke` found "nothing to revoke" while the database lease and the login
+    token lived on. It is written as they are obtained now."""
+    job.openbao.client().secrets.kv.v2.create_or_update_secret(
+        "slow", {"k": "v-" + job.uid}, mount_point=job.kv_mount
+    )
+    job.write_spec(DB_SECRETS + "  SLOW: vault:{kv}/slow#k\n")
+    state = job.workdir / "st" / "k.json"
+    with FaultProxy(job.openbao.port, "http") as proxy:
+        proxy.stall_on("/data/slow ")  # the KV read never answers: export waits on it
+        env = job_env(job, github_oidc, VAULT_ADDR=proxy.url, BAO_ADDR=proxy.url)
+        args = ["export", "--format", "dotenv", "--state", str(state), "-o", "o.env"]
+        proc = subprocess.Popen(
+            jobsecrets_cmd(*args),
+            env=env,
+            cwd=job.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            stalled = lambda: any(b"/data/slow " in line for line in proxy.request_lines)  # noqa: E731
+            assert wait_until(stalled, timeout=20), "the KV read never went out"
+            assert wait_until(lambda: len(job.leases()) == 1, timeout=20), "no database lease"
+            time.sleep(1)  # well past the state file's coalescing interval (0.2 s)
+            assert proc.poll() is None, "export ended on its own: nothing was tested"
+            proc.kill()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert len(job.new_tokens()) == 1 and len(job.leases()) == 1
+    assert not (job.workdir / "o.env").exists(), "the killed export wrote values"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    revoked = job.run("revoke", "--state", str(state), env=job_env(job, github_oidc))
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked 1 lease(s) and 1 token(s)" in revoked.stderr
+    assert job.all_ended(timeout=5), "the killed export's lease or token outlived revoke"

@@ -5,6 +5,7 @@ Every test asserts with booleans: a failing assertion must not print a token or 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -647,3 +648,76 @@ def test_a_failed_export_takes_out_only_its_own_records(tmp_path: Path) -> None:
     ledger = load_state(str(path), {}, store.state_factory)
     assert ledger is not None and ledger.revoke_all().ok
     assert not store.leases and not store.tokens, "something outlived revoke"
+
+
+def test_export_s_state_follows_the_ledger_in_few_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While export resolves, the state file is written right after a sign-in and then at most
+    once per interval however many leases come in (from the resolver's threads): a few small
+    writes, not one per lease. What it ends with is what a single write records."""
+    import jobsecrets.lifecycle.state as state_module
+    from jobsecrets.lifecycle.state import StateWriter
+
+    writes: list[float] = []
+    replace = state_module.replace_with
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        writes.append(time.monotonic())
+        replace(*args, **kwargs)
+
+    monkeypatch.setattr(state_module, "replace_with", counted)
+    store = MemoryStore(
+        lease_ttl=30, documents={f"database/creds/r{n}": {"p": CANARY_VALUE} for n in range(200)}
+    )
+    ledger = Ledger()
+    backend = store.backend("vault", {"token": True})
+    ledger.add_backend(backend)
+    path = tmp_path / "state" / "state.json"
+    writer = StateWriter(ledger, str(path))
+    writer.follow(interval=0.2)
+    backend.login()
+    ledger.signed_in(backend)
+    assert wait_for(path.exists), "the sign-in was not written at once"
+    assert json.loads(path.read_text())["tokens"][0]["accessor"] == ledger.tokens()[0].accessor
+
+    def read(numbers: range) -> None:
+        for number in numbers:
+            document = backend.read(ReadRequest(f"database/creds/r{number}"))
+            assert document.lease is not None
+            ledger.add_lease(document.lease)
+            time.sleep(0.012)  # the reads take ~0.6 s: several intervals
+
+    threads = [threading.Thread(target=read, args=(range(n, 200, 4),)) for n in range(4)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wait_for(lambda: len(json.loads(path.read_text())["leases"]) == 200)
+    took = time.monotonic() - started
+    writer.write()
+    # The sign-in's, one per interval while the leases came in (a loaded machine reads slower,
+    # so counted by time), the last one's: about 6 here, never 200.
+    most = 3 + int(took / 0.2) + 1
+    assert 3 <= len(writes) <= most, f"{len(writes)} writes for one sign-in and 200 leases"
+    gaps = [b - a for a, b in itertools.pairwise(writes[1:-1])]
+    assert all(gap >= 0.15 for gap in gaps), "progress writes closer than the interval"
+    final = json.loads(path.read_text())
+    single = tmp_path / "single.json"
+    write_state(ledger, str(single))
+    expected = json.loads(single.read_text())
+    for doc in (final, expected):
+        del doc["created"]
+    assert final == expected, "the progress writes changed what export records"
+    assert CANARY_VALUE not in path.read_text()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

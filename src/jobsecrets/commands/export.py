@@ -1,7 +1,8 @@
 """``jobsecrets export``: resolve, write the values where the format says, hand the leases over.
 
-The leases and tokens go to the state file (for ``jobsecrets revoke`` in a later step) before any
-value leaves; on any failure nothing is exported and everything obtained is revoked.
+The leases and tokens go to the state file (for ``jobsecrets revoke`` in a later step) as they are
+obtained, and all of them before any value leaves; on any failure nothing is exported, everything
+obtained is revoked and the state file is left as it was.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def export_command(
                 # another directory, and revoke finds the files by them.
                 files_dir = os.path.abspath(files_dir)
                 private_directory(files_dir, "--files-dir", "--files-dir")
+        # The state file is written as leases and tokens are obtained, not only at the end:
+        # killed mid-fetch (SIGKILL, a CI hard cancel), the post step's `revoke` still finds them.
+        session.ledger.spec_dir = session.context.spec_dir
+        handover.follow()
         resolution = resolve_checked(
             session, "export", audit_log, files_dir=files_dir, meanwhile=_AFTER_RESOLUTION
         )
@@ -83,10 +88,11 @@ def export_command(
         masks = masks_for(session, resolution)
         # Record the leases before any value leaves: if we are killed after writing the values,
         # `revoke` still finds them.
-        session.ledger.spec_dir = session.context.spec_dir
         if not session.ledger.is_empty():
             handover.write()
             log.info("state file: %s", state_path)
+        else:
+            handover.stop()
         if fmt in FORMATS:
             _write_output(render(fmt, resolution.env()), output)
         else:

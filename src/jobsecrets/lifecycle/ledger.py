@@ -12,7 +12,7 @@ __all__ = ["Ledger", "RevokeReport", "token_key", "why"]
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,26 @@ class Ledger:
         # Entries of a state file that could not be understood (a damaged file): reported as
         # failures by revoke_all, so `revoke` says so instead of failing before revoking the rest.
         self.unusable: list[str] = []
+        # Called (urgent: bool) whenever something revocable is recorded: `export` keeps the
+        # state file current with it (see on_record).
+        self._on_record: Callable[[bool], None] | None = None
+
+    def on_record(self, hook: Callable[[bool], None] | None) -> None:
+        """Call ``hook(urgent)`` each time a lease, a login token or a secret file is recorded
+        (``None``: stop). It is called from whichever thread recorded it (the resolver's pool),
+        after the ledger's lock is released; ``urgent`` is true for a sign-in."""
+        self._on_record = hook
+
+    def _recorded(self, urgent: bool) -> None:
+        hook = self._on_record
+        if hook is not None:
+            hook(urgent)
+
+    def signed_in(self, backend: Backend) -> None:
+        """``backend`` has signed in: its token, if jobsecrets obtained it, is to be revoked
+        from now on, and the hook (:meth:`on_record`) hears of it at once."""
+        if backend.token_record() is not None:
+            self._recorded(True)
 
     def add_backend(self, backend: Backend) -> None:
         """Track a backend (its token, once it signed in, is revoked at the end)."""
@@ -103,6 +123,7 @@ class Ledger:
         with self._lock:
             self.leases[lease.lease_id] = lease
             self.lease_owner[lease.lease_id] = token_key(record) if record is not None else ""
+        self._recorded(False)
 
     def restore_lease(self, lease: Lease, owner: str | None) -> None:
         """Record a lease read back from a state file; ``owner`` is ``None`` in files from before
@@ -116,6 +137,7 @@ class Ledger:
         """Record a secret file to remove when the job ends."""
         with self._lock:
             self.files.append(path)
+        self._recorded(False)
 
     def tokens(self) -> list[TokenRecord]:
         """The tokens jobsecrets obtained (user-supplied ones are not listed), each once."""

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import stat
 import threading
@@ -47,6 +48,8 @@ from ..platforms import job_key, state_base
 from ..safe_files import FILES_DIR_PREFIX, read_at_most, replace_with
 from .cipher import StateCipher
 from .ledger import Ledger, why
+
+log = logging.getLogger("jobsecrets")
 
 STATE_VERSION = 1
 #: The most a state file's per-request timeout is taken for (a damaged one falls back to 10s).
@@ -77,6 +80,9 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
 
     With ``cipher`` each token is stored encrypted (``token_sealed``) instead of as-is.
     """
+    # Leases before owners: a lease recorded between the two (export writes the file while the
+    # resolver's threads record) then still has its owner; read the other way it had none.
+    leases = ledger.lease_list()
     owners = ledger.lease_owners()
     tokens: list[dict[str, Any]] = []
     for record in ledger.tokens():
@@ -102,7 +108,7 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
                 **{name: getattr(lease, name) for name in _LEASE_NAMES},
                 "token_accessor": owners.get(lease.lease_id, ""),
             }
-            for lease in ledger.lease_list()
+            for lease in leases
         ],
         "files": list(ledger.files),
     }
@@ -189,11 +195,22 @@ def _open_lock(path: str) -> int:
     return fd
 
 
+#: The least time between two writes of the state file while ``export`` resolves (a sign-in is
+#: written at once): 2,500 leases recorded in a second cost a handful of writes, not 2,500.
+PROGRESS_INTERVAL = 0.2
+
+
 class StateWriter:
     """One ``export``'s records in a state file that other commands may write at the same time.
 
     :meth:`write` merges the ledger into whatever the file holds now; :meth:`restore` (a failed
-    export) takes this export's records out again. Both under :func:`state_lock`. Restoring used
+    export) takes this export's records out again. Both under :func:`state_lock`.
+
+    :meth:`follow` keeps the file current while the export resolves: it used to be written only
+    once every value was in, so an export killed mid-fetch (SIGKILL, a CI hard cancel, no
+    ``finally`` runs) left its login token and leases recorded nowhere, and the post step's
+    ``revoke`` found nothing while they lived on. A background thread writes right after each
+    sign-in and at most once every :data:`PROGRESS_INTERVAL` seconds after leases. Restoring used
     to put back the bytes read when the export started, dropping what a concurrent export had
     recorded meanwhile: now those bytes come back only when nobody else wrote the file since
     this export's first write (so a lone failed export still leaves the file byte for byte as it
@@ -219,13 +236,80 @@ class StateWriter:
         self._files: set[str] = set()
         self._backends: dict[str, Any] = {}
 
+        # The progress writer (follow): a thread started on the first record, not before (the
+        # resolver forks a backend off only while no thread runs).
+        self._interval = PROGRESS_INTERVAL
+        self._wake = threading.Condition()
+        self._due = False
+        self._urgent = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def follow(self, interval: float = PROGRESS_INTERVAL) -> None:
+        """Write the state file as the ledger records things, until :meth:`stop`."""
+        self._interval = interval
+        self.ledger.on_record(self._recorded)
+
+    def stop(self) -> None:
+        """No progress write from now on (one under way ends first); the thread exits."""
+        self.ledger.on_record(None)
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
+        with self._io:
+            pass  # a progress write under way has ended once this lock is ours
+
+    def _recorded(self, urgent: bool) -> None:
+        """The ledger's hook: called from the resolver's threads, so it only signals."""
+        with self._wake:
+            if self._stopped:
+                return
+            self._due = True
+            self._urgent = self._urgent or urgent
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._progress, name="jobsecrets-state", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify_all()
+
+    def _progress(self) -> None:
+        last = float("-inf")
+        while True:
+            with self._wake:
+                while True:
+                    if self._stopped:
+                        return
+                    if self._due:
+                        wait = 0.0 if self._urgent else last + self._interval - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._wake.wait(wait)
+                    else:
+                        self._wake.wait()
+                self._due = self._urgent = False
+            last = time.monotonic()
+            try:
+                with self._io:
+                    if self._stopped or self.ledger.is_empty():
+                        continue
+                    private_directory(os.path.dirname(os.path.abspath(self.path)))
+                    with state_lock(self.path):
+                        self._write_locked(keep_only_ledger=False)
+            except Exception as error:  # the final write reports it (export fails then)
+                log.debug("state file %s: progress write failed (%s)", self.path, why(error))
+
     @property
     def wrote(self) -> bool:
         """Whether this export has written the state file."""
         return self._wrote
 
     def write(self) -> None:
-        """Merge the ledger into the state file as it is now (0600, atomically, locked)."""
+        """Merge the ledger into the state file as it is now (0600, atomically, locked).
+
+        Progress writes (:meth:`follow`) stop here: this one is the last of a successful export.
+        """
+        self.stop()
         private_directory(os.path.dirname(os.path.abspath(self.path)))
         with self._io, state_lock(self.path):
             self._write_locked(keep_only_ledger=False)
@@ -233,6 +317,7 @@ class StateWriter:
     def restore(self) -> None:
         """A failed export: the file as it was without this export, plus what the ledger still
         holds (what could not be revoked: a later ``revoke`` retries it)."""
+        self.stop()
         with self._io:
             if not self._wrote and self.ledger.is_empty():
                 return
