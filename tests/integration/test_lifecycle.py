@@ -461,3 +461,53 @@ def test_export_killed_mid_fetch_leaves_its_token_and_lease_recorded(
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked 1 lease(s) and 1 token(s)" in revoked.stderr
     assert job.all_ended(timeout=5), "the killed export's lease or token outlived revoke"
+
+
+def test_a_damaged_ttl_or_time_does_not_stop_revoke(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    """A lease's ttl "60" and a token's obtained_at "yesterday" made both unusable: revoke
+    exited 7, rewrote the file without them, and the next revoke exited 0 while they lived.
+    Revocation needs neither field: they are taken as unknown now."""
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "st" / "s.json"
+    assert job.run("export", "--format", "json", "--state", str(state), env=env).returncode == 0
+    doc = json.loads(state.read_text())
+    doc["leases"][0]["ttl"] = "60"
+    doc["tokens"][0]["obtained_at"] = "yesterday"
+    state.write_text(json.dumps(doc))
+    revoked = job.run("revoke", "--state", str(state), env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked 1 lease(s) and 1 token(s)" in revoked.stderr
+    assert job.all_ended(timeout=0), "a lease or token with a damaged field outlived revoke"
+
+
+def test_a_damaged_backend_stays_in_the_state_file_until_it_is_revoked(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    """A backend whose type is damaged cannot revoke its lease and token: revoke said so, then
+    rewrote the file without the backend, and the second revoke failed on "no backend" and,
+    the third, exited 0 with them alive. The entry is kept as it was now: every revoke says
+    so until it is mended, and then revoke ends everything."""
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "st" / "b.json"
+    assert job.run("export", "--format", "json", "--state", str(state), env=env).returncode == 0
+    doc = json.loads(state.read_text())
+    doc["backends"]["vault"]["type"] = "vault?"
+    state.write_text(json.dumps(doc))
+    for _attempt in range(3):
+        failed = job.run("revoke", "--state", str(state), env=env)
+        assert failed.returncode == 7, failed.stderr
+        assert "unusable state entry" in failed.stderr
+        kept = json.loads(state.read_text())
+        assert kept["backends"]["vault"]["type"] == "vault?"
+        assert len(kept["leases"]) == 1 and len(kept["tokens"]) == 1
+    assert len(job.leases()) == 1 and len(job.new_tokens()) == 1
+    kept["backends"]["vault"]["type"] = "vault"  # a human mends it
+    state.write_text(json.dumps(kept))
+    mended = job.run("revoke", "--state", str(state), env=env)
+    assert mended.returncode == 0, mended.stderr
+    assert not state.exists()
+    assert job.all_ended(timeout=0)

@@ -461,14 +461,15 @@ def test_revoke_follows_no_symlinked_directory_and_zeroes_no_hard_link(tmp_path:
 
 
 def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) -> None:
-    """A damaged entry (a lease missing fields, an unknown backend type, a secret file that
+    """A damaged entry (a lease missing its backend, an unknown backend type, a secret file that
     cannot be removed, garbage in a list) is reported, and every other lease and token is
-    still revoked, instead of `revoke` failing before revoking anything."""
+    still revoked, instead of `revoke` failing before revoking anything. The damaged entries
+    stay in the rewritten file, as they were."""
     store = new_store()
     path = tmp_path / "state.json"
     write_state(make_ledger(store, reads=2), str(path))
     state = json.loads(path.read_text())
-    state["leases"].append({"backend": "vault", "lease_id": "database/creds/half"})
+    state["leases"].append({"lease_id": "database/creds/half"})
     state["leases"].append("garbage")
     state["backends"]["gone"] = {"type": "no-such-type", "options": {}}
     stuck = tmp_path / "stuck-dir"
@@ -486,6 +487,10 @@ def test_a_damaged_state_file_still_revokes_everything_it_can(tmp_path: Path) ->
     text = "; ".join(report.failures)
     assert "database/creds/half" in text and "'gone'" in text and "stuck-dir" in text
     assert "odd leases" in text
+    write_state(ledger, str(path), merge=False)  # what a failed revoke does
+    kept = json.loads(path.read_text())
+    assert {"lease_id": "database/creds/half"} in kept["leases"] and "garbage" in kept["leases"]
+    assert kept["backends"]["gone"] == {"type": "no-such-type", "options": {}}
 
 
 def test_two_exports_naming_different_servers_alike_revoke_each_on_its_own(tmp_path: Path) -> None:
@@ -721,3 +726,29 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_damage_a_failed_revoke_keeps_survives_every_rewrite(tmp_path: Path) -> None:
+    """A section of the wrong type and garbage entries are kept as they were by a failed
+    revoke's rewrite (under 'damaged' for a section), reported again by the next revoke, and
+    kept by a later export's merge too (which raised AttributeError on a garbage token)."""
+    store = new_store()
+    path = tmp_path / "state.json"
+    write_state(make_ledger(store, reads=1), str(path))
+    doc = json.loads(path.read_text())
+    doc["tokens"].append(5)
+    doc["files"] = "not a list"
+    path.write_text(json.dumps(doc))
+    for _round in range(2):
+        ledger = load_state(str(path), {}, _memory_factory(store))
+        assert ledger is not None
+        report = ledger.revoke_all()
+        assert not report.ok and "'files'" in report.summary()
+        write_state(ledger, str(path), merge=False)
+        kept = json.loads(path.read_text())
+        assert kept["tokens"] == [5] and kept["damaged"] == {"files": "not a list"}
+    assert not store.leases and not store.tokens
+    write_state(make_ledger(store, reads=1), str(path))  # a later export of the job
+    merged = json.loads(path.read_text())
+    assert 5 in merged["tokens"] and merged["damaged"] == {"files": "not a list"}
+    assert len(merged["leases"]) == 1

@@ -88,6 +88,13 @@ class Ledger:
         # Entries of a state file that could not be understood (a damaged file): reported as
         # failures by revoke_all, so `revoke` says so instead of failing before revoking the rest.
         self.unusable: list[str] = []
+        # Those entries themselves, kept as they were (like unreadable_tokens): a rewritten state
+        # file still holds them, so a later `revoke` (or a human) sees what may still be alive
+        # instead of finding a clean file. ``kept_sections``: a whole section of the wrong type.
+        self.kept_leases: list[Any] = []
+        self.kept_tokens: list[Any] = []
+        self.kept_backends: dict[str, Any] = {}
+        self.kept_sections: dict[str, Any] = {}
         # Called (urgent: bool) whenever something revocable is recorded: `export` keeps the
         # state file current with it (see on_record).
         self._on_record: Callable[[bool], None] | None = None
@@ -152,8 +159,15 @@ class Ledger:
 
     def is_empty(self) -> bool:
         """True when there is nothing to revoke or remove."""
-        return (
-            not self.leases and not self.tokens() and not self.files and not self.unreadable_tokens
+        return not (
+            self.leases
+            or self.tokens()
+            or self.files
+            or self.unreadable_tokens
+            or self.kept_leases
+            or self.kept_tokens
+            or self.kept_backends
+            or self.kept_sections
         )
 
     def _forget_lease(self, lease_id: str) -> None:

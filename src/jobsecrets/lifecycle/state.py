@@ -31,6 +31,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import math
 import os
 import stat
 import threading
@@ -90,17 +91,22 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
         if cipher is not None:
             entry["token_sealed"] = cipher.seal(entry.pop("token"))
         tokens.append(entry)
-    return {
+    backends: dict[str, Any] = {
+        backend.name: {"type": backend.type_name, "options": backend.recorded_options()}
+        for backend in ledger.backend_list()
+    }
+    for name, entry in ledger.kept_backends.items():
+        backends.setdefault(name, entry)
+    state = {
         "version": STATE_VERSION,
         "created": time.time(),
         "spec_dir": os.path.abspath(ledger.spec_dir),
         # The spec's per-request timeout, which `revoke` (no spec at hand) bounds requests by.
         "timeout": next((b.context.timeout for b in ledger.backend_list()), None),
-        "backends": {
-            backend.name: {"type": backend.type_name, "options": backend.recorded_options()}
-            for backend in ledger.backend_list()
-        },
-        "tokens": tokens + [dict(entry) for entry in ledger.unreadable_tokens],
+        "backends": backends,
+        "tokens": tokens
+        + [dict(entry) for entry in ledger.unreadable_tokens]
+        + list(ledger.kept_tokens),
         # Field by field, not asdict(): a lease holds plain values, and asdict's recursive
         # deep copy was half of writing the state for 2,500 leases.
         "leases": [
@@ -109,9 +115,19 @@ def state_of(ledger: Ledger, cipher: StateCipher | None = None) -> dict[str, Any
                 "token_accessor": owners.get(lease.lease_id, ""),
             }
             for lease in leases
-        ],
+        ]
+        + list(ledger.kept_leases),
         "files": list(ledger.files),
     }
+    if ledger.kept_sections:
+        state[_DAMAGED] = dict(ledger.kept_sections)
+    return state
+
+
+#: Where a state file keeps sections of the wrong type (``"leases": "..."``) it read, as they were.
+_DAMAGED = "damaged"
+#: The sections of a state file and the type each must have.
+_SECTIONS: dict[str, type] = {"backends": dict, "tokens": list, "leases": list, "files": list}
 
 
 def write_state(
@@ -365,6 +381,7 @@ class StateWriter:
         """``state`` without the entries this export wrote (another command's stay)."""
         if state is None or not self._wrote:
             return state
+        # A section of the wrong type (damage) stays as it is, for the merge to keep.
         leases = [
             lease
             for lease in _as_list(state.get("leases"))
@@ -380,7 +397,11 @@ class StateWriter:
                 if name in used or self._backends.get(name) != entry
             }
         files = [f for f in _as_list(state.get("files")) if _entry_id(f) not in self._files]
-        return {**state, "leases": leases, "tokens": tokens, "backends": backends, "files": files}
+        result = {**state, "backends": backends}
+        for section, kept in (("leases", leases), ("tokens", tokens), ("files", files)):
+            if isinstance(state.get(section, []), list):
+                result[section] = kept
+        return result
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -389,7 +410,9 @@ def _as_list(value: Any) -> list[Any]:
 
 def _holds_anything(state: Mapping[str, Any]) -> bool:
     """Whether a state has a lease, token or file left (else there is nothing to keep)."""
-    return any(_as_list(state.get(section)) for section in ("leases", "tokens", "files"))
+    sections = ("leases", "tokens", "files")
+    # A section of the wrong type is damage that may name something alive: it counts too.
+    return bool(state.get(_DAMAGED)) or any(state.get(s) for s in sections)
 
 
 def _entry_key(entry: Any) -> str:
@@ -406,6 +429,7 @@ def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
     entry is then kept under a new name, and its leases and tokens follow it, so each is revoked
     against the server that issued it.
     """
+    _carry_damaged(state, previous)
     renamed: dict[str, str] = {}
     backends = previous.get("backends")
     for name, entry in (backends if isinstance(backends, dict) else {}).items():
@@ -436,6 +460,23 @@ def _merge(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
     state["tokens"] += [
         moved(t) for t in _as_list(previous.get("tokens")) if _entry_key(t) not in known_tokens
     ]
+
+
+def _carry_damaged(state: dict[str, Any], previous: Mapping[str, Any]) -> None:
+    """Keep, under ``damaged``, whatever of ``previous`` no merge can use: a section of the wrong
+    type, and the ``damaged`` sections it kept itself."""
+    damaged: dict[str, Any] = {}
+    earlier = previous.get(_DAMAGED)
+    if isinstance(earlier, dict):
+        damaged.update(earlier)
+    elif earlier is not None:
+        damaged[_DAMAGED] = earlier
+    for section, kind in _SECTIONS.items():
+        value = previous.get(section)
+        if value is not None and not isinstance(value, kind):
+            damaged.setdefault(section, value)
+    if damaged:
+        state[_DAMAGED] = {**damaged, **state.get(_DAMAGED, {})}
 
 
 def _entry_id(value: Any) -> str | None:
@@ -548,41 +589,72 @@ def _parse_state(path: str, content: bytes | None) -> dict[str, Any] | None:
     return state
 
 
-_LEASE_FIELDS = {f.name for f in dataclasses.fields(Lease)}
-#: The same, in declaration order (the state file's key order).
+#: A lease's fields in declaration order (the state file's key order).
 _LEASE_NAMES = tuple(f.name for f in dataclasses.fields(Lease))
-_TOKEN_FIELDS = {f.name for f in dataclasses.fields(TokenRecord)}
-#: The types a restored field may have, by the annotation's name (the dataclasses' are strings).
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (int, float),
-    "bool": (bool,),
-}
-
-
-def _wrong_field(record: Lease | TokenRecord) -> str | None:
-    """The first field of a record read back from a state file whose value has the wrong type.
-
-    A damaged or hostile file can hold a list for a lease id: kept, it is an unhashable key or
-    a TypeError deep in revocation, which then ends nothing at all.
-    """
-    for spec in dataclasses.fields(record):
-        value = getattr(record, spec.name)
-        # The annotation is a string here (postponed annotations), a class otherwise.
-        kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "")
-        allowed = _FIELD_TYPES.get(kind)
-        if allowed is None:
-            continue
-        # A bool is an int to isinstance: not a ttl or a time all the same.
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            return spec.name
-    return None
 
 
 def _label(value: object) -> str:
     """An id from a state file for a message: a string, cut short; anything else ``?``."""
     return shown_id(value[:80]) if isinstance(value, str) and value else "?"
+
+
+#: Said of each damaged entry a failed ``revoke`` writes back as it was.
+_KEPT = "; kept in the state file"
+
+
+def _number(value: Any, default: float) -> float:
+    """A finite number from a state file, else ``default`` (a bool is no number here)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return default
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        return default
+    return number if math.isfinite(number) else default
+
+
+def _lease_from(entry: Mapping[str, Any]) -> Lease | str:
+    """The lease a state file entry names, or why it cannot be revoked.
+
+    Only what revocation needs is required (the lease id and its backend's name): a damaged
+    ``ttl`` or ``obtained_at`` (``"60"``, ``"yesterday"``) is taken as unknown. Refusing such an
+    entry made ``revoke`` fail, then rewrite the file without it: the next ``revoke`` exited 0
+    while the lease lived on.
+    """
+    lease_id, backend = entry.get("lease_id"), entry.get("backend")
+    if not isinstance(lease_id, str) or not lease_id:
+        return "no usable 'lease_id'"
+    if not isinstance(backend, str) or not backend:
+        return "no usable 'backend'"
+    ttl = entry.get("ttl")
+    path = entry.get("path")
+    return Lease(
+        backend=backend,
+        lease_id=lease_id,
+        ttl=ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else 0,
+        renewable=entry.get("renewable") is True,
+        path=path if isinstance(path, str) else "",
+        obtained_at=_number(entry.get("obtained_at"), 0.0),
+    )
+
+
+def _token_from(entry: Mapping[str, Any], token: Any) -> TokenRecord | str:
+    """The token record a state file entry holds (``token`` opened already), or why it cannot
+    be revoked. As for leases, only the token and its backend's name are required."""
+    backend = entry.get("backend")
+    if not isinstance(token, str) or not token:
+        return "no usable 'token'"
+    if not isinstance(backend, str) or not backend:
+        return "no usable 'backend'"
+    accessor, ttl = entry.get("accessor"), entry.get("ttl")
+    return TokenRecord(
+        backend=backend,
+        token=token,
+        accessor=accessor if isinstance(accessor, str) else "",
+        ttl=ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else 0,
+        renewable=entry.get("renewable") is True,
+        obtained_at=_number(entry.get("obtained_at"), 0.0),
+    )
 
 
 def load_state(
@@ -610,7 +682,8 @@ def load_state(
         and 0 < timeout <= _MAX_TIMEOUT  # NaN and infinity fail this too
     ):
         context.timeout = float(timeout)
-    # A damaged entry is skipped and reported, never fatal: everything else must still be revoked.
+    # A damaged entry is reported, never fatal: everything else must still be revoked. What is
+    # damaged beyond use is kept as it was (ledger.kept_*), so a rewritten file still holds it.
     for name, entry in _items(state.get("backends"), ledger, "backends"):
         try:
             options = dict(entry.get("options") or {})
@@ -619,7 +692,8 @@ def load_state(
             else:
                 backend = get_backend_class(entry["type"])(name, options, context)
         except Exception as error:  # any damage: reported, the rest revoked
-            ledger.unusable.append(f"backend {name!r}: unusable state entry ({why(error)})")
+            ledger.unusable.append(f"backend {name!r}: unusable state entry ({why(error)}){_KEPT}")
+            ledger.kept_backends[name] = entry
             continue
         ledger.add_backend(backend)
         ledger.pending_resume[name] = None
@@ -630,45 +704,41 @@ def load_state(
         if token is None:
             ledger.unreadable_tokens.append(dict(entry))
             continue
-        fields = {k: v for k, v in entry.items() if k in _TOKEN_FIELDS}
-        fields["token"] = token
-        try:
-            record = TokenRecord(**fields)
-        except TypeError:
+        record = _token_from(entry, token)
+        if isinstance(record, str):
             # Named by accessor only: the entry holds the token itself.
             ledger.unusable.append(
-                f"token {_label(entry.get('accessor'))}: unusable state entry (fields missing)"
+                f"token {_label(entry.get('accessor'))}: unusable state entry ({record}){_KEPT}"
             )
-            continue
-        wrong = _wrong_field(record)
-        if wrong is not None:
-            ledger.unusable.append(
-                f"token {_label(entry.get('accessor'))}: unusable state entry "
-                f"('{wrong}' has the wrong type)"
-            )
+            ledger.kept_tokens.append(entry)
             continue
         ledger.recorded_tokens.append(record)
         if ledger.pending_resume.get(record.backend) is None:
             # Reconnect with a token we obtained: it can revoke the leases it created.
             ledger.pending_resume[record.backend] = record
     for entry in _entries(state.get("leases"), ledger, "leases"):
-        try:
-            lease = Lease(**{k: v for k, v in entry.items() if k in _LEASE_FIELDS})
-        except TypeError:
+        lease = _lease_from(entry)
+        if isinstance(lease, str):
             ledger.unusable.append(
-                f"lease {_label(entry.get('lease_id'))}: unusable state entry (fields missing)"
+                f"lease {_label(entry.get('lease_id'))}: unusable state entry ({lease}){_KEPT}"
             )
+            ledger.kept_leases.append(entry)
             continue
-        wrong = _wrong_field(lease)
-        if wrong is not None:
-            ledger.unusable.append(
-                f"lease {_label(entry.get('lease_id'))}: unusable state entry "
-                f"('{wrong}' has the wrong type)"
-            )
-            continue
-        owner = str(entry["token_accessor"] or "") if "token_accessor" in entry else None
-        ledger.restore_lease(lease, owner)
+        # Unknown (absent, from before owners were recorded, or damaged): any token of ours on
+        # that backend may end it.
+        accessor = entry.get("token_accessor")
+        ledger.restore_lease(lease, accessor if isinstance(accessor, str) else None)
+    damaged = state.get(_DAMAGED)
+    if damaged is not None:
+        # Sections an earlier revoke kept: still damage, still kept.
+        kept = damaged if isinstance(damaged, dict) else {_DAMAGED: damaged}
+        names = ", ".join(repr(str(name))[:40] for name in kept)
+        ledger.unusable.append(f"state file: damaged section(s) {names} kept under {_DAMAGED!r}")
+        ledger.kept_sections.update(kept)
     files = state.get("files", [])
+    if not isinstance(files, list):
+        ledger.unusable.append(f"state file: 'files' is not a list{_KEPT}")
+        ledger.kept_sections["files"] = files
     for file in files if isinstance(files, list) else []:
         path = str(file)
         if os.path.basename(os.path.dirname(path)).startswith(FILES_DIR_PREFIX):
@@ -687,14 +757,18 @@ def _items(value: Any, ledger: Ledger, what: str) -> list[tuple[str, Mapping[str
     if value is None:
         return []
     if not isinstance(value, dict):
-        ledger.unusable.append(f"state file: {what!r} is not a mapping")
+        ledger.unusable.append(f"state file: {what!r} is not a mapping{_KEPT}")
+        ledger.kept_sections[what] = value
         return []
     pairs: list[tuple[str, Mapping[str, Any]]] = []
     for name, entry in value.items():
         if isinstance(entry, dict):
             pairs.append((str(name), entry))
         else:
-            ledger.unusable.append(f"state file: {what} entry {str(name)!r} is not a mapping")
+            ledger.unusable.append(
+                f"state file: {what} entry {str(name)!r} is not a mapping{_KEPT}"
+            )
+            ledger.kept_backends[str(name)] = entry
     return pairs
 
 
@@ -703,9 +777,12 @@ def _entries(value: Any, ledger: Ledger, what: str) -> list[Mapping[str, Any]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        ledger.unusable.append(f"state file: {what!r} is not a list")
+        ledger.unusable.append(f"state file: {what!r} is not a list{_KEPT}")
+        ledger.kept_sections[what] = value
         return []
     entries: list[Mapping[str, Any]] = [entry for entry in value if isinstance(entry, dict)]
-    if len(entries) < len(value):
-        ledger.unusable.append(f"state file: {len(value) - len(entries)} odd {what} entry(ies)")
+    odd = [entry for entry in value if not isinstance(entry, dict)]
+    if odd:
+        ledger.unusable.append(f"state file: {len(odd)} odd {what} entry(ies){_KEPT}")
+        (ledger.kept_leases if what == "leases" else ledger.kept_tokens).extend(odd)
     return entries
