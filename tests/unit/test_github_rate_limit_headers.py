@@ -8,7 +8,6 @@ the rate-limit error. A real HTTP server here (stdlib), answering every request 
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +15,7 @@ import pytest
 
 from jobsecrets.backends.github._http import GithubHttp
 from jobsecrets.errors import BackendError
+from support.http_stubs import serving
 
 
 @contextmanager
@@ -34,15 +34,8 @@ def answering(status: int, headers: dict[str, str]) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("retry_after", ["inf", "1e999", "-inf"])

@@ -9,14 +9,14 @@ can be made to do that.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from support.cli import jobsecrets
+from support.http_stubs import serving
 
 MOUNT = json.dumps(
     {"data": {"path": "secret/", "type": "kv", "options": {"version": "2"}}}
@@ -59,15 +59,8 @@ class _Endless(BaseHTTPRequestHandler):
 @pytest.fixture(params=["chunked", "content-length"])
 def endless_store(request: pytest.FixtureRequest) -> Iterator[str]:
     handler = type("Handler", (_Endless,), {"mode": request.param})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url
 
 
 def test_an_answer_without_end_is_refused_at_its_limit(tmp_path: Path, endless_store: str) -> None:
