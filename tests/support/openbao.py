@@ -226,6 +226,9 @@ class OpenBaoServer(ServerProcess):
                 "password": postgres.password,
                 "allowed_roles": "*",
                 "verify_connection": True,
+                # No idle connections kept: every test's mount stays enabled, and their pools
+                # (up to 4 idle each) exhausted the server's connections in a full run.
+                "max_idle_connections": -1,
             },
         )
         client.write_data(

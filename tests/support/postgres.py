@@ -175,7 +175,7 @@ class PostgresServer(ServerProcess):
                         "-c",
                         "fsync=off",
                         "-c",
-                        "max_connections=50",
+                        "max_connections=100",
                     ],
                     env=env,
                     stdout=log,
