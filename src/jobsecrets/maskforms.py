@@ -523,7 +523,10 @@ def shell_forms(value: bytes) -> set[bytes]:
     words = value.split()
     if len(words) > 1 or (words and words[0] != value):
         forms.add(b" ".join(words))
-        forms.update(_single_quote_words(words, b"'\\''", False, mode) for mode in modes)
+        # bash quotes a word by its own rule (a ^, a leading ~ or #, =~): for an ASCII value
+        # too, whose other shells' form ("as-is") leaves such a word bare.
+        word_modes = modes if "utf-8" in modes else (*modes, "utf-8")
+        forms.update(_single_quote_words(words, b"'\\''", False, mode) for mode in word_modes)
         forms.add(_single_quote_words(words, b"'\"'\"'", grouped=True))
     return forms
 
