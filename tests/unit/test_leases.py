@@ -624,6 +624,18 @@ def test_concurrent_writers_of_one_state_file_lose_nothing(
     assert stat.S_IMODE(Path(path + ".lock").stat().st_mode) == 0o600
 
 
+def test_an_existing_lock_file_keeps_its_mode(tmp_path: Path) -> None:
+    """The lock file was set to 0600 when found otherwise: a path this process may not have
+    made (as root, anyone's). Its mode is left alone; the lock still serializes writes."""
+    path = tmp_path / "state.json"
+    lock = tmp_path / "state.json.lock"
+    lock.touch()
+    lock.chmod(0o644)
+    write_state(make_ledger(new_store(), reads=1), str(path))
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o644
+    assert len(json.loads(path.read_text())["leases"]) == 1
+
+
 def test_a_failed_export_takes_out_only_its_own_records(tmp_path: Path) -> None:
     """A failed export restored the bytes it read at its start, dropping what another export
     recorded meanwhile. Alone, it still leaves the file byte for byte as it was."""

@@ -203,8 +203,8 @@ def _open_lock(path: str) -> int:
             raise ConfigError(f"state lock {path} is not a regular file; not using it")
         if os.getuid() != 0 and info.st_uid != os.getuid():
             raise ConfigError(f"state lock {path} belongs to another user; not using it")
-        if stat.S_IMODE(info.st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
+        # Its mode is left as found: an existing file may not be ours to change (run as root,
+        # anyone's is), and an empty lock file exposes nothing whatever its mode.
     except BaseException:
         os.close(fd)
         raise
