@@ -2,6 +2,10 @@
 
 Whatever happens (a failing child, a signal, a resolution error halfway), what was obtained for the
 job is revoked before the process exits; the child's exit code is ours unless cleanup fails.
+While it runs, what it obtained is also in the job's state file (as ``export`` records it), and
+taken out again at the end: a ``run`` killed outright (SIGKILL: the out-of-memory killer, a CI
+hard cancel) cannot revoke, and ``jobsecrets revoke`` (a post step, an after_script, by hand)
+then finds what it left alive.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import logging
 import sys
 
 from ..env_limits import check_child_env
-from ..errors import RevokeError
+from ..errors import JobSecretsError, RevokeError
 from ..lifecycle.renewal import Renewer
+from ..lifecycle.state import StateWriter
 from ..pipeline import importing, resolve_checked
 from ..session import Session
 
@@ -41,7 +46,11 @@ def run_command(
     session = Session(config, only)
     renewer: Renewer | None = None
     code = 0
+    handover = _state_writer(session)
     try:
+        if handover is not None:
+            session.ledger.spec_dir = session.context.spec_dir
+            handover.follow()
         # policy: enforced and every variable audited (--audit-log) before the child starts.
         resolution = resolve_checked(session, "run", audit_log, meanwhile=_AFTER_RESOLUTION)
         log.info(
@@ -80,8 +89,40 @@ def run_command(
                 renewer.stop()
         finally:
             # Even if a signal interrupts stopping the renewer, revocation must still happen.
-            report = session.finish()
+            try:
+                report = session.finish()
+            finally:
+                if handover is not None:
+                    _take_out(handover)
     if not report.ok and code == 0:
         raise RevokeError(f"the command succeeded but cleanup failed: {report.summary()}")
     # With a failing child, its own code wins; finish() already warned about what was not revoked.
     return int(code)
+
+
+def _state_writer(session: Session) -> StateWriter | None:
+    """The job's state file, to keep this run's leases and tokens in while it runs; ``None``
+    (said at -v) when it cannot be used: run needs none to work, only to be found if killed."""
+    import os
+
+    from ..lifecycle.cipher import StateCipher
+    from ..lifecycle.state import default_state_path, private_directory, read_state_bytes
+
+    path = default_state_path(session.env)
+    try:
+        cipher = StateCipher.from_env(session.env)
+        private_directory(os.path.dirname(os.path.abspath(path)))
+        read_state_bytes(path)
+    except (OSError, ValueError, JobSecretsError) as error:
+        log.info("no state file for this run (%s): if it is killed, revoke finds nothing", error)
+        return None
+    return StateWriter(session.ledger, path, cipher)
+
+
+def _take_out(handover: StateWriter) -> None:
+    """This run's records out of the state file again (what could not be revoked stays, for
+    ``jobsecrets revoke``); a failure to is said, never raised over the command's outcome."""
+    try:
+        handover.restore()
+    except (OSError, JobSecretsError) as error:
+        log.warning("could not take this run's records out of the state file (%s)", error)
