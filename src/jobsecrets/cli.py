@@ -202,8 +202,10 @@ class _ScrubbingFormatter(logging.Formatter):
     refused): what the process must never print is masked in them (:mod:`jobsecrets.unshown`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as the plain formatter writes it, with remembered values masked."""
-        return unshown.scrub(super().format(record))
+        """The record as the plain formatter writes it, with remembered values masked (unless
+        it says it holds none: :data:`jobsecrets.unshown.PLAIN`)."""
+        text = super().format(record)
+        return text if getattr(record, "unshown_plain", False) else unshown.scrub(text)
 
 
 def _configure_logging(verbose: int) -> None:

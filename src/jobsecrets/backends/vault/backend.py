@@ -707,6 +707,7 @@ class VaultBackend(Backend):
                 method,
                 path.lstrip("/"),
                 (time.monotonic() - started) * 1000,
+                extra=unshown.PLAIN,
             )
 
     def _malformed(self, what: str, why: str) -> JobSecretsError:
