@@ -96,6 +96,10 @@ def test_plan_check_calls_a_malformed_answer_the_stores_failure(
     assert code == 6, shown[-800:]
     assert "malformed answer" in shown, shown[-800:]
     assert " ok " not in shown and "\nok" not in shown, shown[-800:]
+    # The summary does not call a store that answered "unreachable".
+    assert "could not reach" not in shown, shown[-800:]
+    if "plan --check:" in shown:  # the summary, where the checks ran (not a preflight stop)
+        assert "no usable answer from the store" in shown, shown[-800:]
 
 
 @pytest.mark.parametrize(

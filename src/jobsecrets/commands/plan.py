@@ -294,11 +294,15 @@ class PlanReport:
             | {n for n, v in checks.items() if v.unreachable}
         )
         if unreachable:
-            # A store that cannot answer is exit 6, as for `run`: not a refusal or a denial.
+            # A store that cannot answer, or answers what cannot be used (a malformed answer, an
+            # error of its own), is exit 6, as for `run`: not a refusal or a denial. The summary
+            # must not call every such case "could not reach": the lines above say which it was.
             return StoreUnavailable(
-                f"plan --check: could not reach the store for {', '.join(unreachable[:6])}"
+                "plan --check: no usable answer from the store for "
+                + ", ".join(unreachable[:6])
                 + (f" and {len(unreachable) - 6} more" if len(unreachable) > 6 else ""),
-                hint="see the errors above; check the store's address and status",
+                hint="see the errors above: the store was unreachable, failed, or sent an answer "
+                "jobsecrets cannot use; check the store's address and status",
             )
         denied = [n for n, v in checks.items() if not v.allowed and not v.missing]
         missing = [n for n, v in checks.items() if v.missing and not v.allowed and not v.optional]
