@@ -13,6 +13,7 @@ __all__ = ["read_option_reference"]
 import threading
 from collections.abc import Callable
 
+from . import unshown
 from .backends.base import Backend, ReadRequest
 from .errors import ConfigError, SecretNotFound, ValueNotExportable
 from .fields import FieldMissing, extract, to_text
@@ -50,8 +51,12 @@ def read_option_reference(
     if document.lease is not None:
         ledger.add_lease(document.lease)
     try:
-        return to_text(extract(document.data, ref.field))
+        value = to_text(extract(document.data, ref.field))
     except FieldMissing as error:
         raise SecretNotFound(f"{text}: {error}") from None
     except NestedTooDeeply as error:  # too deep to write as JSON (nothing else: no value quoted)
         raise ValueNotExportable(f"{text}: {error}") from None
+    # A backend's credential (an App's private key, a secret_id): a store's later error text may
+    # quote it, and it is no variable, so the resolver never remembers it.
+    unshown.remember(value)
+    return value

@@ -442,3 +442,27 @@ def test_plan_warns_when_the_job_may_outlive_the_tokens_hour() -> None:
     assert GithubBackend.plan_warnings(options, {"CI_JOB_TIMEOUT": "7200"})
     assert not GithubBackend.plan_warnings({**options, "job_timeout": "45m"}, {})
     assert not GithubBackend.plan_warnings(options, {})
+
+
+def test_the_app_jwt_and_minted_tokens_are_never_printed(
+    server: GithubApiServer, app: AppKey
+) -> None:
+    """A store's error text may quote the bearer it was sent: the App JWT and every token minted
+    are remembered (jobsecrets.unshown) the moment they exist, so messages mask them."""
+    from jobsecrets import unshown
+
+    unshown.forget_all()
+    try:
+        backend = backend_for(server, app.pem)
+        backend.login()
+        document = backend.read(request())
+        signed = backend._jwt
+        assert signed is not None, "no App JWT was kept"
+        values, _ = unshown.remembered()
+        assert signed[0] in values, "the App JWT is not remembered"
+        assert document.data in values, "the minted token is not remembered"
+        shown = unshown.scrub(f"bad credentials {signed[0]} / {document.data!s}")
+        assert shown.startswith("bad credentials "), "the message itself was lost"
+        assert signed[0] not in shown and str(document.data) not in shown, "not masked"
+    finally:
+        unshown.forget_all()

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
+from ... import unshown
 from ...digits import is_digits
 from ...errors import (
     AccessDenied,
@@ -329,6 +330,8 @@ class GithubBackend(Backend):
             algorithm="RS256",
         )
         del key
+        # A credential: GitHub's error text (or a proxy's) may quote the bearer it was sent.
+        unshown.remember(token)
         return token, now + JWT_LIFETIME - 60
 
     def _app_jwt(self) -> str:
@@ -461,6 +464,7 @@ class GithubBackend(Backend):
             raise BackendError(f"{what}: GitHub did not mint a token ({reply.message})")
         expires = _parse_expiry(body.get("expires_at")) or time.time() + TOKEN_LIFETIME
         lease_id = f"{_LEASE_PREFIX}{installation_id}/{int(expires)}/{secrets.token_hex(6)}"
+        unshown.remember(token)  # before any message about the rest of this answer is made
         with self._lock:
             # Recorded before anything else can fail: the ledger revokes it through this map.
             self._tokens[lease_id] = token
