@@ -421,6 +421,34 @@ def test_parallel_exports_into_one_state_file_lose_no_record(
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600 and not lock.is_symlink()
 
 
+@pytest.mark.parametrize("planted", ["directory", "symlink"])
+def test_revoke_revokes_when_the_lock_file_cannot_be_used(
+    job: VaultJob, github_oidc: GithubTokenServer, planted: str
+) -> None:
+    """`revoke` stopped with exit 2 when the lock beside the state file could not be opened (a
+    directory or a symlink planted there, a read-only directory): the lease and the token
+    outlived the job. The lock is advisory; ending what the job obtained comes first."""
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "state.json"
+    exported = job.run("export", "--format", "json", "--state", str(state), env=env)
+    assert exported.returncode == 0, exported.stderr
+    lock = job.workdir / "state.json.lock"
+    lock.unlink()
+    target = job.workdir / "elsewhere"
+    target.write_text("")
+    if planted == "directory":
+        lock.mkdir()
+    else:
+        lock.symlink_to(target)
+    revoked = job.run("revoke", "--state", str(state), env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoking without the lock" in revoked.stderr, revoked.stderr
+    assert job.all_ended(timeout=0), "a lease or token outlived revoke"
+    assert not state.exists(), "the state file of a job revoked in full was kept"
+    assert target.read_text() == "" and (lock.is_dir() or lock.is_symlink()), "touched the plant"
+
+
 def test_export_killed_mid_fetch_leaves_its_token_and_lease_recorded(
     job: VaultJob, github_oidc: GithubTokenServer
 ) -> None:

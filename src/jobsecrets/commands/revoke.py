@@ -15,7 +15,7 @@ from ..lifecycle.state import (
     default_state_path,
     load_state,
     read_state_bytes,
-    state_lock,
+    state_lock_or_warn,
     write_state,
 )
 
@@ -29,8 +29,9 @@ def revoke_command(state: str | None) -> None:
         _nothing(path)
         return
     # Locked from reading to rewriting or removing: an `export` writing the file meanwhile
-    # would otherwise have its records dropped by the unlink or the rewrite below.
-    with state_lock(path):
+    # would otherwise have its records dropped by the unlink or the rewrite below. A lock that
+    # cannot be used is warned about, not obeyed: revoking comes first.
+    with state_lock_or_warn(path):
         ledger = load_state(path, env)
         if ledger is None:
             _nothing(path)

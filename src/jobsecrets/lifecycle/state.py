@@ -22,6 +22,7 @@ __all__ = [
     "private_directory",
     "read_state_bytes",
     "state_lock",
+    "state_lock_or_warn",
     "state_of",
     "write_state",
 ]
@@ -181,6 +182,32 @@ def state_lock(path: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def state_lock_or_warn(path: str) -> Iterator[None]:
+    """:func:`state_lock`, or no lock with a warning when the lock file cannot be used.
+
+    For ``revoke``: the lock is advisory, and a lock path that is a directory, a symlink, another
+    user's file or in a read-only directory must not keep what the job obtained alive. Without
+    the lock, an ``export`` writing the same file at that moment may lose its records; that is
+    the smaller harm, and the warning says so.
+    """
+    try:
+        fd = _open_lock(path + LOCK_SUFFIX)
+    except ConfigError as error:
+        log.warning(
+            "%s; revoking without the lock (an export writing this state file at the same "
+            "time may lose its records)",
+            error.message,
+        )
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _open_lock(path: str) -> int:
