@@ -449,6 +449,24 @@ def test_revoke_revokes_when_the_lock_file_cannot_be_used(
     assert target.read_text() == "" and (lock.is_dir() or lock.is_symlink()), "touched the plant"
 
 
+def test_export_refuses_an_unusable_lock_before_it_signs_in(
+    job: VaultJob, github_oidc: GithubTokenServer
+) -> None:
+    """A directory planted as the state file's lock failed `export` at its first write, after
+    it had signed in and read: now it stops (exit 2) before it obtains anything."""
+    job.write_spec(DB_SECRETS)
+    env = job_env(job, github_oidc)
+    state = job.workdir / "state.json"
+    (job.workdir / "state.json.lock").mkdir()
+    asked = len(github_oidc.requests)
+    exported = job.run("export", "--format", "json", "--state", str(state), env=env)
+    assert exported.returncode == 2, exported.stderr
+    assert "state.json.lock" in exported.stderr, exported.stderr
+    assert len(github_oidc.requests) == asked, "export asked for the job's identity first"
+    assert not job.new_tokens() and not job.leases(), "export left something alive"
+    assert exported.stdout == "" and not state.exists()
+
+
 def test_export_killed_mid_fetch_leaves_its_token_and_lease_recorded(
     job: VaultJob, github_oidc: GithubTokenServer
 ) -> None:

@@ -19,6 +19,7 @@ from ..lifecycle.cipher import StateCipher
 from ..lifecycle.ledger import why
 from ..lifecycle.state import (
     StateWriter,
+    check_state_lock,
     default_state_path,
     private_directory,
     read_state_bytes,
@@ -62,6 +63,7 @@ def export_command(
     state_path = state or default_state_path(session.env)
     # Before anything is fetched: a state path that is no file of ours stops the job here.
     read_state_bytes(state_path)
+    check_state_lock(state_path)
     handover = StateWriter(session.ledger, state_path, cipher)
     try:
         if any(s.file for s in session.spec.secrets):

@@ -106,13 +106,19 @@ def _state_writer(session: Session) -> StateWriter | None:
     import os
 
     from ..lifecycle.cipher import StateCipher
-    from ..lifecycle.state import default_state_path, private_directory, read_state_bytes
+    from ..lifecycle.state import (
+        check_state_lock,
+        default_state_path,
+        private_directory,
+        read_state_bytes,
+    )
 
     path = default_state_path(session.env)
     try:
         cipher = StateCipher.from_env(session.env)
         private_directory(os.path.dirname(os.path.abspath(path)))
         read_state_bytes(path)
+        check_state_lock(path)
     except (OSError, ValueError, JobSecretsError) as error:
         log.info("no state file for this run (%s): if it is killed, revoke finds nothing", error)
         return None

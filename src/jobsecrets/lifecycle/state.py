@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "STATE_VERSION",
     "StateWriter",
+    "check_state_lock",
     "default_state_path",
     "load_state",
     "private_directory",
@@ -182,6 +183,15 @@ def state_lock(path: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def check_state_lock(path: str) -> None:
+    """Raise :class:`ConfigError` when an existing lock beside the state file at ``path`` cannot
+    be used (a directory, a symlink, another user's): ``export`` says so before it signs in,
+    instead of failing at its first write and revoking what it had obtained."""
+    lock = path + LOCK_SUFFIX
+    if os.path.lexists(lock):
+        os.close(_open_lock(lock))
 
 
 @contextlib.contextmanager
