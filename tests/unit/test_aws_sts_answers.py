@@ -110,3 +110,42 @@ def test_whole_credentials_sign_the_reads(tmp_path: Path, oidc_key: rsa.RSAPriva
     signed = "Credential=ASIAGOODKEYID/" in reads[0].headers.get("authorization", "")
     assert signed is True, "the read was not signed with the role's key id"
     assert ("canary" in output) is False, "a credential is in the output"
+
+
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["aws-in-its-own-process", "one-process"])
+def test_an_error_quoting_the_roles_credentials_is_masked(
+    tmp_path: Path, oidc_key: rsa.RSAPrivateKey, fork: str
+) -> None:
+    """The role's credentials are obtained where the AWS backend runs: with another backend in
+    the spec, a process of its own, whose never-print list the CLI's does not know. AWS's error
+    messages are never shown (only their codes), and at -vv that process's log lines are
+    masked with its own list: neither shows a credential an error quotes."""
+    from support.vault_stub import KV2_MOUNT, VaultStub
+
+    def answer(seen: Seen) -> Answer:
+        if seen.headers.get("x-amz-target", "").startswith("secretsmanager."):
+            quoted = f"token {GOOD['SessionToken']} with key {GOOD['SecretAccessKey']} refused"
+            body = b'{"__type": "ValidationException", "message": "%s"}' % quoted.encode()
+            return 400, {"Content-Type": "application/x-amz-json-1.1"}, body
+        return 200, {"Content-Type": "text/xml"}, sts_answer(fields())
+
+    spec = SPEC.replace("backends:\n", "backends:\n  vault: {type: vault}\n")
+    (tmp_path / "jobsecrets.yml").write_text(spec + "  B: vault:secret/b#v\n")
+    jwt = sign(default_claims(audience="sts.amazonaws.com"), oidc_key)
+    routes = {
+        ("GET", "sys/internal/ui/mounts/*"): KV2_MOUNT,
+        ("GET", "secret/data/b"): (200, {"data": {"data": {"v": "vee-1"}, "metadata": {}}}),
+    }
+    with AnsweringServer(answer) as endpoint, VaultStub(routes) as vault:
+        env = {
+            "MYJWT": jwt,
+            "AWS_ENDPOINT_URL": endpoint.url,
+            "VAULT_ADDR": vault.url,
+            "VAULT_TOKEN": "hvs.user-token",
+            "JOBSECRETS_FORK": fork,
+        }
+        result = jobsecrets(["-vv", "export", "--format", "json"], cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 6, f"exit {result.returncode}: {shown(output)}"
+    assert "(ValidationException)" in output, shown(output)
+    assert ("canary" in output) is False, "a credential is in the output"
