@@ -115,6 +115,9 @@ class _BackendRun:
         self.documents: dict[tuple[str, str, str], Document | JobSecretsError] = {}
         self.lock = threading.Lock()
         self.read_keys: set[tuple[str, str, str]] = set()  # requests answered so far
+        #: Answers as they came (:meth:`_obtained`): a run abandoned at the deadline has no
+        #: ``documents``, and the audit log must still name the leases its reads were issued.
+        self.obtained: dict[tuple[str, str, str], Document] = {}
 
     def __call__(self) -> None:
         backend = self.backend
@@ -174,11 +177,22 @@ class _BackendRun:
         knew of them."""
         with self.lock:
             self.read_keys.add(request.key)
+            if isinstance(result, Document):
+                self.obtained[request.key] = result
         if isinstance(result, Document):
             # Before any error is formatted: another read's error text may quote a value.
             _remember_values(result.data)
         if isinstance(result, Document) and result.lease is not None:
             self.late.record(self.backend, [result.lease], self.ledger)
+
+    def obtained_for(self, name: str) -> Document | None:
+        """The answer read for entry ``name`` so far (its lease issued), if any; ``None`` for a
+        prefix entry or a read that never came back."""
+        with self.lock:
+            for member in self.members:
+                if member.name == name and not member.secret.is_prefix:
+                    return self.obtained.get(member.request().key)
+        return None
 
     def pending(self) -> str:
         """What this run was still doing, for the deadline's message: the store's address, so
@@ -291,6 +305,9 @@ def resolve(
                     # Never signed in, or abandoned at the deadline: each entry fails with the
                     # backend's own error (a bug's exception is named by the error raised).
                     own = cause if isinstance(cause, JobSecretsError) else error
+                    # A read that came back before the deadline had its lease issued (and
+                    # revoked since): the record names it.
+                    run = runs.get(secret.backend)
                     resolution.failed.append(
                         FailedVar(
                             secret.name,
@@ -298,6 +315,7 @@ def resolve(
                             secret.ref.path,
                             secret.ref.raw,
                             own,
+                            run.obtained_for(secret.name) if run is not None else None,
                             secret=secret,
                         )
                     )

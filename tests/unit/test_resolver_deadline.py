@@ -129,3 +129,46 @@ def test_at_the_deadline_the_finished_backends_reads_are_reported(tmp_path: Path
     (slow,) = partial.failed
     assert slow.name == "SLOW" and slow.error is info.value
     ledger.revoke_all()
+
+
+def test_at_the_deadline_a_read_that_came_back_keeps_its_lease_in_the_report(
+    tmp_path: Path,
+) -> None:
+    """One backend, two reads: one answered with a lease, one stalled past the deadline. The
+    backend is abandoned and each entry fails with the deadline's error; the answered one's
+    failure now carries its document, so the audit log names the lease issued (it said
+    ``lease: null`` for a lease that existed, and was revoked)."""
+    from jobsecrets.backends.base import Document, Lease, ReadRequest
+    from jobsecrets.resolved import Resolution
+    from jobsecrets.testing.memory import MemoryStore
+
+    def answer(request: ReadRequest) -> Document:
+        if request.path == "slow":
+            time.sleep(3)
+        lease = Lease("memory", f"memory/{request.path}/1", 60, True, request.path)
+        with store._lock:
+            store.leases[lease.lease_id] = 60
+        return Document({"v": "x"}, lease=lease)
+
+    store = MemoryStore(handler=answer)
+    builder = (
+        SpecBuilder()
+        .backend("memory", type="fake")
+        .section("settings", {"deadline": "1s"})
+        .secret("FAST", "memory:fast#v")
+        .secret("SLOW", "memory:slow#v")
+    )
+    spec = builder.parse(str(builder.write(tmp_path)))
+    reported: list[Resolution] = []
+    ledger = Ledger()
+    context = BackendContext(env={}, spec_dir=str(tmp_path))
+    with pytest.raises(BackendError, match="deadline"):
+        resolve(spec, context, ledger, backend_factory=store.factory, on_failure=reported.append)
+    (partial,) = reported
+    failed = {f.name: f for f in partial.failed}
+    assert sorted(failed) == ["FAST", "SLOW"], sorted(failed)
+    fast = failed["FAST"].document
+    assert fast is not None and fast.lease is not None, "the lease issued is not reported"
+    assert fast.lease.lease_id == "memory/fast/1"
+    assert failed["SLOW"].document is None
+    ledger.revoke_all()
