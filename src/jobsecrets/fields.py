@@ -81,8 +81,10 @@ def extract(data: Mapping[str, Any] | str | bytes, field: str | None) -> Any:
 
 def to_text(value: Any, encoding: str = "utf-8") -> str | bytes:
     """The variable's text: strings as they are, structures as compact JSON, bytes kept as bytes
-    unless ``encoding`` is ``base64``. Bytes that are valid UTF-8 become text. A structure
-    nested too deeply to write as JSON is a :class:`~jobsecrets.jsonsafe.NestedTooDeeply`.
+    unless ``encoding`` is ``base64``. Bytes that are valid UTF-8 become text. A number read
+    from a document is its text there (``1.50`` stays ``1.50``, in a structure too: see
+    :mod:`~jobsecrets.jsonsafe`). A structure nested too deeply to write as JSON is a
+    :class:`~jobsecrets.jsonsafe.NestedTooDeeply`.
     """
     if isinstance(value, bytes):
         if encoding == "base64":
@@ -100,6 +102,8 @@ def to_text(value: Any, encoding: str = "utf-8") -> str | bytes:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, jsonsafe.Number):
+        return value.text
     if isinstance(value, (int, float)):
         return str(value)
     return _json(value)

@@ -1,0 +1,127 @@
+"""A JSON number in a store's value reaches the variable as the store wrote it (jsonsafe.Number).
+
+``json.loads`` wrote ``1.50`` back as ``1.5``, ``1e3`` as ``1000.0``, ``1e400`` as ``inf`` (and as
+``Infinity``, no JSON, inside a structure), ``-0`` as ``0``, and refused an integer of more than
+4,300 digits, so the whole secret was "not JSON". Values are compared as booleans: a failing
+test prints none.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+import pytest
+
+from jobsecrets import jsonsafe
+from jobsecrets.backends.vault.answers import seconds
+from jobsecrets.fields import extract, to_text
+from jobsecrets.fieldsets import select
+from jobsecrets.maskforms import json_leaves
+
+BIG = "9" * 4999 + "7"  # past Python's 4,300 digits of int text
+NUMBERS = [
+    "1.50",
+    "1e3",
+    "1E+3",
+    "2.5e-3",
+    "-0",
+    "-0.0",
+    "0.1",
+    "1e400",
+    "-1e400",
+    "123456789012345678901234567890.000",
+    "18446744073709551617",
+    BIG,
+    "-" + BIG,
+    BIG + ".5e-10",
+]
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=lambda text: text[:24])
+def test_a_number_leaf_is_its_text_in_the_store(number: str) -> None:
+    secret = '{"v": ' + number + ', "s": "x"}'  # an AWS SecretString
+    ok = to_text(extract(secret, "v")) == number
+    assert ok, "the number's text changed"
+
+
+@pytest.mark.parametrize("number", NUMBERS, ids=lambda text: text[:24])
+def test_a_structure_writes_its_numbers_as_written(number: str) -> None:
+    secret = '{"doc": {"b": [' + number + ', 1, true, null], "a": ' + number + "}}"
+    text = to_text(extract(secret, "doc"))
+    ok = text == '{"a":' + number + ',"b":[' + number + ",1,true,null]}"
+    assert ok, "the structure's text changed"
+    jsonsafe.loads(text)  # still JSON (1e400 was written "Infinity")
+
+
+def test_an_ordinary_integer_stays_an_int_for_arithmetic() -> None:
+    """TTLs, versions, ``lease_duration``: plain ints, as code reading answers expects."""
+    answer = jsonsafe.loads('{"lease_duration": 3600, "version": 3, "n": -12}')
+    assert all(type(value) is int for value in answer.values())
+    assert answer == {"lease_duration": 3600, "version": 3, "n": -12}
+
+
+def test_a_number_of_another_kind_is_still_a_number() -> None:
+    """A float TTL still counts (3600.5 -> 3600); one no int holds gives the default."""
+    assert seconds(jsonsafe.loads("3600.5")) == 3600
+    assert seconds(jsonsafe.loads("1e400"), 7) == 7
+    assert seconds(jsonsafe.loads(BIG), 7) == 7
+    number = jsonsafe.loads("1.50")
+    assert isinstance(number, float) and number == 1.5 and number * 2 == 3.0
+    assert str(number) == "1.50" and f"{number}" == "1.50" and f"{number:.1f}" == "1.5"
+
+
+def test_the_text_survives_pickling() -> None:
+    """The forked AWS process sends documents to the parent pickled."""
+    document = jsonsafe.loads('{"a": [1.50, -0, ' + BIG + '], "b": {"c": 1e3}}')
+    copy = pickle.loads(pickle.dumps(document, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301
+    ok = jsonsafe.compact(copy) == '{"a":[1.50,-0,' + BIG + '],"b":{"c":1e3}}'
+    assert ok, "pickling changed a number"
+
+
+def test_flattened_fields_keep_their_numbers() -> None:
+    pairs = select('{"n": 1.50, "db": {"port": 5.0}}', "*", name="X", flatten=True)
+    ok = [(name, to_text(value)) for name, value in pairs] == [("N", "1.50"), ("DB_PORT", "5.0")]
+    assert ok, "a flattened field's number changed"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_kept_as_written(constant: str) -> None:
+    """No JSON, but Python reads them and a SecretString may hold them: neither refused (a secret
+    that worked would fail) nor rewritten (they were ``nan``, ``inf``)."""
+    secret = '{"a": "x", "b": ' + constant + ', "c": [' + constant + "]}"
+    ok = (to_text(extract(secret, "a")), to_text(extract(secret, "b"))) == ("x", constant)
+    assert ok and to_text(extract(secret, "c")) == "[" + constant + "]", "rewritten"
+
+
+def test_masking_still_finds_the_strings_of_a_value_with_odd_numbers() -> None:
+    """A whole value's strings are masked one by one: a NaN or an integer past Python's limit
+    (which made it "not JSON") must not keep them from it."""
+    leaves = json_leaves(b'{"password": "hunter2-long", "x": NaN, "big": ' + BIG.encode() + b"}")
+    assert ("password", b"hunter2-long") in leaves
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": [1, 2.5, None, True, False], "a": '\u00e9\u2028\x00"\\/<>', "c": {}},
+        [float("nan"), float("inf"), -float("inf"), -0.0, 10**30, (1, "x")],
+        {2: "int keys", 1: "sorted as ints"},
+        {2.5: "a float key"},
+        {True: 1},
+        {None: 2},
+        "plain",
+        1e300,
+    ],
+)
+def test_compact_writes_what_json_dumps_writes_of_python_data(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    assert jsonsafe.compact(value) == expected
+
+
+def test_compact_refuses_what_json_dumps_refuses() -> None:
+    with pytest.raises(TypeError):
+        jsonsafe.compact({"a": object()})
+    with pytest.raises(TypeError):
+        jsonsafe.compact({(1, 2): "tuple key"})
