@@ -13,6 +13,7 @@ import pickle
 from typing import Any
 
 import pytest
+import requests
 
 from jobsecrets import jsonsafe
 from jobsecrets.backends.vault.answers import seconds
@@ -125,3 +126,61 @@ def test_compact_refuses_what_json_dumps_refuses() -> None:
         jsonsafe.compact({"a": object()})
     with pytest.raises(TypeError):
         jsonsafe.compact({(1, 2): "tuple key"})
+
+
+# ---- the Vault client's adapter ------------------------------------------------------------------
+
+
+def _answer(body: bytes, status: int = 200, charset: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body
+    response.headers["Content-Type"] = "application/json" + (
+        f"; charset={charset}" if charset else ""
+    )
+    response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+    return response
+
+
+def _adapter_reading(monkeypatch: pytest.MonkeyPatch, response: requests.Response) -> Any:
+    import hvac.adapters
+
+    from jobsecrets.backends.vault.adapter import ExactJSONAdapter
+
+    monkeypatch.setattr(hvac.adapters.RawAdapter, "request", lambda *_a, **_k: response)
+    return ExactJSONAdapter(base_uri="http://127.0.0.1:1").request("GET", "/v1/secret/data/x")
+
+
+def test_the_vault_adapter_reads_numbers_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (
+        '{"data": {"data": {"n": 1.50, "big": ' + BIG + ', "d": {"x": 1e3}}}, "lease_duration": 60}'
+    )
+    reply = _adapter_reading(monkeypatch, _answer(body.encode()))
+    data = reply["data"]["data"]
+    ok = (to_text(data["n"]), to_text(data["big"]), to_text(data["d"])) == (
+        "1.50",
+        BIG,
+        '{"x":1e3}',
+    )
+    assert ok, "a number changed on its way through the adapter"
+    assert type(reply["lease_duration"]) is int and reply["lease_duration"] == 60
+
+
+def test_the_vault_adapter_answers_as_hvac_s_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not JSON, or not 200: the response itself; JSON in another charset: read in it."""
+    not_json = _answer(b"<html>")
+    assert _adapter_reading(monkeypatch, not_json) is not_json
+    no_content = _answer(b"", status=204)
+    assert _adapter_reading(monkeypatch, no_content) is no_content
+    latin = _answer('{"a": "\u00e9", "n": 1.0}'.encode("latin-1"), charset="latin-1")
+    reply = _adapter_reading(monkeypatch, latin)
+    assert reply["a"] == "\u00e9" and str(reply["n"]) == "1.0"
+
+
+def test_the_vault_adapter_says_an_answer_is_nested_too_deeply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not swallowed as "not JSON" (that read as "no data"): the backend names it."""
+    deep = _answer(b'{"data": ' + b"[" * 20_000 + b"]" * 20_000 + b"}")
+    with pytest.raises(jsonsafe.NestedTooDeeply):
+        _adapter_reading(monkeypatch, deep)

@@ -36,6 +36,7 @@ from ...errors import (
     SecretNotFound,
     StoreUnavailable,
 )
+from ...jsonsafe import NestedTooDeeply
 from ...names import CONTROL_CHARS
 from ...safe_files import read_regular
 from ..base import AccessCheck, Backend, BackendContext, Document, Lease, ReadRequest, TokenRecord
@@ -468,6 +469,7 @@ class VaultBackend(Backend):
             self._reads_ahead = 0
         import hvac
 
+        from .adapter import ExactJSONAdapter
         from .session import SameOriginSession
 
         # Redirects on the same origin only: the token and a login body never go elsewhere.
@@ -483,6 +485,8 @@ class VaultBackend(Backend):
             namespace=self.namespace,
             timeout=self.context.timeout,
             session=session,
+            # Answers parsed with each number as the store wrote it (1.50 stays 1.50).
+            adapter=ExactJSONAdapter,
         )
         client.adapter.session.trust_env = False
         client.adapter.session.mount("https://", adapter)
@@ -681,9 +685,9 @@ class VaultBackend(Backend):
                 hint="set the address to the server that answers itself (for a Vault "
                 "cluster, one that forwards requests to the active node, or the active node)",
             ) from None
-        except RecursionError:
-            # hvac parses the answer: JSON nested deeper than Python follows (a KV value may
-            # be: Vault's own decoder takes 10,000 levels) is the store's answer, not our bug.
+        except (RecursionError, NestedTooDeeply):
+            # The adapter parses the answer: JSON nested deeper than Python follows (a KV value
+            # may be: Vault's own decoder takes 10,000 levels) is the store's answer, not our bug.
             raise BackendError.about(
                 what, f"{self.name!r} answered with JSON nested too deeply to read"
             ) from None
