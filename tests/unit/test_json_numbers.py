@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from jobsecrets.backends.vault.answers import seconds
 from jobsecrets.fields import extract, to_text
 from jobsecrets.fieldsets import select
 from jobsecrets.maskforms import json_leaves
+from support.cli import jobsecrets
+from support.vault_stub import KV2_MOUNT, VaultStub
 
 BIG = "9" * 4999 + "7"  # past Python's 4,300 digits of int text
 NUMBERS = [
@@ -184,3 +187,28 @@ def test_the_vault_adapter_says_an_answer_is_nested_too_deeply(
     deep = _answer(b'{"data": ' + b"[" * 20_000 + b"]" * 20_000 + b"}")
     with pytest.raises(jsonsafe.NestedTooDeeply):
         _adapter_reading(monkeypatch, deep)
+
+
+def test_export_writes_a_vault_answer_s_numbers_as_the_answer_does(tmp_path: Path) -> None:
+    """Through the CLI, from a stand-in store whose answer has what OpenBao cannot keep (it reads
+    numbers as float64) and another Vault may: 5,000 digits, 1e400, 1.50."""
+    body = (
+        '{"data": {"data": {"n": 1.50, "big": ' + BIG + ', "huge": 1e400, "doc": {"x": 1e3, '
+        '"y": [-0, 2.50]}}, "metadata": {"version": 1}}, "lease_duration": 0}'
+    ).encode()
+    expected = {"N": "1.50", "BIG": BIG, "HUGE": "1e400", "DOC": '{"x":1e3,"y":[-0,2.50]}'}
+    spec = "version: 1\nbackends:\n  vault: {type: vault}\nsecrets:\n" + "".join(
+        f"  {name}: vault:secret/app#{name.lower()}\n" for name in expected
+    )
+    (tmp_path / "jobsecrets.yml").write_text(spec)
+    routes = {
+        ("GET", "sys/internal/ui/mounts/*"): KV2_MOUNT,
+        ("GET", "secret/data/app"): (200, body),
+    }
+    with VaultStub(routes) as vault:
+        env = {"VAULT_ADDR": vault.url, "VAULT_TOKEN": "user-token-for-the-stub"}
+        result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-800:]
+    out = json.loads(result.stdout)
+    wrong = sorted(name for name in expected if out.get(name) != expected[name])
+    assert not wrong, f"changed: {wrong}"
