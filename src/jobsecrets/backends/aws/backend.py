@@ -143,6 +143,9 @@ _DEFAULT_AUDIENCE = "sts.amazonaws.com"
 _VERSION_KEYS = ("version_stage", "version_id")
 # Marker for "read this id with GetSecretValue instead" in batch outcomes.
 _INDIVIDUAL = None
+#: What a batch call made of one id: its entry, a failure, an exception that is one, or
+#: :data:`_INDIVIDUAL`.
+_Outcome = Mapping[str, Any] | Failure | Exception | None
 
 
 class AwsBackend(Backend):
@@ -378,16 +381,18 @@ class AwsBackend(Backend):
         self._reads_ahead = max(0, paths)
 
     def _new_client(self, session: botocore.session.Session) -> SecretsManagerClient:
-        """A Secrets Manager client of ``session`` in this backend's region and endpoint."""
-        return cast(
-            "SecretsManagerClient",
-            session.create_client(
-                "secretsmanager",
-                region_name=self.region,
-                endpoint_url=self._endpoint,
-                config=self._config(),
-            ),
+        """A Secrets Manager client of ``session`` in this backend's region and endpoint, its
+        answers read up to a size (:mod:`.bounded`)."""
+        from .bounded import bound_answers
+
+        client = session.create_client(
+            "secretsmanager",
+            region_name=self.region,
+            endpoint_url=self._endpoint,
+            config=self._config(),
         )
+        bound_answers(client)
+        return cast("SecretsManagerClient", client)
 
     def _set_client(self, session: botocore.session.Session, client: SecretsManagerClient) -> None:
         """Signed in: ``session`` and its ``client`` are this backend's from now on."""
@@ -416,13 +421,17 @@ class AwsBackend(Backend):
 
     def _sts_client(self, session: botocore.session.Session, **config: Any) -> STSClient:
         """An STS client of ``session`` in this backend's region and endpoint (``config``: extra
-        ``botocore.config.Config`` settings, e.g. an unsigned client)."""
+        ``botocore.config.Config`` settings, e.g. an unsigned client), its answers read up to a
+        size (:mod:`.bounded`)."""
+        from .bounded import bound_answers
+
         client = session.create_client(
             "sts",
             region_name=self.region,
             endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
             config=self._config(**config),
         )
+        bound_answers(client)
         return cast("STSClient", client)
 
     def _audience(self) -> str:
@@ -579,6 +588,8 @@ class AwsBackend(Backend):
             ReadTimeoutError,
         )
 
+        from .bounded import AnswerTooLarge
+
         if isinstance(exc, JobSecretsError):
             return exc
         attempts = getattr(exc, "jobsecrets_attempts", 1)
@@ -587,6 +598,9 @@ class AwsBackend(Backend):
                 classify_client_error(exc.response), what, secret_id, operation, attempts
             )
         target = f" for AWS secret {secret_id!r}" if secret_id else ""
+        if isinstance(exc, AnswerTooLarge):
+            # Exit 6, as Vault's: the endpoint's failure, not retried (it would send it again).
+            return BackendError(f"{what}: {operation}{target}: {exc}: not read")
         if isinstance(exc, NoCredentialsError):
             return AuthError(
                 f"{what}: no AWS credentials found{target}",
@@ -701,11 +715,14 @@ class AwsBackend(Backend):
         with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
             return list(pool.map(fn, items))
 
-    def _batch_chunk(self, ids: Sequence[str]) -> dict[str, Mapping[str, Any] | Failure | None]:
-        """One ``BatchGetSecretValue`` for up to 20 ids: per id, the value entry, a failure, or
-        ``None`` (read it with ``GetSecretValue``: batch denied/unsupported, or no answer for it).
+    def _batch_chunk(self, ids: Sequence[str]) -> dict[str, _Outcome]:
+        """One ``BatchGetSecretValue`` for up to 20 ids: per id, the value entry, a failure (or
+        the exception that is one), or ``None`` (read it with ``GetSecretValue``: batch
+        denied/unsupported, or no answer for it).
         """
         from botocore.exceptions import ClientError
+
+        from .bounded import AnswerTooLarge
 
         client = self.client
         entries: list[Mapping[str, Any]] = []
@@ -731,12 +748,15 @@ class AwsBackend(Backend):
                 return dict.fromkeys(ids, _INDIVIDUAL)
             attempts = getattr(exc, "jobsecrets_attempts", 1)
             return dict.fromkeys(ids, Failure(failure.kind, failure.code, attempts))
+        except AnswerTooLarge as exc:
+            # Each id read again on its own would be sent as much again: the batch's failure.
+            return dict.fromkeys(ids, exc)
         except Exception:
             # Connection trouble after retries and the like: let each id try on its own.
             return dict.fromkeys(ids, _INDIVIDUAL)
         by_name = {str(e.get("Name")): e for e in entries}
         by_arn = {str(e.get("ARN")): e for e in entries}
-        outcome: dict[str, Mapping[str, Any] | Failure | None] = {}
+        outcome: dict[str, _Outcome] = {}
         for sid in ids:
             entry = by_name.get(sid) or by_arn.get(sid) or _partial_arn_match(sid, entries)
             if entry is not None:
@@ -792,8 +812,10 @@ class AwsBackend(Backend):
         return done_all
 
     def _finish(
-        self, got: Mapping[str, Any] | Failure, request: ReadRequest
+        self, got: Mapping[str, Any] | Failure | Exception, request: ReadRequest
     ) -> Document | JobSecretsError:
+        if isinstance(got, Exception):
+            return self._map_exception(got, request.describe(), request.path, "BatchGetSecretValue")
         if isinstance(got, Failure):
             return self._failure_error(
                 got, request.describe(), request.path, "BatchGetSecretValue", got.attempts

@@ -4,7 +4,7 @@ requests reads a whole body before hvac parses it: a Vault that answers without 
 or a Content-Length it never ends) grew the process by gigabytes until the deadline, and on a
 CI runner the out-of-memory killer then ends the job before anything is revoked. Vault refuses
 requests over 32 MiB by default and its answers are documents of that order; past
-:data:`MAX_ANSWER` the answer is refused, unread. Imported with the client (requests is loaded
+:data:`MAX_ANSWER` (:mod:`..answer_size`, the bound of every backend) the answer is refused, unread. Imported with the client (requests is loaded
 by then), never at start-up.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import requests
 import requests.adapters
 
-#: The most bytes (after content decoding) read of one answer.
-MAX_ANSWER = 64 << 20
+from ..answer_size import MAX_ANSWER, too_large
+
 _CHUNK = 1 << 16
 
 
@@ -59,4 +59,4 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         return response
 
     def _too_large(self) -> str:
-        return f"an answer of more than {self.limit >> 20} MiB"
+        return too_large(self.limit)
