@@ -33,7 +33,7 @@ STS_ANSWER = (
     b'<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
     b"<AssumeRoleWithWebIdentityResult><Credentials>"
     b"<AccessKeyId>ASIASTANDIN</AccessKeyId><SecretAccessKey>stand-in-key</SecretAccessKey>"
-    b"<SessionToken>stand-in-token</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>"
+    b"<SessionToken>stand-in-token</SessionToken><Expiration>2100-01-01T00:00:00Z</Expiration>"
     b"</Credentials></AssumeRoleWithWebIdentityResult>"
     b"<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>"
     b"</AssumeRoleWithWebIdentityResponse>"

@@ -11,6 +11,7 @@ PYTEST_DONT_REWRITE: plain asserts, so a failing one prints its message and no v
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -51,10 +52,10 @@ def sts_answer(credentials: str | None) -> bytes:
 
 
 def fields(**changed: str | None) -> str:
-    """The three credential fields (``None``: left out) and an expiration, as XML."""
-    values = {**GOOD, **changed}
-    xml = "".join(f"<{k}>{v}</{k}>" for k, v in values.items() if v is not None)
-    return xml + "<Expiration>2030-01-01T00:00:00Z</Expiration>"
+    """The three credential fields and an expiration (``None``: left out), as XML."""
+    soon = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    values = {**GOOD, "Expiration": soon, **changed}
+    return "".join(f"<{k}>{v}</{k}>" for k, v in values.items() if v is not None)
 
 
 def run(
@@ -86,8 +87,26 @@ def run(
         (fields(AccessKeyId=""), "no AccessKeyId"),
         (fields(SecretAccessKey="canary-sk\u00fc\u20ac"), "SecretAccessKey holds"),
         (fields(AccessKeyId="ASIA KEY"), "AccessKeyId holds"),
+        # botocore's parser raised ValueError (quoting the value): "failed unexpectedly", exit 6.
+        (fields(Expiration="canary-not-a-time"), "Expiration is no date and time"),
+        (fields(Expiration="99999999999999999999"), "Expiration is no date and time"),
+        (fields(Expiration="2030-13-45T99:00:00Z"), "Expiration is no date and time"),
+        (fields(Expiration="2100-01-01T00:00:00"), "Expiration has no time zone"),
+        (fields(Expiration="2000-01-01T00:00:00Z"), "Expiration has passed already"),
     ],
-    ids=["no-credentials", "empty-credentials", "no-token", "empty-key-id", "non-ascii", "space"],
+    ids=[
+        "no-credentials",
+        "empty-credentials",
+        "no-token",
+        "empty-key-id",
+        "non-ascii",
+        "space",
+        "expiration-text",
+        "expiration-overflow",
+        "expiration-no-date",
+        "expiration-naive",
+        "expiration-past",
+    ],
 )
 def test_an_answer_without_usable_credentials_is_a_sign_in_failure(
     tmp_path: Path, oidc_key: rsa.RSAPrivateKey, credentials: str | None, why: str

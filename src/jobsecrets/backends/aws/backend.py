@@ -139,6 +139,36 @@ def _later_credentials(arrived: Mapping[str, Any]) -> Any:
     return CredentialResolver(providers=[_Later()])
 
 
+class _UnreadableTime:
+    """A time in an answer that botocore could not read; its text is not kept (it may be a
+    credential, sent where the time belongs)."""
+
+    def __repr__(self) -> str:
+        return "<unreadable time>"
+
+
+_UNREADABLE_TIME = _UnreadableTime()
+
+
+def _lenient_times() -> Any:
+    """A botocore response parser factory whose parsers make a time they cannot read
+    :data:`_UNREADABLE_TIME` instead of raising (ValueError, RuntimeError, OverflowError):
+    an STS answer's ``Expiration`` is then refused by name (:func:`.support.credentials_problem`),
+    not an error that says nothing of which field, or quotes it."""
+    from botocore.parsers import ResponseParserFactory
+    from botocore.utils import parse_timestamp
+
+    def timestamp(value: Any) -> Any:
+        try:
+            return parse_timestamp(value)
+        except Exception:
+            return _UNREADABLE_TIME
+
+    factory = ResponseParserFactory()
+    factory.set_parser_defaults(timestamp_parser=timestamp)
+    return factory
+
+
 _DEFAULT_AUDIENCE = "sts.amazonaws.com"
 _VERSION_KEYS = ("version_stage", "version_id")
 # Marker for "read this id with GetSecretValue instead" in batch outcomes.
@@ -425,12 +455,19 @@ class AwsBackend(Backend):
         size (:mod:`.bounded`)."""
         from .bounded import bound_answers
 
-        client = session.create_client(
-            "sts",
-            region_name=self.region,
-            endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
-            config=self._config(**config),
-        )
+        # Its answers' times are read by a parser of its own (see _lenient_times), made the
+        # session's only while the client is made: the session's other clients keep botocore's.
+        usual = session.get_component("response_parser_factory")
+        session.register_component("response_parser_factory", _lenient_times())
+        try:
+            client = session.create_client(
+                "sts",
+                region_name=self.region,
+                endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
+                config=self._config(**config),
+            )
+        finally:
+            session.register_component("response_parser_factory", usual)
         bound_answers(client)
         return cast("STSClient", client)
 

@@ -28,6 +28,7 @@ __all__ = [
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ...addresses import address_problem, header_problem, shown_address
@@ -194,7 +195,11 @@ def credentials_problem(credentials: object) -> str | None:
     STS always sends the three fields; an answer without them (a stand-in, a proxy, a broken
     endpoint) was a KeyError, "internal error". Each must be text an HTTP header carries (the
     key id and the session token travel in headers, all three are exported with
-    ``credentials: true``). Says which field, never its value.
+    ``credentials: true``). An ``Expiration``, when there is one, must be a time with its zone,
+    still to come: one botocore could not read was its ValueError, "failed unexpectedly"; one
+    without a zone a TypeError at the first read (botocore compares it with the time now), one
+    past a RuntimeError there (credentials "still expired" after a refresh). Says which field,
+    never its value.
     """
     if not isinstance(credentials, Mapping):
         return "no Credentials in the answer"
@@ -204,6 +209,14 @@ def credentials_problem(credentials: object) -> str | None:
             return f"no {key}"
         if any(c.isspace() for c in value) or header_problem(value):
             return f"{key} holds spaces, control or non-ASCII characters"
+    expiration = credentials.get("Expiration")
+    if expiration is not None:
+        if not isinstance(expiration, datetime):
+            return "Expiration is no date and time"
+        if expiration.utcoffset() is None:
+            return "Expiration has no time zone"
+        if expiration <= datetime.now(timezone.utc):
+            return "Expiration has passed already: is this machine's clock right?"
     return None
 
 
