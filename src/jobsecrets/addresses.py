@@ -32,7 +32,14 @@ def address_problem(text: str) -> str | None:
 
 
 def header_problem(text: str) -> str | None:
-    """Why ``text`` cannot travel in an HTTP header (a token, a namespace); None when it can."""
+    """Why ``text`` cannot travel in an HTTP header (a token, a namespace); None when it can.
+
+    Whitespace at the start is refused too: requests raises InvalidHeader for it (a header
+    value's leading whitespace is not part of it, RFC 9110 5.5), which read as "cannot reach"
+    the store; urllib sends it, and the server then sees another value.
+    """
+    if text[:1].isspace():
+        return "it starts with a space or tab, which an HTTP header value cannot"
     if not text.isascii() or not text.isprintable():
         return "it holds characters an HTTP header cannot carry (non-ASCII or control characters)"
     return None

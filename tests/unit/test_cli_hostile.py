@@ -94,6 +94,13 @@ GITHUB = {"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-t
             {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "t", "VAULT_NAMESPACE": "ns€"},
             "HTTP header",
         ),
+        # requests refuses a header value that starts with whitespace (InvalidHeader): "cannot
+        # reach" the store, where the setting was what was wrong. (A token's is stripped.)
+        (
+            VAULT_SPEC,
+            {"VAULT_ADDR": "http://127.0.0.1:1", "VAULT_TOKEN": "t", "VAULT_NAMESPACE": " ns"},
+            "the Vault namespace: it starts with a space or tab",
+        ),
         (AWS_SPEC, {"AWS_REGION": "us-east-1/../x"}, "does not look like an AWS region"),
         (AWS_SPEC, {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://[::1"}, "no URL"),
         (JWT_SPEC, {**GITHUB, "ACTIONS_ID_TOKEN_REQUEST_URL": "http://[::1"}, "no URL"),
@@ -106,6 +113,15 @@ GITHUB = {"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-t
                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "tok\nen",
             },
             "HTTP header",
+        ),
+        (
+            JWT_SPEC,
+            {
+                **GITHUB,
+                "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": " request-token",
+            },
+            "starts with a space or tab",
         ),
         (
             JWT_SPEC,
@@ -141,6 +157,17 @@ def test_a_spec_address_that_is_no_url_is_a_spec_problem(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "'address': it is no URL" in result.stderr
     assert "endpoint_url: it is no URL" in result.stderr
+
+
+def test_a_spec_namespace_starting_with_a_space_is_a_spec_problem(tmp_path: Path) -> None:
+    """requests refuses it in the X-Vault-Namespace header: the spec check says so first."""
+    (tmp_path / "jobsecrets.yml").write_text(
+        "version: 1\nbackends:\n  vault: {type: vault, address: 'http://127.0.0.1:1', "
+        "namespace: ' team'}\nsecrets:\n  A: vault:secret/app#a\n"
+    )
+    result = jobsecrets(["plan"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-600:]
+    assert "'namespace': it starts with a space or tab" in result.stderr, result.stderr[-600:]
 
 
 def test_a_state_key_that_is_no_utf8_is_a_config_error(tmp_path: Path) -> None:
