@@ -159,3 +159,66 @@ def test_a_malformed_kv2_read_is_the_stores_failure(tmp_path: Path, body: Any) -
     assert result.returncode == 6, result.stderr[-800:]
     assert "malformed answer" in result.stderr, result.stderr[-800:]
     assert result.stdout == ""
+
+
+#: Any other path read answers a value: the old code exported it.
+ANY_READ = ("GET", "*")
+ELSEWHERE: Route = (200, {"data": {"data": {"a": "read-elsewhere"}, "metadata": {}}})
+
+
+def _export(
+    tmp_path: Path, routes: dict[tuple[str, str], Route], ref: str, namespace: str = ""
+) -> tuple[int, str, str, list[str]]:
+    """``export`` of ``A: ref``: exit code, stdout, stderr and the paths read with GET."""
+    (tmp_path / "jobsecrets.yml").write_text(
+        f"version: 1\nbackends:\n  vault: {{type: vault}}\nsecrets:\n  A: {ref}\n"
+    )
+    with VaultStub(routes) as vault:
+        env = {"VAULT_ADDR": vault.url, "VAULT_TOKEN": "user-token-for-the-stub"}
+        if namespace:
+            env["VAULT_NAMESPACE"] = namespace
+        result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env)
+        reads = [p for p in vault.paths("GET") if not p.startswith(("sys/", "auth/"))]
+    return result.returncode, result.stdout, result.stderr, reads
+
+
+def _mount(path: str) -> Route:
+    return 200, {"data": {"path": path, "type": "kv", "options": {"version": "2"}}}
+
+
+@pytest.mark.parametrize(
+    "mount",
+    ["other/", "sys/", "sec/", "secret/app/deeper/", "/secret/", "/", "secret/ap/"],
+)
+def test_a_mount_the_path_is_not_under_is_refused(tmp_path: Path, mount: str) -> None:
+    """The mount lookup's answer was taken as given: a store naming ``other/`` for secret/app
+    was read at other/data/t/app (the path cut at the mount's length), ``sec/`` at
+    sec/data/ret/app: another path than the spec names."""
+    routes = {MOUNTS: _mount(mount), ANY_READ: ELSEWHERE}
+    code, out, err, reads = _export(tmp_path, routes, "vault:secret/app#a")
+    assert reads == [], f"read {reads}"
+    assert code == 6, err[-800:]
+    assert "malformed answer" in err and "which the path is not under" in err, err[-800:]
+    assert "internal error" not in err, err[-800:]
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("mount", "namespace", "ref", "read"),
+    [
+        ("secret/", "", "vault:secret/app#a", "secret/data/app"),
+        ("secret", "", "vault:secret/app#a", "secret/data/app"),  # no trailing "/"
+        ("team/kv/", "", "vault:team/kv/app/db#a", "team/kv/data/app/db"),
+        # A mount in a namespace below the request's: named with that namespace's full path.
+        ("ns1/ns2/secret/", "ns1", "vault:ns2/secret/app#a", "ns2/secret/data/app"),
+        ("ns1/ns2/secret/", "/ns1/", "vault:ns2/secret/app#a", "ns2/secret/data/app"),
+    ],
+)
+def test_a_mount_the_path_is_under_is_read(
+    tmp_path: Path, mount: str, namespace: str, ref: str, read: str
+) -> None:
+    routes = {MOUNTS: _mount(mount), ("GET", read): ELSEWHERE}
+    code, out, err, reads = _export(tmp_path, routes, ref, namespace)
+    assert code == 0, err[-800:]
+    assert reads == [read], f"read {reads}"
+    assert '"A"' in out, "A was not exported"

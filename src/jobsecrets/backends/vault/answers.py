@@ -14,6 +14,7 @@ __all__ = [
     "clean_text",
     "kv_date",
     "login_token_problem",
+    "mount_within",
     "parse_time",
     "seconds",
 ]
@@ -43,6 +44,28 @@ def login_token_problem(token: object) -> str | None:
     if any(c.isspace() for c in token):
         return "it holds spaces"
     return header_problem(token)
+
+
+def mount_within(path: str, mount: str, namespace: str | None = None) -> str | None:
+    """The mount a ``sys/internal/ui/mounts/PATH`` answer names, as a prefix of ``path`` ending
+    in ``/``; None when it is none: the store named a mount the path asked is not under.
+
+    Every read goes to ``MOUNT`` + ``data/`` + the rest of the path: a mount that is not the
+    path's own (``sys/``, ``sec/`` for ``secret/app``, one longer than the path) would read
+    another path than the spec names. Only whole segments count. Vault names a mount in a
+    namespace below the request's with that namespace's full path (``ns1/ns2/secret/`` asked
+    ``ns2/secret/app`` in ``ns1``): the request's own namespace is taken off the front first.
+    """
+    if not mount.endswith("/"):
+        mount += "/"  # Vault's end in "/"; one without is the same mount
+    within = [mount]
+    prefix = (namespace or "").strip("/")
+    if prefix and mount.startswith(prefix + "/"):
+        within.append(mount[len(prefix) + 1 :])
+    for candidate in within:
+        if candidate != "/" and (path + "/").startswith(candidate):
+            return candidate
+    return None
 
 
 def accessor_problem(accessor: object) -> str | None:

@@ -46,6 +46,7 @@ from .answers import (
     clean_text,
     kv_date,
     login_token_problem,
+    mount_within,
     parse_time,
     seconds,
 )
@@ -972,6 +973,14 @@ class VaultBackend(Backend):
         mount, options = data.get("path") or "", data.get("options") or {}
         if not isinstance(mount, str) or not isinstance(options, dict):
             raise self._malformed(what, "a mount path that is no text, or options no mapping")
+        if mount:
+            within = mount_within(path, mount, self.namespace)
+            if within is None:
+                # Reading MOUNT/data/REST would read another path than the spec names.
+                raise self._malformed(
+                    what, f"it names mount {clean_text(mount, 80)!r}, which the path is not under"
+                )
+            mount = within
         version: int | None = None
         if data.get("type") in ("kv", "generic"):
             version = 2 if str(options.get("version", "1")) == "2" else 1
