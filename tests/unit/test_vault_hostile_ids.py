@@ -171,3 +171,75 @@ def _context() -> Any:
     from jobsecrets.backends.base import BackendContext
 
     return BackendContext(env={})
+
+
+def _revoke_denied_by_body(lease_id: str) -> tuple[list[str], Exception | None]:
+    """``revoke_lease(lease_id)`` against a store that denies ``sys/leases/revoke`` (the id in
+    the body) and allows everything else: the URL paths it was sent (as sent: quoting and
+    query included), and what it raised."""
+    from jobsecrets.backends.base import BackendContext
+    from jobsecrets.backends.vault.backend import VaultBackend
+    from support.http_stubs import Answer, AnsweringServer, Seen
+
+    def answer(seen: Seen) -> Answer:
+        if seen.path == "/v1/sys/leases/revoke":
+            return 403, {"Content-Type": "application/json"}, b'{"errors": ["permission denied"]}'
+        return 204, {}, b""
+
+    with AnsweringServer(answer) as store:
+        backend = VaultBackend("vault", {"address": store.url}, BackendContext(env={}))
+        backend._client = backend._new_client("user-token-for-the-stub")
+        raised: Exception | None = None
+        try:
+            backend.revoke_lease(lease_id)
+        except Exception as error:
+            raised = error
+        finally:
+            backend.close()
+    return [s.path for s in store.seen], raised
+
+
+@pytest.mark.parametrize(
+    ("lease_id", "sent"),
+    [
+        ("database/creds/ci/AbC123", "database/creds/ci/AbC123"),
+        ("database/creds/ci/x?y=1#f", "database/creds/ci/x%3Fy%3D1%23f"),
+        ("database/creds/ci/%2e%2e/%2e%2e/x", "database/creds/ci/%252e%252e/%252e%252e/x"),
+        ("db+1/creds/ci@x/L 1", "db%2B1/creds/ci%40x/L%201"),
+    ],
+    ids=["plain", "query-fragment", "encoded-dots", "reserved"],
+)
+def test_the_revocation_url_carries_the_lease_id_quoted(lease_id: str, sent: str) -> None:
+    """The fallback ``sys/leases/revoke/<id>`` put a state file's id into the URL as it was:
+    ``?`` began a query, ``#`` a fragment, ``%2e%2e`` was read as ``..`` by the store."""
+    paths, raised = _revoke_denied_by_body(lease_id)
+    assert raised is None, f"raised {type(raised).__name__}"
+    assert paths == ["/v1/sys/leases/revoke", f"/v1/sys/leases/revoke/{sent}"], paths
+
+
+@pytest.mark.parametrize(
+    "lease_id",
+    [
+        "database/creds/ci/../../../../../../sys/policy/x",
+        "database/creds/ci/./x",
+        "/database/creds/ci/x",
+        "database//ci/x",
+        "..",
+    ],
+)
+def test_a_lease_id_that_would_change_the_path_goes_in_the_body_only(lease_id: str) -> None:
+    """``../`` in a state file's id made the fallback PUT another path (requests removes dot
+    segments: /v1/sys/leases/revoke/database/creds/ci/../../../../../../sys/policy/x went out as
+    /v1/sys/policy/x)."""
+    paths, raised = _revoke_denied_by_body(lease_id)
+    assert paths == ["/v1/sys/leases/revoke"], paths
+    assert type(raised).__name__ == "AccessDenied", f"raised {type(raised).__name__}"
+
+
+@pytest.mark.parametrize("lease_id", ["database/creds/ci/x" + INJECTION, "d/" + "x" * 1100])
+def test_a_lease_id_no_store_gives_is_not_sent(lease_id: str) -> None:
+    """A state file's id with control characters (or absurdly long) is refused, unsent."""
+    paths, raised = _revoke_denied_by_body(lease_id)
+    assert paths == [], paths
+    assert type(raised).__name__ == "BackendError", f"raised {type(raised).__name__}"
+    assert not _injected(str(raised)), "the id was shown raw"

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
 from ... import unshown
 from ...addresses import address_problem, header_problem, shown_address
@@ -120,6 +121,16 @@ def _is_lease_id(value: object) -> bool:
         and 0 < len(value) <= MAX_LEASE_ID
         and CONTROL_CHARS.search(value) is None
     )
+
+
+def _lease_path(lease_id: str) -> str | None:
+    """``lease_id`` as the rest of a ``sys/leases/revoke/...`` URL path: each segment
+    percent-encoded (``?``, ``#``, ``%`` and the like are then part of the id, not of the URL);
+    None when it has a segment that would change the path (``..``, ``.``, an empty one)."""
+    segments = lease_id.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        return None
+    return "/".join(quote(segment, safe="") for segment in segments)
 
 
 def _past(value: object) -> bool:
@@ -1281,8 +1292,17 @@ class VaultBackend(Backend):
         ``sys/leases/revoke/<lease id>`` lets a policy allow revoking only the leases of one engine
         path (``path "sys/leases/revoke/database/creds/ci/*" { capabilities = ["update"] }``).
         Still denied, the caller ends the lease by revoking the token that obtained it.
+
+        Ids come from the store's answers or a state file: one we would not have recorded
+        (control characters, too long) is not sent at all, and one that would change the URL
+        path (``../``, an empty segment) is sent in the body only.
         """
         what = f"revoke lease {clean_text(lease_id)}"
+        if not _is_lease_id(lease_id):
+            raise BackendError(
+                f"{what}: not a lease id a store gives (control characters, or over "
+                f"{MAX_LEASE_ID} characters): not sent"
+            )
         try:
             try:
                 self._request(
@@ -1294,9 +1314,12 @@ class VaultBackend(Backend):
                     json={"lease_id": lease_id},
                 )
             except AccessDenied:
+                path = _lease_path(lease_id)
+                if path is None:
+                    raise
                 self._request(
                     "PUT",
-                    f"sys/leases/revoke/{lease_id}",
+                    f"sys/leases/revoke/{path}",
                     what=what,
                     safe=True,
                     bounded=False,
