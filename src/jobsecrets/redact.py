@@ -220,6 +220,8 @@ _HEAD_LOOP_BUDGET = 200_000
 # that holds an anchor found and is not covered yet is masked whole. Ordinary output never
 # comes near it (a 16 KB value of zero bytes printed as base64 took seconds before the limit).
 _FOLLOW_BUDGET = 1 << 16
+# How many line break bytes a walk crosses between two characters of a wrapped text.
+_MAX_BREAKS = 2
 # bytes.translate table: line breaks to 1 ("covered"), every other byte to 0.
 _BREAKS_COVERED = bytes(1 if b in (10, 13) else 0 for b in range(256))
 
@@ -270,6 +272,7 @@ class PatternSet:
         "_sources",
         "_token",
         "_wrap_starts",
+        "back_reach",
         "maxlen",
     )
 
@@ -300,6 +303,9 @@ class PatternSet:
         self._patterns: tuple[bytes, ...] = tuple(unique)
         #: Length of the longest pattern, 0 when there is none.
         self.maxlen: int = max(map(len, self._patterns), default=0)
+        #: How far before an anchor a walk back can reach (each of a text's characters with the
+        #: line break bytes before it, see :meth:`_back`); 0 without wrapped texts.
+        self.back_reach: int = (1 + _MAX_BREAKS) * max(map(len, self._sources), default=0)
         #: Pattern index (in ``_patterns``) -> (source, offset) of each anchor it is; see
         #: :meth:`_anchor_places`.
         self._anchors: dict[int, list[tuple[int, int]]] | None = None
@@ -832,7 +838,8 @@ class StreamRedactor:
         going_on = self._covered > 0
         if going_on:
             spans = _going_on(spans, self._covered)
-        keep = cut = min(self._set.hold_start(data, self._emitted), hold)
+        ahead = self._set.hold_start(data, self._emitted)
+        keep = cut = min(ahead, hold)
         while True:
             # A match reaching into the held end is kept whole and found again next time, so it
             # is never emitted half-replaced; a wrapped text with it from its first line on:
@@ -848,19 +855,25 @@ class StreamRedactor:
             if held == cut:
                 break
             cut = held
-        maxlen = self._set.maxlen
-        if n - cut >= maxlen and hold == n:
+        # No later match can start before the last maxlen-1 bytes, and no walk from a later
+        # anchor can reach back further than back_reach.
+        margin = max(self._set.maxlen - 1, self._set.back_reach)
+        if n - cut > margin:
             # A run of overlapping matches reaching the end (a value with a period shorter than
-            # itself, "abab" in "ababab..."), held whole, grew with every read and was searched
-            # again each time: quadratic CPU and unbounded memory. Its replacement is emitted
-            # now; kept are only the last maxlen-1 bytes (no later match can start before
-            # them) and what hold_start keeps, and a later match that starts in what is left of
-            # the run merges with it, as in the output read whole. Not with wrapped texts
-            # around: a walk from a later anchor may reach further back.
+            # itself, "abab" in "ababab..."; a value of zero bytes and output of "AAAA..."), held
+            # whole, grew with every read and was searched again each time: quadratic CPU and
+            # unbounded memory. Its replacement is emitted now; kept are only the last `margin`
+            # bytes and what hold_start keeps, and a later match or walk that
+            # starts in or reaches back into what is left of the run merges with it, as in the
+            # output read whole (where such a walk could reach no further back than the run's
+            # start either: it is more than `margin` bytes before). A walk that goes on past the
+            # run (over a line break) is kept from its start: its anchors must be found again.
             at = bisect_left(spans, (cut,))
-            if at < len(spans) and spans[at][0] == cut and all(hi <= cut for _, hi in extents):
+            if at < len(spans) and spans[at][0] == cut:
                 end = spans[at][1]
-                keep = min(keep, n - maxlen + 1, end)
+                # Not held for an open extent: one walk reaches less than back_reach, so its
+                # anchor is kept; a run masked whole (past the walk budget) is found again.
+                keep = min(ahead, n - margin, end, *(lo for lo, hi in extents if hi > end))
                 if keep > cut:
                     out = self._render(data, cut, spans, going_on)
                     if not (going_on and cut == 0):
