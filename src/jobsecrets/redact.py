@@ -220,8 +220,11 @@ _HEAD_LOOP_BUDGET = 200_000
 # that holds an anchor found and is not covered yet is masked whole. Ordinary output never
 # comes near it (a 16 KB value of zero bytes printed as base64 took seconds before the limit).
 _FOLLOW_BUDGET = 1 << 16
-# How many line break bytes a walk crosses between two characters of a wrapped text.
-_MAX_BREAKS = 2
+# How many line break bytes a walk crosses between two characters of a wrapped text, either way:
+# "\n", "\r\n", and "\r\r\n", what a pseudo-terminal (ONLCR) makes of the "\r\n" of a tool
+# that writes CRLF (certutil -encode, a PEM file with CRLF line ends printed by cat). Nothing
+# wraps base64 with more.
+_MAX_BREAKS = 3
 # bytes.translate table: line breaks to 1 ("covered"), every other byte to 0.
 _BREAKS_COVERED = bytes(1 if b in (10, 13) else 0 for b in range(256))
 
@@ -234,7 +237,7 @@ _BREAKS_COVERED = bytes(1 if b in (10, 13) else 0 for b in range(256))
 # punctuation, not in 31 base64 characters, so nothing of them is held.
 _WRAP_LINE = 2 * maskforms.WRAP_ANCHOR - 1
 _WRAP_NEXT = _WRAP_LINE - 1
-_WRAP_TAIL = _WRAP_NEXT + 3 + _WRAP_LINE
+_WRAP_TAIL = _WRAP_NEXT + _MAX_BREAKS + _WRAP_LINE
 _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_"
 
 
@@ -500,7 +503,7 @@ class PatternSet:
             return n
         run = line.rstrip(b"\r\n")
         if (
-            not 0 < len(line) - len(run) <= 3
+            not 0 < len(line) - len(run) <= _MAX_BREAKS
             or len(run) - len(run.rstrip(_BASE64_CHARS)) < _WRAP_LINE
         ):
             return n
@@ -570,7 +573,7 @@ class PatternSet:
                 j += 1
                 k += 1
                 hi = j
-            elif byte in (10, 13) and j - hi < 3:  # \n, \r\n, \r\r\n (a pty)
+            elif byte in (10, 13) and j - hi < _MAX_BREAKS:
                 j += 1
             else:
                 break
@@ -593,7 +596,7 @@ class PatternSet:
                 lo = j
                 j -= 1
                 k -= 1
-            elif byte in (10, 13) and lo - j < 3:
+            elif byte in (10, 13) and lo - j <= _MAX_BREAKS:
                 j -= 1
             else:
                 break

@@ -53,19 +53,19 @@ def _cut(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     size=st.integers(25, 150),
     before=st.integers(0, 90),
     width=st.sampled_from([60, 64, 76]),
-    crlf=st.booleans(),
+    end=st.sampled_from([b"\n", b"\r\n", b"\r\r\n"]),
     urlsafe=st.booleans(),
     cuts=st.lists(st.integers(0, 700), max_size=6),
 )
 def test_wrapped_base64_streamed_is_masked_as_read_whole(
-    seed: int, size: int, before: int, width: int, crlf: bool, urlsafe: bool, cuts: list[int]
+    seed: int, size: int, before: int, width: int, end: bytes, urlsafe: bool, cuts: list[int]
 ) -> None:
     """A value inside an encoded document (``before`` bytes first: each of the 3 offsets, every
-    column), wrapped at 60, 64 or 76 columns, in either alphabet: read whole, no piece of the
-    value's text shows; line by line and cut anywhere, the output is the output read whole. A
-    first line holding only the first characters of the value's text was emitted before the
-    next line's anchor found it (~18% of line-by-line prints); URL-safe text was followed only
-    where it had no "-" or "_"."""
+    column), wrapped at 60, 64 or 76 columns, in either alphabet, lines ending in \\n, \\r\\n
+    or \\r\\r\\n: read whole, no piece of the value's text shows; line by line and cut
+    anywhere, the output is the output read whole. A first line holding only the first
+    characters of the value's text was emitted before the next line's anchor found it (~18% of
+    line-by-line prints); URL-safe text was followed only where it had no "-" or "_"."""
     value = _hashed(seed, size)
     masks = MaskList()
     masks.add(value, name="V")
@@ -75,7 +75,6 @@ def test_wrapped_base64_streamed_is_masked_as_read_whole(
     # The value's characters in it: those wholly inside its bits (from ceil(8k/6), k = offset).
     k = before % 3
     text = encode(bytes(k) + value)[(8 * k + 5) // 6 : (8 * k + 8 * size) // 6]
-    end = b"\r\n" if crlf else b"\n"
     lines = [encoded[i : i + width] + end for i in range(0, len(encoded), width)]
     data = b"config:" + end + b"".join(lines) + b"end" + end
     whole = masks.redact(data)
@@ -258,3 +257,22 @@ def _check_runs_of_a_wrapped_text(value: bytes, parts: list[bytes], cuts: list[i
     whole = masks.redact(data)
     out = _stream(masks.redactor(), _cut(data, cuts))
     assert out == whole, "cut into reads, the output differs from the whole"
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r\r\n"])
+def test_first_characters_of_a_wrapped_value_are_masked_over_every_line_end(end: bytes) -> None:
+    """The walk from an anchor crossed 3 line break bytes forwards and only 2 back: a wrapped
+    value whose first line holds only its first characters, lines ending in \\r\\r\\n (a pty's
+    view of CRLF), showed those characters, read whole or line by line."""
+    value = b"Tr0ub4dor-and-3-more-words-that-make-a-long-made-up-password-xyz"
+    masks = MaskList()
+    masks.add(value, name="SEC")
+    header = b"header-bytes-of-a-config-file-padded-to-51-bytes--:"
+    encoded = base64.encodebytes(header + value + b"\n-- rest --\n")
+    lines = [line + end for line in encoded.splitlines()]
+    first = base64.b64encode(value)[:8]
+    assert lines[0].endswith(first + end), "the case is not the tester's"
+    whole = masks.redact(b"".join(lines))
+    shown = first in whole
+    assert not shown, "the first characters of the value's base64 were emitted"
+    assert _stream(masks.redactor(), lines) == whole, "line by line, the output differs"
