@@ -142,13 +142,20 @@ def wrap_sources(value: bytes, texts: Base64Texts | None = None) -> list[bytes]:
 
 
 def wrapped_base64_lines(value: bytes, widths: tuple[int, ...] = (64, 76)) -> set[bytes]:
-    """The lines of the standard base64 of ``value`` wrapped at ``widths`` (for announcements
-    to a platform that masks exact strings only)."""
+    """The lines of the standard and the URL-safe base64 of ``value`` wrapped at ``widths`` (for
+    announcements to a platform that masks exact strings only).
+
+    URL-safe lines too, as the redactor follows both (:func:`wrap_sources`; ``basenc
+    --base64url`` wraps at 76 like ``base64``): at most twice as many lines (a line without "+"
+    or "/" is the same in both alphabets).
+    """
     std = _b64(value)
+    url = std.translate(_B64_TO_URLSAFE)
     lines: set[bytes] = set()
     for width in widths:
         if len(std) > width:
-            lines.update(std[i : i + width] for i in range(0, len(std), width))
+            for text in (std, url) if url != std else (std,):
+                lines.update(text[i : i + width] for i in range(0, len(text), width))
     return {line for line in lines if len(line) >= 8}
 
 

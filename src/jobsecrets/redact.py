@@ -1050,15 +1050,16 @@ class MaskList:
         """``::add-mask::`` lines (without newline) for every form GitHub can be told about.
 
         Every form the redactor masks is announced (the runner's own encoders cover only a few
-        of them), and the lines of the value's base64 wrapped at 64 and 76 columns.
+        of them), and the lines of the value's base64 (standard and URL-safe) wrapped at 64 and
+        76 columns.
         The runner unescapes ``%25``, ``%0D`` and ``%0A``, so those are escaped (``%`` first).
         Forms that are not UTF-8 cannot be written as a workflow command and are left out;
         their hex, base64 and URL forms are ASCII and always included.
         """
         # Each value before its other forms (GitHub learns the plain value first), those longest
-        # first, then bytewise; then the lines of each value's base64 wrapped at 64 and 76
-        # columns: the redactor follows wrapped text across line breaks, but GitHub's runner
-        # masks exact strings only, so it is told each line.
+        # first, then bytewise; then the lines of each value's base64 (both alphabets) wrapped
+        # at 64 and 76 columns: the redactor follows wrapped text across line breaks, but
+        # GitHub's runner masks exact strings only, so it is told each line.
         ordered: dict[bytes, None] = {}
         for value, forms in zip(self._values, self._forms, strict=True):
             ordered[value] = None
