@@ -276,3 +276,43 @@ def test_first_characters_of_a_wrapped_value_are_masked_over_every_line_end(end:
     shown = first in whole
     assert not shown, "the first characters of the value's base64 were emitted"
     assert _stream(masks.redactor(), lines) == whole, "line by line, the output differs"
+
+
+def test_what_is_held_for_the_start_of_a_wrapped_value_is_what_masking_md_says() -> None:
+    """docs/masking.md, "What is held back from live output": the last 1-15 base64 characters
+    of a line of 31 or more, with its line break and up to 30 characters of the next line, when
+    they start a value's wrapped base64; shown with the next write that does not go on with it,
+    or at the end."""
+    value = _hashed(7, 64)
+    masks = MaskList()
+    masks.add(value, name="V")
+    text = base64.b64encode(value)
+    assert not text.startswith(b"Q"), "the case needs a text that does not start with Q"
+    head = b"Q" * 32  # base64 characters that start no text of the value
+    for end in (b"\n", b"\r\n", b"\r\r\n"):
+        for m in (1, 8, 15):
+            line = head + text[:m] + end
+            redactor = masks.redactor()
+            shown = redactor.feed(line)
+            held = shown == head and redactor.pending == m + len(end)
+            assert held, "the start of the text and its line break were not held as described"
+            # Up to 30 characters of the next line that go on with the text: still held.
+            more = redactor.feed(text[m : m + 30])
+            assert more == b"" and redactor.pending == m + len(end) + 30, "released too early"
+            # The next line's 31st character: the text is found and masked, line by line.
+            rest = redactor.feed(text[m + 30 :] + b"\nend\n") + redactor.flush()
+            out = shown + more + rest
+            assert out == head + b"***" + end + b"***\nend\n", "the wrapped value was not masked"
+            # A next write that does not go on with the text: shown unchanged with it.
+            redactor = masks.redactor()
+            out = redactor.feed(line) + redactor.feed(b"ordinary output\n")
+            assert out == line + b"ordinary output\n", "the held bytes were not released"
+            # The end of the output: shown.
+            redactor = masks.redactor()
+            out = redactor.feed(line) + redactor.flush()
+            assert out == line, "the held bytes were not shown at the end"
+    # Not held: a line of 30 characters, and a line whose last characters start no text.
+    for line in (head[:22] + text[:8] + b"\n", head + b"Qx4Z9" + b"\n"):
+        redactor = masks.redactor()
+        out = redactor.feed(line)
+        assert out == line and redactor.pending == 0, "a line was held that is not described"
