@@ -168,3 +168,44 @@ def test_an_error_quoting_the_roles_credentials_is_masked(
     assert result.returncode == 6, f"exit {result.returncode}: {shown(output)}"
     assert "(ValidationException)" in output, shown(output)
     assert ("canary" in output) is False, "a credential is in the output"
+
+
+@pytest.mark.parametrize(
+    "created", ["yesterday", 1e300, [1]], ids=["text", "past-any-year", "list"]
+)
+def test_a_secret_with_an_unreadable_date_is_read_without_it(
+    tmp_path: Path, created: object
+) -> None:
+    """botocore parses every time of an answer: a Secrets Manager answer whose CreatedDate it
+    cannot read was "failed unexpectedly (ValueError)", exit 6, for a value that was there. The
+    date only feeds the audit log's ``updated`` (and a policy's max_age, which then says it
+    cannot tell): the value is read, the date unknown."""
+    import json
+
+    def answer(seen: Seen) -> Answer:
+        target = seen.headers.get("x-amz-target", "")
+        entry = {
+            "ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-AbCdEf",
+            "Name": "prod/app",
+            "VersionId": "v1",
+            "SecretString": '{"k": "canary-value"}',
+            "CreatedDate": created,
+        }
+        if target.endswith("BatchGetSecretValue"):
+            body = {"SecretValues": [entry], "Errors": []}
+        else:
+            body = entry
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body).encode()
+
+    spec = "version: 1\nbackends:\n  aws: {type: aws, region: eu-west-1}\nsecrets:\n  A: aws:prod/app#k\n"
+    (tmp_path / "jobsecrets.yml").write_text(spec)
+    with AnsweringServer(answer) as endpoint:
+        env = {
+            "AWS_ENDPOINT_URL": endpoint.url,
+            "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "canary-static-key",
+        }
+        result = jobsecrets(["export", "--format", "json"], cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"exit {result.returncode}: {shown(output)}"
+    assert json.loads(result.stdout).get("A") == "canary-value", "the value was not read"

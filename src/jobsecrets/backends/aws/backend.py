@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = ["AwsBackend"]
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -34,7 +35,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
@@ -150,11 +151,15 @@ class _UnreadableTime:
 _UNREADABLE_TIME = _UnreadableTime()
 
 
-def _lenient_times() -> Any:
-    """A botocore response parser factory whose parsers make a time they cannot read
-    :data:`_UNREADABLE_TIME` instead of raising (ValueError, RuntimeError, OverflowError):
-    an STS answer's ``Expiration`` is then refused by name (:func:`.support.credentials_problem`),
-    not an error that says nothing of which field, or quotes it."""
+@contextlib.contextmanager
+def _lenient_times(session: botocore.session.Session) -> Iterator[None]:
+    """While a client of ``session`` is made: a botocore response parser factory whose parsers
+    make a time they cannot read :data:`_UNREADABLE_TIME` instead of raising (ValueError,
+    RuntimeError, OverflowError). An STS answer's ``Expiration`` is then refused by name
+    (:func:`.support.credentials_problem`), not an error that says nothing of which field, or
+    quotes it; a Secrets Manager ``CreatedDate`` is unknown. Made the session's only while the
+    client is made (clients take their parser then): the session's other clients keep
+    botocore's. The clients of one session are made one after another (``login``)."""
     from botocore.parsers import ResponseParserFactory
     from botocore.utils import parse_timestamp
 
@@ -166,7 +171,12 @@ def _lenient_times() -> Any:
 
     factory = ResponseParserFactory()
     factory.set_parser_defaults(timestamp_parser=timestamp)
-    return factory
+    usual = session.get_component("response_parser_factory")
+    session.register_component("response_parser_factory", factory)
+    try:
+        yield
+    finally:
+        session.register_component("response_parser_factory", usual)
 
 
 _DEFAULT_AUDIENCE = "sts.amazonaws.com"
@@ -415,12 +425,15 @@ class AwsBackend(Backend):
         answers read up to a size (:mod:`.bounded`)."""
         from .bounded import bound_answers
 
-        client = session.create_client(
-            "secretsmanager",
-            region_name=self.region,
-            endpoint_url=self._endpoint,
-            config=self._config(),
-        )
+        # A CreatedDate botocore cannot read is an unknown date, not a failed read of the value
+        # (the date feeds only the audit log and a policy's max_age).
+        with _lenient_times(session):
+            client = session.create_client(
+                "secretsmanager",
+                region_name=self.region,
+                endpoint_url=self._endpoint,
+                config=self._config(),
+            )
         bound_answers(client)
         return cast("SecretsManagerClient", client)
 
@@ -455,19 +468,13 @@ class AwsBackend(Backend):
         size (:mod:`.bounded`)."""
         from .bounded import bound_answers
 
-        # Its answers' times are read by a parser of its own (see _lenient_times), made the
-        # session's only while the client is made: the session's other clients keep botocore's.
-        usual = session.get_component("response_parser_factory")
-        session.register_component("response_parser_factory", _lenient_times())
-        try:
+        with _lenient_times(session):
             client = session.create_client(
                 "sts",
                 region_name=self.region,
                 endpoint_url=resolve_endpoint(self.options, self.context.env, "STS"),
                 config=self._config(**config),
             )
-        finally:
-            session.register_component("response_parser_factory", usual)
         bound_answers(client)
         return cast("STSClient", client)
 
