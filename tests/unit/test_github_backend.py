@@ -466,3 +466,24 @@ def test_the_app_jwt_and_minted_tokens_are_never_printed(
         assert signed[0] not in shown and str(document.data) not in shown, "not masked"
     finally:
         unshown.forget_all()
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["ghs_abc\r\nX-Injected: 1", " ghs_leading-space", "ghs_\u00e9t\u00e9"],
+    ids=["line-break", "leading-space", "non-ascii"],
+)
+def test_a_minted_token_no_header_can_carry_is_refused(
+    server: GithubApiServer, app: AppKey, token: str
+) -> None:
+    """The job sends the token in an Authorization header, and revocation does too: one with a
+    line break, a leading space or non-ASCII text was handed to the job as it was (a header
+    injection in every later request), and revoking it failed deep in http.client."""
+    backend = backend_for(server, app.pem)
+    backend.login()
+    server.next_token = token
+    with pytest.raises(BackendError) as info:
+        backend.read(request())
+    message = info.value.message
+    assert "cannot be sent in an HTTP header" in message, message
+    assert "X-Injected" not in message and "ghs_" not in message, "the token is in the message"

@@ -119,6 +119,9 @@ class GithubApiServer:
         )
         #: Seconds the server's clock is ahead of this machine's (negative: behind).
         self.clock_offset = 0.0
+        #: The next token minted is this text instead of a fresh ``ghs_...`` (a test of what a
+        #: hostile or broken server may answer); used once.
+        self.next_token: str | None = None
         self.installations: dict[int, Installation] = {}
         self.tokens: dict[str, IssuedToken] = {}
         self.requests: list[_Seen] = []
@@ -387,6 +390,8 @@ class GithubApiServer:
             permissions = dict(wanted)
         permissions.setdefault("metadata", "read")
         token = "ghs_" + secrets.token_urlsafe(27).replace("-", "a").replace("_", "b")[:36]
+        if self.next_token is not None:
+            token, self.next_token = self.next_token, None
         expires = self.now() + self.token_ttl
         with self._lock:
             self.tokens[token] = IssuedToken(installation_id, expires, permissions, repositories)

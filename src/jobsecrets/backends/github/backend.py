@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ... import unshown
+from ...addresses import header_problem
 from ...digits import is_digits
 from ...errors import (
     AccessDenied,
@@ -462,6 +463,16 @@ class GithubBackend(Backend):
         token = body.get("token")
         if reply.status != 201 or not isinstance(token, str) or not token:
             raise BackendError(f"{what}: GitHub did not mint a token ({reply.message})")
+        unfit = header_problem(token)
+        if unfit is not None:
+            # The job sends it in an Authorization header (a line break injects headers into
+            # each request) and so does revocation: it cannot be revoked either, so say so.
+            unshown.remember(token)
+            raise BackendError(
+                f"{what}: GitHub answered with a token that cannot be sent in an HTTP header "
+                f"({unfit}); not used, and it cannot be revoked: it ends at its expiry",
+                hint="check what answers at the api_url (a proxy?)",
+            )
         expires = _parse_expiry(body.get("expires_at")) or time.time() + TOKEN_LIFETIME
         lease_id = f"{_LEASE_PREFIX}{installation_id}/{int(expires)}/{secrets.token_hex(6)}"
         unshown.remember(token)  # before any message about the rest of this answer is made
