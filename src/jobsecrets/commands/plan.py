@@ -297,10 +297,16 @@ class PlanReport:
             # A store that cannot answer, or answers what cannot be used (a malformed answer, an
             # error of its own), is exit 6, as for `run`: not a refusal or a denial. The summary
             # must not call every such case "could not reach": the lines above say which it was.
+            # The first cause in words (the table holds them all): on stderr, the only part a
+            # CI annotation shows, "no usable answer" alone would not say which it was.
+            causes = [b.error for b in self.backend_checks.values() if b.unreachable] + [
+                v.detail for v in checks.values() if v.unreachable
+            ]
             return StoreUnavailable(
                 "plan --check: no usable answer from the store for "
                 + ", ".join(unreachable[:6])
-                + (f" and {len(unreachable) - 6} more" if len(unreachable) > 6 else ""),
+                + (f" and {len(unreachable) - 6} more" if len(unreachable) > 6 else "")
+                + (f" (first: {clean_text(causes[0], 300)})" if causes else ""),
                 hint="see the errors above: the store was unreachable, failed, or sent an answer "
                 "jobsecrets cannot use; check the store's address and status",
             )
