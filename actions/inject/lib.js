@@ -14,6 +14,15 @@ const actionsCache = require('./cache');
 // package installed is the one at the same ref as the action itself.
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
+// Every Python this action starts runs isolated (-I): `python -m X` and `python -c` put the
+// working directory (the workspace, or the user's working-directory) first on sys.path, so a
+// repository file yaml.py, click.py, pip/ or jobsecrets/__init__.py would be imported instead of
+// the real module, with the job's runtime and OIDC request tokens in its environment. -I keeps
+// the working directory and the user's site-packages off sys.path on every Python the action
+// supports (-P and PYTHONSAFEPATH exist only from 3.11), and ignores PYTHON* variables: what the
+// action needs of those is passed as flags (-B, -u, see runCli).
+const ISOLATED = '-I';
+
 /** The value of input `name` (GitHub keeps hyphens in INPUT_ names; accept underscores too). */
 function getInput(name, fallback = '') {
   const upper = name.toUpperCase();
@@ -70,7 +79,7 @@ const getState = (name) => process.env[`STATE_${name}`] || '';
 function pipVersion(python) {
   const probe =
     'try:\n import importlib.metadata as m;print(m.version("pip"))\nexcept Exception:\n print("")';
-  const result = spawnSync(python.command, ['-c', probe], { encoding: 'utf8' });
+  const result = spawnSync(python.command, [ISOLATED, '-c', probe], { encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim() : '';
 }
 
@@ -83,7 +92,7 @@ function findPython(env = process.env) {
     'import sys;print("%d.%d" % sys.version_info[:2]);print(sys.version.split()[0]);' +
     'print(sys.executable);print(int(sys.version_info >= (3, 10)))';
   for (const candidate of candidates) {
-    const result = spawnSync(candidate, ['-S', '-c', probe], { encoding: 'utf8', env });
+    const result = spawnSync(candidate, [ISOLATED, '-S', '-c', probe], { encoding: 'utf8', env });
     if (result.status !== 0) continue;
     const [short, full, executable, ok] = result.stdout.trim().split('\n');
     // Spawn the interpreter itself from now on, not a launcher (a pyenv shim adds ~0.1 s a run).
@@ -666,7 +675,7 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
   const tmp = `${venv}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   try {
     // Without pip the venv takes ~0.1 s; the host's pip installs into it (--target, --python).
-    let pip = [python.command, '-m', 'pip', '--python', path.join(tmp, 'bin', 'python')];
+    let pip = [python.command, ISOLATED, '-m', 'pip', '--python', path.join(tmp, 'bin', 'python')];
     const sitePackages = path.join(tmp, 'lib', `python${python.short}`, 'site-packages');
     // The locks are installed by the host's pip straight into the venv's site-packages
     // (--target): the venv is of this very interpreter, so the same wheels fit, and pip does not
@@ -674,17 +683,17 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
     // cold Vault-only install here). Only for --no-deps installs into the new, empty venv: pip
     // does not look at what --target already holds when it resolves.
     let lockedTarget = true;
-    if ((await run(python.command, ['-m', 'venv', '--without-pip', tmp])) !== 0) {
+    if ((await run(python.command, [ISOLATED, '-m', 'venv', '--without-pip', tmp])) !== 0) {
       throw new Error(`'${python.command} -m venv' failed`);
     }
     const pipMajor = /^(\d+)\./.exec(pipVersion(python));
     if (!pipMajor || Number(pipMajor[1]) < 23) {
       // No usable pip next to the host Python (--python needs pip >= 22.3): bootstrap one.
       fs.rmSync(tmp, { recursive: true, force: true });
-      if ((await run(python.command, ['-m', 'venv', tmp])) !== 0) {
+      if ((await run(python.command, [ISOLATED, '-m', 'venv', tmp])) !== 0) {
         throw new Error(`'${python.command} -m venv' failed`);
       }
-      pip = [path.join(tmp, 'bin', 'python'), '-m', 'pip'];
+      pip = [path.join(tmp, 'bin', 'python'), ISOLATED, '-m', 'pip'];
       lockedTarget = false;
     }
     // pip's temporary files (downloads, unpacked wheels, --target's staging directory) on the
@@ -698,7 +707,7 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
       runKeepingStderr(
         pip[0],
         [
-          ...(locked && lockedTarget ? ['-m', 'pip'] : pip.slice(1)),
+          ...(locked && lockedTarget ? [ISOLATED, '-m', 'pip'] : pip.slice(1)),
           'install',
           ...(locked && lockedTarget ? ['--target', sitePackages] : []),
           '--quiet',
@@ -929,18 +938,18 @@ function reusableInstall(cacheRoot, prefix, label) {
 }
 
 /**
- * Run `python -m jobsecrets ARGS`. stdout is inherited: the runner must read the ::add-mask::
- * commands directly. stderr is passed through line by line, and error lines are also returned so
- * the caller can raise an annotation (the CLI never puts a value in a message).
+ * Run `python -I -u -m jobsecrets ARGS` (see ISOLATED). stdout is inherited: the runner must read
+ * the ::add-mask:: commands directly. stderr is passed through line by line, and error lines are
+ * also returned so the caller can raise an annotation (the CLI never puts a value in a message).
  */
 function runCli(venvPython, args, options = {}, bytecode = true) {
   // The install is private to this action, and it is installed without .pyc files: when it
   // outlives the job (keepsBytecode), let the first run write them (atomically, next to the
-  // sources), or every later run compiles hvac/boto3/botocore again (~0.7 s) on a runner that
-  // sets PYTHONDONTWRITEBYTECODE; in a throwaway install, write none.
-  const env = { ...(options.env ?? process.env) };
-  if (bytecode) delete env.PYTHONDONTWRITEBYTECODE;
-  else env.PYTHONDONTWRITEBYTECODE = '1';
+  // sources), or every later run compiles hvac/boto3/botocore again (~0.7 s); in a throwaway
+  // install, write none (-B). -I ignores a runner's PYTHONDONTWRITEBYTECODE either way.
+  // -u: the CLI's stdout (workflow commands) and stderr reach the log in the order written.
+  const flags = [ISOLATED, ...(bytecode ? [] : ['-B']), '-u'];
+  const env = options.env ?? process.env;
   return new Promise((resolve, reject) => {
     // A cancelled step signals this node process only, and node's default is to exit at once:
     // pass the signal on and wait, so the CLI revokes what it obtained instead of running on
@@ -953,7 +962,7 @@ function runCli(venvPython, args, options = {}, bytecode = true) {
     const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     for (const signal of signals) process.on(signal, forward);
     try {
-      child = spawn(venvPython, ['-m', 'jobsecrets', ...args], {
+      child = spawn(venvPython, [...flags, '-m', 'jobsecrets', ...args], {
         stdio: ['ignore', 'inherit', 'pipe'],
         ...options,
         env,
@@ -999,15 +1008,27 @@ function runCli(venvPython, args, options = {}, bytecode = true) {
 }
 
 /**
- * Put a `jobsecrets` command on PATH for the job's later steps ($GITHUB_PATH): a two-line shell
+ * Put a `jobsecrets` command on PATH for the job's later steps ($GITHUB_PATH): a small shell
  * script that runs this install, so `jobsecrets plan --check` (the hint of a failed step) or
  * `jobsecrets run -- CMD` work in a later `run:` step as written. Returns the directory.
  */
-function addToPath(venvPython) {
+function addToPath(venvPython, bytecode = true) {
   const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-bin-'));
   const script = path.join(dir, 'jobsecrets');
   const quoted = `'${venvPython.replace(/'/g, `'\\''`)}'`;
-  fs.writeFileSync(script, `#!/bin/sh\nexec ${quoted} -m jobsecrets "$@"\n`, { mode: 0o755 });
+  // Isolated (see ISOLATED): a later step runs it from any directory, the workspace included.
+  // The two PYTHON* variables a step may set for the CLI keep their meaning, as flags; a
+  // throwaway install writes no .pyc files whatever the step sets (runCli).
+  const lines = [
+    '#!/bin/sh',
+    'set -- -m jobsecrets "$@"',
+    bytecode
+      ? 'if [ -n "${PYTHONDONTWRITEBYTECODE:-}" ]; then set -- -B "$@"; fi'
+      : 'set -- -B "$@"',
+    'if [ -n "${PYTHONUNBUFFERED:-}" ]; then set -- -u "$@"; fi',
+    `exec ${quoted} ${ISOLATED} "$@"`,
+  ];
+  fs.writeFileSync(script, lines.join('\n') + '\n', { mode: 0o755 });
   if (process.env.GITHUB_PATH) fs.appendFileSync(process.env.GITHUB_PATH, `${dir}\n`);
   return dir;
 }
@@ -1030,12 +1051,13 @@ async function installRequirement(install, extras = []) {
     requirement = path.resolve(process.env.GITHUB_WORKSPACE || process.cwd(), install);
   }
   const venv = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'jobsecrets-venv-'));
-  if ((await run(python.command, ['-m', 'venv', venv])) !== 0) {
+  if ((await run(python.command, [ISOLATED, '-m', 'venv', venv])) !== 0) {
     throw new Error(`'${python.command} -m venv' failed`);
   }
   const venvPython = path.join(venv, 'bin', 'python');
   // --no-compile: this venv lives for this step only; pip would compile all of botocore (seconds).
   const args = [
+    ISOLATED,
     '-m',
     'pip',
     'install',

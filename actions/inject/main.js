@@ -22,7 +22,7 @@ async function scan(paths, cwd, useCache, extras) {
   const result = await lib.runCli(
     install.venvPython,
     args,
-    { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+    { cwd },
     lib.keepsBytecode(Boolean(install.saveAs), process.env, lib.onTmpfs(install.venv))
   );
   await lib.saveInstall(install);
@@ -96,7 +96,9 @@ async function main() {
     lib.keepsBytecode(Boolean(install.saveAs), process.env, lib.onTmpfs(install.venv));
   lib.saveState('bytecode', String(bytecode));
   lib.saveState('state_path', statePath);
-  if (addToPath) console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython)})`);
+  if (addToPath) {
+    console.log(`jobsecrets: on PATH for later steps (${lib.addToPath(install.venvPython, bytecode)})`);
+  }
 
   const args = ['export', '--format', 'github', '--config', config, '--state', statePath];
   if (only) args.push('--only', only);
@@ -104,7 +106,6 @@ async function main() {
     ...process.env,
     JOBSECRETS_GITHUB_EXPORT_ENV: String(exportEnv),
     JOBSECRETS_GITHUB_OUTPUTS: String(outputs),
-    PYTHONUNBUFFERED: '1',
   };
   if (audience) env.JOBSECRETS_AUDIENCE = audience;
   const result = await lib.runCli(install.venvPython, args, { cwd, env }, bytecode);
