@@ -48,6 +48,11 @@ const AZURE_BLOB_VERSION = '2023-11-03';
 // A cache that does not answer must not hold the job up: the install it would save takes seconds.
 const API_TIMEOUT_MS = 10_000;
 const TRANSFER_TIMEOUT_MS = 120_000;
+// The most of an API answer (JSON: a lookup, a reservation, a Twirp reply; a few hundred bytes)
+// read into memory. A service or proxy that sends more (hundreds of MB) is an error the caller
+// turns into a warning, not a string too long for node (an uncaught throw) and a step at 1.5 GB.
+// Archive downloads are streams, never held whole: no such limit.
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** Which cache service this runner has, as @actions/cache decides (config.ts): 'v1' or 'v2'. */
 function serviceVersion(env = process.env) {
@@ -364,8 +369,21 @@ function send(target, method, headers, body, stream, deadline, hops, fresh = fal
         resolve({ ...reply, body: res });
         return;
       }
+      const tooLarge = () => {
+        fail(new Error(`cache: HTTP ${status} answer larger than ${MAX_ANSWER_BYTES >> 20} MiB`));
+        req.destroy();
+      };
+      if (Number(res.headers['content-length']) > MAX_ANSWER_BYTES) {
+        tooLarge();
+        return;
+      }
       const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
+      let size = 0;
+      res.on('data', (chunk) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER_BYTES) tooLarge();
+        else chunks.push(chunk);
+      });
       res.on('error', fail);
       // Cut before the end (a timeout destroys the request, the server drops the connection):
       // an error, not a short body taken for the whole one. After 'end' this changes nothing.

@@ -645,6 +645,33 @@ def test_an_unreadable_redirect_or_a_cut_answer_is_an_error_not_a_crash(tmp_path
     assert not (tmp_path / "root" / "install").exists()
 
 
+# A v2 restore (GetCacheEntryDownloadURL, a Twirp call), as RESTORE_DRIVER.
+RESTORE_V2_DRIVER = RESTORE_DRIVER.replace("version: 'v1'", "version: 'v2'")
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("announced", [True, False])
+def test_an_api_answer_too_large_is_an_error_not_a_crash(
+    tmp_path: Path, version: str, announced: bool
+) -> None:
+    """A lookup answered with megabytes of JSON (a hostile service or a broken proxy; hundreds of
+    MB made node throw ERR_STRING_TOO_LONG, uncaught, after 1.5 GB): refused past 1 MiB, said in
+    Content-Length or not, as an error the step turns into a warning and a normal install."""
+    body = b"{" + b" " * (3 << 20) + b"}"
+    length = f"Content-Length: {len(body)}\r\n" if announced else ""
+    answer = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}"
+        "Connection: close\r\n\r\n".encode()
+        + body
+    )
+    driver = RESTORE_DRIVER if version == "v1" else RESTORE_V2_DRIVER
+    started = time.monotonic()
+    outcome, server = scripted_restore(tmp_path, [answer], driver)
+    assert "answer larger than 1 MiB" in str(outcome.get("error")), outcome
+    assert time.monotonic() - started < 30 and len(server.requests) == 1
+    assert not (tmp_path / "root" / "install").exists()
+
+
 def scripted_restore(
     tmp_path: Path, responses: list[bytes], driver: str = RESTORE_DRIVER
 ) -> tuple[dict[str, object], ScriptedServer]:
