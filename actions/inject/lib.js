@@ -217,6 +217,13 @@ const CORE_TYPES = ['fake'];
 const COMMAND_GROUPS = ['import'];
 // Other ways a reference names a backend type without its name: vals' `ref+awssecrets://`.
 const TYPE_ALIASES = { aws: ['awssecrets'] };
+// Keys whose text is not where the scanner looks (see specGroups): an explicit key `? KEY` (at a
+// line's start, after `- `, or in a flow collection), and an alias used as a key (`*k :`). Either
+// may be harmless; the scanner cannot tell, so the base install.
+const UNREADABLE_KEYS = [
+  /(?:^|[[{,])[ \t\ufeff]*(?:-[ \t]+)*\?(?:[ \t\r\n]|$)/m,
+  /(?:^|[\s[{,?])\*[^\s[\]{},]+?[ \t]*:(?=[\s,[\]{}]|$)/m,
+];
 // Larger specs are not scanned (jobsecrets' own limit is lower): the base install is used.
 const MAX_SPEC_BYTES = 4 * 1024 * 1024;
 
@@ -241,8 +248,11 @@ function lockGroups(root) {
  * which needs no `type:`, or a reference `T:path` to the implicit backend of that type), or a vals
  * form `ref+T://`. A word `type` followed by a colon whose value is not a plain name, or names a
  * type with no lock here (a third party's backend), adds the base install (what `pip install
- * jobsecrets` has). Installing a group too many only costs time; one too few is impossible short
- * of YAML escapes spelling a type's name, and then the CLI fails naming the missing module.
+ * jobsecrets` has); so do the YAML forms that can make a key `type` (or a backend's name) out of
+ * other text: an explicit key (`? type` with `: aws` on the next line), an alias as a key (`*k :
+ * aws`), a double-quoted key with an escape (`"t\x79pe": aws`). Installing a group too many only
+ * costs time; one too few takes a form none of these catch, and then the CLI fails naming the
+ * missing module and the extra that has it.
  */
 function specGroups(text, locked) {
   const groups = new Set(['core']);
@@ -252,8 +262,14 @@ function specGroups(text, locked) {
   // `type` as a key (maybe quoted) and the start of what follows its colon on the same line,
   // captured in a lookahead (so `{a: {type: vault}, b: {type: aws}}` gives both) and bounded
   // (a long flow-style line with many `type:` stays linear).
-  const typeKey = /(?:^|[\s{,"'])type["']?[ \t]*:(?=([^\n]{0,200}))/g;
+  const typeKey = /(?:^|[\s{,\["'])type["']?[ \t]*:(?=([^\n]{0,200}))/g;
+  // A double-quoted key (its text captured): with an escape it may spell anything.
+  const escapedKey = /"((?:[^"\\]|\\[\s\S])*)"[ \t]*:/g;
   const plainName = /^[ \t]*(?:!!str[ \t]+)?(["']?)([A-Za-z][A-Za-z0-9_-]*)\1[ \t]*(?:$|[,}#\s])/;
+  if (UNREADABLE_KEYS.some((form) => form.test(text))) certain = false;
+  for (const match of text.matchAll(escapedKey)) {
+    if (match[1].includes('\\')) certain = false;
+  }
   for (const match of text.matchAll(typeKey)) {
     const value = plainName.exec(match[1]);
     if (value && types.includes(value[2])) groups.add(value[2]);

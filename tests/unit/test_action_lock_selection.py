@@ -121,6 +121,41 @@ CASES = {
         "version: 1\nbackends:\n  k:\n    type:\n      aws\nsecrets:\n  A: k:x\n",
         BASE,
     ),
+    # YAML forms that make a key `type` (or a backend's name) of other text: the base install.
+    "an explicit key": (
+        "version: 1\nbackends:\n  prod:\n    ? type\n    : aws\nsecrets:\n  A: prod:x\n",
+        BASE,
+    ),
+    "an explicit key in a flow mapping": (
+        "version: 1\nbackends:\n  prod: {? type : aws}\nsecrets:\n  A: prod:x\n",
+        BASE,
+    ),
+    "an explicit key in a sequence": (
+        "version: 1\nbackends:\n  - ? type\n    : aws\n",
+        BASE,
+    ),
+    "an alias as a key": (
+        "version: 1\nx: &k type\nbackends:\n  prod: {*k : aws}\nsecrets:\n  A: prod:x\n",
+        BASE,
+    ),
+    "an alias as a block key": (
+        "version: 1\nx: &k type\nbackends:\n  prod:\n    *k: aws\nsecrets:\n  A: prod:x\n",
+        BASE,
+    ),
+    "an escape in a double-quoted key": (
+        'version: 1\nbackends:\n  prod:\n    "t\\x79pe": aws\nsecrets:\n  A: prod:x\n',
+        BASE,
+    ),
+    "a backend named by an escape": (
+        'version: 1\nbackends:\n  "\\x61ws": {region: x}\nsecrets:\n  A: "\\x61ws:x"\n',
+        BASE,
+    ),
+    # Aliases and quotes that make no key stay certain.
+    "a merge key and an alias as a value": (
+        "version: 1\nx: &v {type: vault}\nbackends:\n  ci:\n    <<: *v\n"
+        '    auth: *a\nsecrets:\n  A: "ci:s/a#x"\n  B: ci:s/b?v=1\n',
+        ["core", "vault"],
+    ),
     # import.lock is `jobsecrets import`'s (ruamel.yaml): no spec selects it, whatever it names.
     "a backend named like the import command's lock": (
         "version: 1\nbackends:\n  import:\n    type: vault\nsecrets:\n  A: import:s/a#x\n",
