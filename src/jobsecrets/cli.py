@@ -615,6 +615,12 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(terminated.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ModuleNotFoundError as error:
+        # An install without a backend's library (botocore, hvac, pyjwt): a message naming it
+        # and how to get it, not an internal error.
+        from .missing_modules import missing_module_error
+
+        _fail(missing_module_error(error))
     except Exception as error:  # the last line of defence: no traceback, it could show a value
         frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
         where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""

@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "jobsecrets.safe_files": 0,
     "jobsecrets.env_limits": 0,
     "jobsecrets.jsonsafe": 0,
+    "jobsecrets.missing_modules": 0,
     # L1: the backend interface and its registry
     "jobsecrets.backends": 1,
     "jobsecrets.backends.base": 1,
