@@ -825,9 +825,24 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
     try {
       fs.renameSync(tmp, venv);
     } catch (err) {
-      // Another job finished the same install first: use theirs.
-      if (!fs.existsSync(path.join(venv, '.jobsecrets-complete'))) throw err;
-      fs.rmSync(tmp, { recursive: true, force: true });
+      // An incomplete install at the name (a tmp cleaner took its marker, a partial rm -rf):
+      // out of the way, then the rename again; else every later job reinstalls and fails here.
+      if (
+        (err.code === 'ENOTEMPTY' || err.code === 'EEXIST') &&
+        !fs.existsSync(path.join(venv, '.jobsecrets-complete')) &&
+        removeIncompleteInstall(venv)
+      ) {
+        try {
+          fs.renameSync(tmp, venv);
+        } catch (again) {
+          if (!fs.existsSync(path.join(venv, '.jobsecrets-complete'))) throw again;
+          fs.rmSync(tmp, { recursive: true, force: true });
+        }
+      } else {
+        // Another job finished the same install first: use theirs.
+        if (!fs.existsSync(path.join(venv, '.jobsecrets-complete'))) throw err;
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
     }
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -835,6 +850,38 @@ async function ensureInstalled(groups = null, extras = [], { cache = false } = {
   }
   const seconds = (Date.now() - started) / 1000;
   return { venvPython, venv, cached: false, groups: [...wanted].sort(), seconds, saveAs };
+}
+
+/**
+ * Take the directory `venv` (an install without its marker) out of the tool cache; true if it is
+ * gone. Only a directory of its own: a symlink there (or anything else) is left as it is, and
+ * never followed. Renamed aside first (atomically, to a `.tmp-` name no lookup takes), so a
+ * concurrent job never sees half of it removed; if what was moved has the marker after all (a
+ * complete install renamed in since it was looked at), it is put back.
+ */
+function removeIncompleteInstall(venv) {
+  try {
+    if (!fs.lstatSync(venv).isDirectory()) return false;
+  } catch (err) {
+    return err.code === 'ENOENT';
+  }
+  const aside = `${venv}.tmp-stale-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  try {
+    fs.renameSync(venv, aside); // the directory entry itself: a link that replaced it moves as a link
+  } catch (err) {
+    return err.code === 'ENOENT';
+  }
+  const st = fs.lstatSync(aside);
+  if (st.isDirectory() && fs.existsSync(path.join(aside, '.jobsecrets-complete'))) {
+    try {
+      fs.renameSync(aside, venv);
+    } catch {
+      // Another install took the name meanwhile: either is complete.
+    }
+    return true;
+  }
+  fs.rmSync(aside, { recursive: true, force: true }); // removes links inside, never follows them
+  return true;
 }
 
 /**

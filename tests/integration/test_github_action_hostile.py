@@ -197,3 +197,49 @@ def test_modules_in_the_workspace_are_never_imported_by_main_post_or_the_path_sh
         )
         assert shim.returncode == 0 and "jobsecrets" in shim.stdout, shim.stdout + shim.stderr
     assert sorted(os.listdir(marks)) == [], "a planted module ran from the PATH shim"
+
+
+def install_dirs(tool_cache: Path) -> list[Path]:
+    return sorted(p for p in tool_cache.iterdir() if p.name.endswith("-core"))
+
+
+def test_an_install_without_its_marker_is_replaced_not_fatal(
+    tmp_path: Path, installed: Path
+) -> None:
+    """An install directory at its final name without ``.jobsecrets-complete`` (a tmp cleaner
+    took the marker, a partial rm -rf): the next job reinstalls and then failed to rename over
+    it (ENOTEMPTY), and so did every job after it on that runner."""
+    (source,) = install_dirs(installed)
+    tool_cache = tmp_path / "tool-cache"
+    stale = tool_cache / source.name
+    shutil.copytree(source, stale, symlinks=True)
+    (stale / ".jobsecrets-complete").unlink()
+    ws = workspace(tmp_path / "ws", "canary-" + secrets.token_urlsafe(18))
+    for i in (1, 2):
+        code, log = Job(tmp_path / f"job{i}", ws, tool_cache).main()
+        assert code == 0, log[-4000:]
+        expected = (
+            "jobsecrets: installed into" if i == 1 else "jobsecrets: using the cached install"
+        )
+        assert expected in log, log[-4000:]
+    assert (stale / ".jobsecrets-complete").is_file()
+    # Nothing left beside it: the incomplete one is gone, not kept under another name.
+    assert install_dirs(tool_cache) == [stale]
+    assert [p.name for p in tool_cache.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_a_link_at_the_install_name_is_not_followed(tmp_path: Path, installed: Path) -> None:
+    """A symlink where the install goes is not the action's to empty: the step fails, and what
+    it points to is left as it was."""
+    (source,) = install_dirs(installed)
+    tool_cache = tmp_path / "tool-cache"
+    tool_cache.mkdir()
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "keep.txt").write_text("keep me")
+    (tool_cache / source.name).symlink_to(victim)
+    ws = workspace(tmp_path / "ws", "canary-" + secrets.token_urlsafe(18))
+    code, log = Job(tmp_path / "job", ws, tool_cache).main()
+    assert code != 0, log[-4000:]
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt", "sub"]
+    assert (tool_cache / source.name).is_symlink()
