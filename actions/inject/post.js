@@ -16,6 +16,21 @@ async function post() {
     return;
   }
   const stateDir = path.dirname(statePath);
+  // The step's own directory in RUNNER_TEMP, which a later step of the job can replace: a link
+  // there leads somewhere else, whose files are not this step's to hand to revoke or delete.
+  let kind = null;
+  try {
+    kind = fs.lstatSync(stateDir);
+  } catch {
+    // Gone: nothing recorded is left (below: nothing to revoke).
+  }
+  if (kind && !kind.isDirectory()) {
+    lib.warning(
+      `the state directory ${stateDir} was replaced by ${kind.isSymbolicLink() ? 'a link' : 'a file'}: ` +
+        'nothing revoked or deleted through it (leases end at their TTL)'
+    );
+    return;
+  }
   let ok = false;
   try {
     if (!fs.existsSync(statePath)) {

@@ -243,3 +243,32 @@ def test_a_link_at_the_install_name_is_not_followed(tmp_path: Path, installed: P
     assert code != 0, log[-4000:]
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt", "sub"]
     assert (tool_cache / source.name).is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["link", "file"])
+def test_post_never_empties_what_replaced_the_state_directory(
+    tmp_path: Path, installed: Path, kind: str
+) -> None:
+    """Between main and post the step's state directory (in RUNNER_TEMP) is replaced by a link
+    to another directory: post listed and deleted every entry of the link's target."""
+    ws = workspace(tmp_path / "ws", "canary-" + secrets.token_urlsafe(18))
+    tool_cache = tmp_path / "tool-cache"
+    shutil.copytree(installed, tool_cache, symlinks=True)
+    job = Job(tmp_path / "job", ws, tool_cache)
+    code, log = job.main()
+    assert code == 0, log[-4000:]
+    state_dir = Path(job.state()["state_path"]).parent
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "keep.txt").write_text("keep me")
+    (victim / "state.json").write_text(empty_state(ws))
+    shutil.rmtree(state_dir)
+    if kind == "link":
+        state_dir.symlink_to(victim)
+    else:
+        state_dir.write_text("not a directory")
+    code, log = job.post()
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt", "state.json", "sub"]
+    assert "::warning" in log and "nothing revoked or deleted through it" in log, log
+    assert state_dir.is_symlink() == (kind == "link")
+    assert code == 0, log[-4000:]
