@@ -475,7 +475,11 @@ async function downloadInto(url, method, dest) {
     throw new Error(`archive download: HTTP ${res.status}`);
   }
   const expected = Number(res.headers.get('content-length') ?? NaN);
-  const tarArgs = ['-xf', '-', '-C', dest];
+  // As the step's user whatever the archive says, with the step's umask and no setuid or setgid
+  // bits: a step running as root (a container job, a root self-hosted runner) would otherwise
+  // take an archive's owners, world-writable directories and setuid files as they are. GNU tar
+  // and bsdtar (macOS) both have these (the defaults of a user that is not root).
+  const tarArgs = ['--no-same-owner', '--no-same-permissions', '-xf', '-', '-C', dest];
   // zstd: tar runs the decompressor on a pipe of its own when it can, so the unpacked install
   // (~40 MB for Vault + AWS) does not go through this process's event loop, which shares the
   // runner's cores with the download and the unpacking.
@@ -520,6 +524,25 @@ async function downloadInto(url, method, dest) {
 }
 
 /**
+ * The path (relative to `dir`) of the first entry under `dir` that is not a regular file, a
+ * directory or a symlink, or null. An install has nothing else; a device node or a FIFO in a
+ * restored one (tar as root creates them as the archive says) is not what was saved. Links are
+ * not followed (a directory entry's own type).
+ */
+function unusualEntry(dir) {
+  const pending = [''];
+  while (pending.length) {
+    const rel = pending.pop();
+    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const child = path.join(rel, entry.name);
+      if (entry.isDirectory()) pending.push(child);
+      else if (!entry.isFile() && !entry.isSymbolicLink()) return child;
+    }
+  }
+  return null;
+}
+
+/**
  * Restore the install `name` (a directory of `root`) saved under `key`. Returns null on a miss,
  * else what the restore cost, for the step's log: `{ bytes, lookupSeconds, unpackSeconds }` (the
  * archive's size; the lookup; the download, unpacked as it arrives, and the rename). Unpacked
@@ -545,6 +568,8 @@ async function restore(svc, root, name, key) {
     if (!fs.existsSync(path.join(unpacked, '.jobsecrets-complete'))) {
       throw new Error('the archive holds no complete install');
     }
+    const odd = unusualEntry(unpacked);
+    if (odd) throw new Error(`the archive holds a device, FIFO or socket (${odd}): not an install`);
     try {
       fs.renameSync(unpacked, path.join(root, name));
     } catch (err) {

@@ -645,6 +645,84 @@ def test_an_unreadable_redirect_or_a_cut_answer_is_an_error_not_a_crash(tmp_path
     assert not (tmp_path / "root" / "install").exists()
 
 
+def restore_archive(tmp_path: Path, members: list[tarfile.TarInfo]) -> dict[str, object]:
+    """restore_from a v1 server whose lookup points at a zstd tar of ``members`` (a regular
+    file's content is one byte)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for info in members:
+            data = b"x" if info.type == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    blob = subprocess.run(
+        ["zstd", "-q", "-c"], input=raw.getvalue(), capture_output=True, check=True
+    ).stdout
+    server = ScriptedServer([], start=False)
+    found = json.dumps({"archiveLocation": f"{server.url}blob"}).encode()
+    server.responses = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(found)}\r\nConnection: close\r\n\r\n".encode()
+        + found,
+        f"HTTP/1.1 200 OK\r\nContent-Length: {len(blob)}\r\nConnection: close\r\n\r\n".encode()
+        + blob,
+    ]
+    server.thread.start()
+    try:
+        return restore_from(server.url, "", tmp_path / "root")
+    finally:
+        server.close()
+
+
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, uid: int = 0
+) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid = kind, mode, uid
+    return info
+
+
+def test_a_restore_takes_no_owner_setuid_bit_or_open_mode_from_the_archive(
+    tmp_path: Path,
+) -> None:
+    """A step running as root (a container job, a root self-hosted runner) took the archive's
+    owners, setuid and setgid bits and world-writable directories as they were."""
+    outcome = restore_archive(
+        tmp_path,
+        [
+            member("install", tarfile.DIRTYPE, 0o777),
+            member("install/.jobsecrets-complete"),
+            member("install/bin", tarfile.DIRTYPE, 0o777),
+            member("install/bin/suid", mode=0o4755),
+            member("install/bin/sgid", mode=0o2775),
+            member("install/owned", uid=4321),
+        ],
+    )
+    assert isinstance(outcome.get("result"), dict), outcome
+    install = tmp_path / "root" / "install"
+    paths = [install, *install.rglob("*")]
+    assert len(paths) == 6
+    for path in paths:
+        st = path.lstat()
+        assert st.st_uid == os.getuid(), path
+        assert st.st_mode & 0o6002 == 0, (path, oct(st.st_mode))
+
+
+def test_a_restore_refuses_an_archive_with_a_fifo(tmp_path: Path) -> None:
+    """An install holds files, directories and links only: a FIFO (or, as root, a device node)
+    in an archive is not what was saved, and is never left in the tool cache."""
+    outcome = restore_archive(
+        tmp_path,
+        [
+            member("install", tarfile.DIRTYPE, 0o755),
+            member("install/.jobsecrets-complete"),
+            member("install/lib", tarfile.DIRTYPE, 0o755),
+            member("install/lib/fifo", tarfile.FIFOTYPE),
+        ],
+    )
+    assert "device, FIFO or socket" in str(outcome.get("error")), outcome
+    assert sorted(p.name for p in (tmp_path / "root").iterdir()) == []
+
+
 # A v2 restore (GetCacheEntryDownloadURL, a Twirp call), as RESTORE_DRIVER.
 RESTORE_V2_DRIVER = RESTORE_DRIVER.replace("version: 'v1'", "version: 'v2'")
 
