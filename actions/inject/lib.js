@@ -629,8 +629,8 @@ function openCacheAhead(useCache, env = process.env) {
  * Vault-only step after a Vault+AWS one, install nothing.
  * They are built in a temporary directory and renamed into place when complete, so a job that was
  * cancelled mid-install, or two jobs installing at once, never leave a half-built venv in use.
- * The CLI is started as `<venv>/bin/python -m jobsecrets`, which works from any directory the venv
- * was renamed to (console-script shebangs would still name the temporary one).
+ * The CLI is started as `<venv>/bin/python -I -m jobsecrets` (runCli), which works from any
+ * directory the venv was renamed to (console-script shebangs would still name the temporary one).
  */
 async function ensureInstalled(groups = null, extras = [], { cache = false } = {}) {
   const started = Date.now();
