@@ -592,6 +592,7 @@ def test_scan_input_fails_the_job_before_artifacts_are_uploaded(
     assert "dist/key.txt:1: offset 0: APP_API_KEY (base64)" in run.log, run.tail()
     assert "dist/bundle.tgz!dist/key.txt:1: offset 0: APP_API_KEY (base64)" in run.log
     assert "2 finding(s)" in run.log
+    assert "did not run when the script ended" not in run.log, "the plain case scans once"
     assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
     artifacts = tmp_path / "leaky" / "repo" / ".gitlab-ci-local" / "artifacts" / "deploy"
     assert not (artifacts / "dist" / "key.txt").exists(), "a failed job uploads nothing"
@@ -612,6 +613,65 @@ def test_scan_input_fails_the_job_before_artifacts_are_uploaded(
     # The place a successful job's artifacts go (so the check above can fail).
     uploaded = tmp_path / "clean" / "repo" / ".gitlab-ci-local" / "artifacts" / "deploy"
     assert (uploaded / "dist" / "app.txt").exists()
+
+
+# A script's own EXIT trap (the common lock-file cleanup) replaces the include's; `exec` as the
+# last command ends the shell without any trap. Either way the scan in the trap never runs.
+LEAK_KEY = 'printf "%s" "$APP_API_KEY" | base64 > dist/key.txt'
+ENDINGS = {
+    "own-trap": ["trap 'rm -f build.lock' EXIT", "mkdir -p dist", LEAK_KEY, "echo built"],
+    "exec": ["mkdir -p dist", LEAK_KEY, "exec sh -c 'echo built by exec'"],
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_a_scan_the_script_skipped_is_run_and_reported_by_after_script(
+    tmp_path: Path, stack: Stack, ending: str
+) -> None:
+    """The scan was silently skipped and the job passed with the value in its artifacts. Now
+    after_script (before the upload) sees the scan did not run, runs it and reports the finding
+    by file, never by value; it cannot fail the job, so it says so."""
+    job = {"script": ENDINGS[ending], "artifacts": {"paths": ["dist/"]}}
+    run = run_pipeline(tmp_path, stack, job, spec=stack.spec(aws=False), inputs={"scan": "dist"})
+    assert "built" in run.log, run.tail()
+    assert "the scan of JOBSECRETS_SCAN did not run when the script ended" in run.log, run.tail()
+    assert "dist/key.txt:1: offset 0: APP_API_KEY (base64)" in run.log, run.tail()
+    assert "ERROR: a value of this job is in the files named above" in run.log
+    assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
+    # The report comes before the upload, and revoke still runs after it.
+    assert run.log.index("APP_API_KEY (base64)") < run.log.index(
+        "revoked 1 lease(s) and 1 token(s)"
+    )
+
+
+def test_a_script_that_calls_jobsecrets_finish_from_its_own_trap_keeps_the_gate(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """The documented way to keep both: the job fails in the script, the cleanup runs (and what
+    it prints is masked, since the trap still writes through the redactor)."""
+    trap = 'trap \'rc=$?; rm -f build.lock; echo "cleanup saw $APP_API_KEY"; jobsecrets_finish "$rc"\' EXIT'
+    job = {
+        "script": [trap, "touch build.lock", "mkdir -p dist", LEAK_KEY, "echo built"],
+        "artifacts": {"paths": ["dist/"]},
+    }
+    run = run_pipeline(
+        tmp_path / "leaky", stack, job, spec=stack.spec(aws=False), inputs={"scan": "dist"}
+    )
+    assert run.code != 0, run.tail()
+    assert "1 finding(s)" in run.log, run.tail()
+    assert "cleanup saw ***" in run.log, run.tail()
+    assert "did not run when the script ended" not in run.log
+    assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
+    uploaded = tmp_path / "leaky" / "repo" / ".gitlab-ci-local" / "artifacts" / "deploy"
+    assert not (uploaded / "dist" / "key.txt").exists(), "a failed job uploads nothing"
+
+    # A clean script keeps its own exit code through the chained trap.
+    job = {"script": [trap, "mkdir -p dist", "echo built > dist/app.txt", "exit 7"]}
+    run = run_pipeline(
+        tmp_path / "failing", stack, job, spec=stack.spec(aws=False), inputs={"scan": "dist"}
+    )
+    assert "FAIL 7" in run.output, run.tail()
+    assert "0 finding(s), 0 error(s)" in run.log, run.tail()
 
 
 def test_gitlab_ci_local_as_is_finds_the_id_token(tmp_path: Path, stack: Stack) -> None:

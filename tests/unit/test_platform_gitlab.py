@@ -420,3 +420,114 @@ def test_after_script_says_how_to_keep_the_include_before_script() -> None:
     text = INCLUDE.read_text()
     assert "before_script: [!reference [.jobsecrets, before_script]" in text
     assert ".before-script-" in text
+
+
+# ---- the include's scan when the script ends ----------------------------------------------------
+
+# What the job's script does after writing a value into the scanned file: end plainly, set its own
+# EXIT trap (replacing the include's), end with `exec`, or chain `jobsecrets_finish` from its trap.
+LEAK = 'echo "token=$APP_PASSWORD" > out.txt'
+ENDINGS = {
+    "plain": f"{LEAK}\necho built",
+    "own-trap": f"trap 'rm -f build.lock' EXIT\n{LEAK}\necho built",
+    "exec": f"{LEAK}\nexec sh -c 'echo built'",
+    "chained": (
+        "trap 'rc=$?; rm -f build.lock; jobsecrets_finish \"$rc\"' EXIT\n"
+        f": > build.lock\n{LEAK}\necho built"
+    ),
+}
+
+
+def _run_job(
+    tmp_path: Path, shell: str, script: str, extra: dict[str, str] | None = None
+) -> tuple[int, str, int, str]:
+    """The include's before_script and ``script`` in one shell, its after_script in a new one,
+    as the runner's shell executor does (`install: none`, the fake backend)."""
+    _header, body = _documents(INCLUDE)
+    job = body[".jobsecrets"]  # type: ignore[index]
+    inputs = {
+        name: str(spec.get("default", "")).lower()
+        for name, spec in _header["spec"]["inputs"].items()  # type: ignore[index]
+    }
+    variables = {}
+    for name, value in job["variables"].items():
+        for input_name, default in inputs.items():
+            value = str(value).replace(f"$[[ inputs.{input_name} ]]", default)
+        variables[name] = value
+    project = tmp_path / "p"
+    project.mkdir(exist_ok=True)
+    _fake_spec(project, "gl-include-canary-Tr42")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITLAB", "JOBSECRETS_"))
+    }
+    env.update(variables)
+    env.update(
+        {
+            "JOBSECRETS_INSTALL": "none",
+            "JOBSECRETS_SCAN": "out.txt",
+            "GITLAB_CI": "true",
+            "CI_PROJECT_DIR": str(project),
+            "CI_JOB_ID": "4242",
+            "CI_PIPELINE_ID": "77",
+            "CI_PROJECT_PATH": "acme/app",
+            "VAULT_ID_TOKEN": TOKEN,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            **(extra or {}),
+        }
+    )
+    # The runner's bash runs with -e and pipefail; dash as a plain `sh`.
+    flags = ["-e", "-o", "pipefail"] if shell == "bash" else []
+    main = "\n".join([*job["before_script"], script])
+    first = subprocess.run(
+        [shell, *flags, "-c", main], cwd=project, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    after = subprocess.run(
+        [shell, *flags, "-c", "\n".join(job["after_script"])], cwd=project, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return (
+        first.returncode,
+        first.stdout + first.stderr,
+        after.returncode,
+        after.stdout + after.stderr,
+    )
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_include_scan_is_never_skipped_silently(tmp_path: Path, shell: str, ending: str) -> None:
+    """A script's own EXIT trap or a final `exec` skipped the scan: the job passed, the value went
+    out with the artifacts, nothing said so. Now the scan runs in the script (and fails the job)
+    or, when the script's trap never ran it, in after_script, which reports it loudly."""
+    code, output, after_code, after_output = _run_job(tmp_path, shell, ENDINGS[ending])
+    everything = output + after_output
+    assert "gl-include-canary-Tr42" not in everything, "a value reached the log"
+    assert "built" in output
+    skipped = "did not run when the script ended" in after_output
+    found_in_after = "out.txt:1" in after_output and "ERROR: a value of this job" in after_output
+    if ending in ("plain", "chained"):
+        assert code == 9, f"the scan's finding did not fail the job (exit {code})"
+        assert "1 finding(s)" in output
+        assert not skipped and not found_in_after, "after_script scanned again"
+    else:
+        # after_script cannot fail the job: it scans and says so, loudly.
+        assert skipped and found_in_after, after_output[-1500:]
+    assert after_code == 0, "after_script must not end early (a job's own lines follow ours)"
+    assert not (tmp_path / "p" / "build.lock").exists()
+    assert "revoke" in after_output
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_jobsecrets_finish_takes_only_an_exit_code(tmp_path: Path, shell: str) -> None:
+    """`jobsecrets_finish CODE` exits with CODE; anything but 0-255 keeps $? (never run or
+    evaluated: it reaches neither `exit` nor $(( )) as it was)."""
+    script = "trap 'jobsecrets_finish \"$CODE\"' EXIT\necho clean > out.txt\nexit 3"
+    arguments = {"7": 7, "0": 0, "300": 3, "$(touch pwned)": 3, "a[$(touch pwned)]": 3, "": 3}
+    for argument, expected in arguments.items():
+        code, output, _after_code, _after_output = _run_job(
+            tmp_path, shell, script, extra={"CODE": argument}
+        )
+        assert code == expected, f"{argument!r}: exit {code}"
+        assert "0 finding(s)" in output
+    assert not list(tmp_path.rglob("pwned"))
