@@ -210,10 +210,15 @@ def run_pipeline(
     token_variable: str = "VAULT_ID_TOKEN",  # noqa: S107 - a variable name
     job_name: str = "deploy",
     gitlab_ci: bool = True,
+    files: Mapping[str, str] | None = None,
 ) -> JobRun:
-    """Run ``job`` (extending ``.jobsecrets``) in a fresh repository; wait for it to finish."""
+    """Run ``job`` (extending ``.jobsecrets``) in a fresh repository (holding ``files`` too:
+    relative path -> text); wait for it to finish."""
     repo = tmp_path / "repo"
     (repo / "gitlab").mkdir(parents=True)
+    for relative, text in (files or {}).items():
+        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+        (repo / relative).write_text(text)
     shutil.copyfile(INCLUDE, repo / "gitlab" / "jobsecrets.yml")
     pipeline = {
         "include": [
@@ -503,12 +508,16 @@ def test_install_from_a_checkout_with_a_custom_id_token_variable(
 
 def test_install_with_a_python_whose_pip_cannot_target_a_venv(tmp_path: Path, stack: Stack) -> None:
     """A job Python without pip 23+ (no pip at all here): the virtualenv gets its own pip and
-    installs the checkout with it, as before the job's pip was used."""
+    installs the checkout with it, as before the job's pip was used. The project's own
+    ``venv.py`` and ``pip/`` are not what ``-m venv`` and ``-m pip`` run (they ran from the
+    project directory, first on sys.path: python -I now)."""
     bare = tmp_path / "bare-python"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     assert subprocess.run([str(bare / "bin" / "python"), "-c", "import pip"]).returncode != 0
+    plant = "import pathlib; pathlib.Path('shadowed-{0}').write_text('')\n"
     script = [
         'test -x "${CI_PROJECT_DIR}.tmp/jobsecrets/venv/bin/pip" && echo venv-has-pip',
+        "test ! -e shadowed-venv && test ! -e shadowed-pip && echo not-shadowed",
         'echo "key $APP_API_KEY"',
     ]
     run = run_pipeline(
@@ -521,9 +530,11 @@ def test_install_with_a_python_whose_pip_cannot_target_a_venv(tmp_path: Path, st
             "install_path": str(REPO_ROOT),
             "python": str(bare / "bin" / "python"),
         },
+        files={"venv.py": plant.format("venv"), "pip/__init__.py": plant.format("pip")},
     )
     assert run.code == 0, run.tail()
     assert "venv-has-pip" in run.log, run.tail()
+    assert "not-shadowed" in run.log, run.tail()
     assert "key ***" in run.log
     assert leaked_forms(run.text, {"APP_API_KEY": stack.api_key}) == []
 
