@@ -5,6 +5,9 @@ install, a state directory swapped for a link between the two steps.
 
 The spec uses the ``fake`` backend (a JSON file): the install is the core one, no store needed.
 Values are compared as booleans only.
+
+PYTEST_DONT_REWRITE: plain asserts, so a failing one prints its message and never a value it
+compared.
 """
 
 from __future__ import annotations
