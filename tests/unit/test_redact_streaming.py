@@ -124,13 +124,9 @@ def _reference(data: bytes, patterns: Iterable[bytes], replacement: bytes = b"**
     return b"".join(out)
 
 
-def test_output_that_goes_on_repeating_a_value_is_searched_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A value with a period shorter than itself, and output that goes on repeating it: the
-    run of overlapping matches reached every read's end and was held whole, searched again
-    with each read (4 MB in 64 KiB reads: 152 s, quadratic) and kept in memory."""
-    searched = []
+def _count_searched(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of what the redactor searches, one entry per search, as it searches."""
+    searched: list[int] = []
     spans_and_hold = PatternSet.spans_and_hold
 
     def counted(self: PatternSet, data: bytes, *args: object) -> object:
@@ -138,6 +134,16 @@ def test_output_that_goes_on_repeating_a_value_is_searched_once(
         return spans_and_hold(self, data, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(PatternSet, "spans_and_hold", counted)
+    return searched
+
+
+def test_output_that_goes_on_repeating_a_value_is_searched_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value with a period shorter than itself, and output that goes on repeating it: the
+    run of overlapping matches reached every read's end and was held whole, searched again
+    with each read (4 MB in 64 KiB reads: 152 s, quadratic) and kept in memory."""
+    searched = _count_searched(monkeypatch)
     for value, unit in ((b"aaaa", b"a"), (b"ab12ab12", b"ab12"), (b"xyzxyzxyzxyz", b"xyz")):
         masks = MaskList()
         masks.add(value, name="SEC")
@@ -181,14 +187,7 @@ def test_output_that_goes_on_with_a_wrapped_text_with_runs_is_searched_once(
     """A value of zero bytes (its base64 "AAAA...", followed wrapped) and output that goes on
     printing "A": the run reached every read's end and was held whole, searched again with each
     read (60 reads of 2 KiB: ~33 s, quadratic), because walks from later anchors may reach back."""
-    searched = []
-    spans_and_hold = PatternSet.spans_and_hold
-
-    def counted(self: PatternSet, data: bytes, *args: object) -> object:
-        searched.append(len(data))
-        return spans_and_hold(self, data, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(PatternSet, "spans_and_hold", counted)
+    searched = _count_searched(monkeypatch)
     for value in (bytes(24), bytes(8) + b"\x03" + bytes(40)):
         masks = MaskList()
         masks.add(value, name="SEC")
