@@ -435,3 +435,50 @@ def test_the_filter_still_removes_its_own_done_file(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert not done.exists()
     assert "will not be removed" not in result.stderr
+
+
+@pytest.mark.parametrize("fails", ["unlink", "rewrite"])
+def test_revoke_that_cannot_update_its_state_file_still_revokes_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fails: str
+) -> None:
+    """A state file in a directory that became read-only (EROFS, EACCES): everything it lists was
+    revoked, then removing it (or rewriting what could not be revoked) raised an OSError, an
+    "internal error" (exit 1) after the revocation had worked. Root passes every permission check
+    here, so the failing call is made to fail in-process."""
+    from jobsecrets.commands import revoke as revoke_module
+    from jobsecrets.errors import RevokeError
+
+    write_fake(tmp_path, "")
+    state = tmp_path / "state" / "state.json"
+    exported = jobsecrets(["export", "--format", "json", "--state", str(state)], cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    monkeypatch.chdir(tmp_path)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    if fails == "unlink":
+        monkeypatch.setattr(revoke_module.os, "unlink", read_only)
+        revoke_module.revoke_command(str(state))
+    else:
+        # One lease the store cannot revoke: what is left must be written back, and cannot be.
+        real_load = revoke_module.load_state
+
+        def failing_store(path: str, env: object) -> object:
+            ledger = real_load(path, env)  # type: ignore[arg-type]
+            assert ledger is not None
+            for lease in ledger.leases.values():
+                store = ledger.backends[lease.backend].store  # type: ignore[attr-defined]
+                store.fail_revoke.add(lease.lease_id)
+            return ledger
+
+        monkeypatch.setattr(revoke_module, "load_state", failing_store)
+        monkeypatch.setattr(revoke_module, "write_state", read_only)
+        with pytest.raises(RevokeError):
+            revoke_module.revoke_command(str(state))
+    shown = capsys.readouterr().err
+    assert "could not" in shown and "state file" in shown, shown
+    obtained, revoked = obtained_and_revoked(tmp_path / JOURNAL)
+    if fails == "unlink":
+        assert obtained and obtained <= revoked, "a lease outlived revoke"
+    assert state.exists(), "the state file was removed after all"

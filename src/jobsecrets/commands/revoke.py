@@ -41,12 +41,23 @@ def revoke_command(state: str | None) -> None:
             report = ledger.revoke_all()
             ledger.close()
             if report.ok:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+                try:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                except OSError as error:
+                    # A directory that became read-only: what the file lists is revoked all the
+                    # same, and a later `revoke` finds it revoked (safe to run twice).
+                    _not_updated(path, "removed", error)
                 print(f"jobsecrets: {report.summary()}", file=sys.stderr)
                 return
             # Keep what could not be revoked, so a second `revoke` can try again.
-            write_state(ledger, path, merge=False, cipher=StateCipher.from_env(env), locked=True)
+            try:
+                write_state(
+                    ledger, path, merge=False, cipher=StateCipher.from_env(env), locked=True
+                )
+            except OSError as error:
+                # The file still lists everything, revoked or not: a later `revoke` tries it all.
+                _not_updated(path, "rewritten with what is left", error)
     raise RevokeError(
         report.summary(), hint="run `jobsecrets revoke` again, or revoke the leases listed by hand"
     )
@@ -54,3 +65,11 @@ def revoke_command(state: str | None) -> None:
 
 def _nothing(path: str) -> None:
     print(f"jobsecrets: nothing to revoke (no state file at {path})", file=sys.stderr)
+
+
+def _not_updated(path: str, what: str, error: OSError) -> None:
+    print(
+        f"jobsecrets: warning: could not update the state file {path} (not {what}: "
+        f"{error.strerror or type(error).__name__})",
+        file=sys.stderr,
+    )
